@@ -1,0 +1,46 @@
+# relman: the two set-up commands are `make demo` and `make test`.
+GO            ?= go
+TEMPORAL_CLI  := github.com/temporalio/cli/cmd/temporal@v1.5.1
+BIN           := $(CURDIR)/bin
+DEV_DIR       ?= .relman/dev
+VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS       := -X github.com/relman/relman/internal/cli.Version=$(VERSION)
+export RELMAN_TEMPORAL_BIN ?= $(BIN)/temporal
+
+.PHONY: build test test-short bench demo demo-ci lint fuzz clean
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/relman ./cmd/relman
+
+# The pinned Temporal CLI (dev server); about 6 minutes on a cold build cache.
+$(BIN)/temporal:
+	GOBIN=$(BIN) $(GO) install $(TEMPORAL_CLI)
+
+# Every test: unit tests, replay tests, and the end-to-end tests against a
+# real dev server with separate manager, builder and installer processes.
+test: $(BIN)/temporal build
+	$(GO) test -count=1 -timeout 20m ./...
+
+test-short:
+	$(GO) test -short ./...
+
+# The dev stack and a real release of the example project, then the stack
+# keeps running until Ctrl-C.
+demo: $(BIN)/temporal build
+	$(BIN)/relman dev --dir $(DEV_DIR) --demo
+
+# The same path, non-interactive: free ports, a temp dir, stops after the demo.
+demo-ci: $(BIN)/temporal build
+	@d=$$(mktemp -d); trap 'rm -rf "$$d"' EXIT; \
+	$(BIN)/relman dev --dir "$$d" --port 17299 --ui-port -1 --demo --once
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+fuzz:
+	$(GO) test ./internal/archive -run XXX -fuzz FuzzExtractTarGz -fuzztime 30s
+	$(GO) test ./internal/archive -run XXX -fuzz FuzzExtractZip -fuzztime 30s
+
+clean:
+	rm -rf $(BIN)/relman .relman

@@ -1,0 +1,222 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/relman/relman/config"
+	"github.com/relman/relman/internal/archive"
+	"github.com/relman/relman/internal/artifact"
+	"github.com/relman/relman/internal/buildstep"
+	"github.com/relman/relman/internal/source"
+	"github.com/relman/relman/workflows"
+)
+
+// Builder holds the builder's activities.
+type Builder struct {
+	Config *config.Builder
+	Store  artifact.Store
+	Log    *slog.Logger
+}
+
+// Build checks out the project's source at the selector, runs its steps and
+// streams each named target's output into the artifact store.
+func (b *Builder) Build(ctx context.Context, in workflows.BuildInput) (workflows.BuildResult, error) {
+	attempt := int32(1)
+	if activity.IsActivity(ctx) {
+		attempt = activity.GetInfo(ctx).Attempt
+	}
+	p := startProgress(ctx, "checkout")
+	defer p.end()
+	res, err := b.build(ctx, in, fmt.Sprintf("%s-%d", in.Transaction, attempt), p)
+	if err != nil {
+		return res, classifyBuildError(ctx, err)
+	}
+	return res, nil
+}
+
+// BuildLocal is the builder's build without Temporal (the seed's
+// template_builder.py): outputs are written as files under outDir.
+func (b *Builder) BuildLocal(ctx context.Context, in workflows.BuildInput) (workflows.BuildResult, error) {
+	p := startProgress(ctx, "checkout")
+	defer p.end()
+	return b.build(ctx, in, in.Transaction, p)
+}
+
+func (b *Builder) build(ctx context.Context, in workflows.BuildInput, runID string, p *progress) (workflows.BuildResult, error) {
+	res := workflows.BuildResult{Builder: b.Config.Name, Artifacts: map[string]workflows.ArtifactRef{}}
+	bb, ok := b.Config.Projects[in.Project]
+	if !ok {
+		return res, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("builder %s has no build behavior for project %q", b.Config.Name, in.Project), workflows.ErrUnknownProject, nil)
+	}
+	work := filepath.Join(b.Config.WorkDir, "builds", safeName(runID))
+	if err := os.RemoveAll(work); err != nil {
+		return res, err
+	}
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return res, fmt.Errorf("work dir: %w", err)
+	}
+	defer os.RemoveAll(work)
+	src := filepath.Join(work, "src")
+
+	co, err := b.checkout(ctx, in.Project, bb.Source, in.Source, src)
+	if err != nil {
+		return res, err
+	}
+	res.Commit = co.Commit
+	b.logger().Info("checked out", "project", in.Project, "source", in.Source.String(), "commit", co.Commit)
+
+	logDir := filepath.Join(b.Config.WorkDir, "logs", in.Project)
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return res, err
+	}
+	runner := &buildstep.Runner{LogPath: filepath.Join(logDir, safeName(runID)+".log")}
+	for i, st := range bb.Steps {
+		p.set("step " + st.Name)
+		env := map[string]string{
+			"RELMAN_TRANSACTION": in.Transaction,
+			"RELMAN_PROJECT":     in.Project,
+			"RELMAN_COMMIT":      co.Commit,
+			"RELMAN_SOURCE":      in.Source.String(),
+			"RELMAN_SOURCE_DIR":  src,
+			"RELMAN_STEP":        strconv.Itoa(i + 1),
+			"HOME":               work,
+		}
+		for k, v := range bb.Env {
+			env[k] = v
+		}
+		dir := src
+		if st.Dir != "" {
+			dir = filepath.Join(src, st.Dir)
+		}
+		r, err := runner.Run(ctx, buildstep.Step{Name: st.Name, Argv: st.Run, Dir: dir, Timeout: st.Timeout, Env: env})
+		res.Steps = append(res.Steps, workflows.StepResult{Name: st.Name, ExitCode: r.ExitCode, Duration: r.Duration})
+		if err != nil {
+			return res, err
+		}
+	}
+
+	targets := in.Targets
+	if len(targets) == 0 {
+		for t := range bb.Outputs {
+			targets = append(targets, t)
+		}
+		sort.Strings(targets)
+	}
+	for _, t := range targets {
+		out, ok := bb.Outputs[t]
+		if !ok {
+			return res, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("builder %s has no output configured for named target %q of project %q", b.Config.Name, t, in.Project),
+				workflows.ErrBuildFailed, nil)
+		}
+		p.set("package " + t)
+		ref, err := b.pack(ctx, filepath.Join(src, out.Path), filepath.Join(work, "pkg-"+t+".tar.gz"), t)
+		if err != nil {
+			return res, err
+		}
+		res.Artifacts[t] = ref
+	}
+	return res, nil
+}
+
+func (b *Builder) checkout(ctx context.Context, project string, s config.Source, sel workflows.Selector, dest string) (source.Checkout, error) {
+	ss := source.Selector{Trunk: sel.Trunk, Branch: sel.Branch, Tag: sel.Tag, Revision: sel.Revision, URL: sel.URL}
+	if s.Svn != "" {
+		sv := &source.Svn{Root: s.Svn, Username: s.SvnUsername, Password: s.SvnPassword, AllowedURLPrefixes: s.AllowedURLPrefixes}
+		return sv.Checkout(ctx, ss, dest)
+	}
+	g := &source.Git{Repo: s.Git, CacheDir: filepath.Join(b.Config.WorkDir, "cache", project), AllowedURLPrefixes: s.AllowedURLPrefixes}
+	return g.Checkout(ctx, ss, dest)
+}
+
+// pack streams one output into the store: a directory as a tar.gz written
+// to a local file first (its hash is known only at the end), a file as it is.
+func (b *Builder) pack(ctx context.Context, path, tmp, target string) (workflows.ArtifactRef, error) {
+	var ref workflows.ArtifactRef
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ref, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("output of named target %q not found after the build: %v", target, err), workflows.ErrBuildFailed, nil)
+	}
+	upload := path
+	ref.Format = "file"
+	ref.Name = filepath.Base(path)
+	if fi.IsDir() {
+		f, err := os.Create(tmp)
+		if err != nil {
+			return ref, err
+		}
+		if err := archive.WriteTarGz(ctx, f, path); err != nil {
+			f.Close()
+			return ref, fmt.Errorf("package %s: %w", target, err)
+		}
+		if err := f.Close(); err != nil {
+			return ref, err
+		}
+		upload = tmp
+		ref.Format = "tar.gz"
+		ref.Name = target + ".tar.gz"
+	}
+	r, err := b.Store.PutFile(ctx, upload)
+	if err != nil {
+		return ref, fmt.Errorf("upload %s: %w", target, err)
+	}
+	ref.Key, ref.SHA256, ref.Size = r.Key, r.SHA256, r.Size
+	return ref, nil
+}
+
+func (b *Builder) logger() *slog.Logger {
+	if b.Log != nil {
+		return b.Log
+	}
+	return slog.Default()
+}
+
+// classifyBuildError makes errors retrying cannot fix non-retryable with a
+// typed kind; anything else (a network blip, a killed checkout) is retried.
+func classifyBuildError(ctx context.Context, err error) error {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return err
+	}
+	if ctx.Err() != nil {
+		return err
+	}
+	var se *buildstep.StepError
+	if errors.As(err, &se) {
+		if se.Canceled {
+			return err
+		}
+		return temporal.NewNonRetryableApplicationError(se.Error(), workflows.ErrBuildFailed, nil)
+	}
+	if errors.Is(err, source.ErrBadSelector) || errors.Is(err, source.ErrNotFound) {
+		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrSourceFailed, nil)
+	}
+	if errors.Is(err, archive.ErrUnsafe) {
+		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrBuildFailed, nil)
+	}
+	return err
+}
+
+// safeName keeps ids usable as file names.
+func safeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			return r
+		}
+		return '_'
+	}, s)
+}

@@ -1,0 +1,133 @@
+// Package activities holds relman's activities: the manager's plan, the
+// builder's build and the installer's install. Each group is a struct
+// holding its dependencies; workers register its methods under explicit
+// names.
+package activities
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/relman/relman/config"
+	"github.com/relman/relman/workflows"
+)
+
+// RegistryReader lists the live registrations.
+type RegistryReader interface {
+	List(ctx context.Context, now time.Time) ([]workflows.Lease, error)
+}
+
+// Manager holds the manager's activities.
+type Manager struct {
+	Config   *config.Manager
+	Registry RegistryReader
+	Now      func() time.Time
+}
+
+func (m *Manager) now() time.Time {
+	if m.Now != nil {
+		return m.Now()
+	}
+	return time.Now()
+}
+
+// Plan checks a request against the manager's projects and environments and
+// the live registrations, and returns the hosts to install on. Anything
+// missing is a non-retryable Rejected error that names it.
+func (m *Manager) Plan(ctx context.Context, in workflows.PlanInput) (workflows.Plan, error) {
+	req := in.Request
+	var plan workflows.Plan
+	proj, ok := m.Config.Projects[req.Project]
+	if !ok {
+		return plan, rejected("unknown project %q; this manager knows %s", req.Project, list(keys(m.Config.Projects)))
+	}
+	switch req.Action {
+	case workflows.ActionBuild, workflows.ActionInstall:
+	default:
+		return plan, rejected("unknown action %q; use build or install", req.Action)
+	}
+	if err := req.Source.Validate(); err != nil {
+		return plan, rejected("%v", err)
+	}
+	if req.Action == workflows.ActionInstall {
+		if req.Env == "" {
+			return plan, rejected("an install needs an environment; this manager knows %s", list(keys(m.Config.Environments)))
+		}
+		if _, ok := m.Config.Environments[req.Env]; !ok {
+			return plan, rejected("unknown environment %q; this manager knows %s", req.Env, list(keys(m.Config.Environments)))
+		}
+	}
+	leases, err := m.Registry.List(ctx, m.now())
+	if err != nil {
+		return plan, err
+	}
+	plan.BuildTimeout = m.Config.Timeouts.Build
+	plan.InstallTimeout = m.Config.Timeouts.Install
+	plan.HostTimeout = m.Config.Timeouts.Host
+	builder := false
+	plan.Targets = slices.Clone(proj.Targets)
+	plan.Hosts = map[string][]string{}
+	for _, l := range leases {
+		switch l.Role {
+		case workflows.RoleBuilder:
+			if slices.Contains(l.Projects, req.Project) {
+				builder = true
+			}
+		case workflows.RoleInstaller:
+			for _, t := range l.Targets[req.Env] {
+				if slices.Contains(plan.Targets, t) {
+					plan.Hosts[t] = append(plan.Hosts[t], l.ID)
+				}
+			}
+		}
+	}
+	if !builder {
+		return plan, rejected("no builder advertises project %q; start a builder whose config lists it", req.Project)
+	}
+	if req.Action == workflows.ActionBuild {
+		plan.Hosts = nil
+		return plan, nil
+	}
+	var missing []string
+	for _, t := range plan.Targets {
+		sort.Strings(plan.Hosts[t])
+		if len(plan.Hosts[t]) == 0 {
+			missing = append(missing, t)
+		}
+	}
+	if len(missing) > 0 {
+		return plan, rejected("no installer host advertises named target %s of project %q in environment %q; start an installer whose config lists it under %s",
+			list(missing), req.Project, req.Env, req.Env)
+	}
+	return plan, nil
+}
+
+func rejected(format string, args ...any) error {
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), workflows.ErrRejected, nil)
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func list(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	return strings.Join(q, ", ")
+}

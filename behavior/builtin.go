@@ -1,0 +1,167 @@
+package behavior
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/relman/relman/internal/archive"
+	"github.com/relman/relman/internal/buildstep"
+)
+
+// ErrWrongFormat says the artifact cannot be installed by the behavior, such
+// as a single file given to unarchive. Retrying cannot fix it.
+var ErrWrongFormat = errors.New("artifact format does not fit the behavior")
+
+// unarchive extracts the archive into a staging directory beside the
+// destination and swaps it in, so the destination always holds either the
+// previous install or the new one, never a mix.
+func unarchive(ctx context.Context, req Request) error {
+	if req.Format != "tar.gz" && req.Format != "zip" {
+		return fmt.Errorf("unarchive of %s: the artifact is a single file (%s), not an archive; use the copy behavior: %w", req.Target, req.Name, ErrWrongFormat)
+	}
+	dest := req.Config.Path
+	parent := filepath.Dir(dest)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("install path: %w", err)
+	}
+	staging, err := os.MkdirTemp(parent, "."+filepath.Base(dest)+".relman-staging-")
+	if err != nil {
+		return fmt.Errorf("staging dir: %w", err)
+	}
+	defer os.RemoveAll(staging)
+	if err := os.Chmod(staging, 0o755); err != nil {
+		return fmt.Errorf("staging dir: %w", err)
+	}
+	if err := archive.Extract(ctx, req.Resource, staging, archive.Limits{}); err != nil {
+		return fmt.Errorf("unarchive %s: %w", req.Target, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return swapIn(staging, dest)
+}
+
+// swapIn puts the directory staging at dest. With an existing dest both are
+// exchanged in one rename (Linux renameat2), and the old content, now at
+// staging, is removed by the caller.
+func swapIn(staging, dest string) error {
+	if _, err := os.Lstat(dest); errors.Is(err, os.ErrNotExist) {
+		return os.Rename(staging, dest)
+	}
+	err := unix.Renameat2(unix.AT_FDCWD, staging, unix.AT_FDCWD, dest, unix.RENAME_EXCHANGE)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) {
+		return fmt.Errorf("swap in %s: %w", dest, err)
+	}
+	// File systems without RENAME_EXCHANGE: two renames, a moment apart.
+	old := staging + ".old"
+	if err := os.Rename(dest, old); err != nil {
+		return fmt.Errorf("swap in %s: %w", dest, err)
+	}
+	if err := os.Rename(staging, dest); err != nil {
+		_ = os.Rename(old, dest)
+		return fmt.Errorf("swap in %s: %w", dest, err)
+	}
+	return os.RemoveAll(old)
+}
+
+// copyFile puts a single-file artifact at the path (or, if the path is a
+// directory, under its original name inside it) by writing a temporary file
+// beside it and renaming it over the old one.
+func copyFile(ctx context.Context, req Request) error {
+	dest := req.Config.Path
+	if fi, err := os.Stat(dest); err == nil && fi.IsDir() {
+		name := req.Name
+		if name == "" {
+			name = req.Target
+		}
+		dest = filepath.Join(dest, filepath.Base(name))
+	}
+	mode := os.FileMode(0o644)
+	if req.Config.Mode != "" {
+		m, err := strconv.ParseUint(req.Config.Mode, 8, 32)
+		if err != nil {
+			return fmt.Errorf("copy mode %q is not octal", req.Config.Mode)
+		}
+		mode = os.FileMode(m) & 0o777
+	}
+	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+		return fmt.Errorf("install path: %w", err)
+	}
+	src, err := os.Open(req.Resource)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".relman-")
+	if err != nil {
+		return fmt.Errorf("copy: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, src); err != nil {
+		tmp.Close()
+		return fmt.Errorf("copy: %w", err)
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return fmt.Errorf("copy: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("copy: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("copy: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dest)
+}
+
+// command runs the configured command against the resource. The command is
+// from the installer's config, never from the request.
+func command(ctx context.Context, req Request) error {
+	if len(req.Config.Command) == 0 {
+		return fmt.Errorf("command behavior of %s has no command", req.Target)
+	}
+	logDir := filepath.Join(req.WorkDir, "logs")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return err
+	}
+	r := &buildstep.Runner{LogPath: filepath.Join(logDir, req.Transaction+"-"+req.Target+".log")}
+	timeout := req.Config.Timeout
+	if timeout == 0 {
+		timeout = 10 * time.Minute
+	}
+	dir := req.Config.Path
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		dir = req.WorkDir
+	}
+	_, err := r.Run(ctx, buildstep.Step{
+		Name:    "install " + req.Target,
+		Argv:    req.Config.Command,
+		Dir:     dir,
+		Timeout: timeout,
+		Env: map[string]string{
+			"RELMAN_RESOURCE":    req.Resource,
+			"RELMAN_TARGET":      req.Target,
+			"RELMAN_ENV":         req.Env,
+			"RELMAN_TRANSACTION": req.Transaction,
+			"RELMAN_PROJECT":     req.Project,
+			"RELMAN_PATH":        req.Config.Path,
+			"RELMAN_FORMAT":      req.Format,
+		},
+	})
+	return err
+}

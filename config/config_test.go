@@ -1,0 +1,645 @@
+package config
+
+import (
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// write puts a config into a fresh directory, so relative paths in it
+// resolve somewhere the test controls.
+func write(t *testing.T, name, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(p, []byte(body), 0o644))
+	return p
+}
+
+func problemsOf(t *testing.T, err error) []Problem {
+	t.Helper()
+	var e *Error
+	require.True(t, errors.As(err, &e), "want *config.Error, got %T: %v", err, err)
+	return e.Problems
+}
+
+func TestLoadValid(t *testing.T) {
+	dir, err := filepath.Abs("testdata")
+	require.NoError(t, err)
+
+	tests := map[string]struct {
+		load  func(string) (any, error)
+		file  string
+		check func(t *testing.T, c any)
+	}{
+		"manager": {
+			load: func(p string) (any, error) { return LoadManager(p) },
+			file: "manager.yaml",
+			check: func(t *testing.T, c any) {
+				m := c.(*Manager)
+				assert.Equal(t, filepath.Join(dir, "manager.yaml"), m.Path())
+				assert.Equal(t, dir, m.Dir())
+				assert.Equal(t, "localhost:7233", m.Temporal.Address)
+				assert.Equal(t, "releases", m.Temporal.Namespace)
+				assert.Equal(t, "info", m.Logging.Level)
+				assert.Equal(t, filepath.Join(dir, "logs/manager.log"), m.Logging.Path)
+				assert.Equal(t, "relman-manager", m.ManagerQueue)
+				assert.Equal(t, "relman-registry", m.RegistryID)
+				assert.Equal(t, 10000, m.ListenPort)
+				assert.Equal(t, 2*time.Hour, m.Timeouts.Build)
+				assert.Equal(t, 30*time.Minute, m.Timeouts.Install)
+				assert.Equal(t, 5*time.Minute, m.Timeouts.Host)
+				assert.True(t, m.Environments["prod"].Protected)
+				assert.Equal(t, []string{"web", "docs"}, m.Projects["template"].Targets)
+			},
+		},
+		"builder": {
+			load: func(p string) (any, error) { return LoadBuilder(p) },
+			file: "builder.yaml",
+			check: func(t *testing.T, c any) {
+				b := c.(*Builder)
+				assert.Equal(t, "build-1", b.Name)
+				assert.Equal(t, filepath.Join(dir, "scratch"), b.WorkDir)
+				assert.Equal(t, "file://"+filepath.Join(dir, "store"), b.Artifacts)
+				assert.Equal(t, 60*time.Second, b.Lease)
+				p := b.Projects["template"]
+				assert.Equal(t, filepath.Join(dir, "repo"), p.Source.Git)
+				assert.Equal(t, "step-1", p.Steps[0].Name)
+				assert.Equal(t, 30*time.Minute, p.Steps[0].Timeout)
+				assert.Equal(t, "docs", p.Steps[1].Name)
+				assert.Equal(t, 5*time.Minute, p.Steps[1].Timeout)
+				assert.Equal(t, "doc", p.Steps[1].Dir, "step dirs stay relative to the checkout")
+				assert.Equal(t, "build/web", p.Outputs["web"].Path, "outputs stay relative to the checkout")
+				assert.Equal(t, "https://svn.example.com/legacy", b.Projects["legacy"].Source.Svn)
+			},
+		},
+		"installer": {
+			load: func(p string) (any, error) { return LoadInstaller(p) },
+			file: "installer.yaml",
+			check: func(t *testing.T, c any) {
+				in := c.(*Installer)
+				assert.Equal(t, "web-1", in.Host)
+				assert.Equal(t, filepath.Join(dir, "work"), in.WorkDir)
+				assert.Equal(t, "file://"+filepath.Join(dir, "artifacts"), in.Artifacts)
+				assert.Equal(t, 30*time.Second, in.Lease)
+				assert.Equal(t, filepath.Join(dir, "certs/ca.pem"), in.Temporal.TLSCACertPath)
+				test := in.Environments["test"]
+				assert.Equal(t, filepath.Join(dir, "www"), test["web"].Path)
+				assert.Equal(t, 10*time.Minute, test["web"].Timeout)
+				assert.Equal(t, "", test["web"].Mode, "only copy gets a default mode")
+				assert.Equal(t, "/srv/docs", test["docs"].Path)
+				assert.Equal(t, "0644", test["docs"].Mode)
+				mode, err := test["docs"].FileMode()
+				require.NoError(t, err)
+				assert.Equal(t, os.FileMode(0o644), mode)
+			},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			c, err := tc.load(filepath.Join("testdata", tc.file))
+			require.NoError(t, err)
+			tc.check(t, c)
+		})
+	}
+}
+
+func TestBuilderNameDefaultsToHostname(t *testing.T) {
+	host, err := os.Hostname()
+	require.NoError(t, err)
+	p := write(t, "builder.yaml", `
+version: 1
+projects:
+  x:
+    source: {git: "https://example.com/x.git"}
+    steps: [{run: [make]}]
+    outputs: {bin: {path: bin/x}}
+`)
+	b, err := LoadBuilder(p)
+	if ValidName(strings.ToLower(host)) {
+		require.NoError(t, err)
+	}
+	assert.Equal(t, strings.ToLower(host), b.Name)
+	assert.Equal(t, "https://example.com/x.git", b.Projects["x"].Source.Git)
+}
+
+func TestLoadUnknownField(t *testing.T) {
+	tests := map[string]struct {
+		file string
+		body string
+		want string
+	}{
+		"manager top level": {
+			file: "manager.yaml",
+			body: "version: 1\nenvironments: {test: {}}\nprojects: {p: {targets: [a]}}\nfoo: 1\n",
+			want: `manager.yaml:4: unknown field "foo"`,
+		},
+		"manager typo with suggestion": {
+			file: "manager.yaml",
+			body: "version: 1\nenvironments:\n  test: {}\nprojects:\n  p:\n    targest: [a]\n",
+			want: `manager.yaml:6: unknown field "targest"; did you mean "targets"?`,
+		},
+		"builder step": {
+			file: "builder.yaml",
+			body: "version: 1\nprojects:\n  p:\n    source: {git: x}\n    steps:\n      - run: [make]\n        cmd: [x]\n",
+			want: `builder.yaml:7: unknown field "cmd"`,
+		},
+		"installer behavior": {
+			file: "installer.yaml",
+			body: "version: 1\nhost: h\nenvironments:\n  test:\n    web:\n      behavior: copy\n      path: /srv\n      owner: root\n",
+			want: `installer.yaml:8: unknown field "owner"`,
+		},
+		"inline service field": {
+			file: "installer.yaml",
+			body: "version: 1\nhost: h\ntemporal:\n  adress: x:1\n",
+			want: `installer.yaml:4: unknown field "adress"; did you mean "address"?`,
+		},
+	}
+	loaders := map[string]func(string) error{
+		"manager.yaml":   func(p string) error { _, err := LoadManager(p); return err },
+		"builder.yaml":   func(p string) error { _, err := LoadBuilder(p); return err },
+		"installer.yaml": func(p string) error { _, err := LoadInstaller(p); return err },
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			p := write(t, tc.file, tc.body)
+			err := loaders[tc.file](p)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), filepath.Dir(p)+string(filepath.Separator)+tc.want)
+		})
+	}
+}
+
+func TestLoadReportsEveryProblem(t *testing.T) {
+	p := write(t, "builder.yaml", `version: 1
+name: b1
+lease: 1s
+projects:
+  template:
+    source: {git: ./repo}
+    steps:
+      - name: build
+        run: []
+    outputs:
+      web: {path: ../web}
+`)
+	b, err := LoadBuilder(p)
+	require.Error(t, err)
+	require.NotNil(t, b, "the config comes back with its problems")
+	got := problemsOf(t, err)
+	require.Len(t, got, 3, err.Error())
+	lines := strings.Split(err.Error(), "\n")
+	require.Len(t, lines, 3)
+	assert.Equal(t, p+": lease: 1s is too short; want at least 3s", lines[0])
+	assert.Equal(t, p+": projects.template.steps[0]: run is empty", lines[1])
+	assert.Equal(t, p+`: projects.template.outputs.web.path: "../web" has a .. component; want a path inside the checkout`, lines[2])
+}
+
+func TestDecodeAndValidationProblemsTogether(t *testing.T) {
+	p := write(t, "manager.yaml", "version: 1\nlisten_port: many\nenvironments: {test: {}}\nprojects: {}\n")
+	_, err := LoadManager(p)
+	got := problemsOf(t, err)
+	require.Len(t, got, 2, err.Error())
+	assert.Equal(t, Problem{Line: 2, Msg: "want an integer, not a string `many`"}, got[0])
+	assert.Equal(t, "projects", got[1].Field)
+}
+
+func TestVersion(t *testing.T) {
+	tests := map[string]struct {
+		body string
+		want string
+	}{
+		"missing":     {body: "host: h\nenvironments: {test: {web: {behavior: command, command: [x]}}}\n", want: ": version: missing; add `version: 1`"},
+		"newer":       {body: "version: 2\nhost: h\nsomething_new: true\n", want: ":1: version: 2 is not supported; this relman reads version 1"},
+		"zero":        {body: "version: 0\n", want: ":1: version: 0 is not supported"},
+		"not integer": {body: "version: one\nhost: h\n", want: ":1: want an integer, not a string `one`"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			p := write(t, "installer.yaml", tc.body)
+			_, err := LoadInstaller(p)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), p+tc.want)
+		})
+	}
+}
+
+func TestVersionFromFutureIsTheOnlyProblem(t *testing.T) {
+	p := write(t, "installer.yaml", "version: 2\nhost: h\nsomething_new: true\n")
+	c, err := LoadInstaller(p)
+	assert.Nil(t, c)
+	assert.Equal(t, p+":1: version: 2 is not supported; this relman reads version 1", err.Error())
+}
+
+func TestBadNames(t *testing.T) {
+	tests := map[string]struct {
+		file  string
+		body  string
+		field string
+	}{
+		"manager project": {
+			file:  "manager.yaml",
+			body:  "version: 1\nenvironments: {test: {}}\nprojects: {My_Project: {targets: [a]}}\n",
+			field: "projects.My_Project",
+		},
+		"manager env": {
+			file:  "manager.yaml",
+			body:  "version: 1\nenvironments: {-prod: {}}\nprojects: {p: {targets: [a]}}\n",
+			field: "environments.-prod",
+		},
+		"manager target": {
+			file:  "manager.yaml",
+			body:  "version: 1\nenvironments: {test: {}}\nprojects: {p: {targets: [a, 'b c']}}\n",
+			field: "projects.p.targets[1]",
+		},
+		"builder name": {
+			file:  "builder.yaml",
+			body:  "version: 1\nname: Build/1\nprojects: {p: {source: {git: x}, steps: [{run: [make]}], outputs: {a: {path: a}}}}\n",
+			field: "name",
+		},
+		"builder output target": {
+			file:  "builder.yaml",
+			body:  "version: 1\nname: b\nprojects: {p: {source: {git: x}, steps: [{run: [make]}], outputs: {A: {path: a}}}}\n",
+			field: "projects.p.outputs.A",
+		},
+		"installer host too long": {
+			file:  "installer.yaml",
+			body:  "version: 1\nhost: " + strings.Repeat("h", 64) + "\nenvironments: {test: {a: {behavior: command, command: [x]}}}\n",
+			field: "host",
+		},
+		"installer target": {
+			file:  "installer.yaml",
+			body:  "version: 1\nhost: h\nenvironments: {test: {'': {behavior: command, command: [x]}}}\n",
+			field: "environments.test.",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			p := write(t, tc.file, tc.body)
+			_, err := Load(p)
+			got := problemsOf(t, err)
+			require.Len(t, got, 1, err.Error())
+			assert.Equal(t, tc.field, got[0].Field)
+			assert.Contains(t, got[0].Msg, "is invalid; use 1 to 63 lowercase letters")
+		})
+	}
+}
+
+func TestValidateRules(t *testing.T) {
+	tests := map[string]struct {
+		file string
+		body string
+		want []string
+	}{
+		"manager empty": {
+			file: "manager.yaml",
+			body: "version: 1\nlisten_port: 70000\nenvironments: {}\n",
+			want: []string{
+				"listen_port: 70000 is not a port; want 0 to 65535",
+				"environments: none defined",
+				// projects is absent, but Load still knows the role
+				// from listen_port.
+				"projects: none defined",
+			},
+		},
+		"manager targets": {
+			file: "manager.yaml",
+			body: "version: 1\nenvironments: {test: {}}\nprojects: {p: {targets: []}, q: {targets: [a, a]}}\ntimeouts: {host: -1s}\n",
+			want: []string{
+				"projects.p.targets: none defined",
+				`projects.q.targets[1]: target "a" is listed twice`,
+				"timeouts.host: -1s is negative",
+			},
+		},
+		"builder sources and steps": {
+			file: "builder.yaml",
+			body: `version: 1
+name: b
+projects:
+  none: {steps: [{run: [make]}], outputs: {a: {path: a}}}
+  both: {source: {git: x, svn: "https://s/x"}, steps: [{run: [make]}], outputs: {a: {path: a}}}
+  svnpath: {source: {svn: ./x}, steps: [{run: [make]}], outputs: {a: {path: a}}}
+  nosteps: {source: {git: x}, outputs: {a: {path: a}}}
+  bad: {source: {git: x}, steps: [{run: [a], timeout: -1s, dir: /abs}, {name: step-1, run: [b]}], outputs: {a: {path: /abs}}}
+  noout: {source: {git: x}, steps: [{run: [make]}]}
+`,
+			want: []string{
+				"projects.bad.steps[0].timeout: -1s is negative",
+				`projects.bad.steps[0].dir: "/abs" is absolute`,
+				`projects.bad.steps[1]: name "step-1" is already used by steps[0]`,
+				`projects.bad.outputs.a.path: "/abs" is absolute`,
+				"projects.both.source: both git and svn are set",
+				"projects.none.source: neither git nor svn is set",
+				"projects.nosteps.steps: none defined",
+				"projects.noout.outputs: none defined",
+				`projects.svnpath.source.svn: "./x" is not a URL`,
+			},
+		},
+		"installer behaviors": {
+			file: "installer.yaml",
+			body: `version: 1
+host: h
+lease: 2s
+logging: {level: loud}
+temporal: {tls_cert_path: c.pem, address: nohost}
+environments:
+  empty: {}
+  test:
+    a: {behavior: unarchive}
+    b: {behavior: copy, path: /x, mode: "0999"}
+    c: {behavior: command}
+    d: {behavior: teleport}
+    e: {path: /x}
+`,
+			want: []string{
+				"lease: 2s is too short; want at least 3s",
+				`logging.level: "loud" is unknown`,
+				"temporal: tls_cert_path and tls_key_path go together",
+				`temporal.address: "nohost" is not host:port`,
+				"environments.empty: no targets",
+				"environments.test.a.path: missing; unarchive needs the path",
+				`environments.test.b.mode: mode "0999" is not an octal file mode`,
+				"environments.test.c.command: empty",
+				`environments.test.d.behavior: "teleport" is unknown; want one of command, copy, unarchive`,
+				"environments.test.e.behavior: missing",
+			},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			p := write(t, tc.file, tc.body)
+			_, err := Load(p)
+			got := problemsOf(t, err)
+			msg := err.Error()
+			for _, w := range tc.want {
+				assert.Contains(t, msg, p+": "+w)
+			}
+			assert.Len(t, got, len(tc.want), msg)
+		})
+	}
+}
+
+func TestRegisterBehaviorName(t *testing.T) {
+	body := "version: 1\nhost: h\nenvironments: {test: {db: {behavior: migrate-db, options: {dsn: x}}}}\n"
+	p := write(t, "installer.yaml", body)
+	_, err := LoadInstaller(p)
+	require.ErrorContains(t, err, `"migrate-db" is unknown`)
+
+	RegisterBehaviorName("migrate-db")
+	t.Cleanup(func() {
+		behaviorsMu.Lock()
+		delete(behaviors, "migrate-db")
+		behaviorsMu.Unlock()
+	})
+	c, err := LoadInstaller(p)
+	require.NoError(t, err)
+	assert.Equal(t, "x", c.Environments["test"]["db"].Options["dsn"])
+	assert.Contains(t, BehaviorNames(), "migrate-db")
+}
+
+func TestApplyEnv(t *testing.T) {
+	file := Temporal{Address: "file:7233", Namespace: "filens", TLSCertPath: "/file/cert.pem"}
+	tests := map[string]struct {
+		env  map[string]string
+		want Temporal
+	}{
+		"nothing set": {
+			env:  nil,
+			want: file,
+		},
+		"empty counts as unset": {
+			env:  map[string]string{"TEMPORAL_ADDRESS": "", "TEMPORAL_TLS": ""},
+			want: file,
+		},
+		"everything": {
+			env: map[string]string{
+				"TEMPORAL_ADDRESS":         "temporal.example.com:7233",
+				"TEMPORAL_NAMESPACE":       "prod",
+				"TEMPORAL_API_KEY":         "secret",
+				"TEMPORAL_TLS":             "true",
+				"TEMPORAL_TLS_CERT":        "c.pem",
+				"TEMPORAL_TLS_KEY":         "k.pem",
+				"TEMPORAL_TLS_CA":          "ca.pem",
+				"TEMPORAL_TLS_SERVER_NAME": "temporal.internal",
+			},
+			want: Temporal{
+				Address: "temporal.example.com:7233", Namespace: "prod", APIKey: "secret", TLS: true,
+				TLSCertPath: "c.pem", TLSKeyPath: "k.pem", TLSCACertPath: "ca.pem", TLSServerName: "temporal.internal",
+			},
+		},
+		"tls off": {
+			env:  map[string]string{"TEMPORAL_TLS": "false"},
+			want: file,
+		},
+		"tls garbage means on": {
+			env: map[string]string{"TEMPORAL_TLS": "yes please"},
+			want: Temporal{Address: "file:7233", Namespace: "filens", TLSCertPath: "/file/cert.pem",
+				TLS: true},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got := file
+			got.ApplyEnv(func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok })
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestApplyEnvTurnsTLSOffOverFile(t *testing.T) {
+	tp := Temporal{TLS: true}
+	tp.ApplyEnv(func(k string) (string, bool) { return "0", k == EnvTLS })
+	assert.False(t, tp.TLS)
+}
+
+func TestTLSEnabled(t *testing.T) {
+	assert.False(t, (&Temporal{Address: "x:1"}).TLSEnabled())
+	assert.True(t, (&Temporal{TLS: true}).TLSEnabled())
+	assert.True(t, (&Temporal{APIKey: "k"}).TLSEnabled())
+	assert.True(t, (&Temporal{TLSCACertPath: "/ca"}).TLSEnabled())
+}
+
+func TestLoadSniffsRole(t *testing.T) {
+	tests := map[string]struct {
+		body string
+		want string
+	}{
+		"installer by host": {
+			body: "version: 1\nhost: h\nenvironments: {test: {a: {behavior: command, command: [x]}}}\n",
+			want: "*config.Installer",
+		},
+		"installer without host by behaviors": {
+			body: "version: 1\nenvironments: {test: {a: {behavior: command, command: [x]}}}\n",
+			want: "*config.Installer",
+		},
+		"manager by listen_port": {
+			body: "version: 1\nlisten_port: 9000\nenvironments: {test: {}}\nprojects: {p: {targets: [a]}}\n",
+			want: "*config.Manager",
+		},
+		"manager by targets": {
+			body: "version: 1\nenvironments: {test: {}}\nprojects: {p: {targets: [a]}}\n",
+			want: "*config.Manager",
+		},
+		"manager by environments only": {
+			body: "version: 1\nenvironments: {prod: {protected: true}}\n",
+			want: "*config.Manager",
+		},
+		"builder by projects": {
+			body: "version: 1\nname: b\nprojects: {p: {source: {git: x}, steps: [{run: [make]}], outputs: {a: {path: a}}}}\n",
+			want: "*config.Builder",
+		},
+		"builder otherwise": {
+			body: "version: 1\n",
+			want: "*config.Builder",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			c, _ := Load(write(t, "relman.yaml", tc.body))
+			require.NotNil(t, c)
+			assert.Equal(t, tc.want, typeName(c))
+		})
+	}
+}
+
+func typeName(v any) string {
+	switch v.(type) {
+	case *Manager:
+		return "*config.Manager"
+	case *Builder:
+		return "*config.Builder"
+	case *Installer:
+		return "*config.Installer"
+	}
+	return "?"
+}
+
+func TestLoadFatal(t *testing.T) {
+	tests := map[string]struct {
+		body string
+		want string
+	}{
+		"syntax":          {body: "version: 1\nhost: [a\n", want: ":1: did not find expected ',' or ']'"}, // yaml.v3 reports where the list began, off by one
+		"not a mapping":   {body: "- version: 1\n", want: ": the top level is not a mapping of settings"},
+		"second document": {body: "version: 1\nhost: h\n---\nhost: g\n", want: ":3: a second YAML document"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			p := write(t, "installer.yaml", tc.body)
+			_, err := Load(p)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), p+tc.want)
+		})
+	}
+	t.Run("missing file", func(t *testing.T) {
+		c, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+		assert.Nil(t, c)
+		assert.ErrorIs(t, err, os.ErrNotExist)
+	})
+	t.Run("syntax error gives no config", func(t *testing.T) {
+		c, err := LoadManager(write(t, "manager.yaml", "version: 1\n  bad: indent\n"))
+		assert.Nil(t, c)
+		assert.Error(t, err)
+	})
+}
+
+func TestDurationTypeError(t *testing.T) {
+	p := write(t, "builder.yaml", "version: 1\nlease: 60\n")
+	_, err := LoadBuilder(p)
+	assert.ErrorContains(t, err, p+":2: want a duration such as 90s, 5m or 1h, not a number `60`")
+}
+
+func TestArtifactsURL(t *testing.T) {
+	dir := "/etc/relman"
+	tests := map[string]struct{ in, want string }{
+		"default":          {in: "", want: "file:///etc/relman/artifacts"},
+		"dot relative":     {in: "file://./store", want: "file:///etc/relman/store"},
+		"bare relative":    {in: "file://store", want: "file:///etc/relman/store"},
+		"parent":           {in: "file://../store", want: "file:///etc/store"},
+		"keeps query":      {in: "file://store?create_dir=true", want: "file:///etc/relman/store?create_dir=true"},
+		"absolute file":    {in: "file:///srv/store", want: "file:///srv/store"},
+		"plain relative":   {in: "store", want: "file:///etc/relman/store"},
+		"plain absolute":   {in: "/srv/store", want: "file:///srv/store"},
+		"space is escaped": {in: "my store", want: "file:///etc/relman/my%20store"},
+		"s3 untouched":     {in: "s3://bucket?region=us-east-1", want: "s3://bucket?region=us-east-1"},
+		"mem untouched":    {in: "mem://", want: "mem://"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			assert.Equal(t, tc.want, artifactsURL(tc.in, dir))
+		})
+	}
+}
+
+func TestIsLocalRelative(t *testing.T) {
+	tests := map[string]struct {
+		in   string
+		want bool
+	}{
+		"dot":       {in: "./repo", want: true},
+		"dotdot":    {in: "../x", want: true},
+		"bare":      {in: "repo", want: true},
+		"nested":    {in: "a/b:c", want: true},
+		"absolute":  {in: "/srv/repo", want: false},
+		"https":     {in: "https://example.com/x.git", want: false},
+		"file url":  {in: "file:///srv/x", want: false},
+		"scp":       {in: "git@example.com:x.git", want: false},
+		"host path": {in: "example.com:x", want: false},
+		"empty":     {in: "", want: false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			assert.Equal(t, tc.want, isLocalRelative(tc.in))
+		})
+	}
+}
+
+func TestParseLevel(t *testing.T) {
+	tests := map[string]struct {
+		in      string
+		want    slog.Level
+		wantErr bool
+	}{
+		"debug":   {in: "debug", want: slog.LevelDebug},
+		"info":    {in: "info", want: slog.LevelInfo},
+		"warn":    {in: "WARN", want: slog.LevelWarn},
+		"warning": {in: "warning", want: slog.LevelWarn},
+		"error":   {in: " error ", want: slog.LevelError},
+		"empty":   {in: "", wantErr: true},
+		"bogus":   {in: "trace", wantErr: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := ParseLevel(tc.in)
+			if tc.wantErr {
+				assert.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestDefaultInCode(t *testing.T) {
+	// Configs built in code (tests, `relman dev`) have no file; defaults
+	// must still be absolute and Default must be safe to repeat.
+	c := &Installer{Service: Service{Version: 1}, Host: "h",
+		Environments: map[string]map[string]InstallBehavior{"test": {"a": {Behavior: "copy", Path: "/x"}}}}
+	c.Default()
+	first := *c
+	c.Default()
+	assert.Equal(t, first.WorkDir, c.WorkDir)
+	assert.Equal(t, first.Artifacts, c.Artifacts)
+	assert.True(t, filepath.IsAbs(c.WorkDir))
+	require.NoError(t, c.Validate())
+
+	c.Host = ""
+	assert.EqualError(t, c.Validate(), "installer config: host: missing; set the name this host registers under")
+}

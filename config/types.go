@@ -1,0 +1,141 @@
+// Package config reads relman's YAML configuration files: one per role
+// (manager, builder, installer). Files are decoded strictly, versioned,
+// defaulted, and validated in one pass that reports every problem at once.
+package config
+
+import "time"
+
+// Temporal is the connection to the Temporal service, spelled as the Temporal
+// CLI spells its options. Flags override the environment, which overrides the
+// file.
+type Temporal struct {
+	Address       string `yaml:"address"`
+	Namespace     string `yaml:"namespace"`
+	APIKey        string `yaml:"api_key"`
+	TLS           bool   `yaml:"tls"`
+	TLSCertPath   string `yaml:"tls_cert_path"`
+	TLSKeyPath    string `yaml:"tls_key_path"`
+	TLSCACertPath string `yaml:"tls_ca_path"`
+	TLSServerName string `yaml:"tls_server_name"`
+}
+
+// Logging is the seed's logging_path and logging_level.
+type Logging struct {
+	// Path is a log file; empty means stderr.
+	Path  string `yaml:"path"`
+	Level string `yaml:"level"` // debug, info, warn, error
+}
+
+// Service holds what every role has.
+type Service struct {
+	Version  int      `yaml:"version"`
+	Temporal Temporal `yaml:"temporal"`
+	Logging  Logging  `yaml:"logging"`
+	// ManagerQueue and RegistryID name the manager this process serves or
+	// registers with.
+	ManagerQueue string `yaml:"manager_queue"`
+	RegistryID   string `yaml:"registry_id"`
+}
+
+// Manager is manager.yaml.
+type Manager struct {
+	Service `yaml:",inline"`
+	// ListenPort is the XML-RPC gateway's port (the seed's listen_port).
+	ListenPort   int                    `yaml:"listen_port"`
+	Environments map[string]Environment `yaml:"environments"`
+	Projects     map[string]ProjectDef  `yaml:"projects"`
+	Timeouts     ReleaseTimeouts        `yaml:"timeouts"`
+	path         string
+}
+
+// Environment is a place releases go to (dev, qa, test, prod).
+type Environment struct {
+	Protected bool `yaml:"protected"`
+}
+
+// ProjectDef is the seed's Project: a set of named targets.
+type ProjectDef struct {
+	Description string   `yaml:"description"`
+	Targets     []string `yaml:"targets"`
+}
+
+// ReleaseTimeouts bound the steps of a release.
+type ReleaseTimeouts struct {
+	Build   time.Duration `yaml:"build"`   // default 1h
+	Install time.Duration `yaml:"install"` // default 30m
+	// Host bounds how long an install waits for its host to pick it up
+	// before the host is reported unreachable. Default 5m.
+	Host time.Duration `yaml:"host"`
+}
+
+// Builder is builder.yaml.
+type Builder struct {
+	Service `yaml:",inline"`
+	// Name identifies this builder in the registry; default the host name.
+	Name      string                   `yaml:"name"`
+	Artifacts string                   `yaml:"artifacts"` // store URL: file://DIR, s3://BUCKET?..., mem://
+	WorkDir   string                   `yaml:"work_dir"`
+	Lease     time.Duration            `yaml:"lease"` // default 60s; renewed every lease/3
+	Projects  map[string]BuildBehavior `yaml:"projects"`
+	path      string
+}
+
+// BuildBehavior is how one project is built: the seed's BuildBehavior.
+type BuildBehavior struct {
+	Source  Source            `yaml:"source"`
+	Steps   []Step            `yaml:"steps"`
+	Outputs map[string]Output `yaml:"outputs"` // named target -> output
+	// Env is added to every step's clean environment.
+	Env map[string]string `yaml:"env"`
+}
+
+// Source is where a project's code lives.
+type Source struct {
+	Git string `yaml:"git"` // repository URL or path
+	Svn string `yaml:"svn"` // repository root URL (trunk/branches/tags layout)
+	// SvnUsername and SvnPassword authenticate svn; the password is handed to
+	// svn on stdin, never on a command line.
+	SvnUsername string `yaml:"svn_username"`
+	SvnPassword string `yaml:"svn_password"`
+	// AllowedURLPrefixes limit the selector's url; empty allows only the
+	// configured repository.
+	AllowedURLPrefixes []string `yaml:"allowed_url_prefixes"`
+}
+
+// Step is one build command. Run is an argv; no shell is added.
+type Step struct {
+	Name    string        `yaml:"name"`
+	Run     []string      `yaml:"run"`
+	Dir     string        `yaml:"dir"`     // relative to the checkout
+	Timeout time.Duration `yaml:"timeout"` // default 30m
+}
+
+// Output is what a named target is made of: a path in the checkout. A
+// directory becomes a tar.gz; a file stays as it is.
+type Output struct {
+	Path string `yaml:"path"`
+}
+
+// Installer is installer.yaml.
+type Installer struct {
+	Service   `yaml:",inline"`
+	Host      string        `yaml:"host"`
+	Artifacts string        `yaml:"artifacts"`
+	WorkDir   string        `yaml:"work_dir"`
+	Lease     time.Duration `yaml:"lease"`
+	// Environments: env -> named target -> install behavior.
+	Environments map[string]map[string]InstallBehavior `yaml:"environments"`
+	path         string
+}
+
+// InstallBehavior is how a named target is installed: the seed's
+// InstallBehavior plus its path.
+type InstallBehavior struct {
+	Behavior string `yaml:"behavior"` // unarchive, copy, command, or a registered custom one
+	Path     string `yaml:"path"`
+	Mode     string `yaml:"mode"` // copy: octal file mode, default 0644
+	// Command is the argv of the command behavior.
+	Command []string          `yaml:"command"`
+	Timeout time.Duration     `yaml:"timeout"`
+	Options map[string]string `yaml:"options"` // for custom behaviors
+}

@@ -1,0 +1,347 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The install behaviors every installer has.
+const (
+	BehaviorUnarchive = "unarchive"
+	BehaviorCopy      = "copy"
+	BehaviorCommand   = "command"
+)
+
+// MinLease is the shortest lease accepted: leases renew every lease/3, and
+// renewing every second would flood the registry's history.
+const MinLease = 3 * time.Second
+
+// nameRE is the charset of project, environment, target, host and builder
+// names. They end up in task queue names, workflow ids and file names, so
+// they are kept to what is safe in all three.
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+
+const nameRule = "use 1 to 63 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+// ValidName reports whether s is usable as a project, environment, target,
+// host or builder name.
+func ValidName(s string) bool { return nameRE.MatchString(s) }
+
+var (
+	behaviorsMu sync.RWMutex
+	behaviors   = map[string]bool{BehaviorUnarchive: true, BehaviorCopy: true, BehaviorCommand: true}
+)
+
+// RegisterBehaviorName makes name a valid install behavior, for installer
+// binaries built with their own behaviors. Call it before loading configs,
+// typically from an init function.
+func RegisterBehaviorName(name string) {
+	behaviorsMu.Lock()
+	defer behaviorsMu.Unlock()
+	behaviors[name] = true
+}
+
+// BehaviorNames lists the known install behaviors, sorted.
+func BehaviorNames() []string {
+	behaviorsMu.RLock()
+	defer behaviorsMu.RUnlock()
+	return slices.Sorted(maps.Keys(behaviors))
+}
+
+func knownBehavior(name string) bool {
+	behaviorsMu.RLock()
+	defer behaviorsMu.RUnlock()
+	return behaviors[name]
+}
+
+// ParseLevel reads a logging level as the config and flags spell it.
+func ParseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("log level %q is unknown; want debug, info, warn or error", s)
+}
+
+// FileMode is the copy behavior's Mode as a file mode.
+func (b InstallBehavior) FileMode() (os.FileMode, error) {
+	s := strings.TrimPrefix(strings.TrimPrefix(b.Mode, "0o"), "0O")
+	if s == "" {
+		s = DefaultCopyMode
+	}
+	m, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || m > 0o7777 {
+		return 0, fmt.Errorf("mode %q is not an octal file mode such as 0644", b.Mode)
+	}
+	fm := os.FileMode(m & 0o777)
+	if m&0o4000 != 0 {
+		fm |= os.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		fm |= os.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		fm |= os.ModeSticky
+	}
+	return fm, nil
+}
+
+// Validate reports every problem in the config as one *Error. It expects
+// Default to have run.
+func (c *Manager) Validate() error {
+	var ps problems
+	c.Service.validate(&ps)
+	if c.ListenPort < 0 || c.ListenPort > 65535 {
+		ps.add("listen_port", "%d is not a port; want 0 to 65535", c.ListenPort)
+	}
+	if len(c.Environments) == 0 {
+		ps.add("environments", "none defined; releases need at least one environment")
+	}
+	for _, name := range sortedKeys(c.Environments) {
+		checkName(&ps, "environments."+name, name)
+	}
+	if len(c.Projects) == 0 {
+		ps.add("projects", "none defined; define at least one project")
+	}
+	for _, name := range sortedKeys(c.Projects) {
+		field := "projects." + name
+		checkName(&ps, field, name)
+		p := c.Projects[name]
+		if len(p.Targets) == 0 {
+			ps.add(field+".targets", "none defined; a project needs at least one target")
+		}
+		seen := map[string]bool{}
+		for i, t := range p.Targets {
+			f := fmt.Sprintf("%s.targets[%d]", field, i)
+			checkName(&ps, f, t)
+			if seen[t] {
+				ps.add(f, "target %q is listed twice", t)
+			}
+			seen[t] = true
+		}
+	}
+	checkDuration(&ps, "timeouts.build", c.Timeouts.Build)
+	checkDuration(&ps, "timeouts.install", c.Timeouts.Install)
+	checkDuration(&ps, "timeouts.host", c.Timeouts.Host)
+	return ps.err(label(c.path, "manager config"))
+}
+
+// Validate reports every problem in the config as one *Error. It expects
+// Default to have run.
+func (c *Builder) Validate() error {
+	var ps problems
+	c.Service.validate(&ps)
+	if c.Name == "" {
+		ps.add("name", "missing and the host name is unknown; set name")
+	} else {
+		checkName(&ps, "name", c.Name)
+	}
+	checkArtifacts(&ps, c.Artifacts)
+	checkLease(&ps, c.Lease)
+	if len(c.Projects) == 0 {
+		ps.add("projects", "none defined; define at least one project to build")
+	}
+	for _, name := range sortedKeys(c.Projects) {
+		field := "projects." + name
+		checkName(&ps, field, name)
+		p := c.Projects[name]
+		switch {
+		case p.Source.Git == "" && p.Source.Svn == "":
+			ps.add(field+".source", "neither git nor svn is set; set one")
+		case p.Source.Git != "" && p.Source.Svn != "":
+			ps.add(field+".source", "both git and svn are set; set only one")
+		case p.Source.Svn != "" && !strings.Contains(p.Source.Svn, "://"):
+			ps.add(field+".source.svn", "%q is not a URL; use e.g. https://host/repo or file:///abs/path", p.Source.Svn)
+		}
+		if len(p.Steps) == 0 {
+			ps.add(field+".steps", "none defined; a project needs at least one step")
+		}
+		stepNames := map[string]int{}
+		for i, s := range p.Steps {
+			f := fmt.Sprintf("%s.steps[%d]", field, i)
+			if len(s.Run) == 0 || s.Run[0] == "" {
+				ps.add(f, "run is empty")
+			}
+			if s.Name == "" {
+				ps.add(f, "name is empty")
+			} else if j, dup := stepNames[s.Name]; dup {
+				ps.add(f, "name %q is already used by steps[%d]", s.Name, j)
+			} else {
+				stepNames[s.Name] = i
+			}
+			if s.Timeout < 0 {
+				ps.add(f+".timeout", "%s is negative", s.Timeout)
+			}
+			if s.Dir != "" {
+				checkInCheckout(&ps, f+".dir", s.Dir)
+			}
+		}
+		if len(p.Outputs) == 0 {
+			ps.add(field+".outputs", "none defined; a project needs at least one output")
+		}
+		for _, t := range sortedKeys(p.Outputs) {
+			f := field + ".outputs." + t
+			checkName(&ps, f, t)
+			if p.Outputs[t].Path == "" {
+				ps.add(f+".path", "missing")
+			} else {
+				checkInCheckout(&ps, f+".path", p.Outputs[t].Path)
+			}
+		}
+		for _, k := range sortedKeys(p.Env) {
+			if k == "" || strings.ContainsAny(k, "=\x00") {
+				ps.add(field+".env", "%q is not an environment variable name", k)
+			}
+		}
+	}
+	return ps.err(label(c.path, "builder config"))
+}
+
+// Validate reports every problem in the config as one *Error. It expects
+// Default to have run.
+func (c *Installer) Validate() error {
+	var ps problems
+	c.Service.validate(&ps)
+	if c.Host == "" {
+		ps.add("host", "missing; set the name this host registers under")
+	} else {
+		checkName(&ps, "host", c.Host)
+	}
+	checkArtifacts(&ps, c.Artifacts)
+	checkLease(&ps, c.Lease)
+	if len(c.Environments) == 0 {
+		ps.add("environments", "none defined; define at least one environment with its targets")
+	}
+	for _, env := range sortedKeys(c.Environments) {
+		field := "environments." + env
+		checkName(&ps, field, env)
+		targets := c.Environments[env]
+		if len(targets) == 0 {
+			ps.add(field, "no targets; list the targets this host installs in %s", env)
+		}
+		for _, t := range sortedKeys(targets) {
+			f := field + "." + t
+			checkName(&ps, f, t)
+			b := targets[t]
+			switch {
+			case b.Behavior == "":
+				ps.add(f+".behavior", "missing; want one of %s", strings.Join(BehaviorNames(), ", "))
+			case !knownBehavior(b.Behavior):
+				ps.add(f+".behavior", "%q is unknown; want one of %s", b.Behavior, strings.Join(BehaviorNames(), ", "))
+			}
+			switch b.Behavior {
+			case BehaviorUnarchive, BehaviorCopy:
+				if b.Path == "" {
+					ps.add(f+".path", "missing; %s needs the path to install into", b.Behavior)
+				} else if !filepath.IsAbs(b.Path) {
+					ps.add(f+".path", "%q is not absolute", b.Path)
+				}
+			case BehaviorCommand:
+				if len(b.Command) == 0 || b.Command[0] == "" {
+					ps.add(f+".command", "empty; command needs an argv such as [systemctl, restart, web]")
+				}
+			}
+			if b.Mode != "" {
+				if _, err := b.FileMode(); err != nil {
+					ps.add(f+".mode", "%v", err)
+				}
+			}
+			if b.Timeout < 0 {
+				ps.add(f+".timeout", "%s is negative", b.Timeout)
+			}
+		}
+	}
+	return ps.err(label(c.path, "installer config"))
+}
+
+func (s *Service) validate(ps *problems) {
+	switch s.Version {
+	case Version:
+	case 0:
+		ps.add("version", "missing; add `version: %d`", Version)
+	default:
+		ps.add("version", "%d is not supported; this relman reads version %d", s.Version, Version)
+	}
+	if _, _, err := net.SplitHostPort(s.Temporal.Address); err != nil {
+		ps.add("temporal.address", "%q is not host:port", s.Temporal.Address)
+	}
+	if (s.Temporal.TLSCertPath == "") != (s.Temporal.TLSKeyPath == "") {
+		ps.add("temporal", "tls_cert_path and tls_key_path go together; set both or neither")
+	}
+	if _, err := ParseLevel(s.Logging.Level); err != nil {
+		ps.add("logging.level", "%q is unknown; want debug, info, warn or error", s.Logging.Level)
+	}
+	if s.ManagerQueue == "" {
+		ps.add("manager_queue", "empty")
+	}
+	if s.RegistryID == "" {
+		ps.add("registry_id", "empty")
+	}
+}
+
+func checkName(ps *problems, field, name string) {
+	if !ValidName(name) {
+		ps.add(field, "name %q is invalid; %s", name, nameRule)
+	}
+}
+
+func checkDuration(ps *problems, field string, d time.Duration) {
+	if d < 0 {
+		ps.add(field, "%s is negative", d)
+	}
+}
+
+func checkLease(ps *problems, d time.Duration) {
+	if d != 0 && d < MinLease {
+		ps.add("lease", "%s is too short; want at least %s", d, MinLease)
+	}
+}
+
+func checkArtifacts(ps *problems, s string) {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" {
+		ps.add("artifacts", "%q is not a store URL such as file:///dir, s3://bucket or mem://", s)
+	}
+}
+
+// checkInCheckout keeps build paths inside the checkout, where they are
+// resolved; an absolute path or ".." would reach the rest of the build host.
+func checkInCheckout(ps *problems, field, p string) {
+	slashed := filepath.ToSlash(p)
+	if path.IsAbs(slashed) || filepath.IsAbs(p) {
+		ps.add(field, "%q is absolute; want a path relative to the checkout", p)
+		return
+	}
+	if slices.Contains(strings.Split(slashed, "/"), "..") {
+		ps.add(field, "%q has a .. component; want a path inside the checkout", p)
+	}
+}
+
+func label(path, fallback string) string {
+	if path == "" {
+		return fallback
+	}
+	return path
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
+}

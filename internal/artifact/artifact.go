@@ -1,0 +1,411 @@
+// Package artifact is relman's content-addressed artifact store: build outputs
+// are stored under the sha256 of their bytes in a gocloud.dev/blob bucket
+// (file://, s3:// or mem://), so that workers on different machines can hand
+// artifacts to each other by reference, identical outputs are stored once, and
+// every read is verified against the reference that named it.
+//
+// Artifacts can be many gigabytes, so nothing here holds a whole artifact in
+// memory: uploads and downloads stream through fixed-size buffers.
+package artifact
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"gocloud.dev/blob"
+	_ "gocloud.dev/blob/fileblob" // file:// URLs
+	_ "gocloud.dev/blob/memblob"  // mem:// URLs
+	_ "gocloud.dev/blob/s3blob"   // s3:// URLs
+	"gocloud.dev/gcerrors"
+)
+
+// keyPrefix is the only part of the bucket that references may address;
+// temporary uploads live under tmpPrefix, outside anything a Ref can name.
+const (
+	keyPrefix = "sha256/"
+	tmpPrefix = "tmp/"
+)
+
+// copyBufferSize is large because artifacts are large and most backends are
+// remote: fewer, bigger reads and writes cost less than many small ones.
+const copyBufferSize = 1 << 20
+
+var (
+	// ErrCorrupt is wrapped by every error reporting that stored bytes do not
+	// match the reference they were read by.
+	ErrCorrupt = errors.New("artifact corrupt")
+	// ErrNotFound is wrapped when a reference names an artifact the store
+	// does not hold.
+	ErrNotFound = errors.New("artifact not found")
+	// ErrInvalidRef is wrapped when a reference is malformed; such a
+	// reference is refused before the store is touched.
+	ErrInvalidRef = errors.New("invalid artifact ref")
+)
+
+// Ref names an artifact. Key is always "sha256/" followed by SHA256, which is
+// kept separately so callers need not parse keys.
+type Ref struct {
+	Key    string `json:"key"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}
+
+// RefFor builds the reference for content with the given hex sha256 and size.
+func RefFor(sha256Hex string, size int64) Ref {
+	return Ref{Key: keyPrefix + sha256Hex, SHA256: sha256Hex, Size: size}
+}
+
+// Validate reports whether r can be used to address the store. Refs often
+// arrive in requests from other processes, so a Key that could name anything
+// other than a content-addressed object (a temporary upload, a path with "..")
+// must never reach the bucket.
+func (r Ref) Validate() error {
+	hexPart, ok := strings.CutPrefix(r.Key, keyPrefix)
+	if !ok || !isLowerHex64(hexPart) {
+		return fmt.Errorf("%w: key %q is not sha256/<64 lowercase hex>", ErrInvalidRef, r.Key)
+	}
+	if r.SHA256 != hexPart {
+		return fmt.Errorf("%w: key %q does not match sha256 %q", ErrInvalidRef, r.Key, r.SHA256)
+	}
+	if r.Size < 0 {
+		return fmt.Errorf("%w: negative size %d for %q", ErrInvalidRef, r.Size, r.Key)
+	}
+	return nil
+}
+
+func isLowerHex64(s string) bool {
+	if len(s) != sha256.Size*2 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// CorruptError reports an artifact whose stored bytes differ from its Ref.
+type CorruptError struct {
+	Key        string
+	WantSHA256 string
+	GotSHA256  string
+	WantSize   int64
+	GotSize    int64
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("artifact %s corrupt: want sha256 %s (%d bytes), got sha256 %s (%d bytes)",
+		e.Key, e.WantSHA256, e.WantSize, e.GotSHA256, e.GotSize)
+}
+
+// Unwrap lets errors.Is(err, ErrCorrupt) match without callers knowing the type.
+func (e *CorruptError) Unwrap() error { return ErrCorrupt }
+
+// Store is a content-addressed artifact store. It is safe for concurrent use.
+type Store interface {
+	// PutFile hashes the file at path, then uploads it under sha256/<hex>,
+	// skipping the upload when an object of the same size is already there.
+	PutFile(ctx context.Context, path string) (Ref, error)
+	// Put streams r into the store, hashing as it goes, for callers that do
+	// not have a file to hash up front.
+	Put(ctx context.Context, r io.Reader) (Ref, error)
+	// Open returns a streaming reader of the artifact that verifies size and
+	// sha256 as it is read: at EOF it returns a *CorruptError (wrapping
+	// ErrCorrupt) instead of io.EOF if either differs. A missing artifact is
+	// an error wrapping ErrNotFound.
+	Open(ctx context.Context, ref Ref) (io.ReadCloser, error)
+	// URL returns the store URL, normalised (a directory path becomes an
+	// absolute file:// URL) so it can be handed to another process.
+	URL() string
+	Close() error
+}
+
+type store struct {
+	bucket *blob.Bucket
+	url    string
+}
+
+// OpenStore opens the store at url: "file:///abs/dir", "file://./rel/dir", a
+// plain directory path, "s3://bucket?endpoint=...&region=...&use_path_style=true"
+// or "mem://". Directories are created when missing.
+func OpenStore(ctx context.Context, rawURL string) (Store, error) {
+	canonical, openURL, err := normaliseURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("open store %q: %w", rawURL, err)
+	}
+	b, err := blob.OpenBucket(ctx, openURL)
+	if err != nil {
+		return nil, fmt.Errorf("open store %q: %w", rawURL, err)
+	}
+	return &store{bucket: b, url: canonical}, nil
+}
+
+// normaliseURL returns the URL to report from URL() and the URL to open the
+// bucket with, which carries fileblob defaults the caller did not choose.
+func normaliseURL(raw string) (canonical, open string, err error) {
+	if raw == "" {
+		return "", "", errors.New("empty store url")
+	}
+	if !strings.Contains(raw, "://") {
+		// A bare directory path: the common case for a local store.
+		return fileURL(raw, nil)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", "", fmt.Errorf("parse url: %w", err)
+	}
+	if u.Scheme != "file" {
+		return raw, raw, nil
+	}
+	dir := u.Path
+	if u.Host == "." {
+		dir = "." + u.Path
+	} else if u.Host != "" && u.Host != "localhost" {
+		return "", "", fmt.Errorf("file url with host %q: only local paths are supported", u.Host)
+	}
+	return fileURL(dir, u.Query())
+}
+
+func fileURL(dir string, q url.Values) (canonical, open string, err error) {
+	if dir == "" {
+		return "", "", errors.New("file url without a path")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", "", fmt.Errorf("resolve %q: %w", dir, err)
+	}
+	if q == nil {
+		q = url.Values{}
+	}
+	c := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
+	canonical = c.String()
+
+	oq := url.Values{}
+	for k, v := range q {
+		oq[k] = v
+	}
+	setDefault := func(k, v string) {
+		if oq.Get(k) == "" {
+			oq.Set(k, v)
+		}
+	}
+	setDefault("create_dir", "true")
+	// Temporary files next to the final path keep the rename on one
+	// filesystem: the store directory is often a mount that os.TempDir is not.
+	setDefault("no_tmp_dir", "true")
+	// Content addressing makes metadata worthless, and sidecar .attrs files
+	// would double the file count of a shared directory.
+	setDefault("metadata", "skip")
+	o := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: oq.Encode()}
+	return canonical, o.String(), nil
+}
+
+func (s *store) URL() string { return s.url }
+
+func (s *store) Close() error {
+	if err := s.bucket.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
+
+func copyBuffered(dst io.Writer, src io.Reader) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	// Hide any ReadFrom/WriteTo so the pooled buffer is actually used rather
+	// than whatever (possibly tiny) buffer the other side would pick.
+	return io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *bp)
+}
+
+func newWriterOptions() *blob.WriterOptions {
+	// Setting the content type stops the bucket from buffering the first
+	// bytes to sniff one, which is meaningless for opaque artifacts.
+	return &blob.WriterOptions{ContentType: "application/octet-stream"}
+}
+
+func (s *store) PutFile(ctx context.Context, path string) (Ref, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Ref{}, fmt.Errorf("put file: %w", err)
+	}
+	defer f.Close()
+
+	h := sha256.New()
+	size, err := copyBuffered(h, f)
+	if err != nil {
+		return Ref{}, fmt.Errorf("put file: hash %s: %w", path, err)
+	}
+	ref := RefFor(hex.EncodeToString(h.Sum(nil)), size)
+
+	if ok, err := s.has(ctx, ref); err != nil {
+		return Ref{}, fmt.Errorf("put file %s: %w", path, err)
+	} else if ok {
+		return ref, nil
+	}
+
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return Ref{}, fmt.Errorf("put file: rewind %s: %w", path, err)
+	}
+	// The file may change between hashing and uploading; hashing again on
+	// the way out means such a change aborts the upload instead of storing
+	// bytes under a key that does not describe them.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := s.bucket.NewWriter(wctx, ref.Key, newWriterOptions())
+	if err != nil {
+		return Ref{}, fmt.Errorf("put file %s: %w", path, err)
+	}
+	h2 := sha256.New()
+	n, err := copyBuffered(io.MultiWriter(w, h2), f)
+	if err == nil && (n != ref.Size || hex.EncodeToString(h2.Sum(nil)) != ref.SHA256) {
+		err = fmt.Errorf("%s changed while being uploaded", path)
+	}
+	if err != nil {
+		cancel() // a cancelled context makes Close discard the partial object
+		_ = w.Close()
+		return Ref{}, fmt.Errorf("put file %s: %w", path, err)
+	}
+	if err := w.Close(); err != nil {
+		return Ref{}, fmt.Errorf("put file %s: %w", path, err)
+	}
+	return ref, nil
+}
+
+func (s *store) Put(ctx context.Context, r io.Reader) (ref Ref, err error) {
+	tmpKey, err := newTempKey()
+	if err != nil {
+		return Ref{}, fmt.Errorf("put: %w", err)
+	}
+
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := s.bucket.NewWriter(wctx, tmpKey, newWriterOptions())
+	if err != nil {
+		return Ref{}, fmt.Errorf("put: %w", err)
+	}
+	h := sha256.New()
+	size, err := copyBuffered(io.MultiWriter(w, h), r)
+	if err != nil {
+		cancel()
+		_ = w.Close()
+		return Ref{}, fmt.Errorf("put: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return Ref{}, fmt.Errorf("put: %w", err)
+	}
+	defer func() {
+		// The temporary object must go even when the caller's context is
+		// already done, or failed puts would accumulate in the bucket.
+		if derr := s.bucket.Delete(context.WithoutCancel(ctx), tmpKey); derr != nil && err == nil {
+			err = fmt.Errorf("put: remove temporary %s: %w", tmpKey, derr)
+		}
+	}()
+
+	ref = RefFor(hex.EncodeToString(h.Sum(nil)), size)
+	if ok, err := s.has(ctx, ref); err != nil {
+		return Ref{}, fmt.Errorf("put: %w", err)
+	} else if ok {
+		return ref, nil
+	}
+	if err := s.bucket.Copy(ctx, ref.Key, tmpKey, nil); err != nil {
+		return Ref{}, fmt.Errorf("put: copy to %s: %w", ref.Key, err)
+	}
+	return ref, nil
+}
+
+func newTempKey() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("temporary key: %w", err)
+	}
+	return tmpPrefix + hex.EncodeToString(b[:]), nil
+}
+
+// has reports whether ref is already stored. Only the size is compared: the
+// key already pins the content, and a same-sized object under it can only
+// differ through corruption, which Open detects on every read anyway.
+func (s *store) has(ctx context.Context, ref Ref) (bool, error) {
+	attrs, err := s.bucket.Attributes(ctx, ref.Key)
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("stat %s: %w", ref.Key, err)
+	}
+	return attrs.Size == ref.Size, nil
+}
+
+func (s *store) Open(ctx context.Context, ref Ref) (io.ReadCloser, error) {
+	if err := ref.Validate(); err != nil {
+		return nil, fmt.Errorf("open artifact: %w", err)
+	}
+	r, err := s.bucket.NewReader(ctx, ref.Key, nil)
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return nil, fmt.Errorf("open artifact %s: %w: %w", ref.Key, ErrNotFound, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open artifact %s: %w", ref.Key, err)
+	}
+	return &verifyingReader{r: r, ref: ref, h: sha256.New()}, nil
+}
+
+// verifyingReader checks the bytes against the Ref only at EOF: it has to
+// stream, so a caller will have consumed corrupt bytes by then and must treat
+// any error from Read as "discard everything read".
+type verifyingReader struct {
+	r   *blob.Reader
+	ref Ref
+	h   hash.Hash
+	n   int64
+	err error // sticky final result once EOF has been seen
+}
+
+func (v *verifyingReader) Read(p []byte) (int, error) {
+	if v.err != nil {
+		return 0, v.err
+	}
+	n, err := v.r.Read(p)
+	v.n += int64(n)
+	v.h.Write(p[:n])
+	if err == io.EOF {
+		got := hex.EncodeToString(v.h.Sum(nil))
+		if got != v.ref.SHA256 || v.n != v.ref.Size {
+			v.err = &CorruptError{
+				Key:        v.ref.Key,
+				WantSHA256: v.ref.SHA256,
+				GotSHA256:  got,
+				WantSize:   v.ref.Size,
+				GotSize:    v.n,
+			}
+		} else {
+			v.err = io.EOF
+		}
+		return n, v.err
+	}
+	if err != nil {
+		return n, fmt.Errorf("read artifact %s: %w", v.ref.Key, err)
+	}
+	return n, nil
+}
+
+func (v *verifyingReader) Close() error {
+	if err := v.r.Close(); err != nil {
+		return fmt.Errorf("close artifact %s: %w", v.ref.Key, err)
+	}
+	return nil
+}

@@ -1,0 +1,137 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/relman/relman/internal/devstack"
+	"github.com/relman/relman/workflows"
+)
+
+func (a *app) devCommand() *cobra.Command {
+	var o devstack.Options
+	var demo, once bool
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run relman on this machine: Temporal dev server, manager, builder and two installer hosts",
+		Long: `Start the pinned Temporal dev server (state in a SQLite file under --dir, Web UI
+on --ui-port), a manager, a builder and two installer hosts (host-a, host-b)
+from the example configs, and a git repository of the example project
+"template". Ctrl-C stops everything; starting again on the same --dir keeps
+transactions and registrations.
+
+With --demo it then releases template to test with live progress and prints
+what was installed on each host; --once stops the stack after the demo.`,
+		Example: `  relman dev --dir .relman/dev
+  relman dev --dir .relman/dev --demo
+  relman dev --dir /tmp/relman-ci --port 17233 --ui-port 18233 --demo --once`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			out := a.opts.Stdout
+			fmt.Fprintf(out, "starting the relman dev stack in %s ...\n", o.Dir)
+			o.Out = out
+			s, err := devstack.Start(ctx, o)
+			if err != nil {
+				return err
+			}
+			defer func() {
+				fmt.Fprintln(out, "stopping the dev stack ...")
+				s.Stop()
+				fmt.Fprintln(out, "stopped")
+			}()
+			fmt.Fprintf(out, "Temporal   %s (namespace default)\n", s.Address)
+			if s.UIURL != "" {
+				fmt.Fprintf(out, "Web UI     %s/namespaces/default/workflows\n", s.UIURL)
+			}
+			fmt.Fprintf(out, "state      %s (configs, logs, artifacts, temporal.db)\n", s.Dir)
+			fmt.Fprintf(out, "project    template, git repository %s\n", filepath.Join(s.Dir, "repos", "template"))
+			for _, h := range sortedKeys(s.Hosts) {
+				fmt.Fprintf(out, "%-10s install root %s\n", h, s.Hosts[h])
+			}
+			fmt.Fprintf(out, "try        relman release template --env test --follow --address %s\n", s.Address)
+			if demo {
+				if err := a.demo(ctx, s); err != nil {
+					return err
+				}
+			}
+			if once {
+				return nil
+			}
+			fmt.Fprintln(out, "running; press Ctrl-C to stop")
+			select {
+			case <-ctx.Done():
+			case err := <-s.Errs():
+				return err
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Dir, "dir", ".relman/dev", "directory for all of the stack's state")
+	f.IntVar(&o.Port, "port", 7233, "Temporal gRPC port")
+	f.IntVar(&o.UIPort, "ui-port", 8233, "Temporal Web UI port; -1 for none")
+	f.StringVar(&o.TemporalBin, "temporal-bin", "", "temporal CLI to run (default: $RELMAN_TEMPORAL_BIN, ./bin/temporal, PATH)")
+	f.BoolVar(&demo, "demo", false, "release the example project to test once the stack is up")
+	f.BoolVar(&once, "once", false, "stop after the demo instead of running until Ctrl-C")
+	return cmd
+}
+
+// demo releases template to test with live progress, then shows the
+// transaction's Web UI link and the files on each host.
+func (a *app) demo(ctx context.Context, s *devstack.Stack) error {
+	out := a.opts.Stdout
+	req := workflows.Request{Project: "template", Action: workflows.ActionInstall, Env: "test", Source: workflows.Selector{Trunk: true}, Requester: requester(a.opts.LookupEnv)}
+	txid, err := startRelease(ctx, s.Client, workflows.DefaultManagerQueue, "", req)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nrelease of template to test: transaction %s\n", txid)
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	d, err := a.follow(wctx, s.Client, txid)
+	if err != nil {
+		return fmt.Errorf("demo release %s: %w", txid, err)
+	}
+	printSummary(out, d)
+	if s.UIURL != "" {
+		fmt.Fprintf(out, "Web UI     %s/namespaces/default/workflows/%s\n", s.UIURL, txid)
+	}
+	fmt.Fprintf(out, "history    relman history %s --address %s\n", txid, s.Address)
+	for _, h := range sortedKeys(s.Hosts) {
+		fmt.Fprintf(out, "files on %s:\n", h)
+		root := s.Hosts[h]
+		_ = filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {
+			if err != nil || de.IsDir() {
+				return nil
+			}
+			rel, _ := filepath.Rel(root, p)
+			fi, _ := de.Info()
+			size := int64(0)
+			if fi != nil {
+				size = fi.Size()
+			}
+			fmt.Fprintf(out, "  %s (%d bytes)\n", filepath.Join(root, rel), size)
+			return nil
+		})
+	}
+	if !d.Status.Succeeded(d.Request.Action) {
+		return &exitError{code: ExitReleaseFailed, err: fmt.Errorf("demo release %s ended %s: %s", txid, d.Status, d.Reason)}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,168 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/user"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+
+	"github.com/relman/relman/workflows"
+)
+
+func (a *app) releaseCommand() *cobra.Command {
+	var (
+		req          workflows.Request
+		action       string
+		wait, follow bool
+		id           string
+	)
+	cmd := &cobra.Command{
+		Use:   "release PROJECT",
+		Short: "Build a project and install it into an environment; prints the transaction id",
+		Example: `  relman release template --env test
+  relman release template --env test --branch feature-x --follow
+  relman release template --action build --tag v1.2.0 --wait`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req.Project = args[0]
+			req.Action = workflows.Action(action)
+			if req.Action != workflows.ActionBuild && req.Action != workflows.ActionInstall {
+				return usageErr("--action must be build or install, not %q", action)
+			}
+			if req.Action == workflows.ActionInstall && req.Env == "" {
+				return usageErr("an install needs --env (for example --env test), or use --action build")
+			}
+			if err := req.Source.Validate(); err != nil {
+				return usageErr("%v", err)
+			}
+			if wait && follow {
+				return usageErr("use --wait or --follow, not both")
+			}
+			req.Requester = requester(a.opts.LookupEnv)
+			c, err := a.dial()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx := cmd.Context()
+			txid, err := startRelease(ctx, c, a.queue, id, req)
+			if err != nil {
+				return err
+			}
+			if a.output == "json" && !wait && !follow {
+				return a.printJSON(map[string]string{"transaction": txid})
+			}
+			if !wait && !follow {
+				fmt.Fprintln(a.opts.Stdout, txid)
+				return nil
+			}
+			if a.output == "text" {
+				fmt.Fprintf(a.opts.Stdout, "transaction %s\n", txid)
+			}
+			var d *workflows.Detail
+			if follow {
+				d, err = a.follow(ctx, c, txid)
+			} else {
+				d, err = waitFinal(ctx, c, txid, nil)
+			}
+			if err != nil {
+				return err
+			}
+			if a.output == "json" {
+				if err := a.printJSON(d); err != nil {
+					return err
+				}
+			} else {
+				printSummary(a.opts.Stdout, d)
+			}
+			if !d.Status.Succeeded(d.Request.Action) {
+				return &exitError{code: ExitReleaseFailed, err: fmt.Errorf("transaction %s ended %s: %s", txid, d.Status, d.Reason)}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Env, "env", "", "environment to install into (required for install)")
+	f.BoolVar(&req.Source.Trunk, "trunk", false, "build the default branch (the default)")
+	f.StringVar(&req.Source.Branch, "branch", "", "build this branch")
+	f.StringVar(&req.Source.Tag, "tag", "", "build this tag")
+	f.StringVar(&req.Source.Revision, "revision", "", "build this commit or revision")
+	f.StringVar(&req.Source.URL, "url", "", "build from this repository URL (must match the project's allowed prefixes)")
+	f.StringVar(&action, "action", "install", "build, or install (build then install)")
+	f.BoolVar(&wait, "wait", false, "wait for the final status; exit 3 unless it succeeded")
+	f.BoolVar(&follow, "follow", false, "show live progress until the final status; exit 3 unless it succeeded")
+	f.StringVar(&id, "request-id", "", "idempotency key: the same id starts one transaction and returns it again")
+	return cmd
+}
+
+// startRelease starts the Release workflow. A request id makes the start
+// idempotent: the same id returns the transaction already started.
+func startRelease(ctx context.Context, c client.Client, queue, requestID string, req workflows.Request) (string, error) {
+	txid := requestID
+	if txid == "" {
+		u, err := uuid.NewV7()
+		if err != nil {
+			return "", err
+		}
+		txid = u.String()
+	}
+	opts := client.StartWorkflowOptions{ID: txid, TaskQueue: queue}
+	if requestID != "" {
+		opts.WorkflowIDConflictPolicy = workflowIDUseExisting
+		opts.WorkflowIDReusePolicy = workflowIDRejectDuplicate
+	}
+	run, err := c.ExecuteWorkflow(ctx, opts, workflows.ReleaseWorkflowName, workflows.ReleaseInput{Request: req})
+	if err != nil {
+		return "", fmt.Errorf("start release of %s: %w", req.Project, err)
+	}
+	return run.GetID(), nil
+}
+
+// waitFinal polls the detail until the status is final. Polling a query
+// keeps working across manager restarts, unlike holding a result stream.
+func waitFinal(ctx context.Context, c client.Client, txid string, onChange func(*workflows.Detail)) (*workflows.Detail, error) {
+	t := time.NewTicker(300 * time.Millisecond)
+	defer t.Stop()
+	var last *workflows.Detail
+	for {
+		d, err := detail(ctx, c, txid)
+		if err != nil && !errors.Is(err, errNotYet) {
+			return nil, err
+		}
+		if d != nil {
+			if onChange != nil {
+				onChange(d)
+			}
+			last = d
+			if d.Status.Final(d.Request.Action) {
+				return d, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if last != nil {
+				return last, ctx.Err()
+			}
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func requester(lookup func(string) (string, bool)) string {
+	if v, ok := lookup("RELMAN_REQUESTER"); ok && v != "" {
+		return v
+	}
+	if v, ok := lookup("USER"); ok && v != "" {
+		return v
+	}
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return ""
+}

@@ -1,0 +1,216 @@
+// Package cli is the relman command line: one binary for every role
+// (manager, builder, installer, dev) and every client action (release,
+// status, history, list, cancel, registrations). Commands get their IO and
+// environment injected, so tests run the real CLI in-process.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"go.temporal.io/sdk/client"
+
+	"github.com/relman/relman/config"
+	"github.com/relman/relman/internal/temporalclient"
+	"github.com/relman/relman/workflows"
+)
+
+// Exit codes, documented in the README.
+const (
+	ExitOK = 0
+	// ExitError: the command could not do what was asked.
+	ExitError = 1
+	// ExitUsage: the command line was wrong.
+	ExitUsage = 2
+	// ExitReleaseFailed: --wait or --follow saw the release end in a status
+	// other than success (REJECTED, BUILD_FAILED, INSTALL_FAILED, CANCELLED).
+	ExitReleaseFailed = 3
+)
+
+// Version is set at build time with -ldflags "-X ...cli.Version=v".
+var Version = "dev"
+
+// Options are what a command reads and writes, injected for tests.
+type Options struct {
+	Stdout    io.Writer
+	Stderr    io.Writer
+	Stdin     io.Reader
+	LookupEnv func(string) (string, bool)
+	// IsTerminal reports whether Stdout is a terminal (live bars vs lines).
+	IsTerminal func() bool
+}
+
+// exitError carries an exit code through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErr(format string, args ...any) error {
+	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// app is the state shared by the commands of one invocation.
+type app struct {
+	opts     Options
+	output   string
+	conn     config.Temporal
+	connSet  map[string]bool
+	queue    string
+	registry string
+	logLevel string
+}
+
+// Execute runs the CLI with args and returns the exit code.
+func Execute(ctx context.Context, args []string, opts Options) int {
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
+	if opts.Stderr == nil {
+		opts.Stderr = os.Stderr
+	}
+	if opts.Stdin == nil {
+		opts.Stdin = os.Stdin
+	}
+	if opts.LookupEnv == nil {
+		opts.LookupEnv = os.LookupEnv
+	}
+	if opts.IsTerminal == nil {
+		opts.IsTerminal = func() bool { return false }
+	}
+	a := &app{opts: opts}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(opts.Stdout)
+	root.SetErr(opts.Stderr)
+	root.SetIn(opts.Stdin)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintln(opts.Stderr, "Error: "+oneLine(err.Error()))
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	if isUsage(err) {
+		return ExitUsage
+	}
+	return ExitError
+}
+
+// isUsage recognises cobra's own argument and flag errors.
+func isUsage(err error) bool {
+	s := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires ", "flag needs", "invalid argument", "required flag"} {
+		if strings.Contains(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "relman",
+		Short: "Build projects from source control and install them into environments, durably, on Temporal",
+		Long: `relman builds a project from source control and installs it on every host of an
+environment. Each request is a durable Temporal workflow whose id is the
+transaction id and whose event history is the transaction log.
+
+One binary serves every role (manager, builder, installer, dev) and every
+client action (release, status, history, list, cancel, registrations).
+
+Exit codes: 0 success; 1 the command could not do what was asked; 2 the
+command line was wrong; 3 the release ended in a status other than success.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.conn.Address, "address", "", "Temporal service address (env TEMPORAL_ADDRESS, default localhost:7233)")
+	pf.StringVarP(&a.conn.Namespace, "namespace", "n", "", "Temporal namespace (env TEMPORAL_NAMESPACE, default \"default\")")
+	pf.StringVar(&a.conn.APIKey, "api-key", "", "API key for Temporal (env TEMPORAL_API_KEY)")
+	pf.BoolVar(&a.conn.TLS, "tls", false, "connect with TLS (env TEMPORAL_TLS)")
+	pf.StringVar(&a.conn.TLSCertPath, "tls-cert-path", "", "client certificate for mTLS (env TEMPORAL_TLS_CERT)")
+	pf.StringVar(&a.conn.TLSKeyPath, "tls-key-path", "", "client key for mTLS (env TEMPORAL_TLS_KEY)")
+	pf.StringVar(&a.conn.TLSCACertPath, "tls-ca-path", "", "CA certificate to verify the server (env TEMPORAL_TLS_CA)")
+	pf.StringVar(&a.conn.TLSServerName, "tls-server-name", "", "server name to verify (env TEMPORAL_TLS_SERVER_NAME)")
+	pf.StringVarP(&a.output, "output", "o", "text", "output format: text or json")
+	pf.StringVar(&a.queue, "manager-queue", workflows.DefaultManagerQueue, "task queue of the manager to talk to")
+	pf.StringVar(&a.registry, "registry-id", workflows.DefaultRegistryID, "workflow id of the manager's registry")
+	pf.StringVar(&a.logLevel, "log-level", "", "log level of a role: debug, info, warn, error (overrides the config)")
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if a.output != "text" && a.output != "json" {
+			return usageErr("--output must be text or json, not %q", a.output)
+		}
+		a.connSet = map[string]bool{}
+		cmd.Flags().Visit(func(f *pflag.Flag) { a.connSet[f.Name] = true })
+		return nil
+	}
+	root.AddCommand(
+		a.releaseCommand(),
+		a.statusCommand(),
+		a.historyCommand(),
+		a.listCommand(),
+		a.cancelCommand(),
+		a.registrationsCommand(),
+		a.roleCommand("manager"),
+		a.roleCommand("builder"),
+		a.roleCommand("installer"),
+		a.configCommand(),
+		a.devCommand(),
+		a.versionCommand(),
+	)
+	return root
+}
+
+// temporalSettings merges the connection: flags over the environment over
+// the file's settings over defaults.
+func (a *app) temporalSettings(file config.Temporal) config.Temporal {
+	t := file
+	t.ApplyEnv(a.opts.LookupEnv)
+	set := func(name string, dst *string, v string) {
+		if a.connSet[name] {
+			*dst = v
+		}
+	}
+	set("address", &t.Address, a.conn.Address)
+	set("namespace", &t.Namespace, a.conn.Namespace)
+	set("api-key", &t.APIKey, a.conn.APIKey)
+	set("tls-cert-path", &t.TLSCertPath, a.conn.TLSCertPath)
+	set("tls-key-path", &t.TLSKeyPath, a.conn.TLSKeyPath)
+	set("tls-ca-path", &t.TLSCACertPath, a.conn.TLSCACertPath)
+	set("tls-server-name", &t.TLSServerName, a.conn.TLSServerName)
+	if a.connSet["tls"] {
+		t.TLS = a.conn.TLS
+	}
+	return t
+}
+
+// dial connects a client command to Temporal. Client commands log only
+// warnings, to stderr: a person reads their stdout.
+func (a *app) dial() (client.Client, error) {
+	log := slog.New(slog.NewTextHandler(a.opts.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return temporalclient.Dial(a.temporalSettings(config.Temporal{}), log)
+}
+
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.opts.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

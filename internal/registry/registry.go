@@ -1,0 +1,123 @@
+// Package registry is the client side of the Registry workflow: registering
+// and renewing a builder's or installer host's lease, deregistering it, and
+// reading the registrations.
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/relman/relman/workflows"
+)
+
+// Registry names one manager's registry: the workflow id and the queue its
+// workflow runs on.
+type Registry struct {
+	Client       client.Client
+	ID           string
+	ManagerQueue string
+}
+
+// Register registers or renews r. The registry workflow is started on demand
+// (update-with-start), so a fresh namespace needs no bootstrap step.
+func (g Registry) Register(ctx context.Context, r workflows.Registration) (workflows.Lease, error) {
+	start := g.Client.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+		ID:                       g.ID,
+		TaskQueue:                g.ManagerQueue,
+		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	}, workflows.RegistryWorkflowName, workflows.RegistryState{})
+	h, err := g.Client.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: start,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateName:   workflows.RegisterUpdate,
+			Args:         []any{r},
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
+	var l workflows.Lease
+	if err != nil {
+		return l, fmt.Errorf("register %s %s with registry %s: %w", r.Role, r.ID, g.ID, err)
+	}
+	if err := h.Get(ctx, &l); err != nil {
+		return l, fmt.Errorf("register %s %s with registry %s: %w", r.Role, r.ID, g.ID, err)
+	}
+	return l, nil
+}
+
+// Deregister removes a registration at once, as a worker shuts down.
+func (g Registry) Deregister(ctx context.Context, role workflows.Role, id string) error {
+	h, err := g.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   g.ID,
+		UpdateName:   workflows.DeregisterUpdate,
+		Args:         []any{workflows.DeregisterRequest{Role: role, ID: id}},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return fmt.Errorf("deregister %s %s: %w", role, id, err)
+	}
+	return h.Get(ctx, nil)
+}
+
+// List returns the registrations whose leases are live at now. A registry
+// that was never started has none.
+func (g Registry) List(ctx context.Context, now time.Time) ([]workflows.Lease, error) {
+	v, err := g.Client.QueryWorkflow(ctx, g.ID, "", workflows.RegistrationsQuery)
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("read registry %s: %w", g.ID, err)
+	}
+	var all []workflows.Lease
+	if err := v.Get(&all); err != nil {
+		return nil, fmt.Errorf("read registry %s: %w", g.ID, err)
+	}
+	live := all[:0]
+	for _, l := range all {
+		if l.Expires.After(now) {
+			live = append(live, l)
+		}
+	}
+	return live, nil
+}
+
+// Keep registers r and renews it every lease/3 until ctx ends, then
+// deregisters it. Registration failures are logged through report and
+// retried at the next tick: a worker keeps serving while the manager is away.
+func (g Registry) Keep(ctx context.Context, r workflows.Registration, report func(error)) {
+	every := r.Lease / 3
+	if every < time.Second {
+		every = time.Second
+	}
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := g.Deregister(dctx, r.Role, r.ID); err != nil {
+				report(err)
+			}
+			return
+		case <-t.C:
+			rctx, cancel := context.WithTimeout(ctx, every)
+			_, err := g.Register(rctx, r)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				report(err)
+				t.Reset(2 * time.Second)
+				continue
+			}
+			t.Reset(every)
+		}
+	}
+}

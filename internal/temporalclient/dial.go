@@ -1,0 +1,82 @@
+// Package temporalclient dials Temporal for every relman role and client,
+// from the connection settings the Temporal CLI also understands.
+package temporalclient
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"github.com/relman/relman/config"
+)
+
+// Options builds client options from the connection settings. The SDK's
+// default logger prints every activity at DEBUG, so a structured logger at
+// the configured level always replaces it.
+func Options(t config.Temporal, logger *slog.Logger) (client.Options, error) {
+	o := client.Options{
+		HostPort:  t.Address,
+		Namespace: t.Namespace,
+		Logger:    tlog.NewStructuredLogger(logger),
+	}
+	if o.HostPort == "" {
+		o.HostPort = "localhost:7233"
+	}
+	if o.Namespace == "" {
+		o.Namespace = "default"
+	}
+	tc, err := tlsConfig(t)
+	if err != nil {
+		return o, err
+	}
+	o.ConnectionOptions.TLS = tc
+	if t.APIKey != "" {
+		o.Credentials = client.NewAPIKeyStaticCredentials(t.APIKey)
+	}
+	return o, nil
+}
+
+// Dial connects to Temporal. The error says where it tried to connect, since
+// a wrong address is the usual cause.
+func Dial(t config.Temporal, logger *slog.Logger) (client.Client, error) {
+	o, err := Options(t, logger)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.Dial(o)
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w; start one with `relman dev` or set --address / TEMPORAL_ADDRESS", o.HostPort, o.Namespace, err)
+	}
+	return c, nil
+}
+
+func tlsConfig(t config.Temporal) (*tls.Config, error) {
+	if !t.TLS && t.TLSCertPath == "" && t.TLSCACertPath == "" && t.TLSServerName == "" {
+		return nil, nil
+	}
+	tc := &tls.Config{ServerName: t.TLSServerName, MinVersion: tls.VersionTLS12}
+	if t.TLSCertPath != "" || t.TLSKeyPath != "" {
+		cert, err := tls.LoadX509KeyPair(t.TLSCertPath, t.TLSKeyPath)
+		if err != nil {
+			return nil, fmt.Errorf("tls client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	if t.TLSCACertPath != "" {
+		pem, err := os.ReadFile(t.TLSCACertPath)
+		if err != nil {
+			return nil, fmt.Errorf("tls ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls ca: no certificate found in %s", t.TLSCACertPath)
+		}
+		tc.RootCAs = pool
+	}
+	return tc, nil
+}

@@ -1,0 +1,137 @@
+package workflows
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+)
+
+// maxRegistryHistory continues the registry as new before its history grows
+// past what replays quickly, even when the server does not suggest it.
+const maxRegistryHistory = 10000
+
+// Registry holds the registrations of builders and installer hosts as leases.
+// Workers register and renew through the register update (started with
+// update-with-start, so no bootstrap step exists), a lease that is not
+// renewed in time expires, and the state survives by continue-as-new.
+//
+// Renewals only push an expiry later, so they never wake the main loop; only
+// the earliest expiry's timer does, which keeps the history to a few events
+// per renewal.
+func Registry(ctx workflow.Context, state RegistryState) error {
+	leases := state.Leases
+	if leases == nil {
+		leases = map[string]Lease{}
+	}
+	logger := workflow.GetLogger(ctx)
+	// earlier is set when a registration expires before the pending timer.
+	earlier := false
+	var deadline time.Time
+
+	err := workflow.SetQueryHandler(ctx, RegistrationsQuery, func() ([]Lease, error) {
+		return sortedLeases(leases), nil
+	})
+	if err != nil {
+		return err
+	}
+	err = workflow.SetUpdateHandlerWithOptions(ctx, RegisterUpdate,
+		func(ctx workflow.Context, r Registration) (Lease, error) {
+			now := workflow.Now(ctx)
+			l, ok := leases[r.Key()]
+			if !ok {
+				l.Registered = now
+				logger.Info("registered", "role", r.Role, "id", r.ID)
+			}
+			l.Registration = r
+			l.Renewed = now
+			l.Expires = now.Add(r.Lease)
+			leases[r.Key()] = l
+			if deadline.IsZero() || l.Expires.Before(deadline) {
+				earlier = true
+			}
+			return l, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: validateRegistration},
+	)
+	if err != nil {
+		return err
+	}
+	err = workflow.SetUpdateHandler(ctx, DeregisterUpdate,
+		func(ctx workflow.Context, d DeregisterRequest) error {
+			delete(leases, string(d.Role)+"/"+d.ID)
+			logger.Info("deregistered", "role", d.Role, "id", d.ID)
+			return nil
+		})
+	if err != nil {
+		return err
+	}
+
+	for {
+		info := workflow.GetInfo(ctx)
+		if info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > maxRegistryHistory {
+			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+				return err
+			}
+			return workflow.NewContinueAsNewError(ctx, RegistryWorkflowName, RegistryState{Leases: leases})
+		}
+		earlier = false
+		deadline = earliestExpiry(leases)
+		wake := func() bool {
+			i := workflow.GetInfo(ctx)
+			return earlier || i.GetContinueAsNewSuggested() || i.GetCurrentHistoryLength() > maxRegistryHistory
+		}
+		if deadline.IsZero() {
+			if err := workflow.Await(ctx, wake); err != nil {
+				return err
+			}
+			continue
+		}
+		wait := deadline.Sub(workflow.Now(ctx))
+		if wait > 0 {
+			if _, err := workflow.AwaitWithTimeout(ctx, wait, wake); err != nil {
+				return err
+			}
+		}
+		now := workflow.Now(ctx)
+		for k, l := range leases {
+			if !l.Expires.After(now) {
+				delete(leases, k)
+				logger.Warn("lease expired", "role", l.Role, "id", l.ID, "renewed", l.Renewed)
+			}
+		}
+	}
+}
+
+func validateRegistration(_ workflow.Context, r Registration) error {
+	if r.ID == "" {
+		return fmt.Errorf("registration has no id")
+	}
+	if r.Role != RoleBuilder && r.Role != RoleInstaller {
+		return fmt.Errorf("registration role %q is not builder or installer", r.Role)
+	}
+	if r.Lease < time.Second {
+		return fmt.Errorf("registration lease %s is shorter than one second", r.Lease)
+	}
+	return nil
+}
+
+func earliestExpiry(leases map[string]Lease) time.Time {
+	var t time.Time
+	for _, l := range leases {
+		if t.IsZero() || l.Expires.Before(t) {
+			t = l.Expires
+		}
+	}
+	return t
+}
+
+func sortedLeases(leases map[string]Lease) []Lease {
+	out := make([]Lease, 0, len(leases))
+	for _, l := range leases {
+		out = append(out, l)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
+	return out
+}

@@ -1,0 +1,331 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// Defaults for the release's timeouts when the input leaves them zero.
+const (
+	DefaultBuildTimeout   = time.Hour
+	DefaultInstallTimeout = 30 * time.Minute
+	DefaultHostTimeout    = 5 * time.Minute
+	// HeartbeatTimeout is how long a silent build or install counts as lost,
+	// so a killed worker's task moves to another attempt.
+	HeartbeatTimeout = 30 * time.Second
+	// maxAttempts bounds retries of builds and installs: enough to ride out a
+	// worker restart, few enough that a broken host fails the release.
+	maxAttempts = 3
+)
+
+var (
+	saProject   = temporal.NewSearchAttributeKeyKeyword(SAProject)
+	saEnv       = temporal.NewSearchAttributeKeyKeyword(SAEnv)
+	saStatus    = temporal.NewSearchAttributeKeyKeyword(SAStatus)
+	saRequester = temporal.NewSearchAttributeKeyKeyword(SARequester)
+)
+
+// Release is one transaction: plan, build, then install on every host
+// registered for the environment and each named target. Its workflow id is
+// the transaction id; its event history is the transaction log.
+//
+// A release that does not succeed fails the workflow with an application
+// error whose type is the final status word, so the Web UI shows it as
+// failed and callers branch on the type.
+func Release(ctx workflow.Context, in ReleaseInput) (*Detail, error) {
+	r := &release{in: in}
+	r.d.Transaction = workflow.GetInfo(ctx).WorkflowExecution.ID
+	r.d.Request = in.Request
+	r.d.Started = workflow.Now(ctx)
+	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (Status, error) { return r.d.Status, nil }); err != nil {
+		return nil, err
+	}
+	if err := workflow.SetQueryHandler(ctx, DetailQuery, func() (*Detail, error) { return &r.d, nil }); err != nil {
+		return nil, err
+	}
+	return r.run(ctx)
+}
+
+type release struct {
+	in ReleaseInput
+	d  Detail
+}
+
+func (r *release) run(ctx workflow.Context) (*Detail, error) {
+	req := r.in.Request
+	r.setStatus(ctx, StatusStarted, fmt.Sprintf("%s of %s from %s requested by %s", req.Action, req.Project, req.Source, orAnonymous(req.Requester)))
+
+	plan, err := r.plan(ctx)
+	if err != nil {
+		return r.end(ctx, err, StatusRejected)
+	}
+	r.in.BuildTimeout = orDefault(r.in.BuildTimeout, plan.BuildTimeout)
+	r.in.InstallTimeout = orDefault(r.in.InstallTimeout, plan.InstallTimeout)
+	r.in.HostTimeout = orDefault(r.in.HostTimeout, plan.HostTimeout)
+	build, err := r.build(ctx, plan)
+	if err != nil {
+		return r.end(ctx, err, StatusBuildFailed)
+	}
+	r.d.Builder = build.Builder
+	r.d.Commit = build.Commit
+	r.d.Artifacts = build.Artifacts
+	r.d.Steps = build.Steps
+	r.setStatus(ctx, StatusBuildCompleted, fmt.Sprintf("built %s at %s on %s", req.Project, shortCommit(build.Commit), build.Builder))
+	if req.Action == ActionBuild {
+		return r.finish(ctx), nil
+	}
+	if err := r.install(ctx, plan, build); err != nil {
+		return r.end(ctx, err, StatusInstallFailed)
+	}
+	r.setStatus(ctx, StatusInstallCompleted, fmt.Sprintf("installed on %d host(s)", countHosts(plan)))
+	return r.finish(ctx), nil
+}
+
+func (r *release) plan(ctx workflow.Context) (Plan, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			MaximumAttempts:        5,
+			NonRetryableErrorTypes: []string{ErrRejected},
+		},
+	})
+	var plan Plan
+	err := workflow.ExecuteActivity(ctx, PlanActivity, PlanInput{Request: r.in.Request}).Get(ctx, &plan)
+	return plan, err
+}
+
+func (r *release) build(ctx workflow.Context, plan Plan) (BuildResult, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:              BuildQueue(r.in.Request.Project),
+		ScheduleToStartTimeout: orDefault(r.in.HostTimeout, DefaultHostTimeout),
+		StartToCloseTimeout:    orDefault(r.in.BuildTimeout, DefaultBuildTimeout),
+		HeartbeatTimeout:       HeartbeatTimeout,
+		WaitForCancellation:    true,
+		RetryPolicy: &temporal.RetryPolicy{
+			MaximumAttempts:        maxAttempts,
+			NonRetryableErrorTypes: []string{ErrBuildFailed, ErrSourceFailed, ErrUnknownProject, ErrInvalidRequest},
+		},
+	})
+	var res BuildResult
+	err := workflow.ExecuteActivity(ctx, BuildActivity, BuildInput{
+		Transaction: r.d.Transaction,
+		Project:     r.in.Request.Project,
+		Source:      r.in.Request.Source,
+		Targets:     plan.Targets,
+	}).Get(ctx, &res)
+	if err != nil {
+		return res, err
+	}
+	for _, t := range plan.Targets {
+		if _, ok := res.Artifacts[t]; !ok {
+			return res, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("builder %s produced no artifact for named target %q", res.Builder, t), ErrBuildFailed, nil)
+		}
+	}
+	return res, nil
+}
+
+// install fans out one activity per (host, target) to every host registered
+// for the target in the environment: the seed's web-farm rule.
+func (r *release) install(ctx workflow.Context, plan Plan, build BuildResult) error {
+	env := r.in.Request.Env
+	type pending struct {
+		i int
+		f workflow.Future
+	}
+	var all []pending
+	for _, target := range plan.Targets {
+		for _, host := range plan.Hosts[target] {
+			r.d.Installs = append(r.d.Installs, InstallRecord{Host: host, Target: target, State: InstallPending})
+		}
+	}
+	for i := range r.d.Installs {
+		rec := &r.d.Installs[i]
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			TaskQueue:              HostQueue(rec.Host),
+			ScheduleToStartTimeout: orDefault(r.in.HostTimeout, DefaultHostTimeout),
+			StartToCloseTimeout:    orDefault(r.in.InstallTimeout, DefaultInstallTimeout),
+			HeartbeatTimeout:       HeartbeatTimeout,
+			WaitForCancellation:    true,
+			RetryPolicy: &temporal.RetryPolicy{
+				MaximumAttempts:        maxAttempts,
+				NonRetryableErrorTypes: []string{ErrChecksum, ErrUnknownTarget, ErrBadArtifact},
+			},
+		})
+		rec.State = InstallInstalling
+		rec.Started = workflow.Now(ctx)
+		f := workflow.ExecuteActivity(actx, InstallActivity, InstallInput{
+			Transaction: r.d.Transaction,
+			Project:     r.in.Request.Project,
+			Env:         env,
+			Target:      rec.Target,
+			Artifact:    build.Artifacts[rec.Target],
+		})
+		all = append(all, pending{i: i, f: f})
+	}
+	var failed []string
+	canceled := false
+	sel := workflow.NewSelector(ctx)
+	for _, p := range all {
+		sel.AddFuture(p.f, func(f workflow.Future) {
+			rec := &r.d.Installs[p.i]
+			rec.Ended = workflow.Now(ctx)
+			var res InstallResult
+			err := f.Get(ctx, &res)
+			if err == nil {
+				rec.State = InstallInstalled
+				rec.Path = res.Path
+				rec.Attempts = res.Attempt
+				r.event(ctx, "", fmt.Sprintf("installed %s on %s at %s", rec.Target, rec.Host, res.Path))
+				return
+			}
+			if temporal.IsCanceledError(err) {
+				canceled = true
+				rec.State = InstallCancelled
+				rec.Error = "cancelled"
+				return
+			}
+			rec.State = InstallFailedS
+			rec.Error = installError(err, rec.Host, orDefault(r.in.HostTimeout, DefaultHostTimeout))
+			rec.Attempts = attemptsOf(err)
+			failed = append(failed, fmt.Sprintf("%s/%s: %s", rec.Host, rec.Target, rec.Error))
+			r.event(ctx, "", fmt.Sprintf("install of %s on %s failed: %s", rec.Target, rec.Host, rec.Error))
+		})
+	}
+	for range all {
+		sel.Select(ctx)
+	}
+	if canceled || ctx.Err() != nil {
+		return temporal.NewCanceledError()
+	}
+	if len(failed) > 0 {
+		sort.Strings(failed)
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("install failed on %d of %d host installs: %s", len(failed), len(all), strings.Join(failed, "; ")),
+			ErrInstallFailed, nil)
+	}
+	return nil
+}
+
+// end records a failure and fails the workflow with the status as its type.
+// A cancellation ends CANCELLED whatever step it interrupted.
+func (r *release) end(ctx workflow.Context, err error, status Status) (*Detail, error) {
+	if temporal.IsCanceledError(err) || ctx.Err() != nil {
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		r.d.Reason = "cancelled by request"
+		r.setStatus(dctx, StatusCancelled, r.d.Reason)
+		r.d.Ended = workflow.Now(dctx)
+		return &r.d, temporal.NewCanceledError(r.d.Reason)
+	}
+	r.d.Reason = reason(err, r.in, status)
+	r.setStatus(ctx, status, r.d.Reason)
+	r.d.Ended = workflow.Now(ctx)
+	return &r.d, temporal.NewNonRetryableApplicationError(r.d.Reason, string(status), nil, r.d)
+}
+
+func (r *release) finish(ctx workflow.Context) *Detail {
+	r.d.Ended = workflow.Now(ctx)
+	return &r.d
+}
+
+func (r *release) setStatus(ctx workflow.Context, s Status, detail string) {
+	r.d.Status = s
+	r.event(ctx, s, detail)
+	req := r.in.Request
+	updates := []temporal.SearchAttributeUpdate{saStatus.ValueSet(string(s))}
+	if s == StatusStarted {
+		updates = append(updates, saProject.ValueSet(req.Project), saRequester.ValueSet(orAnonymous(req.Requester)))
+		if req.Env != "" {
+			updates = append(updates, saEnv.ValueSet(req.Env))
+		}
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
+		workflow.GetLogger(ctx).Warn("search attributes not updated", "error", err)
+	}
+}
+
+func (r *release) event(ctx workflow.Context, s Status, detail string) {
+	r.d.Events = append(r.d.Events, Event{Time: workflow.Now(ctx), Status: s, Detail: detail})
+}
+
+// reason turns an activity error into one sentence for the detail and the
+// XML-RPC client: the application error's own message where there is one.
+func reason(err error, in ReleaseInput, status Status) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return app.Message()
+	}
+	var te *temporal.TimeoutError
+	if errors.As(err, &te) {
+		if status == StatusBuildFailed && te.TimeoutType() == enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START {
+			return fmt.Sprintf("no builder for %s picked up the build within %s; check that a builder advertising it is running",
+				in.Request.Project, orDefault(in.HostTimeout, DefaultHostTimeout))
+		}
+		return fmt.Sprintf("%s timed out (%s)", strings.ToLower(strings.TrimSuffix(string(status), "_FAILED")), te.TimeoutType())
+	}
+	return err.Error()
+}
+
+func installError(err error, host string, hostTimeout time.Duration) string {
+	var te *temporal.TimeoutError
+	if errors.As(err, &te) && te.TimeoutType() == enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START {
+		return fmt.Sprintf("host %s unreachable: it did not pick up the install within %s", host, hostTimeout)
+	}
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return app.Message()
+	}
+	if errors.As(err, &te) {
+		return fmt.Sprintf("install timed out (%s)", te.TimeoutType())
+	}
+	return err.Error()
+}
+
+func attemptsOf(err error) int32 {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) && app.HasDetails() {
+		var f InstallFailure
+		if app.Details(&f) == nil && f.Attempt > 0 {
+			return f.Attempt
+		}
+	}
+	return 0
+}
+
+func countHosts(p Plan) int {
+	seen := map[string]bool{}
+	for _, hs := range p.Hosts {
+		for _, h := range hs {
+			seen[h] = true
+		}
+	}
+	return len(seen)
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+func orAnonymous(s string) string {
+	if s == "" {
+		return "anonymous"
+	}
+	return s
+}
+
+func shortCommit(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	return c
+}
