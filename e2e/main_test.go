@@ -128,7 +128,7 @@ func setup() (int, error) {
 	}
 	server = s
 	env.address = s.FrontendHostPort()
-	env.client, err = temporalclient.Dial(config.Temporal{Address: env.address}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	env.client, err = temporalclient.Dial(config.Temporal{Address: env.address}, slog.New(slog.NewTextHandler(io.Discard, nil)), "")
 	if err != nil {
 		return 1, err
 	}

@@ -55,12 +55,8 @@ func (a *app) historyCommand() *cobra.Command {
 			}
 			t0 := steps[0].Time
 			tw := tabwriter.NewWriter(a.opts.Stdout, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TIME\t+SECONDS\tEVENT\tACTIVITY\tWHERE\tATTEMPT\tTOOK\tDETAIL")
+			fmt.Fprintln(tw, "TIME\t+SECONDS\tEVENT\tACTIVITY\tQUEUE\tWORKER\tATTEMPT\tTOOK\tDETAIL")
 			for _, s := range steps {
-				where := s.Queue
-				if s.Worker != "" {
-					where = s.Worker
-				}
 				att, took := "", ""
 				if s.Attempt > 0 {
 					att = fmt.Sprint(s.Attempt)
@@ -68,8 +64,8 @@ func (a *app) historyCommand() *cobra.Command {
 				if s.Took > 0 {
 					took = s.Took.Round(time.Millisecond).String()
 				}
-				fmt.Fprintf(tw, "%s\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Time.Local().Format("15:04:05.000"),
-					s.Time.Sub(t0).Seconds(), s.Event, s.Activity, where, att, took, s.Detail)
+				fmt.Fprintf(tw, "%s\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Time.Local().Format("15:04:05.000"),
+					s.Time.Sub(t0).Seconds(), s.Event, s.Activity, s.Queue, s.Worker, att, took, s.Detail)
 			}
 			return tw.Flush()
 		},

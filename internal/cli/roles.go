@@ -78,7 +78,7 @@ func (a *app) runRole(ctx context.Context, role, path string) error {
 	}
 	defer closeLog()
 	log = log.With("role", role)
-	c, err := temporalclient.Dial(svc.Temporal, log)
+	c, err := temporalclient.Dial(svc.Temporal, log, temporalclient.Identity(roleID(cfg)))
 	if err != nil {
 		return err
 	}
@@ -140,6 +140,17 @@ func (a *app) configCommand() *cobra.Command {
 		},
 	})
 	return cmd
+}
+
+// roleID names a role instance for its client identity.
+func roleID(c any) string {
+	switch c := c.(type) {
+	case *config.Builder:
+		return c.Name
+	case *config.Installer:
+		return c.Host
+	}
+	return "manager"
 }
 
 func roleOf(c any) string {

@@ -206,7 +206,7 @@ func (a *app) temporalSettings(file config.Temporal) config.Temporal {
 // warnings, to stderr: a person reads their stdout.
 func (a *app) dial() (client.Client, error) {
 	log := slog.New(slog.NewTextHandler(a.opts.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	return temporalclient.Dial(a.temporalSettings(config.Temporal{}), log)
+	return temporalclient.Dial(a.temporalSettings(config.Temporal{}), log, temporalclient.Identity("relman-cli"))
 }
 
 func (a *app) printJSON(v any) error {

@@ -171,7 +171,7 @@ func (s *Stack) startServer(ctx context.Context, bin string, o Options) error {
 			return ctx.Err()
 		case <-time.After(250 * time.Millisecond):
 		}
-		c, err := temporalclient.Dial(config.Temporal{Address: s.Address, Namespace: "default"}, log)
+		c, err := temporalclient.Dial(config.Temporal{Address: s.Address, Namespace: "default"}, log, "")
 		if err == nil {
 			_, herr := c.CheckHealth(ctx, &client.CheckHealthRequest{})
 			if herr == nil {
@@ -213,11 +213,10 @@ func (s *Stack) startRoles(ctx context.Context, dir string) error {
 		if err != nil {
 			return err
 		}
-		o, err := temporalclient.Options(svc.Temporal, log.With("role", name))
+		o, err := temporalclient.Options(svc.Temporal, log.With("role", name), temporalclient.Identity(name))
 		if err != nil {
 			return err
 		}
-		o.Identity = name + "@relman-dev"
 		c, err := client.Dial(o)
 		if err != nil {
 			return err

@@ -18,11 +18,15 @@ import (
 // Options builds client options from the connection settings. The SDK's
 // default logger prints every activity at DEBUG, so a structured logger at
 // the configured level always replaces it.
-func Options(t config.Temporal, logger *slog.Logger) (client.Options, error) {
+//
+// identity names the process in event histories (which worker ran what);
+// empty keeps the SDK's pid@host.
+func Options(t config.Temporal, logger *slog.Logger, identity string) (client.Options, error) {
 	o := client.Options{
 		HostPort:  t.Address,
 		Namespace: t.Namespace,
 		Logger:    tlog.NewStructuredLogger(logger),
+		Identity:  identity,
 	}
 	if o.HostPort == "" {
 		o.HostPort = "localhost:7233"
@@ -43,8 +47,8 @@ func Options(t config.Temporal, logger *slog.Logger) (client.Options, error) {
 
 // Dial connects to Temporal. The error says where it tried to connect, since
 // a wrong address is the usual cause.
-func Dial(t config.Temporal, logger *slog.Logger) (client.Client, error) {
-	o, err := Options(t, logger)
+func Dial(t config.Temporal, logger *slog.Logger, identity string) (client.Client, error) {
+	o, err := Options(t, logger, identity)
 	if err != nil {
 		return nil, err
 	}
@@ -53,6 +57,13 @@ func Dial(t config.Temporal, logger *slog.Logger) (client.Client, error) {
 		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w; start one with `relman dev` or set --address / TEMPORAL_ADDRESS", o.HostPort, o.Namespace, err)
 	}
 	return c, nil
+}
+
+// Identity is "name@host:pid": which role instance did the work, as the
+// history and the Web UI show it.
+func Identity(name string) string {
+	h, _ := os.Hostname()
+	return fmt.Sprintf("%s@%s:%d", name, h, os.Getpid())
 }
 
 func tlsConfig(t config.Temporal) (*tls.Config, error) {
