@@ -24,10 +24,15 @@ import (
 // relman runs the real CLI in-process against the shared dev server.
 func relman(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return relmanAt(t, env.address, args...)
+}
+
+func relmanAt(t *testing.T, address string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	code = cli.Execute(ctx, append(args, "--address", env.address), cli.Options{
+	code = cli.Execute(ctx, append(args, "--address", address), cli.Options{
 		Stdout: &out, Stderr: &errb,
 		LookupEnv: func(k string) (string, bool) {
 			if k == "RELMAN_REQUESTER" {

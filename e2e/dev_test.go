@@ -1,0 +1,96 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestDevDemoAndRestart runs the non-interactive demo (what `make demo`
+// does, minus waiting for Ctrl-C), then starts the stack again on the same
+// directory and checks the first transaction is still there.
+func TestDevDemoAndRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts its own dev server")
+	}
+	dir := t.TempDir()
+	port := freePort(t)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, env.relman, "dev", "--dir", dir, "--port", strconv.Itoa(port), "--ui-port", strconv.Itoa(freePort(t)), "--demo", "--once")
+	cmd.Env = append(os.Environ(), "RELMAN_TEMPORAL_BIN="+env.temporal)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	s := string(out)
+	m := regexp.MustCompile(`transaction (\S+)`).FindStringSubmatch(s)
+	require.NotNil(t, m, s)
+	txid := m[1]
+	assert.Contains(t, s, txid+" INSTALL_COMPLETED")
+	assert.Regexp(t, `Web UI\s+http://localhost:\d+/namespaces/default/workflows/`+regexp.QuoteMeta(txid), s)
+	for _, h := range []string{"host-a", "host-b"} {
+		p := filepath.Join(dir, h, "install_base", "test", "template", "index.html")
+		assert.Contains(t, s, p)
+		assert.FileExists(t, p)
+		b, err := os.ReadFile(filepath.Join(dir, h, "install_base", "test", "template", "BUILD_INFO"))
+		require.NoError(t, err)
+		assert.Contains(t, string(b), txid)
+	}
+	assert.Contains(t, s, "stopped")
+
+	// Restart on the same directory: the transaction survived.
+	cmd = exec.CommandContext(ctx, env.relman, "dev", "--dir", dir, "--port", strconv.Itoa(port), "--ui-port", "-1")
+	cmd.Env = append(os.Environ(), "RELMAN_TEMPORAL_BIN="+env.temporal)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = cmd.Stdout
+	require.NoError(t, cmd.Start())
+	lines := bufio.NewScanner(stdout)
+	ready := false
+	var seen []string
+	for lines.Scan() {
+		seen = append(seen, lines.Text())
+		if strings.Contains(lines.Text(), "press Ctrl-C") {
+			ready = true
+			break
+		}
+	}
+	require.True(t, ready, "dev stack did not come up:\n%s", strings.Join(seen, "\n"))
+	go func() {
+		for lines.Scan() {
+		}
+	}()
+	o, e, code := relmanAt(t, addr, "status", txid)
+	assert.Equal(t, 0, code, e)
+	assert.Equal(t, "INSTALL_COMPLETED\n", o)
+	o, _, _ = relmanAt(t, addr, "registrations")
+	for _, id := range []string{"builder-1", "host-a", "host-b"} {
+		assert.Contains(t, o, id)
+	}
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	require.NoError(t, cmd.Wait(), "Ctrl-C must stop the stack cleanly")
+	// The Temporal server went with it.
+	_, err = net.DialTimeout("tcp", addr, time.Second)
+	assert.Error(t, err, fmt.Sprintf("%s still listening after the stack stopped", addr))
+}
