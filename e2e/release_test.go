@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/relman/relman/internal/cli"
+	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
 )
 
@@ -292,7 +293,7 @@ func TestCLIReleaseWaitStatusHistoryList(t *testing.T) {
 	}
 	out, _, code = relman(t, "history", txid, "-o", "json")
 	require.Equal(t, cli.ExitOK, code)
-	var steps []cli.Step
+	var steps []transaction.Step
 	require.NoError(t, json.Unmarshal([]byte(out), &steps))
 	installs := 0
 	for _, s := range steps {
@@ -310,7 +311,7 @@ func TestCLIReleaseWaitStatusHistoryList(t *testing.T) {
 		out, _, code = relman(t, "list", "--project", "shop", "--env", "test", "--status", "INSTALL_COMPLETED", "--limit", "50", "-o", "json")
 		return code == 0 && strings.Contains(out, txid)
 	}, 30*time.Second, 300*time.Millisecond)
-	var rows []cli.ListedTransaction
+	var rows []transaction.Listed
 	require.NoError(t, json.Unmarshal([]byte(out), &rows))
 	for _, r := range rows {
 		assert.Equal(t, "shop", r.Project)

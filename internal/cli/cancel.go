@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/relman/relman/internal/transaction"
 	"github.com/spf13/cobra"
 	"go.temporal.io/api/serviceerror"
 )
@@ -38,7 +39,7 @@ until the transaction has ended and prints its final status.`,
 			}
 			ctx, stop := context.WithTimeout(cmd.Context(), timeout)
 			defer stop()
-			d, err := waitFinal(ctx, c, txid, nil)
+			d, err := transaction.Wait(ctx, c, txid, nil)
 			if err != nil {
 				return fmt.Errorf("cancel of %s requested, but it has not ended within %s: %w", txid, timeout, err)
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/relman/relman/internal/devstack"
+	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
 )
 
@@ -88,7 +89,7 @@ what was installed on each host; --once stops the stack after the demo.`,
 func (a *app) demo(ctx context.Context, s *devstack.Stack) error {
 	out := a.opts.Stdout
 	req := workflows.Request{Project: "template", Action: workflows.ActionInstall, Env: "test", Source: workflows.Selector{Trunk: true}, Requester: requester(a.opts.LookupEnv)}
-	txid, err := startRelease(ctx, s.Client, workflows.DefaultManagerQueue, "", req)
+	txid, err := transaction.Start(ctx, s.Client, workflows.DefaultManagerQueue, "", req)
 	if err != nil {
 		return err
 	}

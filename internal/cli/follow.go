@@ -10,6 +10,7 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 	"go.temporal.io/sdk/client"
 
+	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
 )
 
@@ -31,7 +32,7 @@ func (a *app) follow(ctx context.Context, c client.Client, txid string) (*workfl
 func followLines(ctx context.Context, c client.Client, txid string, w io.Writer) (*workflows.Detail, error) {
 	seenEvents := 0
 	seenInstall := map[string]workflows.InstallState{}
-	return waitFinal(ctx, c, txid, func(d *workflows.Detail) {
+	return transaction.Wait(ctx, c, txid, func(d *workflows.Detail) {
 		for ; seenEvents < len(d.Events); seenEvents++ {
 			e := d.Events[seenEvents]
 			if e.Status != "" {
@@ -75,7 +76,7 @@ func followBars(ctx context.Context, c client.Client, txid string, w io.Writer) 
 	status := workflows.Status("")
 	statusName := func(decor.Statistics) string { return string(status) }
 	bars := map[string]*mpb.Bar{}
-	d, err := waitFinal(ctx, c, txid, func(d *workflows.Detail) {
+	d, err := transaction.Wait(ctx, c, txid, func(d *workflows.Detail) {
 		status = d.Status
 		if d.Status != workflows.StatusStarted && build.Current() == 0 {
 			build.SetCurrent(1)

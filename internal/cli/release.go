@@ -1,16 +1,12 @@
 package cli
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"os/user"
-	"time"
 
-	"github.com/google/uuid"
 	"github.com/spf13/cobra"
-	"go.temporal.io/sdk/client"
 
+	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
 )
 
@@ -50,7 +46,7 @@ func (a *app) releaseCommand() *cobra.Command {
 			}
 			defer c.Close()
 			ctx := cmd.Context()
-			txid, err := startRelease(ctx, c, a.queue, id, req)
+			txid, err := transaction.Start(ctx, c, a.queue, id, req)
 			if err != nil {
 				return err
 			}
@@ -68,7 +64,7 @@ func (a *app) releaseCommand() *cobra.Command {
 			if follow {
 				d, err = a.follow(ctx, c, txid)
 			} else {
-				d, err = waitFinal(ctx, c, txid, nil)
+				d, err = transaction.Wait(ctx, c, txid, nil)
 			}
 			if err != nil {
 				return err
@@ -98,60 +94,6 @@ func (a *app) releaseCommand() *cobra.Command {
 	f.BoolVar(&follow, "follow", false, "show live progress until the final status; exit 3 unless it succeeded")
 	f.StringVar(&id, "request-id", "", "idempotency key: the same id starts one transaction and returns it again")
 	return cmd
-}
-
-// startRelease starts the Release workflow. A request id makes the start
-// idempotent: the same id returns the transaction already started.
-func startRelease(ctx context.Context, c client.Client, queue, requestID string, req workflows.Request) (string, error) {
-	txid := requestID
-	if txid == "" {
-		u, err := uuid.NewV7()
-		if err != nil {
-			return "", err
-		}
-		txid = u.String()
-	}
-	opts := client.StartWorkflowOptions{ID: txid, TaskQueue: queue}
-	if requestID != "" {
-		opts.WorkflowIDConflictPolicy = workflowIDUseExisting
-		opts.WorkflowIDReusePolicy = workflowIDRejectDuplicate
-	}
-	run, err := c.ExecuteWorkflow(ctx, opts, workflows.ReleaseWorkflowName, workflows.ReleaseInput{Request: req})
-	if err != nil {
-		return "", fmt.Errorf("start release of %s: %w", req.Project, err)
-	}
-	return run.GetID(), nil
-}
-
-// waitFinal polls the detail until the status is final. Polling a query
-// keeps working across manager restarts, unlike holding a result stream.
-func waitFinal(ctx context.Context, c client.Client, txid string, onChange func(*workflows.Detail)) (*workflows.Detail, error) {
-	t := time.NewTicker(300 * time.Millisecond)
-	defer t.Stop()
-	var last *workflows.Detail
-	for {
-		d, err := detail(ctx, c, txid)
-		if err != nil && !errors.Is(err, errNotYet) {
-			return nil, err
-		}
-		if d != nil {
-			if onChange != nil {
-				onChange(d)
-			}
-			last = d
-			if d.Status.Final(d.Request.Action) {
-				return d, nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			if last != nil {
-				return last, ctx.Err()
-			}
-			return nil, ctx.Err()
-		case <-t.C:
-		}
-	}
 }
 
 func requester(lookup func(string) (string, bool)) string {
