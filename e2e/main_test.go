@@ -164,6 +164,9 @@ func startProc(name, role, cfg string) (*proc, error) {
 		return nil, err
 	}
 	cmd := exec.Command(env.relman, role, "--config", cfg, "--address", env.address, "--log-level", "debug")
+	// Spans go to the process's output, so a test can follow one trace
+	// across every role.
+	cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=console")
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -424,4 +425,32 @@ environments:
 	require.Eventually(t, hasHostC, 30*time.Second, 200*time.Millisecond)
 	require.NoError(t, p.stop(20*time.Second), "installer must exit 0 on SIGTERM")
 	assert.False(t, hasHostC(), "a stopped host must deregister")
+}
+
+// TestOneTraceAcrossRoles: with tracing on, the trace started by `relman
+// release` reaches the manager, the builder and both installer hosts.
+func TestOneTraceAcrossRoles(t *testing.T) {
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	code := cli.Execute(ctx, []string{"release", "shop", "--env", "test", "--wait", "--address", env.address}, cli.Options{
+		Stdout: &out, Stderr: &errb,
+		LookupEnv: func(k string) (string, bool) {
+			if k == "OTEL_TRACES_EXPORTER" {
+				return "console", true
+			}
+			return os.LookupEnv(k)
+		},
+	})
+	require.Equal(t, cli.ExitOK, code, errb.String())
+	m := regexp.MustCompile(`(?m)^trace ([0-9a-f]{32})$`).FindStringSubmatch(errb.String())
+	require.NotNil(t, m, "the release prints its trace id: %s", errb.String())
+	traceID := m[1]
+	assert.Contains(t, errb.String(), `"TraceID":"`+traceID+`"`, "the CLI exports its own spans")
+	for _, p := range []string{"manager", "builder", "host-a", "host-b"} {
+		require.Eventually(t, func() bool {
+			b, _ := os.ReadFile(env.procs[p].log)
+			return strings.Contains(string(b), `"TraceID":"`+traceID+`"`)
+		}, 10*time.Second, 100*time.Millisecond, "no span of trace %s in %s's output", traceID, p)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/relman/relman/internal/devstack"
+	"github.com/relman/relman/internal/telemetry"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
 )
@@ -38,6 +39,12 @@ what was installed on each host; --once stops the stack after the demo.`,
 			out := a.opts.Stdout
 			fmt.Fprintf(out, "starting the relman dev stack in %s ...\n", o.Dir)
 			o.Out = out
+			tel, err := telemetry.Setup(ctx, "relman-dev", a.opts.LookupEnv, a.opts.Stderr)
+			if err != nil {
+				return err
+			}
+			defer tel.Shutdown(context.WithoutCancel(ctx))
+			o.With = tel.Apply
 			s, err := devstack.Start(ctx, o)
 			if err != nil {
 				return err

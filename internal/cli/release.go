@@ -45,10 +45,14 @@ func (a *app) releaseCommand() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			ctx := cmd.Context()
+			ctx, traceID, endSpan := a.tel.Span(cmd.Context(), "relman release "+req.Project)
+			defer endSpan()
 			txid, err := transaction.Start(ctx, c, a.queue, id, req)
 			if err != nil {
 				return err
+			}
+			if traceID != "" {
+				fmt.Fprintf(a.opts.Stderr, "trace %s\n", traceID)
 			}
 			if a.output == "json" && !wait && !follow {
 				return a.printJSON(map[string]string{"transaction": txid})

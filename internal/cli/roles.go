@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/relman/relman/config"
+	"github.com/relman/relman/internal/telemetry"
 	"github.com/relman/relman/internal/temporalclient"
 	"github.com/relman/relman/workers"
 )
@@ -78,7 +79,12 @@ func (a *app) runRole(ctx context.Context, role, path string) error {
 	}
 	defer closeLog()
 	log = log.With("role", role)
-	c, err := temporalclient.Dial(svc.Temporal, log, temporalclient.Identity(roleID(cfg)))
+	tel, err := telemetry.Setup(ctx, "relman-"+role, a.opts.LookupEnv, a.opts.Stderr)
+	if err != nil {
+		return err
+	}
+	defer tel.Shutdown(context.WithoutCancel(ctx))
+	c, err := temporalclient.Dial(svc.Temporal, log, temporalclient.Identity(roleID(cfg)), tel.Apply)
 	if err != nil {
 		return err
 	}

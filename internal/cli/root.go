@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/relman/relman/config"
+	"github.com/relman/relman/internal/telemetry"
 	"github.com/relman/relman/internal/temporalclient"
 	"github.com/relman/relman/workflows"
 )
@@ -70,6 +71,7 @@ type app struct {
 	queue    string
 	registry string
 	logLevel string
+	tel      *telemetry.Telemetry
 }
 
 // Execute runs the CLI with args and returns the exit code.
@@ -96,6 +98,9 @@ func Execute(ctx context.Context, args []string, opts Options) int {
 	root.SetErr(opts.Stderr)
 	root.SetIn(opts.Stdin)
 	err := root.ExecuteContext(ctx)
+	if a.tel != nil {
+		_ = a.tel.Shutdown(context.WithoutCancel(ctx))
+	}
 	if err == nil {
 		return ExitOK
 	}
@@ -206,7 +211,14 @@ func (a *app) temporalSettings(file config.Temporal) config.Temporal {
 // warnings, to stderr: a person reads their stdout.
 func (a *app) dial() (client.Client, error) {
 	log := slog.New(slog.NewTextHandler(a.opts.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	return temporalclient.Dial(a.temporalSettings(config.Temporal{}), log, temporalclient.Identity("relman-cli"))
+	if a.tel == nil {
+		tel, err := telemetry.Setup(context.Background(), "relman-cli", a.opts.LookupEnv, a.opts.Stderr)
+		if err != nil {
+			return nil, err
+		}
+		a.tel = tel
+	}
+	return temporalclient.Dial(a.temporalSettings(config.Temporal{}), log, temporalclient.Identity("relman-cli"), a.tel.Apply)
 }
 
 func (a *app) printJSON(v any) error {

@@ -37,6 +37,8 @@ type Options struct {
 	Port        int    // Temporal gRPC, default 7233
 	UIPort      int    // Web UI, default 8233; negative: no UI
 	Out         io.Writer
+	// With adjusts every role's Temporal client options (telemetry).
+	With func(*client.Options)
 }
 
 // Stack is a running dev stack.
@@ -117,7 +119,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
-	if err := s.startRoles(rctx, dir); err != nil {
+	if err := s.startRoles(rctx, dir, o.With); err != nil {
 		s.Stop()
 		return nil, err
 	}
@@ -187,7 +189,10 @@ func (s *Stack) startServer(ctx context.Context, bin string, o Options) error {
 	}
 }
 
-func (s *Stack) startRoles(ctx context.Context, dir string) error {
+func (s *Stack) startRoles(ctx context.Context, dir string, with func(*client.Options)) error {
+	if with == nil {
+		with = func(*client.Options) {}
+	}
 	mc, err := config.LoadManager(filepath.Join(dir, "manager.yaml"))
 	if err != nil {
 		return err
@@ -213,7 +218,7 @@ func (s *Stack) startRoles(ctx context.Context, dir string) error {
 		if err != nil {
 			return err
 		}
-		o, err := temporalclient.Options(svc.Temporal, log.With("role", name), temporalclient.Identity(name))
+		o, err := temporalclient.Options(svc.Temporal, log.With("role", name), temporalclient.Identity(name), with)
 		if err != nil {
 			return err
 		}

@@ -21,7 +21,7 @@ import (
 //
 // identity names the process in event histories (which worker ran what);
 // empty keeps the SDK's pid@host.
-func Options(t config.Temporal, logger *slog.Logger, identity string) (client.Options, error) {
+func Options(t config.Temporal, logger *slog.Logger, identity string, with ...func(*client.Options)) (client.Options, error) {
 	o := client.Options{
 		HostPort:  t.Address,
 		Namespace: t.Namespace,
@@ -42,13 +42,16 @@ func Options(t config.Temporal, logger *slog.Logger, identity string) (client.Op
 	if t.APIKey != "" {
 		o.Credentials = client.NewAPIKeyStaticCredentials(t.APIKey)
 	}
+	for _, f := range with {
+		f(&o)
+	}
 	return o, nil
 }
 
 // Dial connects to Temporal. The error says where it tried to connect, since
 // a wrong address is the usual cause.
-func Dial(t config.Temporal, logger *slog.Logger, identity string) (client.Client, error) {
-	o, err := Options(t, logger, identity)
+func Dial(t config.Temporal, logger *slog.Logger, identity string, with ...func(*client.Options)) (client.Client, error) {
+	o, err := Options(t, logger, identity, with...)
 	if err != nil {
 		return nil, err
 	}
