@@ -210,8 +210,12 @@ func classifyBuildError(ctx context.Context, err error) error {
 	return err
 }
 
-// safeName keeps ids usable as file names.
+// safeName keeps ids usable as file names: one path component, never "."
+// or ".." (a scratch dir named so would be its parent, removed whole).
 func safeName(s string) string {
+	if strings.Trim(s, ".") == "" {
+		return "_" + s
+	}
 	return strings.Map(func(r rune) rune {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':

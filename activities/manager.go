@@ -70,6 +70,7 @@ func (m *Manager) Plan(ctx context.Context, in workflows.PlanInput) (workflows.P
 	plan.BuildTimeout = m.Config.Timeouts.Build
 	plan.InstallTimeout = m.Config.Timeouts.Install
 	plan.HostTimeout = m.Config.Timeouts.Host
+	plan.HeartbeatTimeout = m.Config.Timeouts.Heartbeat
 	builder := false
 	plan.Targets = slices.Clone(proj.Targets)
 	plan.Hosts = map[string][]string{}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -139,7 +140,8 @@ func command(ctx context.Context, req Request) error {
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return err
 	}
-	r := &buildstep.Runner{LogPath: filepath.Join(logDir, req.Transaction+"-"+req.Target+".log")}
+	// The transaction id is chosen by the requester: keep it one file name.
+	r := &buildstep.Runner{LogPath: filepath.Join(logDir, logName(req.Transaction+"-"+req.Target)+".log")}
 	timeout := req.Config.Timeout
 	if timeout == 0 {
 		timeout = 10 * time.Minute
@@ -164,4 +166,15 @@ func command(ctx context.Context, req Request) error {
 		},
 	})
 	return err
+}
+
+// logName keeps an id usable as one file name inside the log directory.
+func logName(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, s)
 }

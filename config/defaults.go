@@ -12,20 +12,21 @@ import (
 // Defaults. Exported so the CLI's help and `relman generate` print the same
 // values the loader fills in.
 const (
-	DefaultAddress         = "localhost:7233"
-	DefaultNamespace       = "default"
-	DefaultLogLevel        = "info"
-	DefaultManagerQueue    = "relman-manager"
-	DefaultRegistryID      = "relman-registry"
-	DefaultListenPort      = 10000
-	DefaultBuildTimeout    = time.Hour
-	DefaultInstallTimeout  = 30 * time.Minute
-	DefaultHostTimeout     = 5 * time.Minute
-	DefaultLease           = 60 * time.Second
-	DefaultWorkDir         = "work"
-	DefaultStepTimeout     = 30 * time.Minute
-	DefaultBehaviorTimeout = 10 * time.Minute
-	DefaultCopyMode        = "0644"
+	DefaultAddress          = "localhost:7233"
+	DefaultNamespace        = "default"
+	DefaultLogLevel         = "info"
+	DefaultManagerQueue     = "relman-manager"
+	DefaultRegistryID       = "relman-registry"
+	DefaultListenPort       = 10000
+	DefaultBuildTimeout     = time.Hour
+	DefaultInstallTimeout   = 30 * time.Minute
+	DefaultHostTimeout      = 5 * time.Minute
+	DefaultHeartbeatTimeout = 30 * time.Second
+	DefaultLease            = 60 * time.Second
+	DefaultWorkDir          = "work"
+	DefaultStepTimeout      = 30 * time.Minute
+	DefaultBehaviorTimeout  = 10 * time.Minute
+	DefaultCopyMode         = "0644"
 )
 
 // Default fills in what the file left out and makes its paths absolute
@@ -45,6 +46,9 @@ func (c *Manager) Default() {
 	}
 	if c.Timeouts.Host == 0 {
 		c.Timeouts.Host = DefaultHostTimeout
+	}
+	if c.Timeouts.Heartbeat == 0 {
+		c.Timeouts.Heartbeat = DefaultHeartbeatTimeout
 	}
 }
 

@@ -66,6 +66,9 @@ type ReleaseTimeouts struct {
 	// Host bounds how long an install waits for its host to pick it up
 	// before the host is reported unreachable. Default 5m.
 	Host time.Duration `yaml:"host"`
+	// Heartbeat is how long a silent build or install counts as lost, so a
+	// killed worker's task moves to another attempt. Default 30s.
+	Heartbeat time.Duration `yaml:"heartbeat"`
 }
 
 // Builder is builder.yaml.

@@ -17,9 +17,9 @@ const (
 	DefaultBuildTimeout   = time.Hour
 	DefaultInstallTimeout = 30 * time.Minute
 	DefaultHostTimeout    = 5 * time.Minute
-	// HeartbeatTimeout is how long a silent build or install counts as lost,
-	// so a killed worker's task moves to another attempt.
-	HeartbeatTimeout = 30 * time.Second
+	// DefaultHeartbeatTimeout is how long a silent build or install counts
+	// as lost, so a killed worker's task moves to another attempt.
+	DefaultHeartbeatTimeout = 30 * time.Second
 	// maxAttempts bounds retries of builds and installs: enough to ride out a
 	// worker restart, few enough that a broken host fails the release.
 	maxAttempts = 3
@@ -54,8 +54,9 @@ func Release(ctx workflow.Context, in ReleaseInput) (*Detail, error) {
 }
 
 type release struct {
-	in ReleaseInput
-	d  Detail
+	in        ReleaseInput
+	d         Detail
+	heartbeat time.Duration
 }
 
 func (r *release) run(ctx workflow.Context) (*Detail, error) {
@@ -69,6 +70,7 @@ func (r *release) run(ctx workflow.Context) (*Detail, error) {
 	r.in.BuildTimeout = orDefault(r.in.BuildTimeout, plan.BuildTimeout)
 	r.in.InstallTimeout = orDefault(r.in.InstallTimeout, plan.InstallTimeout)
 	r.in.HostTimeout = orDefault(r.in.HostTimeout, plan.HostTimeout)
+	r.heartbeat = orDefault(plan.HeartbeatTimeout, DefaultHeartbeatTimeout)
 	build, err := r.build(ctx, plan)
 	if err != nil {
 		return r.end(ctx, err, StatusBuildFailed)
@@ -106,7 +108,7 @@ func (r *release) build(ctx workflow.Context, plan Plan) (BuildResult, error) {
 		TaskQueue:              BuildQueue(r.in.Request.Project),
 		ScheduleToStartTimeout: orDefault(r.in.HostTimeout, DefaultHostTimeout),
 		StartToCloseTimeout:    orDefault(r.in.BuildTimeout, DefaultBuildTimeout),
-		HeartbeatTimeout:       HeartbeatTimeout,
+		HeartbeatTimeout:       r.heartbeat,
 		WaitForCancellation:    true,
 		RetryPolicy: &temporal.RetryPolicy{
 			MaximumAttempts:        maxAttempts,
@@ -152,7 +154,7 @@ func (r *release) install(ctx workflow.Context, plan Plan, build BuildResult) er
 			TaskQueue:              HostQueue(rec.Host),
 			ScheduleToStartTimeout: orDefault(r.in.HostTimeout, DefaultHostTimeout),
 			StartToCloseTimeout:    orDefault(r.in.InstallTimeout, DefaultInstallTimeout),
-			HeartbeatTimeout:       HeartbeatTimeout,
+			HeartbeatTimeout:       r.heartbeat,
 			WaitForCancellation:    true,
 			RetryPolicy: &temporal.RetryPolicy{
 				MaximumAttempts:        maxAttempts,

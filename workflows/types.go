@@ -154,6 +154,8 @@ type Plan struct {
 	BuildTimeout   time.Duration `json:"build_timeout,omitempty"`
 	InstallTimeout time.Duration `json:"install_timeout,omitempty"`
 	HostTimeout    time.Duration `json:"host_timeout,omitempty"`
+	// HeartbeatTimeout: how long a silent build or install counts as lost.
+	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
 }
 
 // BuildInput is the build activity's argument.

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"os/user"
 
@@ -48,6 +49,9 @@ func (a *app) releaseCommand() *cobra.Command {
 			ctx, traceID, endSpan := a.tel.Span(cmd.Context(), "relman release "+req.Project)
 			defer endSpan()
 			txid, err := transaction.Start(ctx, c, a.queue, id, req)
+			if errors.Is(err, transaction.ErrBadRequestID) {
+				return usageErr("%v", err)
+			}
 			if err != nil {
 				return err
 			}

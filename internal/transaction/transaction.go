@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -25,6 +26,13 @@ import (
 // ErrNotFound: no transaction has that id.
 var ErrNotFound = errors.New("transaction not found")
 
+// ErrBadRequestID: a request id that cannot be a transaction id.
+var ErrBadRequestID = errors.New("bad request id")
+
+// requestIDPattern keeps a requester-chosen id usable as a workflow id, in a
+// file name and on a command line.
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
+
 // ErrNotYet: the transaction exists but has not answered yet (its first
 // workflow task is still queued).
 var ErrNotYet = errors.New("transaction has not answered yet")
@@ -33,6 +41,9 @@ var ErrNotYet = errors.New("transaction has not answered yet")
 // idempotent: the same id returns the transaction already started.
 func Start(ctx context.Context, c client.Client, queue, requestID string, req workflows.Request) (string, error) {
 	txid := requestID
+	if txid != "" && !requestIDPattern.MatchString(txid) {
+		return "", fmt.Errorf("request id %q must be 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit: %w", requestID, ErrBadRequestID)
+	}
 	if txid == "" {
 		u, err := uuid.NewV7()
 		if err != nil {

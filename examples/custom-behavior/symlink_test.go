@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/relman/relman/activities"
+	"github.com/relman/relman/behavior"
+	"github.com/relman/relman/config"
+	"github.com/relman/relman/internal/archive"
+	"github.com/relman/relman/internal/artifact"
+	"github.com/relman/relman/workflows"
+)
+
+var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// tarGz packs files with archive.WriteTarGz, as a builder would.
+func tarGz(t *testing.T, files map[string]string) string {
+	t.Helper()
+	src := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(src, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "release.tar.gz")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := archive.WriteTarGz(context.Background(), f, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func install(t *testing.T, base, tx, resource, format string) error {
+	t.Helper()
+	return InstallSymlinkRelease(context.Background(), behavior.Request{
+		Transaction: tx, Project: "template", Env: "test", Target: "template",
+		Resource: resource, Format: format, Name: "template.tar.gz",
+		Config:  config.InstallBehavior{Behavior: SymlinkReleaseName, Path: base},
+		WorkDir: t.TempDir(), Log: quietLog,
+	})
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func entries(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func TestSymlinkReleaseInstallTwice(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "template")
+	if err := install(t, base, "tx-1", tarGz(t, map[string]string{"index.html": "one\n"}), "tar.gz"); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, filepath.Join(base, "current", "index.html")); got != "one\n" {
+		t.Fatalf("current/index.html = %q after the first install", got)
+	}
+	if err := install(t, base, "tx-2", tarGz(t, map[string]string{"index.html": "two\n", "new.txt": "n\n"}), "tar.gz"); err != nil {
+		t.Fatal(err)
+	}
+
+	link, err := os.Readlink(filepath.Join(base, "current"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if link != filepath.Join("releases", "tx-2") {
+		t.Errorf("current -> %q, want releases/tx-2", link)
+	}
+	if got := readFile(t, filepath.Join(base, "current", "index.html")); got != "two\n" {
+		t.Errorf("current/index.html = %q, want two", got)
+	}
+	// The first release is still there, whole.
+	if got := readFile(t, filepath.Join(base, "releases", "tx-1", "index.html")); got != "one\n" {
+		t.Errorf("releases/tx-1/index.html = %q, want one", got)
+	}
+	if _, err := os.Stat(filepath.Join(base, "releases", "tx-1", "new.txt")); !os.IsNotExist(err) {
+		t.Error("the second release leaked into the first")
+	}
+	// No temporary symlinks or staging dirs are left.
+	if got := entries(t, base); !slices.Equal(got, []string{"current", "releases"}) {
+		t.Errorf("%s holds %v", base, got)
+	}
+	if got := entries(t, filepath.Join(base, "releases")); !slices.Equal(got, []string{"tx-1", "tx-2"}) {
+		t.Errorf("releases holds %v", got)
+	}
+}
+
+func TestSymlinkReleaseRetryAndRollForward(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "template")
+	r1 := tarGz(t, map[string]string{"index.html": "one\n"})
+	r2 := tarGz(t, map[string]string{"index.html": "two\n"})
+	for _, step := range []struct{ tx, res string }{{"tx-1", r1}, {"tx-1", r1}, {"tx-2", r2}, {"tx-2", r2}} {
+		if err := install(t, base, step.tx, step.res, "tar.gz"); err != nil {
+			t.Fatalf("install %s: %v", step.tx, err)
+		}
+	}
+	if got := readFile(t, filepath.Join(base, "current", "index.html")); got != "two\n" {
+		t.Errorf("current/index.html = %q, want two", got)
+	}
+	if got := entries(t, filepath.Join(base, "releases")); !slices.Equal(got, []string{"tx-1", "tx-2"}) {
+		t.Errorf("releases holds %v", got)
+	}
+}
+
+func TestSymlinkReleaseFailuresKeepCurrent(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "template")
+	if err := install(t, base, "tx-1", tarGz(t, map[string]string{"index.html": "one\n"}), "tar.gz"); err != nil {
+		t.Fatal(err)
+	}
+	single := filepath.Join(t.TempDir(), "tool")
+	if err := os.WriteFile(single, []byte("not an archive"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := install(t, base, "tx-2", single, "file"); !errors.Is(err, behavior.ErrWrongFormat) {
+		t.Errorf("single file: err = %v, want ErrWrongFormat", err)
+	}
+	if err := install(t, base, "tx-3", single, "tar.gz"); err == nil {
+		t.Error("garbage labelled tar.gz was installed")
+	}
+	if got := readFile(t, filepath.Join(base, "current", "index.html")); got != "one\n" {
+		t.Errorf("current/index.html = %q after failed installs, want one", got)
+	}
+	if got := entries(t, filepath.Join(base, "releases")); !slices.Equal(got, []string{"tx-1"}) {
+		t.Errorf("releases holds %v after failed installs", got)
+	}
+}
+
+func TestSymlinkReleaseRefusesRealCurrentDir(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "template")
+	if err := os.MkdirAll(filepath.Join(base, "current"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err := install(t, base, "tx-1", tarGz(t, map[string]string{"index.html": "one\n"}), "tar.gz")
+	if err == nil || !strings.Contains(err.Error(), "not a symlink") {
+		t.Fatalf("err = %v, want a refusal naming the real directory", err)
+	}
+}
+
+func TestReleaseName(t *testing.T) {
+	for tx, want := range map[string]string{
+		"tx-1":                "tx-1",
+		"../../etc":           "_.._.._etc",
+		"a/b":                 "a_b",
+		".hidden":             "_.hidden",
+		"0199a1b2-c3d4.e5_f6": "0199a1b2-c3d4.e5_f6",
+	} {
+		got, err := releaseName(tx)
+		if err != nil || got != want {
+			t.Errorf("releaseName(%q) = %q, %v; want %q", tx, got, err, want)
+		}
+		if got != "" && (strings.Contains(got, "/") || !filepath.IsLocal(got)) {
+			t.Errorf("releaseName(%q) = %q is not one local path component", tx, got)
+		}
+	}
+	for _, tx := range []string{"", ".", ".."} {
+		if _, err := releaseName(tx); err == nil {
+			t.Errorf("releaseName(%q) accepted", tx)
+		}
+	}
+}
+
+// The example config validates once the behavior is registered.
+func TestExampleConfigLoads(t *testing.T) {
+	registerBehaviors()
+	cfg, err := config.LoadInstaller("installer.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ib := cfg.Environments["test"]["template"]
+	if ib.Behavior != SymlinkReleaseName || !filepath.IsAbs(ib.Path) {
+		t.Errorf("template target = %+v", ib)
+	}
+	if _, err := behavior.Lookup(SymlinkReleaseName); err != nil {
+		t.Error(err)
+	}
+}
+
+// Through relman's own install activity, with a real file store: download,
+// verify, then the custom behavior.
+func TestSymlinkReleaseThroughInstallActivity(t *testing.T) {
+	registerBehaviors()
+	ctx := context.Background()
+	store, err := artifact.OpenStore(ctx, "file://"+t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	base := filepath.Join(t.TempDir(), "template")
+	inst := &activities.Installer{
+		Config: &config.Installer{
+			Host: "host-c", WorkDir: t.TempDir(),
+			Environments: map[string]map[string]config.InstallBehavior{
+				"test": {"template": {Behavior: SymlinkReleaseName, Path: base}},
+			},
+		},
+		Store: store, Log: quietLog,
+	}
+	for _, v := range []string{"one", "two"} {
+		ref, err := store.PutFile(ctx, tarGz(t, map[string]string{"index.html": v + "\n"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := inst.Install(ctx, workflows.InstallInput{
+			Transaction: "tx-" + v, Project: "template", Env: "test", Target: "template",
+			Artifact: workflows.ArtifactRef{Key: ref.Key, SHA256: ref.SHA256, Size: ref.Size, Format: "tar.gz", Name: "template.tar.gz"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Behavior != SymlinkReleaseName || res.Path != base {
+			t.Errorf("result = %+v", res)
+		}
+	}
+	if got := readFile(t, filepath.Join(base, "current", "index.html")); got != "two\n" {
+		t.Errorf("current/index.html = %q, want two", got)
+	}
+	if got := readFile(t, filepath.Join(base, "releases", "tx-one", "index.html")); got != "one\n" {
+		t.Errorf("first release = %q, want one", got)
+	}
+}
