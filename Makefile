@@ -7,7 +7,7 @@ VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || ech
 LDFLAGS       := -X github.com/relman/relman/internal/cli.Version=$(VERSION)
 export RELMAN_TEMPORAL_BIN ?= $(BIN)/temporal
 
-.PHONY: build test test-short bench demo demo-ci lint fuzz clean
+.PHONY: build test test-short bench bench-quick demo demo-ci lint fuzz clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/relman ./cmd/relman
@@ -24,6 +24,15 @@ test: $(BIN)/temporal build
 test-short:
 	$(GO) test -short ./...
 
+# relman against floors measured in the same run on the same dev server;
+# rewrites BENCHMARKS.md (under 10 minutes on 2 cores).
+bench: $(BIN)/temporal
+	$(GO) run ./bench -out BENCHMARKS.md
+
+# The CI smoke test of the benchmarks: small sizes, ratios printed, not judged.
+bench-quick: $(BIN)/temporal
+	$(GO) run ./bench -quick
+
 # The dev stack and a real release of the example project, then the stack
 # keeps running until Ctrl-C.
 demo: $(BIN)/temporal build
@@ -34,9 +43,14 @@ demo-ci: $(BIN)/temporal build
 	@d=$$(mktemp -d); trap 'rm -rf "$$d"' EXIT; \
 	$(BIN)/relman dev --dir "$$d" --port 17299 --ui-port -1 --demo --once
 
-lint:
+$(BIN)/workflowcheck:
+	GOBIN=$(BIN) $(GO) install go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
+
+# go vet, gofmt, and Temporal's determinism check of the workflows.
+lint: $(BIN)/workflowcheck
 	$(GO) vet ./...
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(BIN)/workflowcheck ./workflows/...
 
 fuzz:
 	$(GO) test ./internal/archive -run XXX -fuzz FuzzExtractTarGz -fuzztime 30s

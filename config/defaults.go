@@ -18,10 +18,11 @@ const (
 	DefaultManagerQueue     = "relman-manager"
 	DefaultRegistryID       = "relman-registry"
 	DefaultListenPort       = 10000
+	DefaultListenAddress    = "127.0.0.1"
 	DefaultBuildTimeout     = time.Hour
 	DefaultInstallTimeout   = 30 * time.Minute
 	DefaultHostTimeout      = 5 * time.Minute
-	DefaultHeartbeatTimeout = 30 * time.Second
+	DefaultHeartbeatTimeout = 10 * time.Second
 	DefaultLease            = 60 * time.Second
 	DefaultWorkDir          = "work"
 	DefaultStepTimeout      = 30 * time.Minute
@@ -38,6 +39,7 @@ func (c *Manager) Default() {
 	if c.ListenPort == 0 {
 		c.ListenPort = DefaultListenPort
 	}
+	c.ListenAddress = orDefault(c.ListenAddress, DefaultListenAddress)
 	if c.Timeouts.Build == 0 {
 		c.Timeouts.Build = DefaultBuildTimeout
 	}

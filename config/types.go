@@ -41,11 +41,14 @@ type Service struct {
 type Manager struct {
 	Service `yaml:",inline"`
 	// ListenPort is the XML-RPC gateway's port (the seed's listen_port).
-	ListenPort   int                    `yaml:"listen_port"`
-	Environments map[string]Environment `yaml:"environments"`
-	Projects     map[string]ProjectDef  `yaml:"projects"`
-	Timeouts     ReleaseTimeouts        `yaml:"timeouts"`
-	path         string
+	ListenPort int `yaml:"listen_port"`
+	// ListenAddress is the interface the gateway listens on; default
+	// 127.0.0.1. Set 0.0.0.0 (or a host's address) to serve other machines.
+	ListenAddress string                 `yaml:"listen_address"`
+	Environments  map[string]Environment `yaml:"environments"`
+	Projects      map[string]ProjectDef  `yaml:"projects"`
+	Timeouts      ReleaseTimeouts        `yaml:"timeouts"`
+	path          string
 }
 
 // Environment is a place releases go to (dev, qa, test, prod).
@@ -67,7 +70,8 @@ type ReleaseTimeouts struct {
 	// before the host is reported unreachable. Default 5m.
 	Host time.Duration `yaml:"host"`
 	// Heartbeat is how long a silent build or install counts as lost, so a
-	// killed worker's task moves to another attempt. Default 30s.
+	// killed worker's task moves to another attempt. Default 10s: a cancel
+	// reaches a running activity at its next heartbeat, within 8s.
 	Heartbeat time.Duration `yaml:"heartbeat"`
 }
 

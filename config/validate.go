@@ -112,6 +112,9 @@ func (c *Manager) Validate() error {
 	if c.ListenPort < 0 || c.ListenPort > 65535 {
 		ps.add("listen_port", "%d is not a port; want 0 to 65535", c.ListenPort)
 	}
+	if a := c.ListenAddress; a != "" && net.ParseIP(a) == nil && a != "localhost" {
+		ps.add("listen_address", "%q is not an IP address; use e.g. 127.0.0.1, or 0.0.0.0 for every interface", a)
+	}
 	if len(c.Environments) == 0 {
 		ps.add("environments", "none defined; releases need at least one environment")
 	}

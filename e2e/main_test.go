@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,6 +37,8 @@ var env struct {
 	procs    map[string]*proc
 	repo     string // the git repository of project "shop"
 	hosts    map[string]string
+	// gatewayURL is the manager's XML-RPC gateway, on a free port.
+	gatewayURL string
 }
 
 type proc struct {
@@ -316,11 +319,25 @@ func commit(t interface {
 	return c
 }
 
+// freeTCPPort asks the kernel for a free local port.
+func freeTCPPort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
 func writeConfigs() error {
 	r := env.root
+	gatewayPort, err := freeTCPPort()
+	if err != nil {
+		return err
+	}
+	env.gatewayURL = fmt.Sprintf("http://127.0.0.1:%d/", gatewayPort)
 	cfgs := map[string]string{
-		"manager.yaml": `version: 1
-logging: {path: logs/manager.log, level: debug}
+		"manager.yaml": fmt.Sprintf("version: 1\nlisten_port: %d\n", gatewayPort) + `logging: {path: logs/manager.log, level: debug}
 environments: {test: {}, prod: {}}
 projects:
   shop: {targets: [web, tool]}
@@ -328,6 +345,7 @@ projects:
   broken: {targets: [web]}
   orphan: {targets: [web, nobody]}
   nobuilder: {targets: [web]}
+  hooked: {targets: [hook]}
 timeouts: {build: 5m, install: 2m, host: 30s}
 `,
 		"builder.yaml": `version: 1
@@ -352,6 +370,10 @@ projects:
     source: {git: ./repos/shop}
     steps: [{name: compile, run: [sh, -c, 'echo FAIL-START; i=0; while [ $i -lt 40 ]; do echo "line $i"; i=$((i+1)); done; echo "error: missing semicolon" >&2; exit 3']}]
     outputs: {web: {path: site}}
+  hooked:
+    source: {git: ./repos/shop}
+    steps: [{name: build, run: ["true"]}]
+    outputs: {hook: {path: VERSION}}
   orphan:
     source: {git: ./repos/shop}
     steps: [{name: build, run: ["true"]}]
@@ -369,6 +391,7 @@ environments:
   test:
     web: {behavior: unarchive, path: ./host-%[1]s/www}
     tool: {behavior: copy, path: ./host-%[1]s/bin/tool.sh, mode: "0755"}
+    hook: {behavior: command, command: [sh, -c, 'if [ "$(hostname)" != x ] && [ %[1]s = a ]; then echo "hook refused on host-a" >&2; exit 4; fi']}
 `, h)
 	}
 	env.hosts = map[string]string{"host-a": filepath.Join(r, "host-a"), "host-b": filepath.Join(r, "host-b")}

@@ -95,8 +95,8 @@ func Registry(ctx workflow.Context, state RegistryState) error {
 			}
 		}
 		now := workflow.Now(ctx)
-		for k, l := range leases {
-			if !l.Expires.After(now) {
+		for _, k := range sortedKeys(leases) {
+			if l := leases[k]; !l.Expires.After(now) {
 				delete(leases, k)
 				logger.Warn("lease expired", "role", l.Role, "id", l.ID, "renewed", l.Renewed)
 			}
@@ -119,8 +119,8 @@ func validateRegistration(_ workflow.Context, r Registration) error {
 
 func earliestExpiry(leases map[string]Lease) time.Time {
 	var t time.Time
-	for _, l := range leases {
-		if t.IsZero() || l.Expires.Before(t) {
+	for _, k := range sortedKeys(leases) {
+		if l := leases[k]; t.IsZero() || l.Expires.Before(t) {
 			t = l.Expires
 		}
 	}
@@ -129,9 +129,22 @@ func earliestExpiry(leases map[string]Lease) time.Time {
 
 func sortedLeases(leases map[string]Lease) []Lease {
 	out := make([]Lease, 0, len(leases))
-	for _, l := range leases {
-		out = append(out, l)
+	for _, k := range sortedKeys(leases) {
+		out = append(out, leases[k])
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
 	return out
+}
+
+// sortedKeys is the one place workflows range over a map: the keys are
+// sorted before anything depends on their order, so replays see the same
+// sequence.
+//
+//workflowcheck:ignore
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

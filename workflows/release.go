@@ -19,7 +19,7 @@ const (
 	DefaultHostTimeout    = 5 * time.Minute
 	// DefaultHeartbeatTimeout is how long a silent build or install counts
 	// as lost, so a killed worker's task moves to another attempt.
-	DefaultHeartbeatTimeout = 30 * time.Second
+	DefaultHeartbeatTimeout = 10 * time.Second
 	// maxAttempts bounds retries of builds and installs: enough to ride out a
 	// worker restart, few enough that a broken host fails the release.
 	maxAttempts = 3
@@ -303,8 +303,8 @@ func attemptsOf(err error) int32 {
 
 func countHosts(p Plan) int {
 	seen := map[string]bool{}
-	for _, hs := range p.Hosts {
-		for _, h := range hs {
+	for _, t := range sortedKeys(p.Hosts) {
+		for _, h := range p.Hosts[t] {
 			seen[h] = true
 		}
 	}

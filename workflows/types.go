@@ -267,8 +267,7 @@ const (
 
 // PlanInput is the plan activity's argument.
 type PlanInput struct {
-	Request    Request `json:"request"`
-	RegistryID string  `json:"registry_id"`
+	Request Request `json:"request"`
 }
 
 // InstallFailure rides as the details of an install error, so the workflow
