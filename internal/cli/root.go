@@ -179,6 +179,8 @@ command line was wrong; 3 the release ended in a status other than success.`,
 		a.roleCommand("installer"),
 		a.configCommand(),
 		a.devCommand(),
+		a.generateCommand(),
+		a.buildCommand(),
 		a.versionCommand(),
 	)
 	return root

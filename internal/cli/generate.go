@@ -1,0 +1,212 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"text/template"
+
+	"github.com/spf13/cobra"
+
+	"github.com/relman/relman/config"
+)
+
+// layouts are the directories `relman generate` makes per role, after the
+// seed's relman_ctl layouts.
+var layouts = map[string][]string{
+	"manager":   {"conf", "log", "work"},
+	"builder":   {"conf", "log", "work", "archive", "checkout"},
+	"installer": {"conf", "log", "work", "install_base/dev", "install_base/qa", "install_base/test", "install_base/prod"},
+}
+
+func (a *app) generateCommand() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "generate manager|builder|installer NAME",
+		Short: "Make a ready-to-run layout for a manager, builder or installer (the seed's relman_ctl generate)",
+		Long: `Make NAME/ under --dir with a README, conf/<role>.yaml (a commented example
+config that starts as it is), log/ and work/ (a builder also gets archive/ and
+checkout/, an installer install_base/<env>/), and a systemd unit. Existing
+files are never overwritten: they are kept and listed.`,
+		Example: `  relman generate builder build-1 --dir /srv/relman
+  relman generate installer web-1 --dir /srv/relman
+  relman installer --config /srv/relman/web-1/conf/installer.yaml`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			role, name := args[0], args[1]
+			dirs, ok := layouts[role]
+			if !ok {
+				return usageErr("unknown role %q; generate manager, builder or installer", role)
+			}
+			if !config.ValidName(name) {
+				return usageErr("name %q must be lowercase letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+			}
+			root, err := filepath.Abs(filepath.Join(dir, name))
+			if err != nil {
+				return err
+			}
+			for _, d := range dirs {
+				if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+					return err
+				}
+			}
+			relman, _ := os.Executable()
+			data := map[string]string{"Role": role, "Name": name, "Root": root, "Relman": relman}
+			files := map[string]string{
+				"README.md":              generateReadme,
+				"conf/" + role + ".yaml": generateConfigs[role],
+				"relman-" + role + "-" + name + ".service": generateUnit,
+			}
+			var kept []string
+			for rel, tmpl := range files {
+				p := filepath.Join(root, rel)
+				var buf bytes.Buffer
+				if err := template.Must(template.New(rel).Parse(tmpl)).Execute(&buf, data); err != nil {
+					return err
+				}
+				f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+				if errors.Is(err, fs.ErrExist) {
+					kept = append(kept, rel)
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				if _, err := f.Write(buf.Bytes()); err != nil {
+					f.Close()
+					return err
+				}
+				if err := f.Close(); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(a.opts.Stdout, "%s %s in %s\n", role, name, root)
+			for _, k := range kept {
+				fmt.Fprintf(a.opts.Stdout, "kept existing %s\n", k)
+			}
+			fmt.Fprintf(a.opts.Stdout, "start it: relman %s --config %s\n", role, filepath.Join(root, "conf", role+".yaml"))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", ".", "where to make the NAME directory")
+	return cmd
+}
+
+const generateReadme = `# {{.Name}}: a relman {{.Role}}
+
+Made by ` + "`relman generate {{.Role}} {{.Name}}`" + `.
+
+- ` + "`conf/{{.Role}}.yaml`" + `: the config; paths in it are relative to conf/.
+  Check it with ` + "`relman config check conf/{{.Role}}.yaml`" + `.
+- ` + "`log/`" + `: the log file (logging.path).
+- ` + "`work/`" + `: scratch space.
+{{- if eq .Role "builder"}}
+- ` + "`archive/`" + `: the artifact store (file://); installers must reach the
+  same store, so on several machines use a shared mount or s3://.
+- ` + "`checkout/`" + `: put a project's repository here, or point source.git
+  at its URL.
+{{- end}}
+{{- if eq .Role "installer"}}
+- ` + "`install_base/<env>/`" + `: where named targets are installed by default.
+{{- end}}
+- ` + "`relman-{{.Role}}-{{.Name}}.service`" + `: a systemd unit; copy it to
+  /etc/systemd/system and ` + "`systemctl enable --now relman-{{.Role}}-{{.Name}}`" + `.
+
+Start it by hand: ` + "`relman {{.Role}} --config conf/{{.Role}}.yaml`" + `
+(TEMPORAL_ADDRESS or --address says where Temporal is).
+`
+
+const generateUnit = `[Unit]
+Description=relman {{.Role}} {{.Name}}
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+ExecStart={{.Relman}} {{.Role}} --config {{.Root}}/conf/{{.Role}}.yaml
+WorkingDirectory={{.Root}}
+Restart=on-failure
+RestartSec=5
+# SIGTERM stops the role gracefully: it deregisters and hands back work.
+KillSignal=SIGTERM
+TimeoutStopSec=30
+
+[Install]
+WantedBy=multi-user.target
+`
+
+var generateConfigs = map[string]string{
+	"manager": `# relman manager {{.Name}}. Run: relman manager --config conf/manager.yaml
+version: 1
+temporal:
+  address: localhost:7233     # or TEMPORAL_ADDRESS / --address
+  namespace: default
+logging:
+  path: ../log/manager.log
+  level: info                 # debug, info, warn, error
+listen_port: 10000            # the XML-RPC gateway (the seed's listen_port)
+# Environments releases go to.
+environments:
+  dev: {}
+  qa: {}
+  test: {}
+  prod: {}
+# Projects and their named targets. Builders build projects; installers
+# advertise named targets per environment.
+projects:
+  template:
+    description: an example project
+    targets: [template]
+timeouts:
+  build: 1h
+  install: 30m
+  host: 5m                    # an install not picked up by its host in time fails that host
+`,
+	"builder": `# relman builder {{.Name}}. Run: relman builder --config conf/builder.yaml
+version: 1
+name: {{.Name}}
+temporal:
+  address: localhost:7233
+logging:
+  path: ../log/builder.log
+  level: info
+artifacts: file://../archive  # installers read the same store
+work_dir: ../work
+lease: 60s                    # registration renewed every lease/3
+projects:
+  template:
+    source:
+      git: ../checkout/template   # a path or URL; or svn: URL with trunk/branches/tags
+    steps:
+      - name: build
+        run: [sh, build.sh]       # an argv, no shell added
+        timeout: 10m
+    outputs:
+      template:
+        path: dist                # a directory becomes a tar.gz; a file stays a file
+`,
+	"installer": `# relman installer {{.Name}}. Run: relman installer --config conf/installer.yaml
+version: 1
+host: {{.Name}}
+temporal:
+  address: localhost:7233
+logging:
+  path: ../log/installer.log
+  level: info
+artifacts: file://../../builder/archive   # the builders' store
+work_dir: ../work
+lease: 60s
+# environment -> named target -> install behavior and path
+environments:
+  test:
+    template:
+      behavior: unarchive       # unarchive, copy, command, or your own
+      path: ../install_base/test/template
+  dev:
+    template:
+      behavior: unarchive
+      path: ../install_base/dev/template
+`,
+}
