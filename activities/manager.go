@@ -6,6 +6,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -15,6 +16,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/relman/relman/config"
+	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
 )
 
@@ -23,11 +25,17 @@ type RegistryReader interface {
 	List(ctx context.Context, now time.Time) ([]workflows.Lease, error)
 }
 
+// TransactionReader reads another transaction's detail.
+type TransactionReader interface {
+	Get(ctx context.Context, txid string) (*workflows.Detail, error)
+}
+
 // Manager holds the manager's activities.
 type Manager struct {
-	Config   *config.Manager
-	Registry RegistryReader
-	Now      func() time.Time
+	Config       *config.Manager
+	Registry     RegistryReader
+	Transactions TransactionReader
+	Now          func() time.Time
 }
 
 func (m *Manager) now() time.Time {
@@ -88,6 +96,13 @@ func (m *Manager) Plan(ctx context.Context, in workflows.PlanInput) (workflows.P
 			}
 		}
 	}
+	if req.From != "" {
+		if req.Action != workflows.ActionInstall {
+			return plan, rejected("installing from transaction %s needs action install, not %s", req.From, req.Action)
+		}
+		// The build exists already: no builder is needed.
+		builder = true
+	}
 	if !builder {
 		return plan, rejected("no builder advertises project %q; start a builder whose config lists it", req.Project)
 	}
@@ -107,6 +122,34 @@ func (m *Manager) Plan(ctx context.Context, in workflows.PlanInput) (workflows.P
 			list(missing), req.Project, req.Env, req.Env)
 	}
 	return plan, nil
+}
+
+// EarlierBuild returns the build of the transaction req.From, for an
+// install that reuses it. It must be a finished build of the same project.
+func (m *Manager) EarlierBuild(ctx context.Context, req workflows.Request) (workflows.BuildResult, error) {
+	var res workflows.BuildResult
+	if m.Transactions == nil {
+		return res, rejected("this manager cannot read other transactions")
+	}
+	d, err := m.Transactions.Get(ctx, req.From)
+	if errors.Is(err, transaction.ErrNotFound) {
+		return res, rejected("no transaction %s to install from; find builds with `relman list --project %s`", req.From, req.Project)
+	}
+	if err != nil {
+		return res, err
+	}
+	if d.Request.Project != req.Project {
+		return res, rejected("transaction %s built project %q, not %q", req.From, d.Request.Project, req.Project)
+	}
+	switch d.Status {
+	case workflows.StatusBuildCompleted, workflows.StatusInstallCompleted, workflows.StatusInstallFailed:
+	default:
+		return res, rejected("transaction %s is %s; only a completed build can be installed", req.From, d.Status)
+	}
+	if len(d.Artifacts) == 0 {
+		return res, rejected("transaction %s kept no artifacts", req.From)
+	}
+	return workflows.BuildResult{Builder: d.Builder, Commit: d.Commit, Artifacts: d.Artifacts, Steps: d.Steps}, nil
 }
 
 func rejected(format string, args ...any) error {

@@ -157,7 +157,7 @@ func TestPlanRejects(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			reg := &fakeRegistry{leases: tc.leases, filter: tc.filter}
 			m := &activities.Manager{Config: testManagerConfig(), Registry: reg, Now: func() time.Time { return planNow }}
-			_, err := m.Plan(context.Background(), workflows.PlanInput{Request: tc.req, RegistryID: "relman-registry"})
+			_, err := m.Plan(context.Background(), workflows.PlanInput{Request: tc.req})
 			app := appError(t, err, workflows.ErrRejected, true)
 			mustContain(t, app.Message(), tc.want...)
 		})

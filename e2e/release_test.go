@@ -454,3 +454,43 @@ func TestOneTraceAcrossRoles(t *testing.T) {
 		}, 10*time.Second, 100*time.Millisecond, "no span of trace %s in %s's output", traceID, p)
 	}
 }
+
+func TestInstallFromEarlierBuild(t *testing.T) {
+	head := commit(t, "", map[string]string{"site/index.html": "<h1>built once</h1>\n"})
+	out, errOut, code := relman(t, "release", "shop", "--action", "build", "--wait", "-o", "json")
+	require.Equal(t, cli.ExitOK, code, errOut)
+	var built workflows.Detail
+	require.NoError(t, json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &built))
+	require.Equal(t, workflows.StatusBuildCompleted, built.Status)
+	require.Equal(t, head, built.Commit)
+	// A newer commit must not be what gets installed.
+	commit(t, "", map[string]string{"site/index.html": "<h1>newer</h1>\n"})
+
+	out, errOut, code = relman(t, "install", "--from", built.Transaction, "--env", "test", "--wait", "-o", "json")
+	require.Equal(t, cli.ExitOK, code, errOut)
+	var d workflows.Detail
+	require.NoError(t, json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &d))
+	assert.Equal(t, workflows.StatusInstallCompleted, d.Status)
+	assert.Equal(t, built.Transaction, d.Request.From)
+	assert.Equal(t, head, d.Commit)
+	assert.Equal(t, built.Artifacts, d.Artifacts, "the same artifacts, not a rebuild")
+	steps, err := transaction.Timeline(context.Background(), env.client, d.Transaction)
+	require.NoError(t, err)
+	for _, st := range steps {
+		assert.NotEqual(t, workflows.BuildActivity, st.Activity, "no build ran")
+	}
+	for _, h := range []string{"host-a", "host-b"} {
+		assert.Equal(t, "<h1>built once</h1>\n", readFile(t, filepath.Join(env.hosts[h], "www", "index.html")))
+	}
+
+	// Installing from something that is not a finished build is refused.
+	failed, err := final(t, start(t, workflows.Request{Project: "broken", Action: workflows.ActionBuild}))
+	require.Error(t, err)
+	d2, err := final(t, start(t, workflows.Request{Project: "broken", Action: workflows.ActionInstall, Env: "test", From: failed.Transaction}))
+	require.Error(t, err)
+	assert.Equal(t, workflows.StatusRejected, d2.Status)
+	assert.Contains(t, d2.Reason, "only a completed build")
+	d3, err := final(t, start(t, workflows.Request{Project: "shop", Action: workflows.ActionInstall, Env: "test", From: "no-such-tx"}))
+	require.Error(t, err)
+	assert.Contains(t, d3.Reason, "no transaction no-such-tx")
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/artifact"
 	"github.com/relman/relman/internal/registry"
+	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
 )
 
@@ -32,6 +33,7 @@ func RegisterManager(w worker.Registry, a *activities.Manager) {
 	w.RegisterWorkflowWithOptions(workflows.Release, workflow.RegisterOptions{Name: workflows.ReleaseWorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.Registry, workflow.RegisterOptions{Name: workflows.RegistryWorkflowName})
 	w.RegisterActivityWithOptions(a.Plan, activity.RegisterOptions{Name: workflows.PlanActivity})
+	w.RegisterActivityWithOptions(a.EarlierBuild, activity.RegisterOptions{Name: workflows.EarlierBuildActivity})
 }
 
 // Manager runs the manager role until ctx ends: the Release and Registry
@@ -40,7 +42,7 @@ func RegisterManager(w worker.Registry, a *activities.Manager) {
 func Manager(ctx context.Context, c client.Client, cfg *config.Manager, log *slog.Logger) error {
 	reg := registry.Registry{Client: c, ID: cfg.RegistryID, ManagerQueue: cfg.ManagerQueue}
 	w := worker.New(c, cfg.ManagerQueue, worker.Options{WorkerStopTimeout: stopTimeout})
-	RegisterManager(w, &activities.Manager{Config: cfg, Registry: reg})
+	RegisterManager(w, &activities.Manager{Config: cfg, Registry: reg, Transactions: transactions{c}})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("manager worker on %s: %w", cfg.ManagerQueue, err)
 	}
@@ -128,4 +130,11 @@ func serve(ctx context.Context, c client.Client, svc config.Service, ws []worker
 	<-done
 	log.Info(string(reg.Role) + " stopped")
 	return nil
+}
+
+// transactions reads other transactions through the client.
+type transactions struct{ c client.Client }
+
+func (t transactions) Get(ctx context.Context, txid string) (*workflows.Detail, error) {
+	return transaction.Get(ctx, t.c, txid)
 }

@@ -71,15 +71,27 @@ func (r *release) run(ctx workflow.Context) (*Detail, error) {
 	r.in.InstallTimeout = orDefault(r.in.InstallTimeout, plan.InstallTimeout)
 	r.in.HostTimeout = orDefault(r.in.HostTimeout, plan.HostTimeout)
 	r.heartbeat = orDefault(plan.HeartbeatTimeout, DefaultHeartbeatTimeout)
-	build, err := r.build(ctx, plan)
-	if err != nil {
-		return r.end(ctx, err, StatusBuildFailed)
+	var build BuildResult
+	if req.From != "" {
+		build, err = r.earlierBuild(ctx, plan)
+		if err != nil {
+			return r.end(ctx, err, StatusRejected)
+		}
+	} else {
+		build, err = r.build(ctx, plan)
+		if err != nil {
+			return r.end(ctx, err, StatusBuildFailed)
+		}
 	}
 	r.d.Builder = build.Builder
 	r.d.Commit = build.Commit
 	r.d.Artifacts = build.Artifacts
 	r.d.Steps = build.Steps
-	r.setStatus(ctx, StatusBuildCompleted, fmt.Sprintf("built %s at %s on %s", req.Project, shortCommit(build.Commit), build.Builder))
+	if req.From != "" {
+		r.setStatus(ctx, StatusBuildCompleted, fmt.Sprintf("using the build of %s at %s from transaction %s", req.Project, shortCommit(build.Commit), req.From))
+	} else {
+		r.setStatus(ctx, StatusBuildCompleted, fmt.Sprintf("built %s at %s on %s", req.Project, shortCommit(build.Commit), build.Builder))
+	}
 	if req.Action == ActionBuild {
 		return r.finish(ctx), nil
 	}
@@ -129,6 +141,29 @@ func (r *release) build(ctx workflow.Context, plan Plan) (BuildResult, error) {
 		if _, ok := res.Artifacts[t]; !ok {
 			return res, temporal.NewNonRetryableApplicationError(
 				fmt.Sprintf("builder %s produced no artifact for named target %q", res.Builder, t), ErrBuildFailed, nil)
+		}
+	}
+	return res, nil
+}
+
+// earlierBuild takes the artifacts of an earlier transaction's build, so an
+// install does not rebuild what was already built and tested.
+func (r *release) earlierBuild(ctx workflow.Context, plan Plan) (BuildResult, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			MaximumAttempts:        5,
+			NonRetryableErrorTypes: []string{ErrRejected},
+		},
+	})
+	var res BuildResult
+	if err := workflow.ExecuteActivity(ctx, EarlierBuildActivity, r.in.Request).Get(ctx, &res); err != nil {
+		return res, err
+	}
+	for _, t := range plan.Targets {
+		if _, ok := res.Artifacts[t]; !ok {
+			return res, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("transaction %s has no artifact for named target %q", r.in.Request.From, t), ErrRejected, nil)
 		}
 	}
 	return res, nil

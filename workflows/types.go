@@ -121,6 +121,9 @@ type Request struct {
 	Env       string   `json:"env,omitempty"`
 	Source    Selector `json:"source"`
 	Requester string   `json:"requester,omitempty"`
+	// From installs the build of an earlier transaction instead of
+	// building again (action install only).
+	From string `json:"from,omitempty"`
 }
 
 // ReleaseInput is the Release workflow's one argument.
@@ -261,6 +264,9 @@ const (
 // stored histories.
 const (
 	PlanActivity    = "Plan"
+	// EarlierBuildActivity reads the build of the transaction a request
+	// installs from.
+	EarlierBuildActivity = "EarlierBuild"
 	BuildActivity   = "Build"
 	InstallActivity = "Install"
 )

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os/user"
@@ -37,57 +38,7 @@ func (a *app) releaseCommand() *cobra.Command {
 			if err := req.Source.Validate(); err != nil {
 				return usageErr("%v", err)
 			}
-			if wait && follow {
-				return usageErr("use --wait or --follow, not both")
-			}
-			req.Requester = requester(a.opts.LookupEnv)
-			c, err := a.dial()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, traceID, endSpan := a.tel.Span(cmd.Context(), "relman release "+req.Project)
-			defer endSpan()
-			txid, err := transaction.Start(ctx, c, a.queue, id, req)
-			if errors.Is(err, transaction.ErrBadRequestID) {
-				return usageErr("%v", err)
-			}
-			if err != nil {
-				return err
-			}
-			if traceID != "" {
-				fmt.Fprintf(a.opts.Stderr, "trace %s\n", traceID)
-			}
-			if a.output == "json" && !wait && !follow {
-				return a.printJSON(map[string]string{"transaction": txid})
-			}
-			if !wait && !follow {
-				fmt.Fprintln(a.opts.Stdout, txid)
-				return nil
-			}
-			if a.output == "text" {
-				fmt.Fprintf(a.opts.Stdout, "transaction %s\n", txid)
-			}
-			var d *workflows.Detail
-			if follow {
-				d, err = a.follow(ctx, c, txid)
-			} else {
-				d, err = transaction.Wait(ctx, c, txid, nil)
-			}
-			if err != nil {
-				return err
-			}
-			if a.output == "json" {
-				if err := a.printJSON(d); err != nil {
-					return err
-				}
-			} else {
-				printSummary(a.opts.Stdout, d)
-			}
-			if !d.Status.Succeeded(d.Request.Action) {
-				return &exitError{code: ExitReleaseFailed, err: fmt.Errorf("transaction %s ended %s: %s", txid, d.Status, d.Reason)}
-			}
-			return nil
+			return a.submit(cmd.Context(), req, submitOptions{id: id, wait: wait, follow: follow})
 		},
 	}
 	f := cmd.Flags()
@@ -98,6 +49,102 @@ func (a *app) releaseCommand() *cobra.Command {
 	f.StringVar(&req.Source.Revision, "revision", "", "build this commit or revision")
 	f.StringVar(&req.Source.URL, "url", "", "build from this repository URL (must match the project's allowed prefixes)")
 	f.StringVar(&action, "action", "install", "build, or install (build then install)")
+	f.BoolVar(&wait, "wait", false, "wait for the final status; exit 3 unless it succeeded")
+	f.BoolVar(&follow, "follow", false, "show live progress until the final status; exit 3 unless it succeeded")
+	f.StringVar(&id, "request-id", "", "idempotency key: the same id starts one transaction and returns it again")
+	return cmd
+}
+
+type submitOptions struct {
+	id           string
+	wait, follow bool
+}
+
+// submit starts a release and, as asked, waits for it or follows it.
+func (a *app) submit(ctx context.Context, req workflows.Request, o submitOptions) error {
+	if o.wait && o.follow {
+		return usageErr("use --wait or --follow, not both")
+	}
+	req.Requester = requester(a.opts.LookupEnv)
+	c, err := a.dial()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, traceID, endSpan := a.tel.Span(ctx, "relman release "+req.Project)
+	defer endSpan()
+	txid, err := transaction.Start(ctx, c, a.queue, o.id, req)
+	if errors.Is(err, transaction.ErrBadRequestID) {
+		return usageErr("%v", err)
+	}
+	if err != nil {
+		return err
+	}
+	if traceID != "" {
+		fmt.Fprintf(a.opts.Stderr, "trace %s\n", traceID)
+	}
+	if a.output == "json" && !o.wait && !o.follow {
+		return a.printJSON(map[string]string{"transaction": txid})
+	}
+	if !o.wait && !o.follow {
+		fmt.Fprintln(a.opts.Stdout, txid)
+		return nil
+	}
+	if a.output == "text" {
+		fmt.Fprintf(a.opts.Stdout, "transaction %s\n", txid)
+	}
+	var d *workflows.Detail
+	if o.follow {
+		d, err = a.follow(ctx, c, txid)
+	} else {
+		d, err = transaction.Wait(ctx, c, txid, nil)
+	}
+	if err != nil {
+		return err
+	}
+	if a.output == "json" {
+		if err := a.printJSON(d); err != nil {
+			return err
+		}
+	} else {
+		printSummary(a.opts.Stdout, d)
+	}
+	if !d.Status.Succeeded(d.Request.Action) {
+		return &exitError{code: ExitReleaseFailed, err: fmt.Errorf("transaction %s ended %s: %s", txid, d.Status, d.Reason)}
+	}
+	return nil
+}
+
+func (a *app) installCommand() *cobra.Command {
+	var (
+		from, env, id string
+		wait, follow  bool
+	)
+	cmd := &cobra.Command{
+		Use:     "install --from TXID --env E",
+		Short:   "Install the build of an earlier transaction into an environment, without rebuilding",
+		Example: `  relman install --from 0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10 --env prod --follow`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if from == "" || env == "" {
+				return usageErr("relman install needs --from TXID (a transaction whose build completed) and --env")
+			}
+			c, err := a.dial()
+			if err != nil {
+				return err
+			}
+			d, err := transaction.Get(cmd.Context(), c, from)
+			c.Close()
+			if err != nil {
+				return err
+			}
+			req := workflows.Request{Project: d.Request.Project, Action: workflows.ActionInstall, Env: env, Source: d.Request.Source, From: from}
+			return a.submit(cmd.Context(), req, submitOptions{id: id, wait: wait, follow: follow})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&from, "from", "", "the transaction whose build to install")
+	f.StringVar(&env, "env", "", "environment to install into")
 	f.BoolVar(&wait, "wait", false, "wait for the final status; exit 3 unless it succeeded")
 	f.BoolVar(&follow, "follow", false, "show live progress until the final status; exit 3 unless it succeeded")
 	f.StringVar(&id, "request-id", "", "idempotency key: the same id starts one transaction and returns it again")

@@ -181,6 +181,7 @@ command line was wrong; 3 the release ended in a status other than success.`,
 		a.devCommand(),
 		a.generateCommand(),
 		a.buildCommand(),
+		a.installCommand(),
 		a.versionCommand(),
 	)
 	return root
