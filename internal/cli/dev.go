@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"net"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/devstack"
 	"github.com/relman/relman/internal/telemetry"
 	"github.com/relman/relman/internal/transaction"
@@ -45,6 +48,12 @@ what was installed on each host; --once stops the stack after the demo.`,
 			}
 			defer tel.Shutdown(context.WithoutCancel(ctx))
 			o.With = tel.Apply
+			if !cmd.Flags().Changed("gateway-port") && o.GatewayPort > 0 && portInUse(o.GatewayPort) {
+				// The default port is taken (another dev stack, a manager):
+				// a dev stack still comes up, on a free port.
+				fmt.Fprintf(out, "port %d is in use; the XML-RPC gateway takes a free port instead\n", o.GatewayPort)
+				o.GatewayPort = 0
+			}
 			s, err := devstack.Start(ctx, o)
 			if err != nil {
 				return err
@@ -57,6 +66,9 @@ what was installed on each host; --once stops the stack after the demo.`,
 			fmt.Fprintf(out, "Temporal   %s (namespace default)\n", s.Address)
 			if s.UIURL != "" {
 				fmt.Fprintf(out, "Web UI     %s/namespaces/default/workflows\n", s.UIURL)
+			}
+			if s.GatewayURL != "" {
+				fmt.Fprintf(out, "XML-RPC    %s (request_action, query_transaction, ...)\n", s.GatewayURL)
 			}
 			fmt.Fprintf(out, "state      %s (configs, logs, artifacts, temporal.db)\n", s.Dir)
 			fmt.Fprintf(out, "project    template, git repository %s\n", filepath.Join(s.Dir, "repos", "template"))
@@ -85,6 +97,7 @@ what was installed on each host; --once stops the stack after the demo.`,
 	f.StringVar(&o.Dir, "dir", ".relman/dev", "directory for all of the stack's state")
 	f.IntVar(&o.Port, "port", 7233, "Temporal gRPC port")
 	f.IntVar(&o.UIPort, "ui-port", 8233, "Temporal Web UI port; -1 for none")
+	f.IntVar(&o.GatewayPort, "gateway-port", config.DefaultListenPort, "the manager's XML-RPC gateway port on 127.0.0.1; 0 for a free one, -1 for none")
 	f.StringVar(&o.TemporalBin, "temporal-bin", "", "temporal CLI to run (default: $RELMAN_TEMPORAL_BIN, ./bin/temporal, PATH)")
 	f.BoolVar(&demo, "demo", false, "release the example project to test once the stack is up")
 	f.BoolVar(&once, "once", false, "stop after the demo instead of running until Ctrl-C")
@@ -133,6 +146,16 @@ func (a *app) demo(ctx context.Context, s *devstack.Stack) error {
 		return &exitError{code: ExitReleaseFailed, err: fmt.Errorf("demo release %s ended %s: %s", txid, d.Status, d.Reason)}
 	}
 	return nil
+}
+
+// portInUse reports whether something already listens on the local port.
+func portInUse(port int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return true
+	}
+	l.Close()
+	return false
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -13,6 +13,7 @@ import (
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/telemetry"
 	"github.com/relman/relman/internal/temporalclient"
+	"github.com/relman/relman/internal/xmlrpc"
 	"github.com/relman/relman/workers"
 )
 
@@ -91,6 +92,14 @@ func (a *app) runRole(ctx context.Context, role, path string) error {
 	defer c.Close()
 	switch cfg := cfg.(type) {
 	case *config.Manager:
+		// The XML-RPC gateway for the seed's clients serves beside the
+		// manager worker; a port that cannot be opened stops the role.
+		gw, err := xmlrpc.ListenGateway(c, cfg, log.With("component", "xml-rpc"))
+		if err != nil {
+			return err
+		}
+		defer gw.Close()
+		log.Info("xml-rpc gateway listening", "url", gw.URL())
 		return workers.Manager(ctx, c, cfg, log)
 	case *config.Builder:
 		return workers.Builder(ctx, c, cfg, log)

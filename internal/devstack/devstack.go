@@ -26,6 +26,7 @@ import (
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/examples"
 	"github.com/relman/relman/internal/temporalclient"
+	"github.com/relman/relman/internal/xmlrpc"
 	"github.com/relman/relman/workers"
 	"github.com/relman/relman/workflows"
 )
@@ -36,6 +37,9 @@ type Options struct {
 	TemporalBin string // empty: FindTemporal
 	Port        int    // Temporal gRPC, default 7233
 	UIPort      int    // Web UI, default 8233; negative: no UI
+	// GatewayPort is the manager's XML-RPC gateway; 0 picks a free port,
+	// negative: no gateway. `relman dev` passes 10000 unless told otherwise.
+	GatewayPort int
 	Out         io.Writer
 	// With adjusts every role's Temporal client options (telemetry).
 	With func(*client.Options)
@@ -46,12 +50,15 @@ type Stack struct {
 	Dir     string
 	Address string
 	UIURL   string
+	// GatewayURL is the XML-RPC gateway, empty when it is off.
+	GatewayURL string
 	// Hosts maps each installer host to its install root.
 	Hosts  map[string]string
 	Client client.Client
 
 	server       *exec.Cmd
 	serverExited chan error
+	gateway      *xmlrpc.Listener
 	cancel       context.CancelFunc
 	wg           sync.WaitGroup
 	errs         chan error
@@ -122,6 +129,12 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	if err := s.startRoles(rctx, dir, o.With); err != nil {
 		s.Stop()
 		return nil, err
+	}
+	if o.GatewayPort >= 0 {
+		if err := s.startGateway(dir, o.GatewayPort); err != nil {
+			s.Stop()
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -257,6 +270,35 @@ func (s *Stack) startRoles(ctx context.Context, dir string, with func(*client.Op
 	return s.waitRegistered(ctx, 1+len(ics))
 }
 
+// startGateway serves the manager's XML-RPC gateway on 127.0.0.1 with the
+// stack's client, logging to the manager's log.
+func (s *Stack) startGateway(dir string, port int) error {
+	mc, err := config.LoadManager(filepath.Join(dir, "manager.yaml"))
+	if err != nil {
+		return err
+	}
+	log, closeLog, err := roleLogger(mc.Logging)
+	if err != nil {
+		return err
+	}
+	mc.ListenAddress, mc.ListenPort = "127.0.0.1", port
+	gw, err := xmlrpc.ListenGateway(s.Client, mc, log.With("role", "manager", "component", "xml-rpc"))
+	if err != nil {
+		closeLog()
+		return fmt.Errorf("%w; pass --gateway-port with a free port, or 0 for any", err)
+	}
+	s.gateway, s.GatewayURL = gw, gw.URL()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer closeLog()
+		if err := <-gw.Done(); err != nil {
+			s.errs <- fmt.Errorf("xml-rpc gateway: %w", err)
+		}
+	}()
+	return nil
+}
+
 // waitRegistered returns once the builder and every host hold a lease, so a
 // release right after Start is planned against all of them.
 func (s *Stack) waitRegistered(ctx context.Context, n int) error {
@@ -293,6 +335,9 @@ func (s *Stack) Errs() <-chan error { return s.errs }
 
 // Stop stops the roles (they deregister), then the Temporal server.
 func (s *Stack) Stop() {
+	if s.gateway != nil {
+		_ = s.gateway.Close()
+	}
 	if s.cancel != nil {
 		s.cancel()
 	}

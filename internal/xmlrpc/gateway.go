@@ -1,0 +1,409 @@
+package xmlrpc
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/relman/relman/config"
+	"github.com/relman/relman/internal/registry"
+	"github.com/relman/relman/internal/transaction"
+	"github.com/relman/relman/workflows"
+)
+
+// RequestKeys are the keys request_action accepts in request_data.
+var RequestKeys = []string{"action", "branch", "env", "from", "project", "request_id", "revision", "tag", "trunk", "url"}
+
+// Gateway serves the seed's XML-RPC methods on a Temporal client and the
+// manager's config.
+type Gateway struct {
+	Client client.Client
+	Config *config.Manager
+	Log    *slog.Logger
+	// Now is the clock for lease expiry; nil means time.Now.
+	Now func() time.Time
+}
+
+// NewHandler returns the gateway's XML-RPC server.
+func NewHandler(c client.Client, cfg *config.Manager, log *slog.Logger) *Server {
+	return (&Gateway{Client: c, Config: cfg, Log: log}).Server()
+}
+
+// ListenGateway serves the gateway on the manager's listen_address and
+// listen_port until Close.
+func ListenGateway(c client.Client, cfg *config.Manager, log *slog.Logger) (*Listener, error) {
+	host := cfg.ListenAddress
+	if host == "" {
+		host = config.DefaultListenAddress
+	}
+	return Listen(net.JoinHostPort(host, strconv.Itoa(cfg.ListenPort)), NewHandler(c, cfg, log), log)
+}
+
+// Server builds the XML-RPC server holding the gateway's methods.
+func (g *Gateway) Server() *Server {
+	s := NewServer(g.Log)
+	s.Register("request_action", Method{
+		Func: g.requestAction,
+		Help: `request_action(credentials, request_data) => transaction id.
+Starts a release. request_data keys: project (required), action ("build" or
+"install", default "install"), env (required for install), one source
+selector of trunk (boolean), branch, tag, revision or url, request_id (an
+idempotency key: the same request_id returns the same transaction), and from
+(a transaction whose build to install instead of building again). The
+username in credentials, if any, is recorded as the requester.
+Faults: 1 unknown project, 3 credentials rejected, 4 bad request_data,
+5 relman could not start the transaction.`,
+		Signatures: [][]string{{"string", "struct", "struct"}},
+	})
+	s.Register("query_transaction", Method{
+		Func: g.queryTransaction,
+		Help: `query_transaction([credentials,] trans_id) => status word.
+STARTED, BUILD_COMPLETED, INSTALL_COMPLETED, REJECTED, BUILD_FAILED,
+INSTALL_FAILED or CANCELLED. Faults: 2 unknown transaction.`,
+		Signatures: [][]string{{"string", "string"}, {"string", "struct", "string"}},
+	})
+	s.Register("query_history", Method{
+		Func: g.queryHistory,
+		Help: `query_history([credentials,] trans_id) => [{time, event, detail, ...}].
+The transaction's history, oldest first, from its Temporal event history;
+steps of an activity also carry activity, queue, worker and attempt.
+Faults: 2 unknown transaction.`,
+		Signatures: [][]string{{"array", "string"}, {"array", "struct", "string"}},
+	})
+	s.Register("list_projects", Method{
+		Func:       g.listProjects,
+		Help:       `list_projects(credentials) => [project names]: the projects this manager releases.`,
+		Signatures: [][]string{{"array", "struct"}, {"array"}},
+	})
+	s.Register("list_registrations", Method{
+		Func: g.listRegistrations,
+		Help: `list_registrations(credentials) => [{role, id, projects, targets, renewed, expires}].
+The builders (projects they build) and installer hosts (targets: env =>
+named targets) holding a live lease with this manager.`,
+		Signatures: [][]string{{"array", "struct"}, {"array"}},
+	})
+	return s
+}
+
+// requester reads the username from credentials. Nothing else in them is
+// looked at, kept or logged: they may hold a password.
+func requester(cred any) (string, error) {
+	m, ok := cred.(map[string]any)
+	if !ok {
+		return "", Faultf(CodeInvalidParams, "credentials must be a struct, not %s", TypeName(cred))
+	}
+	u, present := m["username"]
+	if !present {
+		return "", nil
+	}
+	s, ok := u.(string)
+	if !ok {
+		return "", Faultf(CodeCredentialsRejected, "credentials username must be a string, not %s", TypeName(u))
+	}
+	if len(s) > 128 || strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return "", Faultf(CodeCredentialsRejected, "credentials username must be at most 128 printable characters")
+	}
+	return s, nil
+}
+
+func (g *Gateway) requestAction(ctx context.Context, ps []any) (any, error) {
+	if len(ps) != 2 {
+		return nil, Faultf(CodeInvalidParams, "request_action takes (credentials, request_data); got %d params", len(ps))
+	}
+	who, err := requester(ps[0])
+	if err != nil {
+		return nil, err
+	}
+	data, ok := ps[1].(map[string]any)
+	if !ok {
+		return nil, Faultf(CodeInvalidParams, "request_data must be a struct, not %s", TypeName(ps[1]))
+	}
+	req, requestID, err := g.parseRequest(data)
+	if err != nil {
+		return nil, err
+	}
+	req.Requester = who
+	txid, err := transaction.Start(ctx, g.Client, g.Config.ManagerQueue, requestID, req)
+	if errors.Is(err, transaction.ErrBadRequestID) {
+		return nil, Faultf(CodeBadRequest, "%v", err)
+	}
+	if err != nil {
+		g.log().Warn("xml-rpc request_action: start failed", "project", req.Project, "err", err)
+		return nil, Faultf(CodeInternal, "could not start the transaction: %v", err)
+	}
+	g.log().Info("xml-rpc request_action", "transaction", txid, "project", req.Project, "action", req.Action, "env", req.Env, "requester", who)
+	return txid, nil
+}
+
+// parseRequest turns request_data into a Request, checking what can be
+// checked here; what needs the registry is the workflow's to reject.
+func (g *Gateway) parseRequest(data map[string]any) (workflows.Request, string, error) {
+	var req workflows.Request
+	var unknown []string
+	for k := range data {
+		if !slices.Contains(RequestKeys, k) {
+			unknown = append(unknown, strconv.Quote(clip(k)))
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		return req, "", Faultf(CodeBadRequest, "request_data has unknown key(s) %s; accepted keys: %s",
+			strings.Join(unknown, ", "), strings.Join(RequestKeys, ", "))
+	}
+	str := func(k string) (string, error) {
+		v, ok := data[k]
+		if !ok || v == nil {
+			return "", nil
+		}
+		s, ok := v.(string)
+		if !ok {
+			return "", Faultf(CodeBadRequest, "request_data %s must be a string, not %s", k, TypeName(v))
+		}
+		if len(s) > 1024 {
+			return "", Faultf(CodeBadRequest, "request_data %s is longer than 1024 characters", k)
+		}
+		return strings.TrimSpace(s), nil
+	}
+	var action, requestID string
+	for _, f := range []struct {
+		key string
+		dst *string
+	}{
+		{"project", &req.Project}, {"action", &action}, {"env", &req.Env},
+		{"branch", &req.Source.Branch}, {"tag", &req.Source.Tag}, {"revision", &req.Source.Revision}, {"url", &req.Source.URL},
+		{"request_id", &requestID}, {"from", &req.From},
+	} {
+		s, err := str(f.key)
+		if err != nil {
+			return req, "", err
+		}
+		*f.dst = s
+	}
+	switch t := data["trunk"].(type) {
+	case nil:
+	case bool:
+		req.Source.Trunk = t
+	case int:
+		if t != 0 && t != 1 {
+			return req, "", Faultf(CodeBadRequest, "request_data trunk must be a boolean, not %d", t)
+		}
+		req.Source.Trunk = t == 1
+	default:
+		return req, "", Faultf(CodeBadRequest, "request_data trunk must be a boolean, not %s", TypeName(t))
+	}
+	if req.Project == "" {
+		return req, "", Faultf(CodeBadRequest, "request_data needs a project; list them with list_projects")
+	}
+	if _, ok := g.Config.Projects[req.Project]; !ok {
+		return req, "", Faultf(CodeUnknownProject, "unknown project %q; this manager releases: %s", clip(req.Project), strings.Join(g.projects(), ", "))
+	}
+	switch workflows.Action(action) {
+	case "":
+		req.Action = workflows.ActionInstall
+	case workflows.ActionBuild, workflows.ActionInstall:
+		req.Action = workflows.Action(action)
+	default:
+		return req, "", Faultf(CodeBadRequest, "request_data action must be build or install, not %q", clip(action))
+	}
+	if req.Action == workflows.ActionInstall && req.Env == "" {
+		return req, "", Faultf(CodeBadRequest, "an install needs env in request_data (one of %s), or use action build", strings.Join(g.envs(), ", "))
+	}
+	if err := req.Source.Validate(); err != nil {
+		return req, "", Faultf(CodeBadRequest, "%v", err)
+	}
+	if req.From != "" && req.Action != workflows.ActionInstall {
+		return req, "", Faultf(CodeBadRequest, "from (install an earlier build) needs action install")
+	}
+	if requestID != "" {
+		// The request id becomes the workflow id; it must not name one of
+		// the manager's own workflows.
+		if requestID == g.Config.RegistryID || len(requestID) > 255 ||
+			strings.IndexFunc(requestID, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }) >= 0 {
+			return req, "", Faultf(CodeBadRequest, "request_id must be at most 255 printable characters without spaces, and not %q", g.Config.RegistryID)
+		}
+	}
+	return req, requestID, nil
+}
+
+// txParam reads ([credentials,] trans_id).
+func txParam(method string, ps []any) (string, error) {
+	switch len(ps) {
+	case 1:
+	case 2:
+		if _, err := requester(ps[0]); err != nil {
+			return "", err
+		}
+		ps = ps[1:]
+	default:
+		return "", Faultf(CodeInvalidParams, "%s takes ([credentials,] trans_id); got %d params", method, len(ps))
+	}
+	id, ok := ps[0].(string)
+	if !ok {
+		return "", Faultf(CodeInvalidParams, "trans_id must be a string, not %s", TypeName(ps[0]))
+	}
+	if id == "" {
+		return "", Faultf(CodeUnknownTransaction, "trans_id is empty")
+	}
+	return id, nil
+}
+
+// checkTransaction faults unless id is a Release workflow, so other
+// workflows in the namespace (the registry) never pass for transactions.
+func (g *Gateway) checkTransaction(ctx context.Context, id string) error {
+	desc, err := g.Client.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		var nf *serviceerror.NotFound
+		var ia *serviceerror.InvalidArgument
+		if errors.As(err, &nf) || errors.As(err, &ia) {
+			return Faultf(CodeUnknownTransaction, "no transaction %q", clip(id))
+		}
+		return Faultf(CodeInternal, "could not read transaction %s: %v", clip(id), err)
+	}
+	if desc.GetWorkflowExecutionInfo().GetType().GetName() != workflows.ReleaseWorkflowName {
+		return Faultf(CodeUnknownTransaction, "no transaction %q", clip(id))
+	}
+	return nil
+}
+
+func (g *Gateway) queryTransaction(ctx context.Context, ps []any) (any, error) {
+	id, err := txParam("query_transaction", ps)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.checkTransaction(ctx, id); err != nil {
+		return nil, err
+	}
+	d, err := transaction.Get(ctx, g.Client, id)
+	switch {
+	case errors.Is(err, transaction.ErrNotYet):
+		// Started, its first workflow task not run yet: the seed's STARTED.
+		return string(workflows.StatusStarted), nil
+	case errors.Is(err, transaction.ErrNotFound):
+		return nil, Faultf(CodeUnknownTransaction, "no transaction %q", clip(id))
+	case err != nil:
+		return nil, Faultf(CodeInternal, "could not read transaction %s: %v", clip(id), err)
+	}
+	return string(d.Status), nil
+}
+
+func (g *Gateway) queryHistory(ctx context.Context, ps []any) (any, error) {
+	id, err := txParam("query_history", ps)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.checkTransaction(ctx, id); err != nil {
+		return nil, err
+	}
+	steps, err := transaction.Timeline(ctx, g.Client, id)
+	if errors.Is(err, transaction.ErrNotFound) {
+		return nil, Faultf(CodeUnknownTransaction, "no transaction %q", clip(id))
+	}
+	if err != nil {
+		return nil, Faultf(CodeInternal, "could not read the history of %s: %v", clip(id), err)
+	}
+	out := make([]any, 0, len(steps))
+	for _, s := range steps {
+		m := map[string]any{"time": s.Time, "event": s.Event, "detail": s.Detail}
+		if s.Activity != "" {
+			m["activity"] = s.Activity
+		}
+		if s.Queue != "" {
+			m["queue"] = s.Queue
+		}
+		if s.Worker != "" {
+			m["worker"] = s.Worker
+		}
+		if s.Attempt != 0 {
+			m["attempt"] = int(s.Attempt)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// optionalCredentials reads the (credentials) of the list methods; Python
+// clients written for later auth may already send them.
+func optionalCredentials(method string, ps []any) error {
+	switch len(ps) {
+	case 0:
+		return nil
+	case 1:
+		_, err := requester(ps[0])
+		return err
+	}
+	return Faultf(CodeInvalidParams, "%s takes (credentials); got %d params", method, len(ps))
+}
+
+func (g *Gateway) listProjects(_ context.Context, ps []any) (any, error) {
+	if err := optionalCredentials("list_projects", ps); err != nil {
+		return nil, err
+	}
+	return g.projects(), nil
+}
+
+func (g *Gateway) listRegistrations(ctx context.Context, ps []any) (any, error) {
+	if err := optionalCredentials("list_registrations", ps); err != nil {
+		return nil, err
+	}
+	now := time.Now
+	if g.Now != nil {
+		now = g.Now
+	}
+	ls, err := registry.Registry{Client: g.Client, ID: g.Config.RegistryID, ManagerQueue: g.Config.ManagerQueue}.List(ctx, now())
+	if err != nil {
+		return nil, Faultf(CodeInternal, "could not read the registrations: %v", err)
+	}
+	out := make([]any, 0, len(ls))
+	for _, l := range ls {
+		projects := slices.Clone(l.Projects)
+		slices.Sort(projects)
+		targets := map[string]any{}
+		for env, ts := range l.Targets {
+			ts = slices.Clone(ts)
+			slices.Sort(ts)
+			targets[env] = ts
+		}
+		if projects == nil {
+			projects = []string{}
+		}
+		out = append(out, map[string]any{
+			"role": string(l.Role), "id": l.ID, "projects": projects, "targets": targets,
+			"registered": l.Registered, "renewed": l.Renewed, "expires": l.Expires,
+		})
+	}
+	return out, nil
+}
+
+func (g *Gateway) projects() []string {
+	out := make([]string, 0, len(g.Config.Projects))
+	for p := range g.Config.Projects {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (g *Gateway) envs() []string {
+	out := make([]string, 0, len(g.Config.Environments))
+	for e := range g.Config.Environments {
+		out = append(out, e)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (g *Gateway) log() *slog.Logger {
+	if g.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return g.Log
+}
