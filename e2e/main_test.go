@@ -139,6 +139,9 @@ func setup() (int, error) {
 	if err := makeShopRepo(env.repo); err != nil {
 		return 1, err
 	}
+	if err := makeSvnRepo(filepath.Join(env.root, "svn")); err != nil {
+		return 1, err
+	}
 	if err := writeConfigs(); err != nil {
 		return 1, err
 	}
@@ -341,6 +344,7 @@ func writeConfigs() error {
 environments: {test: {}, prod: {}}
 projects:
   shop: {targets: [web, tool]}
+  legacy: {targets: [web]}
   slow: {targets: [web]}
   broken: {targets: [web]}
   orphan: {targets: [web, nobody]}
@@ -370,6 +374,10 @@ projects:
     source: {git: ./repos/shop}
     steps: [{name: compile, run: [sh, -c, 'echo FAIL-START; i=0; while [ $i -lt 40 ]; do echo "line $i"; i=$((i+1)); done; echo "error: missing semicolon" >&2; exit 3']}]
     outputs: {web: {path: site}}
+  legacy:
+    source: {svn: "file://` + filepath.Join(r, "svn", "repo") + `"}
+    steps: [{name: build, run: [sh, -c, 'mkdir -p out && cp -r site/. out/']}]
+    outputs: {web: {path: out}}
   hooked:
     source: {git: ./repos/shop}
     steps: [{name: build, run: ["true"]}]
@@ -401,4 +409,46 @@ environments:
 		}
 	}
 	return nil
+}
+
+// makeSvnRepo makes a subversion repository in the seed's layout (trunk,
+// branches, tags) over file://: r1 trunk, r2 tag 1.0, r3 a trunk change.
+func makeSvnRepo(dir string) error {
+	repo := filepath.Join(dir, "repo")
+	url := "file://" + repo
+	wc := filepath.Join(dir, "wc")
+	run := func(name string, args ...string) error {
+		cmd := exec.Command(name, args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "import", "trunk", "site"), 0o755); err != nil {
+		return err
+	}
+	for _, d := range []string{"branches", "tags"} {
+		if err := os.MkdirAll(filepath.Join(dir, "import", d), 0o755); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "import", "trunk", "site", "index.html"), []byte("legacy r1\n"), 0o644); err != nil {
+		return err
+	}
+	steps := [][]string{
+		{"svnadmin", "create", repo},
+		{"svn", "import", "--non-interactive", "-q", "-m", "layout", filepath.Join(dir, "import"), url},
+		{"svn", "copy", "--non-interactive", "-q", "-m", "tag 1.0", url + "/trunk", url + "/tags/1.0"},
+		{"svn", "checkout", "--non-interactive", "-q", url + "/trunk", wc},
+	}
+	for _, s := range steps {
+		if err := run(s[0], s[1:]...); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(wc, "site", "index.html"), []byte("legacy r3\n"), 0o644); err != nil {
+		return err
+	}
+	return run("svn", "commit", "--non-interactive", "-q", "-m", "r3", wc)
 }

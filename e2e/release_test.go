@@ -494,3 +494,29 @@ func TestInstallFromEarlierBuild(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, d3.Reason, "no transaction no-such-tx")
 }
+
+func TestSubversionSource(t *testing.T) {
+	for name, tc := range map[string]struct {
+		sel    workflows.Selector
+		commit string
+		body   string
+	}{
+		"trunk":      {workflows.Selector{Trunk: true}, "3", "legacy r3\n"},
+		"tag":        {workflows.Selector{Tag: "1.0"}, "2", "legacy r1\n"},
+		"revision 1": {workflows.Selector{Revision: "1"}, "1", "legacy r1\n"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			d, err := final(t, start(t, workflows.Request{Project: "legacy", Action: workflows.ActionInstall, Env: "test", Source: tc.sel}))
+			require.NoError(t, err)
+			assert.Equal(t, workflows.StatusInstallCompleted, d.Status)
+			assert.Equal(t, tc.commit, d.Commit)
+			for _, h := range []string{"host-a", "host-b"} {
+				assert.Equal(t, tc.body, readFile(t, filepath.Join(env.hosts[h], "www", "index.html")))
+			}
+		})
+	}
+	d, err := final(t, start(t, workflows.Request{Project: "legacy", Action: workflows.ActionBuild, Source: workflows.Selector{Branch: "nope"}}))
+	require.Error(t, err)
+	assert.Equal(t, workflows.StatusBuildFailed, d.Status)
+	assert.Contains(t, d.Reason, "nope")
+}
