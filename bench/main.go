@@ -1,0 +1,275 @@
+// Command bench measures how close relman is to what the machine it runs on
+// can do: every figure is relman over a floor measured in the same run on
+// the same Temporal dev server. `make bench` runs it in full and writes
+// BENCHMARKS.md; `make bench-quick` is the smoke test CI runs (small sizes,
+// ratios printed, never judged).
+//
+// Rows: (1) orchestration overhead of a no-op release against a bare
+// workflow of the same shape, (2) the artifact path against a shell
+// pipeline, (3) install fan-out to 1..50 hosts, (4) peak RSS of a builder
+// and an installer moving a 100 MB and a 1 GB artifact, (5) row 1 on the
+// SQLite-file dev server.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/relman/relman/config"
+	"github.com/relman/relman/internal/devstack"
+)
+
+type options struct {
+	quick    bool
+	out      string
+	profile  string // directory for CPU profiles; "" = none
+	temporal string
+	keep     bool
+	verbose  bool
+	onlySQL  bool
+	srvArgs  multiFlag
+
+	seq      int   // sequential releases for latency
+	conc     int   // concurrent releases for throughput
+	artSize  int64 // row 2 artifact
+	artRuns  int
+	bigSize  int64 // row 4's large artifact
+	fan      []int
+	fanRuns  int
+	warmup   int
+	profSize int // releases in the profiled (unmeasured) burst
+}
+
+func main() {
+	var o options
+	var role, roleConfig, cpuProfile string
+	var noProfile bool
+	flag.BoolVar(&o.quick, "quick", false, "smoke test: small sizes, about two minutes, ratios printed but not judged")
+	flag.StringVar(&o.out, "out", "", "write the report to this Markdown file (full mode default: BENCHMARKS.md)")
+	flag.StringVar(&o.profile, "profile", "", "keep CPU profiles in this directory (full mode profiles into a temp dir by default)")
+	flag.BoolVar(&noProfile, "no-profile", false, "take no CPU profiles")
+	flag.StringVar(&o.temporal, "temporal", "", "the temporal CLI (default: $RELMAN_TEMPORAL_BIN, ./bin/temporal, PATH)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the bench's temp dir")
+	flag.Var(&o.srvArgs, "server-arg", "an extra argument for `temporal server start-dev` (repeatable), e.g. --dynamic-config-value=K=V")
+	flag.BoolVar(&o.onlySQL, "only-row5", false, "debug: run only row 5 and print its figures")
+	flag.BoolVar(&o.verbose, "v", false, "print the event timeline of one relman and one floor run")
+	// Role mode: this binary re-executed as a builder or installer process.
+	flag.StringVar(&role, "role", "", "internal: run as a relman role process (builder, installer)")
+	flag.StringVar(&roleConfig, "role-config", "", "internal: the role's config as JSON")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "internal: the role process's CPU profile")
+	flag.Parse()
+	if role != "" {
+		os.Exit(roleMain(role, roleConfig, cpuProfile))
+	}
+	if o.quick {
+		o.seq, o.conc, o.artSize, o.artRuns, o.bigSize = 5, 10, 5<<20, 1, 20<<20
+		o.fan, o.fanRuns, o.warmup, o.profSize = []int{1, 5}, 2, 1, 10
+	} else {
+		o.seq, o.conc, o.artSize, o.artRuns, o.bigSize = 20, 100, 100<<20, 2, 1<<30
+		o.fan, o.fanRuns, o.warmup, o.profSize = []int{1, 10, 50}, 7, 3, 100
+		if o.out == "" {
+			o.out = "BENCHMARKS.md"
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o, noProfile); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: "+err.Error())
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options, noProfile bool) error {
+	bin := o.temporal
+	if bin == "" {
+		var err error
+		if bin, err = devstack.FindTemporal(); err != nil {
+			return err
+		}
+	}
+	root, err := os.MkdirTemp("", "relman-bench-")
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		fmt.Fprintln(os.Stderr, "bench: keeping", root)
+	} else {
+		defer os.RemoveAll(root)
+	}
+	if !noProfile && o.profile == "" && !o.quick {
+		o.profile = filepath.Join(root, "profiles")
+	}
+	if o.profile != "" {
+		if o.profile, err = filepath.Abs(o.profile); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(o.profile, 0o755); err != nil {
+			return err
+		}
+	}
+	b := &bench{o: o, root: root, repo: filepath.Join(root, "repo"), bin: bin}
+	if err := makeRepo(b.repo); err != nil {
+		return err
+	}
+	mach := describeMachine(bin)
+	start := time.Now()
+	res, err := b.all(ctx)
+	if err != nil {
+		return err
+	}
+	res.took = time.Since(start)
+	if o.onlySQL {
+		x := res.orchSQL
+		fmt.Printf("row 5: p50 %s / %s, p95 %s / %s, throughput %.1f/s / %.1f/s (relman / floor)\n",
+			ms(pct(x.relLat, .5)), ms(pct(x.floorLat, .5)), ms(pct(x.relLat, .95)), ms(pct(x.floorLat, .95)), x.relTput(), x.floorTput())
+		return nil
+	}
+	rows := res.rows(o)
+	fmt.Println()
+	printTable(os.Stdout, rows)
+	fmt.Printf("\nbench took %s\n", res.took.Round(time.Second))
+	if o.out != "" {
+		tops := profileTops(o.profile, res.profiles)
+		if err := writeMarkdown(o, o.out, mach, rows, res, tops); err != nil {
+			return err
+		}
+		fmt.Println("wrote", o.out)
+	}
+	return nil
+}
+
+// inMemory runs rows 1-4 on the in-memory dev server.
+func (b *bench) inMemory(ctx context.Context, res *results, envs []string) error {
+	b.logf("starting the in-memory dev server")
+	mem, err := startServer(ctx, b.bin, b.o.srvArgs, "in-memory", "", filepath.Join(b.root, "temporal-mem.log"))
+	if err != nil {
+		return err
+	}
+	err = b.onServer(ctx, mem, envs, func() error {
+		var err error
+		if res.orchMem, err = b.orchestration(ctx, mem, "orch", "mem"); err != nil {
+			return fmt.Errorf("row 1: %w", err)
+		}
+		if res.fan, err = b.fanout(ctx, mem); err != nil {
+			return fmt.Errorf("row 3: %w", err)
+		}
+		if res.art, err = b.artifact(ctx, mem, "row2", b.o.artSize, 3, b.o.artRuns, true, "art"); err != nil {
+			return fmt.Errorf("row 2: %w", err)
+		}
+		if res.big, err = b.artifact(ctx, mem, "row4", b.o.bigSize, 1, 1, false, "mem"); err != nil {
+			return fmt.Errorf("row 4: %w", err)
+		}
+		return nil
+	})
+	mem.stop()
+	if err != nil {
+		return err
+	}
+	return nil
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, " ") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+type bench struct {
+	o    options
+	root string
+	repo string
+	bin  string
+}
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench %s: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// all runs every row: rows 1-4 on the in-memory dev server, then row 1
+// again on the SQLite-file one (row 5).
+func (b *bench) all(ctx context.Context) (*results, error) {
+	res := &results{}
+	envs := []string{"orch", "art", "mem"}
+	for _, n := range b.o.fan {
+		envs = append(envs, fmt.Sprintf("fan%d", n))
+	}
+
+	// Row 5 first, before rows 2 and 4 leave gigabytes of writeback behind
+	// that would stall the SQLite file's fsyncs.
+	dropPages()
+	b.logf("starting the SQLite-file dev server")
+	sq, err := startServer(ctx, b.bin, b.o.srvArgs, "SQLite file", filepath.Join(b.root, "temporal.db"), filepath.Join(b.root, "temporal-sqlite.log"))
+	if err != nil {
+		return nil, err
+	}
+	err = b.onServer(ctx, sq, []string{"orch"}, func() error {
+		var err error
+		if res.orchSQL, err = b.orchestration(ctx, sq, "orch", "sqlite"); err != nil {
+			return fmt.Errorf("row 5: %w", err)
+		}
+		return nil
+	})
+	sq.stop()
+	if err != nil || b.o.onlySQL {
+		return res, err
+	}
+	if err := b.inMemory(ctx, res, envs); err != nil {
+		return nil, err
+	}
+	// Row 1 once more on a dev server without its transfer-queue pacing
+	// (history.transferProcessorMaxPollRPS, 20/s by default, so every task
+	// dispatch waits up to 50 ms): what relman itself adds shows plainly.
+	dropPages()
+	b.logf("starting the in-memory dev server without transfer pacing")
+	args := append(slices.Clone(b.o.srvArgs), "--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000")
+	tu, err := startServer(ctx, b.bin, args, "in-memory, unpaced", "", filepath.Join(b.root, "temporal-unpaced.log"))
+	if err != nil {
+		return nil, err
+	}
+	err = b.onServer(ctx, tu, []string{"orch"}, func() error {
+		var err error
+		if res.orchFast, err = b.orchestration(ctx, tu, "orch", "unpaced"); err != nil {
+			return fmt.Errorf("row 1 unpaced: %w", err)
+		}
+		return nil
+	})
+	tu.stop()
+	if err != nil {
+		return nil, err
+	}
+	if b.o.profile != "" {
+		res.profiles = []string{"row1-relman-roles.pprof", "row2-builder.pprof", "row2-installer.pprof", "row3-relman-roles.pprof"}
+	}
+	return res, nil
+}
+
+// onServer runs the manager and the no-op project's builder in this process
+// for the server's life, and f with them.
+func (b *bench) onServer(ctx context.Context, s *server, envs []string, f func() error) error {
+	if err := s.startManager(envs); err != nil {
+		return err
+	}
+	bc, err := builderConfig(s.addr, "bench-builder", b.root, b.repo, map[string]config.BuildBehavior{"noop": noopProject(b.repo)})
+	if err != nil {
+		return err
+	}
+	r, err := startBuilder(s, bc)
+	if err != nil {
+		return err
+	}
+	s.roles = append(s.roles, r)
+	if err := s.waitRegistered(ctx, "builder/bench-builder"); err != nil {
+		return err
+	}
+	if err := f(); err != nil {
+		return err
+	}
+	return ctx.Err()
+}

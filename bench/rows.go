@@ -1,0 +1,369 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/relman/relman/config"
+)
+
+// orchOut is rows 1 and 5 on one server.
+type orchOut struct {
+	server                  string
+	relLat, floorLat        []time.Duration
+	relBurst, floorBurst    time.Duration // wall time of conc concurrent runs
+	conc                    int
+	relEvents, floorEvents  int           // history events of one run
+	relSrvCPU, floorSrvCPU  time.Duration // dev server CPU per run in the burst
+	relSelfCPU, floorSelfCP time.Duration // this process's CPU (roles + client) per run in the burst
+}
+
+func (o orchOut) relTput() float64   { return float64(o.conc) / o.relBurst.Seconds() }
+func (o orchOut) floorTput() float64 { return float64(o.conc) / o.floorBurst.Seconds() }
+
+// orchestration is row 1 (and row 5): a no-op release (build step `true`,
+// one tiny target, 3 installer hosts) against the bare workflow of the same
+// shape, both served from this process with one client per role.
+func (b *bench) orchestration(ctx context.Context, s *server, env, tag string) (orchOut, error) {
+	out := orchOut{server: s.label, conc: b.o.conc}
+	var roles []*inproc
+	defer func() { stopAll(roles) }()
+	var ids []string
+	for i := range 3 {
+		host := fmt.Sprintf("%s-h%d", tag, i)
+		ic, err := installerConfig(s.addr, host, b.root, "app", []string{env})
+		if err != nil {
+			return out, err
+		}
+		r, err := startInstaller(s, ic, nil)
+		if err != nil {
+			return out, err
+		}
+		roles = append(roles, r)
+		ids = append(ids, "installer/"+host)
+	}
+	fr, err := startFloor(s, 3)
+	roles = append(roles, fr...)
+	if err != nil {
+		return out, err
+	}
+	if err := s.waitRegistered(ctx, ids...); err != nil {
+		return out, err
+	}
+	relman := func(ctx context.Context) (time.Duration, string, error) {
+		d, det, err := s.release(ctx, "noop", env)
+		id := ""
+		if det != nil {
+			id = det.Transaction
+		}
+		return d, id, err
+	}
+	floor := func(ctx context.Context) (time.Duration, string, error) { return s.floorRun(ctx, 3) }
+
+	b.logf("row 1 on %s: warm-up", s.label)
+	for range b.o.warmup {
+		if _, _, err := floor(ctx); err != nil {
+			return out, err
+		}
+		if _, _, err := relman(ctx); err != nil {
+			return out, err
+		}
+	}
+	b.logf("row 1 on %s: %d sequential runs each, interleaved", s.label, b.o.seq)
+	var relID, floorID string
+	for range b.o.seq {
+		d, id, err := floor(ctx)
+		if err != nil {
+			return out, err
+		}
+		out.floorLat, floorID = append(out.floorLat, d), id
+		d, id, err = relman(ctx)
+		if err != nil {
+			return out, err
+		}
+		out.relLat, relID = append(out.relLat, d), id
+	}
+	if b.o.verbose {
+		b.logf("floor timeline:\n%s", s.timeline(ctx, floorID))
+		b.logf("relman timeline:\n%s", s.timeline(ctx, relID))
+	}
+	out.relEvents = s.historyLength(ctx, relID)
+	out.floorEvents = s.historyLength(ctx, floorID)
+
+	b.logf("row 1 on %s: %d concurrent runs each", s.label, b.o.conc)
+	burstOf := func(f func(context.Context) (time.Duration, string, error)) (time.Duration, time.Duration, time.Duration, error) {
+		dropPages()
+		srv0, self0 := cpuTime(s.pid), selfCPU()
+		d, err := burst(ctx, b.o.conc, func(ctx context.Context) error { _, _, err := f(ctx); return err })
+		n := time.Duration(b.o.conc)
+		return d, (cpuTime(s.pid) - srv0) / n, (selfCPU() - self0) / n, err
+	}
+	if out.floorBurst, out.floorSrvCPU, out.floorSelfCP, err = burstOf(floor); err != nil {
+		return out, err
+	}
+	if out.relBurst, out.relSrvCPU, out.relSelfCPU, err = burstOf(relman); err != nil {
+		return out, err
+	}
+	// The profile comes from an extra, unmeasured burst, so profiling never
+	// slows a measured one.
+	if b.o.profile != "" && tag == "mem" {
+		err := profileWhile(filepath.Join(b.o.profile, "row1-relman-roles.pprof"), func() error {
+			_, err := burst(ctx, b.o.profSize, func(ctx context.Context) error { _, _, err := relman(ctx); return err })
+			return err
+		})
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// burst runs n copies of f at once and returns the wall time until the
+// last one ends.
+func burst(ctx context.Context, n int, f func(context.Context) error) (time.Duration, error) {
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	t0 := time.Now()
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	d := time.Since(t0)
+	close(errs)
+	for err := range errs {
+		return d, fmt.Errorf("%d runs failed, first: %w", len(errs)+1, err)
+	}
+	return d, nil
+}
+
+func profileWhile(path string, f func() error) error {
+	pf, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer pf.Close()
+	if err := pprof.StartCPUProfile(pf); err != nil {
+		return err
+	}
+	err = f()
+	pprof.StopCPUProfile()
+	return err
+}
+
+// fanOut is row 3: the no-op release to 1..N hosts.
+type fanOut struct {
+	counts []int
+	times  map[int][]time.Duration
+}
+
+func (b *bench) fanout(ctx context.Context, s *server) (fanOut, error) {
+	out := fanOut{counts: b.o.fan, times: map[int][]time.Duration{}}
+	maxN := slices.Max(b.o.fan)
+	// Several hosts per process, as a real machine would run several
+	// installers: all of them share one client connection.
+	c, err := dial(s.addr, "bench-fanout-hosts")
+	if err != nil {
+		return out, err
+	}
+	defer c.Close()
+	var roles []*inproc
+	defer func() { stopAll(roles) }()
+	var ids []string
+	for i := range maxN {
+		host := fmt.Sprintf("f%02d", i)
+		var envs []string
+		for _, n := range b.o.fan {
+			if i < n {
+				envs = append(envs, fmt.Sprintf("fan%d", n))
+			}
+		}
+		ic, err := installerConfig(s.addr, host, b.root, "app", envs)
+		if err != nil {
+			return out, err
+		}
+		r, err := startInstaller(s, ic, c)
+		if err != nil {
+			return out, err
+		}
+		roles = append(roles, r)
+		ids = append(ids, "installer/"+host)
+	}
+	if err := s.waitRegistered(ctx, ids...); err != nil {
+		return out, err
+	}
+	b.logf("row 3: %d hosts up; warm-up", maxN)
+	for _, n := range b.o.fan {
+		if _, _, err := s.release(ctx, "noop", fmt.Sprintf("fan%d", n)); err != nil {
+			return out, err
+		}
+	}
+	b.logf("row 3: %d runs of each of %v hosts, interleaved", b.o.fanRuns, b.o.fan)
+	for range b.o.fanRuns {
+		for _, n := range b.o.fan {
+			d, _, err := s.release(ctx, "noop", fmt.Sprintf("fan%d", n))
+			if err != nil {
+				return out, err
+			}
+			out.times[n] = append(out.times[n], d)
+		}
+	}
+	if b.o.profile != "" {
+		err := profileWhile(filepath.Join(b.o.profile, "row3-relman-roles.pprof"), func() error {
+			for range 3 {
+				if _, _, err := s.release(ctx, "noop", fmt.Sprintf("fan%d", maxN)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// artOut is one artifact run: row 2 (with its shell floor) or row 4's large
+// artifact.
+type artOut struct {
+	size         int64 // bytes of data
+	archive      int64 // bytes of the tar.gz relman stored
+	hosts        int
+	relman       []time.Duration
+	floor        []time.Duration
+	floorFast    []time.Duration // the floor with gzip -1
+	builderRSS   int64
+	installerRSS int64 // the largest of the hosts
+}
+
+// artifact builds a project whose build step copies size bytes of mixed
+// data into its output, and installs it on hosts installers. The builder
+// and the installers are separate processes, so their peak RSS is theirs
+// alone.
+func (b *bench) artifact(ctx context.Context, s *server, name string, size int64, hosts, runs int, withFloor bool, env string) (artOut, error) {
+	out := artOut{size: size, hosts: hosts}
+	data := filepath.Join(b.root, "data-"+name)
+	b.logf("%s: generating %d MiB of data", name, size>>20)
+	if err := makeData(data, size); err != nil {
+		return out, err
+	}
+	defer os.RemoveAll(data)
+	prof := func(role string) string {
+		if b.o.profile == "" || name != "row2" {
+			return ""
+		}
+		return filepath.Join(b.o.profile, name+"-"+role+".pprof")
+	}
+	builderName := "builder-" + name
+	bc, err := builderConfig(s.addr, builderName, b.root, b.repo, map[string]config.BuildBehavior{"big": bigProject(b.repo, data)})
+	if err != nil {
+		return out, err
+	}
+	var kids []*child
+	defer func() {
+		for _, k := range kids {
+			_ = k.stop()
+		}
+	}()
+	bk, err := startChild(b.root, "builder", builderName, bc, prof("builder"))
+	if err != nil {
+		return out, err
+	}
+	kids = append(kids, bk)
+	ids := []string{"builder/" + builderName}
+	var hostIDs []string
+	var iks []*child
+	for i := range hosts {
+		host := fmt.Sprintf("%s-h%d", name, i)
+		ic, err := installerConfig(s.addr, host, b.root, "data", []string{env})
+		if err != nil {
+			return out, err
+		}
+		p := ""
+		if i == 0 {
+			p = prof("installer")
+		}
+		ik, err := startChild(b.root, "installer", host, ic, p)
+		if err != nil {
+			return out, err
+		}
+		kids = append(kids, ik)
+		iks = append(iks, ik)
+		ids = append(ids, "installer/"+host)
+		hostIDs = append(hostIDs, host)
+	}
+	if err := s.waitRegistered(ctx, ids...); err != nil {
+		return out, b.childErr(err, kids)
+	}
+	for r := range runs {
+		if withFloor {
+			removeInstalls(b.root, hostIDs, env)
+			dropPages()
+			d, err := shellFloor(ctx, data, filepath.Join(b.root, "floor-"+name), hosts, false)
+			if err != nil {
+				return out, err
+			}
+			out.floor = append(out.floor, d)
+			removeInstalls(b.root, hostIDs, env)
+			dropPages()
+			d1, err := shellFloor(ctx, data, filepath.Join(b.root, "floor-"+name), hosts, true)
+			if err != nil {
+				return out, err
+			}
+			out.floorFast = append(out.floorFast, d1)
+			b.logf("%s run %d: shell floor %s (gzip -1: %s)", name, r+1, d.Round(time.Millisecond), d1.Round(time.Millisecond))
+		}
+		removeInstalls(b.root, hostIDs, env)
+		dropPages()
+		d, det, err := s.release(ctx, "big", env)
+		if err != nil {
+			return out, b.childErr(err, kids)
+		}
+		out.relman = append(out.relman, d)
+		out.archive = det.Artifacts["data"].Size
+		b.logf("%s run %d: relman %s (archive %d MiB)", name, r+1, d.Round(time.Millisecond), out.archive>>20)
+	}
+	if out.builderRSS, err = bk.peakRSS(); err != nil {
+		return out, err
+	}
+	for _, k := range iks {
+		v, err := k.peakRSS()
+		if err != nil {
+			return out, err
+		}
+		out.installerRSS = max(out.installerRSS, v)
+	}
+	removeInstalls(b.root, hostIDs, env)
+	return out, nil
+}
+
+func (b *bench) childErr(err error, kids []*child) error {
+	for _, k := range kids {
+		if t := k.tail(); t != "" {
+			fmt.Fprintf(os.Stderr, "==== %s (tail)\n%s\n", k.name, t)
+		}
+	}
+	return err
+}
+
+// results of every row.
+type results struct {
+	orchMem, orchSQL orchOut
+	orchFast         orchOut // row 1 on the unpaced dev server
+	fan              fanOut
+	art, big         artOut
+	profiles         []string
+	took             time.Duration
+}

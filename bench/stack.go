@@ -1,0 +1,487 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/relman/relman/config"
+	"github.com/relman/relman/internal/devstack"
+	"github.com/relman/relman/internal/registry"
+	"github.com/relman/relman/internal/temporalclient"
+	"github.com/relman/relman/internal/transaction"
+	"github.com/relman/relman/workers"
+	"github.com/relman/relman/workflows"
+)
+
+// server is one Temporal dev server and the manager serving it. Every row
+// runs relman and its floor against the same server.
+type server struct {
+	label string
+	ds    *testsuite.DevServer
+	addr  string
+	c     client.Client // the bench's own client: starts and waits
+	pid   int           // the dev server's process, for its CPU time
+	roles []*inproc     // stopped by stop, last first
+}
+
+func quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+}
+
+func temporalLogger() tlog.Logger { return tlog.NewStructuredLogger(quietLogger()) }
+
+func dial(addr, identity string) (client.Client, error) {
+	return temporalclient.Dial(config.Temporal{Address: addr, Namespace: "default"}, quietLogger(), identity)
+}
+
+// startServer starts the pinned temporal CLI's dev server: in memory when
+// dbFile is empty, else on that SQLite file.
+func startServer(ctx context.Context, bin string, more []string, label, dbFile, logPath string) (*server, error) {
+	extra := append([]string(nil), more...)
+	for _, sa := range devstack.SearchAttributes {
+		extra = append(extra, "--search-attribute", sa+"=Keyword")
+	}
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	before := childPIDs()
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	ds, err := testsuite.StartDevServer(sctx, testsuite.DevServerOptions{
+		ExistingPath: bin,
+		DBFilename:   dbFile,
+		LogLevel:     "error",
+		ExtraArgs:    extra,
+		Stdout:       logf,
+		Stderr:       logf,
+		ClientOptions: &client.Options{
+			Logger: temporalLogger(),
+		},
+	})
+	if err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start dev server (%s): %w", label, err)
+	}
+	s := &server{label: label, ds: ds, addr: ds.FrontendHostPort()}
+	for p := range childPIDs() {
+		if !before[p] {
+			s.pid = p
+		}
+	}
+	if s.c, err = dial(s.addr, "bench-client"); err != nil {
+		_ = ds.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *server) stop() {
+	for i := len(s.roles) - 1; i >= 0; i-- {
+		s.roles[i].stop()
+	}
+	s.roles = nil
+	if s.c != nil {
+		s.c.Close()
+	}
+	if s.ds != nil {
+		_ = s.ds.Stop()
+	}
+}
+
+// inproc is a relman role (or a floor worker) running in this process.
+type inproc struct {
+	name   string
+	cancel context.CancelFunc
+	done   chan error
+	client client.Client // closed on stop when owned
+}
+
+func (r *inproc) stop() {
+	r.cancel()
+	select {
+	case <-r.done:
+	case <-time.After(30 * time.Second):
+		fmt.Fprintf(os.Stderr, "bench: %s did not stop within 30s\n", r.name)
+	}
+	if r.client != nil {
+		r.client.Close()
+	}
+}
+
+// runRole runs f in a goroutine with its own client (shared when c is
+// given) until the returned role is stopped.
+func (s *server) runRole(name string, c client.Client, f func(ctx context.Context, c client.Client, log *slog.Logger) error) (*inproc, error) {
+	r := &inproc{name: name, done: make(chan error, 1)}
+	if c == nil {
+		var err error
+		if c, err = dial(s.addr, temporalclient.Identity(name)); err != nil {
+			return nil, err
+		}
+		r.client = c
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() {
+		err := f(ctx, c, quietLogger())
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", name, err)
+		}
+		r.done <- err
+	}()
+	return r, nil
+}
+
+// waitRegistered waits until every id ("builder/x", "installer/y") holds a
+// live lease in the registry.
+func (s *server) waitRegistered(ctx context.Context, ids ...string) error {
+	reg := registry.Registry{Client: s.c, ID: workflows.DefaultRegistryID, ManagerQueue: workflows.DefaultManagerQueue}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		ls, err := reg.List(ctx, time.Now())
+		have := map[string]bool{}
+		for _, l := range ls {
+			have[string(l.Role)+"/"+l.ID] = true
+		}
+		missing := 0
+		for _, id := range ids {
+			if !have[id] {
+				missing++
+			}
+		}
+		if err == nil && missing == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d roles did not register within 90s (last error %v)", missing, len(ids), err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// release runs one relman release through the client path (transaction.Start)
+// and returns the time from the start request to INSTALL_COMPLETED.
+func (s *server) release(ctx context.Context, project, env string) (time.Duration, *workflows.Detail, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	t0 := time.Now()
+	txid, err := transaction.Start(ctx, s.c, workflows.DefaultManagerQueue, "", workflows.Request{
+		Project: project, Action: workflows.ActionInstall, Env: env, Requester: "bench",
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	var d workflows.Detail
+	err = s.c.GetWorkflow(ctx, txid, "").Get(ctx, &d)
+	el := time.Since(t0)
+	d.Transaction = txid
+	if err != nil {
+		return el, &d, fmt.Errorf("release %s of %s into %s: %w", txid, project, env, err)
+	}
+	if d.Status != workflows.StatusInstallCompleted {
+		return el, &d, fmt.Errorf("release %s ended %s: %s", txid, d.Status, d.Reason)
+	}
+	return el, &d, nil
+}
+
+// timeline prints a workflow's events with their offsets from the first.
+func (s *server) timeline(ctx context.Context, id string) string {
+	it := s.c.GetWorkflowHistory(ctx, id, "", false, 0)
+	var sb strings.Builder
+	var t0 time.Time
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			break
+		}
+		t := ev.GetEventTime().AsTime()
+		if t0.IsZero() {
+			t0 = t
+		}
+		fmt.Fprintf(&sb, "  %6.1f ms  %s\n", float64(t.Sub(t0))/1e6, ev.GetEventType())
+	}
+	return sb.String()
+}
+
+// historyLength counts a workflow's events.
+func (s *server) historyLength(ctx context.Context, id string) int {
+	it := s.c.GetWorkflowHistory(ctx, id, "", false, 0)
+	n := 0
+	for it.HasNext() {
+		if _, err := it.Next(); err != nil {
+			return n
+		}
+		n++
+	}
+	return n
+}
+
+// managerConfig is the one manager of a server: every project and
+// environment any row uses.
+func managerConfig(addr string, envs []string) (*config.Manager, error) {
+	m := &config.Manager{
+		Service:      config.Service{Version: config.Version, Temporal: config.Temporal{Address: addr}, Logging: config.Logging{Level: "error"}},
+		Environments: map[string]config.Environment{},
+		Projects: map[string]config.ProjectDef{
+			"noop": {Targets: []string{"app"}},
+			"big":  {Targets: []string{"data"}},
+		},
+		// A host that never picks up its install fails the row in a minute,
+		// not in the default five.
+		Timeouts: config.ReleaseTimeouts{Build: 20 * time.Minute, Install: 20 * time.Minute, Host: 90 * time.Second},
+	}
+	for _, e := range envs {
+		m.Environments[e] = config.Environment{}
+	}
+	m.Default()
+	return m, m.Validate()
+}
+
+func builderConfig(addr, name, root, repo string, projects map[string]config.BuildBehavior) (*config.Builder, error) {
+	b := &config.Builder{
+		Service:   config.Service{Version: config.Version, Temporal: config.Temporal{Address: addr}, Logging: config.Logging{Level: "error"}},
+		Name:      name,
+		Artifacts: "file://" + filepath.Join(root, "artifacts"),
+		WorkDir:   filepath.Join(root, "work", name),
+		Projects:  projects,
+	}
+	b.Default()
+	return b, b.Validate()
+}
+
+func noopProject(repo string) config.BuildBehavior {
+	return config.BuildBehavior{
+		Source:  config.Source{Git: repo},
+		Steps:   []config.Step{{Name: "build", Run: []string{"true"}}},
+		Outputs: map[string]config.Output{"app": {Path: "app"}},
+	}
+}
+
+func bigProject(repo, data string) config.BuildBehavior {
+	return config.BuildBehavior{
+		Source: config.Source{Git: repo},
+		Steps: []config.Step{{Name: "copy", Run: []string{"sh", "-c",
+			`cp -r "$BENCH_DATA" out && echo "$RELMAN_TRANSACTION" > out/TXID`}}},
+		Env:     map[string]string{"BENCH_DATA": data},
+		Outputs: map[string]config.Output{"data": {Path: "out"}},
+	}
+}
+
+// installerConfig is one host installing target into dir/<env>/<target>
+// for every env listed.
+func installerConfig(addr, host, root, target string, envs []string) (*config.Installer, error) {
+	in := &config.Installer{
+		Service:      config.Service{Version: config.Version, Temporal: config.Temporal{Address: addr}, Logging: config.Logging{Level: "error"}},
+		Host:         host,
+		Artifacts:    "file://" + filepath.Join(root, "artifacts"),
+		WorkDir:      filepath.Join(root, "hosts", host, "work"),
+		Environments: map[string]map[string]config.InstallBehavior{},
+	}
+	for _, e := range envs {
+		in.Environments[e] = map[string]config.InstallBehavior{
+			target: {Behavior: config.BehaviorUnarchive, Path: filepath.Join(root, "hosts", host, e, target)},
+		}
+	}
+	in.Default()
+	return in, in.Validate()
+}
+
+func (s *server) startManager(envs []string) error {
+	mc, err := managerConfig(s.addr, envs)
+	if err != nil {
+		return err
+	}
+	r, err := s.runRole("manager", nil, func(ctx context.Context, c client.Client, l *slog.Logger) error {
+		return workers.Manager(ctx, c, mc, l)
+	})
+	if err != nil {
+		return err
+	}
+	s.roles = append(s.roles, r)
+	return nil
+}
+
+func startBuilder(s *server, cfg *config.Builder) (*inproc, error) {
+	return s.runRole(cfg.Name, nil, func(ctx context.Context, c client.Client, l *slog.Logger) error {
+		return workers.Builder(ctx, c, cfg, l)
+	})
+}
+
+func startInstaller(s *server, cfg *config.Installer, shared client.Client) (*inproc, error) {
+	return s.runRole(cfg.Host, shared, func(ctx context.Context, c client.Client, l *slog.Logger) error {
+		return workers.Installer(ctx, c, cfg, l)
+	})
+}
+
+// child is a relman role in its own OS process: this binary re-executed in
+// role mode, running the same workers.Builder / workers.Installer as
+// `relman builder|installer`, so its peak RSS is the role's alone.
+type child struct {
+	name string
+	cmd  *exec.Cmd
+	done chan error
+	log  string
+}
+
+func startChild(root, role, name string, cfg any, profile string) (*child, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cfgPath := filepath.Join(root, name+"."+role+".json")
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
+		return nil, err
+	}
+	args := []string{"-role", role, "-role-config", cfgPath}
+	if profile != "" {
+		args = append(args, "-cpuprofile", profile)
+	}
+	logPath := filepath.Join(root, "logs", name+".log")
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	ch := &child{name: name, cmd: cmd, done: make(chan error, 1), log: logPath}
+	go func() { ch.done <- cmd.Wait(); f.Close() }()
+	return ch, nil
+}
+
+// peakRSS is the process's high-water resident set (VmHWM) in bytes.
+func (c *child) peakRSS() (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(v)
+			if len(f) >= 1 {
+				kb, err := strconv.ParseInt(f[0], 10, 64)
+				return kb << 10, err
+			}
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc status")
+}
+
+func (c *child) stop() error {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-c.done:
+		return err
+	case <-time.After(30 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+		return fmt.Errorf("%s did not stop within 30s of SIGTERM", c.name)
+	}
+}
+
+func (c *child) tail() string {
+	b, _ := os.ReadFile(c.log)
+	if len(b) > 3000 {
+		b = b[len(b)-3000:]
+	}
+	return string(b)
+}
+
+// childPIDs lists this process's children (to find the dev server's pid).
+func childPIDs() map[int]bool {
+	out := map[int]bool{}
+	ents, _ := os.ReadDir("/proc")
+	me := os.Getpid()
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so cut at the last ')'.
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) > 2 {
+			if ppid, _ := strconv.Atoi(f[1]); ppid == me {
+				out[pid] = true
+			}
+		}
+	}
+	return out
+}
+
+// cpuTime is a process's user+system CPU time from /proc/<pid>/stat.
+func cpuTime(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * (time.Second / 100) // USER_HZ is 100 on Linux
+}
+
+// selfCPU is this process's user+system CPU time.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// stopAll stops in-process roles concurrently.
+func stopAll(rs []*inproc) {
+	var wg sync.WaitGroup
+	for _, r := range rs {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.stop() }()
+	}
+	wg.Wait()
+}
