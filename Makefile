@@ -21,6 +21,13 @@ $(BIN)/temporal:
 test: $(BIN)/temporal build
 	$(GO) test -count=1 -timeout 20m ./...
 
+# The chaos tests alone: builders, installers, managers and the Temporal
+# server killed mid-release (real processes, SIGKILL). `make test` runs them
+# too (./chaos is part of ./...); `go test -short` skips them.
+.PHONY: chaos
+chaos: $(BIN)/temporal
+	$(GO) test -count=1 -timeout 30m ./chaos
+
 test-short:
 	$(GO) test -short ./...
 

@@ -10,7 +10,23 @@ import (
 
 // heartbeatEvery is well under workflows.HeartbeatTimeout, so a slow step
 // never looks like a dead worker, and a cancel reaches the activity quickly.
+// A shorter heartbeat timeout (the manager's timeouts.heartbeat) shortens it
+// to a third of that timeout: see heartbeatInterval.
 const heartbeatEvery = 3 * time.Second
+
+// minHeartbeatEvery bounds how often a heartbeat is sent.
+const minHeartbeatEvery = 100 * time.Millisecond
+
+// heartbeatInterval is how often to heartbeat under a heartbeat timeout:
+// every heartbeatEvery, but at least three times per timeout, so one late
+// heartbeat (a busy machine, a slow network) never fails a live activity.
+func heartbeatInterval(timeout time.Duration) time.Duration {
+	every := heartbeatEvery
+	if timeout > 0 && timeout/3 < every {
+		every = max(timeout/3, minHeartbeatEvery)
+	}
+	return every
+}
 
 // progress heartbeats the current phase of a long activity until stopped.
 // Heartbeating is also how the activity learns of a cancel request.
@@ -30,7 +46,7 @@ func startProgress(ctx context.Context, phase string) *progress {
 	activity.RecordHeartbeat(ctx, phase)
 	go func() {
 		defer close(p.done)
-		t := time.NewTicker(heartbeatEvery)
+		t := time.NewTicker(heartbeatInterval(activity.GetInfo(ctx).HeartbeatTimeout))
 		defer t.Stop()
 		for {
 			select {

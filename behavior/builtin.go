@@ -33,10 +33,11 @@ func unarchive(ctx context.Context, req Request) error {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("install path: %w", err)
 	}
-	staging, err := os.MkdirTemp(parent, "."+filepath.Base(dest)+".relman-staging-")
+	staging, held, err := newStaging(parent, filepath.Base(dest))
 	if err != nil {
 		return fmt.Errorf("staging dir: %w", err)
 	}
+	defer held.Close() // after the RemoveAll below: closing drops the lock
 	defer os.RemoveAll(staging)
 	if err := os.Chmod(staging, 0o755); err != nil {
 		return fmt.Errorf("staging dir: %w", err)
@@ -48,6 +49,70 @@ func unarchive(ctx context.Context, req Request) error {
 		return err
 	}
 	return swapIn(staging, dest)
+}
+
+// stagingPrefix names the staging dirs of dest's base name; the same
+// pattern finds stale ones.
+func stagingPrefix(base string) string { return "." + base + ".relman-staging-" }
+
+// newStaging makes a fresh staging dir beside the destination and holds an
+// flock on it for as long as the install runs (the returned file; closing it,
+// or the process dying, releases the lock). First it removes the staging dirs
+// of the same destination that nobody holds: leftovers of an installer killed
+// mid-extraction, which no deferred cleanup ever removed. A staging dir
+// another install is still filling is locked and left alone. The parent
+// directory is flocked while cleaning and creating, so no install can see
+// another's staging dir between its creation and its lock.
+func newStaging(parent, base string) (string, *os.File, error) {
+	pf, err := os.Open(parent)
+	if err != nil {
+		return "", nil, err
+	}
+	defer pf.Close()
+	if err := unix.Flock(int(pf.Fd()), unix.LOCK_EX); err != nil {
+		return "", nil, fmt.Errorf("lock %s: %w", parent, err)
+	}
+	removeStaleStaging(parent, base)
+	staging, err := os.MkdirTemp(parent, stagingPrefix(base))
+	if err != nil {
+		return "", nil, err
+	}
+	held, err := os.Open(staging)
+	if err == nil {
+		err = unix.Flock(int(held.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err != nil {
+			held.Close()
+		}
+	}
+	if err != nil {
+		_ = os.RemoveAll(staging)
+		return "", nil, fmt.Errorf("lock %s: %w", staging, err)
+	}
+	return staging, held, nil
+}
+
+// removeStaleStaging removes the staging dirs of base in parent whose lock
+// nobody holds. Errors are ignored: a leftover that cannot be removed now is
+// tried again by the next install.
+func removeStaleStaging(parent, base string) {
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), stagingPrefix(base)) {
+			continue
+		}
+		p := filepath.Join(parent, e.Name())
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			_ = os.RemoveAll(p)
+		}
+		f.Close()
+	}
 }
 
 // swapIn puts the directory staging at dest. With an existing dest both are

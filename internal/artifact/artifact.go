@@ -127,6 +127,13 @@ type Store interface {
 	// ErrCorrupt) instead of io.EOF if either differs. A missing artifact is
 	// an error wrapping ErrNotFound.
 	Open(ctx context.Context, ref Ref) (io.ReadCloser, error)
+	// Has reports whether the artifact is stored with the ref's size.
+	Has(ctx context.Context, ref Ref) (bool, error)
+	// PutIndex and GetIndex store and read a small JSON document under a
+	// builds/<project>/<name>.json key (see IndexKey); GetIndex reports
+	// false when the key holds nothing.
+	PutIndex(ctx context.Context, key string, v any) error
+	GetIndex(ctx context.Context, key string, v any) (bool, error)
 	// URL returns the store URL, normalised (a directory path becomes an
 	// absolute file:// URL) so it can be handed to another process.
 	URL() string
@@ -238,6 +245,19 @@ func newWriterOptions() *blob.WriterOptions {
 	return &blob.WriterOptions{ContentType: "application/octet-stream"}
 }
 
+// intact reads a stored artifact through the verifying reader: an object
+// of the right size whose bytes went bad is then overwritten by the upload
+// instead of being trusted forever.
+func (s *store) intact(ctx context.Context, ref Ref) bool {
+	r, err := s.Open(ctx, ref)
+	if err != nil {
+		return false
+	}
+	defer r.Close()
+	_, err = copyBuffered(io.Discard, r)
+	return err == nil
+}
+
 func (s *store) PutFile(ctx context.Context, path string) (Ref, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -254,7 +274,7 @@ func (s *store) PutFile(ctx context.Context, path string) (Ref, error) {
 
 	if ok, err := s.has(ctx, ref); err != nil {
 		return Ref{}, fmt.Errorf("put file %s: %w", path, err)
-	} else if ok {
+	} else if ok && s.intact(ctx, ref) {
 		return ref, nil
 	}
 

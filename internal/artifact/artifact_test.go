@@ -300,3 +300,43 @@ func TestCorruptErrorIs(t *testing.T) {
 	var err error = &CorruptError{Key: "sha256/x"}
 	require.True(t, errors.Is(err, ErrCorrupt))
 }
+
+// A corrupted object of the right size is replaced by the next PutFile of
+// the same content, not trusted.
+func TestPutFileRepairsCorruptObject(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := OpenStore(ctx, "file://"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	src := filepath.Join(t.TempDir(), "a")
+	if err := os.WriteFile(src, bytes.Repeat([]byte("relman"), 1000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := s.PutFile(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := filepath.Join(dir, filepath.FromSlash(ref.Key))
+	b, err := os.ReadFile(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[10] ^= 0xff
+	if err := os.WriteFile(obj, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutFile(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Open(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		t.Fatalf("object still corrupt after PutFile: %v", err)
+	}
+}
