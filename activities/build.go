@@ -38,7 +38,7 @@ func (b *Builder) Build(ctx context.Context, in workflows.BuildInput) (workflows
 	}
 	p := startProgress(ctx, "checkout")
 	defer p.end()
-	res, err := b.build(ctx, in, fmt.Sprintf("%s-%d", in.Transaction, attempt), p)
+	res, err := b.build(ctx, in, fmt.Sprintf("%s-%d", in.Transaction, attempt), p, true)
 	if err != nil {
 		return res, classifyBuildError(ctx, err)
 	}
@@ -50,10 +50,13 @@ func (b *Builder) Build(ctx context.Context, in workflows.BuildInput) (workflows
 func (b *Builder) BuildLocal(ctx context.Context, in workflows.BuildInput) (workflows.BuildResult, error) {
 	p := startProgress(ctx, "checkout")
 	defer p.end()
-	return b.build(ctx, in, in.Transaction, p)
+	return b.build(ctx, in, in.Transaction, p, false)
 }
 
-func (b *Builder) build(ctx context.Context, in workflows.BuildInput, runID string, p *progress) (workflows.BuildResult, error) {
+// build builds; with once, a build of the same commit and build config
+// already in the store is returned instead unless in.Rebuild, and a new
+// build is remembered (see buildonce.go).
+func (b *Builder) build(ctx context.Context, in workflows.BuildInput, runID string, p *progress, once bool) (workflows.BuildResult, error) {
 	res := workflows.BuildResult{Builder: b.Config.Name, Artifacts: map[string]workflows.ArtifactRef{}}
 	bb, ok := b.Config.Projects[in.Project]
 	if !ok {
@@ -76,6 +79,15 @@ func (b *Builder) build(ctx context.Context, in workflows.BuildInput, runID stri
 	}
 	res.Commit = co.Commit
 	b.logger().Info("checked out", "project", in.Project, "source", in.Source.String(), "commit", co.Commit)
+	var indexKey string
+	if once {
+		indexKey = buildIndexKey(in.Project, co.Commit, bb, in.Source)
+		if !in.Rebuild {
+			if r, ok := b.reuse(ctx, indexKey, in, bb, co.Commit); ok {
+				return r, nil
+			}
+		}
+	}
 
 	logDir := filepath.Join(b.Config.WorkDir, "logs", in.Project)
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
@@ -127,6 +139,9 @@ func (b *Builder) build(ctx context.Context, in workflows.BuildInput, runID stri
 			return res, err
 		}
 		res.Artifacts[t] = ref
+	}
+	if indexKey != "" {
+		b.remember(ctx, indexKey, in, res)
 	}
 	return res, nil
 }

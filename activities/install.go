@@ -77,6 +77,7 @@ func (i *Installer) install(ctx context.Context, in workflows.InstallInput, atte
 	}
 
 	p.set("install " + in.Target)
+	prev := i.liveRelease(ib)
 	err = b.Install(ctx, behavior.Request{
 		Transaction: in.Transaction,
 		Project:     in.Project,
@@ -90,6 +91,10 @@ func (i *Installer) install(ctx context.Context, in workflows.InstallInput, atte
 		Log:         i.logger().With("transaction", in.Transaction, "target", in.Target),
 	})
 	if err != nil {
+		return res, err
+	}
+	p.set("health " + in.Target)
+	if err := i.afterInstall(ctx, in, ib, prev); err != nil {
 		return res, err
 	}
 	i.logger().Info("installed", "transaction", in.Transaction, "target", in.Target, "path", ib.Path, "sha256", in.Artifact.SHA256)
@@ -125,7 +130,7 @@ func (i *Installer) classify(ctx context.Context, err error, attempt int32) erro
 	switch {
 	case errors.As(err, &ce):
 		kind, nonRetryable = workflows.ErrChecksum, true
-		err = fmt.Errorf("artifact %s is corrupt: expected sha256 %s (%d bytes), got sha256 %s (%d bytes); release again to rebuild it",
+		err = fmt.Errorf("artifact %s is corrupt: expected sha256 %s (%d bytes), got sha256 %s (%d bytes); release again with --rebuild (XML-RPC: rebuild) to build and upload it anew",
 			ce.Key, ce.WantSHA256, ce.WantSize, ce.GotSHA256, ce.GotSize)
 	case errors.Is(err, artifact.ErrCorrupt):
 		kind, nonRetryable = workflows.ErrChecksum, true

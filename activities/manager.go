@@ -10,12 +10,14 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/relman/relman/config"
+	"github.com/relman/relman/internal/auth"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
 )
@@ -32,7 +34,9 @@ type TransactionReader interface {
 
 // Manager holds the manager's activities.
 type Manager struct {
-	Config       *config.Manager
+	Config *config.Manager
+	// Secret checks the gateway's signatures (auth on).
+	Secret       []byte
 	Registry     RegistryReader
 	Transactions TransactionReader
 	Now          func() time.Time
@@ -74,6 +78,25 @@ func (m *Manager) Plan(ctx context.Context, in workflows.PlanInput) (workflows.P
 	leases, err := m.Registry.List(ctx, m.now())
 	if err != nil {
 		return plan, err
+	}
+	who, err := m.authenticate(in)
+	if err != nil {
+		return plan, err
+	}
+	plan.Principal = who.Name
+	if m.Config.Auth.Enabled() {
+		action, env := auth.ActionBuild, ""
+		if req.Action == workflows.ActionInstall {
+			action, env = auth.ActionInstall, req.Env
+		}
+		if !m.Config.Policy.Allowed(who, action, req.Project, env) {
+			where := ""
+			if env != "" {
+				where = " into environment " + strconv.Quote(env)
+			}
+			return plan, rejected("user %s (roles %s) may not %s project %q%s; ask an administrator for a policy rule that allows it",
+				who.Name, strings.Join(who.Roles, ", "), action, req.Project, where)
+		}
 	}
 	plan.BuildTimeout = m.Config.Timeouts.Build
 	plan.InstallTimeout = m.Config.Timeouts.Install
@@ -150,6 +173,31 @@ func (m *Manager) EarlierBuild(ctx context.Context, req workflows.Request) (work
 		return res, rejected("transaction %s kept no artifacts", req.From)
 	}
 	return workflows.BuildResult{Builder: d.Builder, Commit: d.Commit, Artifacts: d.Artifacts, Steps: d.Steps}, nil
+}
+
+// authenticate finds who asked. With auth on, a request must carry a valid
+// signature, or be anonymous where the config allows that; the name the
+// client claims counts for nothing. With auth off the claim stands.
+func (m *Manager) authenticate(in workflows.PlanInput) (auth.Principal, error) {
+	a := m.Config.Auth
+	if !a.Enabled() {
+		return auth.Principal{}, nil
+	}
+	if in.Signature == nil {
+		if a.Anonymous {
+			return auth.Principal{Name: "anonymous", Roles: []string{"anonymous"}}, nil
+		}
+		return auth.Principal{}, rejected("request not authenticated: this manager needs requests signed with a relman token (set RELMAN_TOKEN; an administrator makes one with relman token create) or sent through its XML-RPC gateway with credentials")
+	}
+	users, err := auth.Load(a.UsersFile)
+	if err != nil {
+		return auth.Principal{}, err
+	}
+	who, err := users.Verify(m.Secret, *in.Signature, workflows.SignedPayload(in.Transaction, in.Request), m.now(), a.MaxAge)
+	if err != nil {
+		return auth.Principal{}, rejected("request not authenticated: %v", err)
+	}
+	return who, nil
 }
 
 func rejected(format string, args ...any) error {

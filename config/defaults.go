@@ -52,6 +52,19 @@ func (c *Manager) Default() {
 	if c.Timeouts.Heartbeat == 0 {
 		c.Timeouts.Heartbeat = DefaultHeartbeatTimeout
 	}
+	c.defaultEnvironments()
+	if c.Auth.UsersFile != "" {
+		c.Auth.UsersFile = absPath(c.Auth.UsersFile, dir)
+		if c.Auth.SecretFile == "" {
+			c.Auth.SecretFile = filepath.Join(filepath.Dir(c.Auth.UsersFile), "gateway.secret")
+		}
+	}
+	if c.Auth.SecretFile != "" {
+		c.Auth.SecretFile = absPath(c.Auth.SecretFile, dir)
+	}
+	if c.Auth.MaxAge == 0 {
+		c.Auth.MaxAge = 10 * time.Minute
+	}
 }
 
 // Default fills in what the file left out and makes its paths absolute
@@ -106,6 +119,7 @@ func (c *Installer) Default() {
 			if b.Behavior == BehaviorCopy && b.Mode == "" {
 				b.Mode = DefaultCopyMode
 			}
+			b.defaultRollout()
 			targets[name] = b
 		}
 	}
@@ -117,6 +131,7 @@ func (s *Service) defaults(dir string) {
 	s.Temporal.TLSCertPath = absPath(s.Temporal.TLSCertPath, dir)
 	s.Temporal.TLSKeyPath = absPath(s.Temporal.TLSKeyPath, dir)
 	s.Temporal.TLSCACertPath = absPath(s.Temporal.TLSCACertPath, dir)
+	s.Temporal.EncryptionKeyFile = absPath(s.Temporal.EncryptionKeyFile, dir)
 	s.Logging.Path = absPath(s.Logging.Path, dir)
 	s.Logging.Level = orDefault(s.Logging.Level, DefaultLogLevel)
 	s.ManagerQueue = orDefault(s.ManagerQueue, DefaultManagerQueue)

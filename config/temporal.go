@@ -16,6 +16,8 @@ const (
 	EnvTLSKey        = "TEMPORAL_TLS_KEY"
 	EnvTLSCA         = "TEMPORAL_TLS_CA"
 	EnvTLSServerName = "TEMPORAL_TLS_SERVER_NAME"
+	// EnvEncryptionKeyFile is relman's own: the payload encryption keys.
+	EnvEncryptionKeyFile = "RELMAN_ENCRYPTION_KEY_FILE"
 )
 
 // ApplyEnv overrides the file's values with the environment's; pass
@@ -39,6 +41,7 @@ func (t *Temporal) ApplyEnv(lookup func(string) (string, bool)) {
 	get(EnvTLSKey, &t.TLSKeyPath)
 	get(EnvTLSCA, &t.TLSCACertPath)
 	get(EnvTLSServerName, &t.TLSServerName)
+	get(EnvEncryptionKeyFile, &t.EncryptionKeyFile)
 	if v, ok := lookup(EnvTLS); ok && v != "" {
 		b, err := strconv.ParseBool(strings.TrimSpace(v))
 		t.TLS = b || err != nil

@@ -3,7 +3,11 @@
 // defaulted, and validated in one pass that reports every problem at once.
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/relman/relman/internal/auth"
+)
 
 // Temporal is the connection to the Temporal service, spelled as the Temporal
 // CLI spells its options. Flags override the environment, which overrides the
@@ -17,6 +21,9 @@ type Temporal struct {
 	TLSKeyPath    string `yaml:"tls_key_path"`
 	TLSCACertPath string `yaml:"tls_ca_path"`
 	TLSServerName string `yaml:"tls_server_name"`
+	// EncryptionKeyFile turns on payload encryption (AES-256-GCM): every
+	// relman client and worker of one namespace needs the same file.
+	EncryptionKeyFile string `yaml:"encryption_key_file"`
 }
 
 // Logging is the seed's logging_path and logging_level.
@@ -48,12 +55,46 @@ type Manager struct {
 	Environments  map[string]Environment `yaml:"environments"`
 	Projects      map[string]ProjectDef  `yaml:"projects"`
 	Timeouts      ReleaseTimeouts        `yaml:"timeouts"`
-	path          string
+	// Auth says who may ask; Policy what they may ask for.
+	Auth   Auth        `yaml:"auth"`
+	Policy auth.Policy `yaml:"policy"`
+	path   string
 }
+
+// Auth configures authentication. With users_file set, every request
+// must be signed with a user's token (CLI) or come through the XML-RPC
+// gateway with a password or token, and the policy decides; anonymous adds
+// an "anonymous" principal (role anonymous) for unsigned requests. Without
+// users_file, anonymous must be set explicitly: everything is allowed.
+type Auth struct {
+	Anonymous bool   `yaml:"anonymous"`
+	UsersFile string `yaml:"users_file"`
+	// SecretFile holds the gateway's signing secret, made on first start;
+	// managers sharing a queue must share it. Default: beside users_file.
+	SecretFile string `yaml:"secret_file"`
+	// MaxAge bounds the clock difference between a signing client and the
+	// manager. Default 10m.
+	MaxAge time.Duration `yaml:"signature_max_age"`
+}
+
+// Enabled reports whether requests are authenticated.
+func (a Auth) Enabled() bool { return a.UsersFile != "" }
 
 // Environment is a place releases go to (dev, qa, test, prod).
 type Environment struct {
 	Protected bool `yaml:"protected"`
+	// Safety settings (environment.go).
+	Rollout RolloutPolicy `yaml:"rollout"`
+	// Lock: wait (default) for another release of the same named target
+	// to end, refuse the second release, or off.
+	Lock string `yaml:"lock"`
+	// Approval: required pauses a release after its build until someone
+	// approves it; none (default) does not.
+	Approval        string        `yaml:"approval"`
+	FourEyes        bool          `yaml:"four_eyes"`
+	ApprovalTimeout time.Duration `yaml:"approval_timeout"` // default 24h
+	// Webhooks are POSTed the final status of every release here.
+	Webhooks []string `yaml:"webhooks"`
 }
 
 // ProjectDef is the seed's Project: a set of named targets.
@@ -145,4 +186,12 @@ type InstallBehavior struct {
 	Command []string          `yaml:"command"`
 	Timeout time.Duration     `yaml:"timeout"`
 	Options map[string]string `yaml:"options"` // for custom behaviors
+	// Keep is how many releases the release behavior keeps (default 5);
+	// the current one and the one before it are never removed.
+	Keep int `yaml:"keep"`
+	// Shared names directories under <path>/shared linked into every
+	// release (release behavior), such as logs or uploads.
+	Shared []string `yaml:"shared"`
+	// Health is checked after every install of the target.
+	Health *HealthCheck `yaml:"health"`
 }

@@ -120,6 +120,7 @@ func (c *Manager) Validate() error {
 	}
 	for _, name := range sortedKeys(c.Environments) {
 		checkName(&ps, "environments."+name, name)
+		c.Environments[name].validate(&ps, "environments."+name)
 	}
 	if len(c.Projects) == 0 {
 		ps.add("projects", "none defined; define at least one project")
@@ -144,6 +145,12 @@ func (c *Manager) Validate() error {
 	checkDuration(&ps, "timeouts.build", c.Timeouts.Build)
 	checkDuration(&ps, "timeouts.install", c.Timeouts.Install)
 	checkDuration(&ps, "timeouts.host", c.Timeouts.Host)
+	for _, p := range c.Policy.Validate() {
+		ps.add("policy", "%s", p)
+	}
+	if len(c.Policy) > 0 && !c.Auth.Enabled() {
+		ps.add("policy", "a policy needs auth.users_file; without it everything is allowed")
+	}
 	return ps.err(label(c.path, "manager config"))
 }
 
@@ -251,7 +258,7 @@ func (c *Installer) Validate() error {
 				ps.add(f+".behavior", "%q is unknown; want one of %s", b.Behavior, strings.Join(BehaviorNames(), ", "))
 			}
 			switch b.Behavior {
-			case BehaviorUnarchive, BehaviorCopy:
+			case BehaviorUnarchive, BehaviorCopy, BehaviorRelease:
 				if b.Path == "" {
 					ps.add(f+".path", "missing; %s needs the path to install into", b.Behavior)
 				} else if !filepath.IsAbs(b.Path) {
@@ -270,6 +277,7 @@ func (c *Installer) Validate() error {
 			if b.Timeout < 0 {
 				ps.add(f+".timeout", "%s is negative", b.Timeout)
 			}
+			b.validateRollout(&ps, f)
 		}
 	}
 	return ps.err(label(c.path, "installer config"))

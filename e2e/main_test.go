@@ -334,6 +334,9 @@ func freeTCPPort() (int, error) {
 
 func writeConfigs() error {
 	r := env.root
+	if err := reserveSafetyHookPort(); err != nil {
+		return err
+	}
 	gatewayPort, err := freeTCPPort()
 	if err != nil {
 		return err
@@ -341,7 +344,13 @@ func writeConfigs() error {
 	env.gatewayURL = fmt.Sprintf("http://127.0.0.1:%d/", gatewayPort)
 	cfgs := map[string]string{
 		"manager.yaml": fmt.Sprintf("version: 1\nlisten_port: %d\n", gatewayPort) + `logging: {path: logs/manager.log, level: debug}
-environments: {test: {}, prod: {}}
+environments:
+  test: {}
+  prod: {}
+  # safety_test.go: a rolling rollout, a lock, an approval with a webhook.
+  rolled: {rollout: {strategy: rolling, batch: 1, max_failures: 0}}
+  serial: {lock: wait}
+  gated: {approval: required, four_eyes: true, approval_timeout: 10m, webhooks: ["http://127.0.0.1:` + fmt.Sprint(safetyHookPort) + `/hook"]}
 projects:
   shop: {targets: [web, tool]}
   legacy: {targets: [web]}
@@ -350,6 +359,8 @@ projects:
   orphan: {targets: [web, nobody]}
   nobuilder: {targets: [web]}
   hooked: {targets: [hook]}
+  canary: {targets: [box]}
+  site: {targets: [app]}
 timeouts: {build: 5m, install: 2m, host: 30s}
 `,
 		"builder.yaml": `version: 1
@@ -378,10 +389,18 @@ projects:
     source: {svn: "file://` + filepath.Join(r, "svn", "repo") + `"}
     steps: [{name: build, run: [sh, -c, 'mkdir -p out && cp -r site/. out/']}]
     outputs: {web: {path: out}}
+  canary:
+    source: {git: ./repos/shop}
+    steps: [{name: build, run: ["true"]}]
+    outputs: {box: {path: VERSION}}
   hooked:
     source: {git: ./repos/shop}
     steps: [{name: build, run: ["true"]}]
     outputs: {hook: {path: VERSION}}
+  site:
+    source: {git: ./repos/shop}
+    steps: [{name: build, run: [sh, -c, 'rm -rf out/app && mkdir -p out/app && cp -R app/. out/app/']}]
+    outputs: {app: {path: out/app}}
   orphan:
     source: {git: ./repos/shop}
     steps: [{name: build, run: ["true"]}]
@@ -400,6 +419,18 @@ environments:
     web: {behavior: unarchive, path: ./host-%[1]s/www}
     tool: {behavior: copy, path: ./host-%[1]s/bin/tool.sh, mode: "0755"}
     hook: {behavior: command, command: [sh, -c, 'if [ "$(hostname)" != x ] && [ %[1]s = a ]; then echo "hook refused on host-a" >&2; exit 4; fi']}
+    app:
+      behavior: release
+      path: ./host-%[1]s/app
+      keep: 3
+      shared: [logs]
+      health: {command: [sh, -c, 'test -f index.html && test -d logs'], retries: 1, interval: 200ms}
+  rolled:
+    box: {behavior: command, path: ./host-%[1]s/rolled, command: [sh, -c, 'if [ %[1]s = a ]; then echo "box refused on host-a" >&2; exit 4; fi; mkdir -p "$RELMAN_PATH" && cp "$RELMAN_RESOURCE" "$RELMAN_PATH/box"']}
+  serial:
+    box: {behavior: command, path: ./host-%[1]s/serial, command: [sh, -c, 'sleep 2; mkdir -p "$RELMAN_PATH" && cp "$RELMAN_RESOURCE" "$RELMAN_PATH/box"']}
+  gated:
+    box: {behavior: copy, path: ./host-%[1]s/gated/box}
 `, h)
 	}
 	env.hosts = map[string]string{"host-a": filepath.Join(r, "host-a"), "host-b": filepath.Join(r, "host-b")}

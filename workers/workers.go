@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -19,6 +21,7 @@ import (
 	"github.com/relman/relman/activities"
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/artifact"
+	"github.com/relman/relman/internal/auth"
 	"github.com/relman/relman/internal/registry"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
@@ -32,8 +35,10 @@ const stopTimeout = 10 * time.Second
 func RegisterManager(w worker.Registry, a *activities.Manager) {
 	w.RegisterWorkflowWithOptions(workflows.Release, workflow.RegisterOptions{Name: workflows.ReleaseWorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.Registry, workflow.RegisterOptions{Name: workflows.RegistryWorkflowName})
-	w.RegisterActivityWithOptions(a.Plan, activity.RegisterOptions{Name: workflows.PlanActivity})
+	// PlanRelease is Plan plus the environment's safety settings.
+	w.RegisterActivityWithOptions(a.PlanRelease, activity.RegisterOptions{Name: workflows.PlanActivity})
 	w.RegisterActivityWithOptions(a.EarlierBuild, activity.RegisterOptions{Name: workflows.EarlierBuildActivity})
+	registerRollout(w, a)
 }
 
 // Manager runs the manager role until ctx ends: the Release and Registry
@@ -42,7 +47,22 @@ func RegisterManager(w worker.Registry, a *activities.Manager) {
 func Manager(ctx context.Context, c client.Client, cfg *config.Manager, log *slog.Logger) error {
 	reg := registry.Registry{Client: c, ID: cfg.RegistryID, ManagerQueue: cfg.ManagerQueue}
 	w := worker.New(c, cfg.ManagerQueue, worker.Options{WorkerStopTimeout: stopTimeout})
-	RegisterManager(w, &activities.Manager{Config: cfg, Registry: reg, Transactions: transactions{c}})
+	var secret []byte
+	switch {
+	case cfg.Auth.Enabled():
+		s, err := auth.LoadSecret(cfg.Auth.SecretFile)
+		if err != nil {
+			return fmt.Errorf("gateway secret: %w", err)
+		}
+		secret = s
+		if cfg.Auth.Anonymous {
+			log.Warn("anonymous requests are allowed as principal \"anonymous\"; the policy decides what they may do")
+		}
+	default:
+		log.Warn("authentication is off (no auth.users_file): anyone who can reach Temporal or the gateway may build and install anything; not recommended")
+	}
+	RegisterManager(w, &activities.Manager{Config: cfg, Registry: reg, Transactions: transactions{c}, Secret: secret})
+	RegisterCoordinator(w, &activities.Coordinator{Client: c, Log: log})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("manager worker on %s: %w", cfg.ManagerQueue, err)
 	}
@@ -84,9 +104,15 @@ func Installer(ctx context.Context, c client.Client, cfg *config.Installer, log 
 		return fmt.Errorf("artifact store: %w", err)
 	}
 	defer store.Close()
+	// Downloads left by an installer that was killed are never resumed:
+	// every install downloads afresh. Nothing else uses the directory.
+	if err := os.RemoveAll(filepath.Join(cfg.WorkDir, "downloads")); err != nil {
+		log.Warn("stale downloads not removed", "error", err)
+	}
 	a := &activities.Installer{Config: cfg, Store: store, Log: log}
 	w := worker.New(c, workflows.HostQueue(cfg.Host), worker.Options{WorkerStopTimeout: stopTimeout})
 	w.RegisterActivityWithOptions(a.Install, activity.RegisterOptions{Name: workflows.InstallActivity})
+	registerRolloutInstaller(w, a)
 	targets := map[string][]string{}
 	for env, ts := range cfg.Environments {
 		for t := range ts {

@@ -50,6 +50,9 @@ func Release(ctx workflow.Context, in ReleaseInput) (*Detail, error) {
 	if err := workflow.SetQueryHandler(ctx, DetailQuery, func() (*Detail, error) { return &r.d, nil }); err != nil {
 		return nil, err
 	}
+	if err := r.setApprovalHandlers(ctx); err != nil {
+		return nil, err
+	}
 	return r.run(ctx)
 }
 
@@ -57,6 +60,7 @@ type release struct {
 	in        ReleaseInput
 	d         Detail
 	heartbeat time.Duration
+	s         safety // release_safety.go
 }
 
 func (r *release) run(ctx workflow.Context) (*Detail, error) {
@@ -65,7 +69,17 @@ func (r *release) run(ctx workflow.Context) (*Detail, error) {
 
 	plan, err := r.plan(ctx)
 	if err != nil {
+		r.noteRejection(err)
 		return r.end(ctx, err, StatusRejected)
+	}
+	r.useSafety(plan)
+	if plan.Principal != "" && plan.Principal != r.d.Request.Requester {
+		// The requester is who the manager authenticated, not who the
+		// client claimed to be.
+		r.d.Request.Requester = plan.Principal
+		if err := workflow.UpsertTypedSearchAttributes(ctx, saRequester.ValueSet(plan.Principal)); err != nil {
+			workflow.GetLogger(ctx).Warn("search attributes not updated", "error", err)
+		}
 	}
 	r.in.BuildTimeout = orDefault(r.in.BuildTimeout, plan.BuildTimeout)
 	r.in.InstallTimeout = orDefault(r.in.InstallTimeout, plan.InstallTimeout)
@@ -95,10 +109,18 @@ func (r *release) run(ctx workflow.Context) (*Detail, error) {
 	if req.Action == ActionBuild {
 		return r.finish(ctx), nil
 	}
+	if err := r.gate(ctx, plan); err != nil {
+		return r.end(ctx, err, StatusRejected)
+	}
 	if err := r.install(ctx, plan, build); err != nil {
 		return r.end(ctx, err, StatusInstallFailed)
 	}
-	r.setStatus(ctx, StatusInstallCompleted, fmt.Sprintf("installed on %d host(s)", countHosts(plan)))
+	r.unlock(ctx)
+	if r.s.completed != "" {
+		r.setStatus(ctx, StatusInstallCompleted, r.s.completed)
+	} else {
+		r.setStatus(ctx, StatusInstallCompleted, fmt.Sprintf("installed on %d host(s)", countHosts(plan)))
+	}
 	return r.finish(ctx), nil
 }
 
@@ -111,7 +133,7 @@ func (r *release) plan(ctx workflow.Context) (Plan, error) {
 		},
 	})
 	var plan Plan
-	err := workflow.ExecuteActivity(ctx, PlanActivity, PlanInput{Request: r.in.Request}).Get(ctx, &plan)
+	err := workflow.ExecuteActivity(ctx, PlanActivity, PlanInput{Request: r.in.Request, Transaction: r.d.Transaction, Signature: r.in.Signature}).Get(ctx, &plan)
 	return plan, err
 }
 
@@ -133,6 +155,7 @@ func (r *release) build(ctx workflow.Context, plan Plan) (BuildResult, error) {
 		Project:     r.in.Request.Project,
 		Source:      r.in.Request.Source,
 		Targets:     plan.Targets,
+		Rebuild:     r.in.Request.Rebuild,
 	}).Get(ctx, &res)
 	if err != nil {
 		return res, err
@@ -172,6 +195,9 @@ func (r *release) earlierBuild(ctx workflow.Context, plan Plan) (BuildResult, er
 // install fans out one activity per (host, target) to every host registered
 // for the target in the environment: the seed's web-farm rule.
 func (r *release) install(ctx workflow.Context, plan Plan, build BuildResult) error {
+	if !plan.Rollout.Legacy() {
+		return r.rollout(ctx, plan, build)
+	}
 	env := r.in.Request.Env
 	type pending struct {
 		i int
@@ -257,17 +283,22 @@ func (r *release) end(ctx workflow.Context, err error, status Status) (*Detail, 
 	if temporal.IsCanceledError(err) || ctx.Err() != nil {
 		dctx, _ := workflow.NewDisconnectedContext(ctx)
 		r.d.Reason = "cancelled by request"
+		r.unlock(dctx)
 		r.setStatus(dctx, StatusCancelled, r.d.Reason)
+		r.closing(dctx)
 		r.d.Ended = workflow.Now(dctx)
 		return &r.d, temporal.NewCanceledError(r.d.Reason)
 	}
 	r.d.Reason = reason(err, r.in, status)
+	r.unlock(ctx)
 	r.setStatus(ctx, status, r.d.Reason)
+	r.closing(ctx)
 	r.d.Ended = workflow.Now(ctx)
 	return &r.d, temporal.NewNonRetryableApplicationError(r.d.Reason, string(status), nil, r.d)
 }
 
 func (r *release) finish(ctx workflow.Context) *Detail {
+	r.closing(ctx)
 	r.d.Ended = workflow.Now(ctx)
 	return &r.d
 }

@@ -4,8 +4,11 @@
 package workflows
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/relman/relman/internal/auth"
 )
 
 // Names under which workflows, queries and updates are registered. They are
@@ -46,12 +49,16 @@ const (
 	StatusBuildFailed      Status = "BUILD_FAILED"
 	StatusInstallFailed    Status = "INSTALL_FAILED"
 	StatusCancelled        Status = "CANCELLED"
+	// A rollback transaction's end: every host switched back, or not.
+	StatusRollbackCompleted Status = "ROLLBACK_COMPLETED"
+	StatusRollbackFailed    Status = "ROLLBACK_FAILED"
 )
 
 // Final reports whether no further status can follow s for the given action.
 func (s Status) Final(action Action) bool {
 	switch s {
-	case StatusInstallCompleted, StatusRejected, StatusBuildFailed, StatusInstallFailed, StatusCancelled:
+	case StatusInstallCompleted, StatusRejected, StatusBuildFailed, StatusInstallFailed, StatusCancelled,
+		StatusRollbackCompleted, StatusRollbackFailed:
 		return true
 	case StatusBuildCompleted:
 		return action == ActionBuild
@@ -61,8 +68,11 @@ func (s Status) Final(action Action) bool {
 
 // Succeeded reports whether s is the success status for action.
 func (s Status) Succeeded(action Action) bool {
-	if action == ActionBuild {
+	switch action {
+	case ActionBuild:
 		return s == StatusBuildCompleted
+	case ActionRollback:
+		return s == StatusRollbackCompleted
 	}
 	return s == StatusInstallCompleted
 }
@@ -73,6 +83,9 @@ type Action string
 const (
 	ActionBuild   Action = "build"
 	ActionInstall Action = "install"
+	// ActionRollback is a Rollback transaction's action: switch every host
+	// back to an earlier release.
+	ActionRollback Action = "rollback"
 )
 
 // Selector says which source to build. At most one field is set; none means
@@ -124,11 +137,19 @@ type Request struct {
 	// From installs the build of an earlier transaction instead of
 	// building again (action install only).
 	From string `json:"from,omitempty"`
+	// Rebuild builds even when a build of the same commit and build config
+	// is in the artifact store already.
+	Rebuild bool `json:"rebuild,omitempty"`
+	// Rollout overrides the fields it sets of the environment's rollout.
+	Rollout *Rollout `json:"rollout,omitempty"`
 }
 
 // ReleaseInput is the Release workflow's one argument.
 type ReleaseInput struct {
 	Request Request `json:"request"`
+	// Signature proves who asked (a token's signature, or the gateway's);
+	// the manager checks it and records the principal as the requester.
+	Signature *auth.Signature `json:"signature,omitempty"`
 	// Timeouts; zero means the default.
 	BuildTimeout   time.Duration `json:"build_timeout,omitempty"`
 	InstallTimeout time.Duration `json:"install_timeout,omitempty"`
@@ -157,8 +178,17 @@ type Plan struct {
 	BuildTimeout   time.Duration `json:"build_timeout,omitempty"`
 	InstallTimeout time.Duration `json:"install_timeout,omitempty"`
 	HostTimeout    time.Duration `json:"host_timeout,omitempty"`
+	// Principal is who the manager found asked, when authentication is on.
+	Principal string `json:"principal,omitempty"`
 	// HeartbeatTimeout: how long a silent build or install counts as lost.
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
+	// The environment's safety settings (safety_types.go); their zero
+	// values are the behavior releases had before them, which the saved
+	// histories rely on.
+	Rollout  Rollout  `json:"rollout"`
+	Lock     string   `json:"lock,omitempty"` // wait, refuse, or off/empty
+	Approval Approval `json:"approval"`
+	Webhooks []string `json:"webhooks,omitempty"`
 }
 
 // BuildInput is the build activity's argument.
@@ -167,6 +197,8 @@ type BuildInput struct {
 	Project     string   `json:"project"`
 	Source      Selector `json:"source"`
 	Targets     []string `json:"targets"`
+	// Rebuild skips the lookup of an earlier identical build.
+	Rebuild bool `json:"rebuild,omitempty"`
 }
 
 // BuildResult is what a build produced.
@@ -175,6 +207,9 @@ type BuildResult struct {
 	Commit    string                 `json:"commit"`
 	Artifacts map[string]ArtifactRef `json:"artifacts"` // named target -> artifact
 	Steps     []StepResult           `json:"steps"`
+	// Reused: no step ran; the artifacts are those of an earlier build of
+	// the same commit and build config (Steps are that build's).
+	Reused bool `json:"reused,omitempty"`
 }
 
 // StepResult records one build step.
@@ -222,6 +257,10 @@ type InstallRecord struct {
 	Attempts int32        `json:"attempts"`
 	Started  time.Time    `json:"started,omitempty"`
 	Ended    time.Time    `json:"ended,omitempty"`
+	// Batch is the rolling release's batch of this host, from 1; 0 when
+	// the release installs all at once.
+	Batch      int  `json:"batch,omitempty"`
+	RolledBack bool `json:"rolled_back,omitempty"`
 }
 
 // Event is one line of a transaction's own log, kept in the detail.
@@ -242,9 +281,16 @@ type Detail struct {
 	Artifacts   map[string]ArtifactRef `json:"artifacts,omitempty"`
 	Steps       []StepResult           `json:"steps,omitempty"`
 	Installs    []InstallRecord        `json:"installs,omitempty"`
-	Events      []Event                `json:"events"`
-	Started     time.Time              `json:"started"`
-	Ended       time.Time              `json:"ended,omitempty"`
+	// Rollout is the effective rollout and Batches its hosts per batch.
+	Rollout *Rollout   `json:"rollout,omitempty"`
+	Batches [][]string `json:"batches,omitempty"`
+	// Waiting says what a WAITING or AWAITING_APPROVAL release waits for.
+	Waiting   string           `json:"waiting,omitempty"`
+	Approval  *ApprovalRecord  `json:"approval,omitempty"`
+	Rollbacks []RollbackRecord `json:"rollbacks,omitempty"`
+	Events    []Event          `json:"events"`
+	Started   time.Time        `json:"started"`
+	Ended     time.Time        `json:"ended,omitempty"`
 }
 
 // Application error types. Callers branch on these, never on message text.
@@ -263,17 +309,19 @@ const (
 // Activity names, registered explicitly so renaming Go code never breaks
 // stored histories.
 const (
-	PlanActivity    = "Plan"
+	PlanActivity = "Plan"
 	// EarlierBuildActivity reads the build of the transaction a request
 	// installs from.
 	EarlierBuildActivity = "EarlierBuild"
-	BuildActivity   = "Build"
-	InstallActivity = "Install"
+	BuildActivity        = "Build"
+	InstallActivity      = "Install"
 )
 
 // PlanInput is the plan activity's argument.
 type PlanInput struct {
-	Request Request `json:"request"`
+	Request     Request         `json:"request"`
+	Transaction string          `json:"transaction,omitempty"`
+	Signature   *auth.Signature `json:"signature,omitempty"`
 }
 
 // InstallFailure rides as the details of an install error, so the workflow
@@ -291,3 +339,13 @@ const (
 	SAStatus    = "RelmanStatus"
 	SARequester = "RelmanRequester"
 )
+
+// SignedPayload is what a request's signature covers: the transaction id
+// and the request, so a signature is good for exactly one transaction.
+func SignedPayload(txid string, req Request) []byte {
+	b, _ := json.Marshal(struct {
+		Transaction string  `json:"transaction"`
+		Request     Request `json:"request"`
+	}{txid, req})
+	return b
+}

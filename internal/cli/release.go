@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/user"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/relman/relman/internal/auth"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
 )
@@ -18,6 +22,7 @@ func (a *app) releaseCommand() *cobra.Command {
 		action       string
 		wait, follow bool
 		id           string
+		ro           rolloutFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "release PROJECT",
@@ -38,6 +43,10 @@ func (a *app) releaseCommand() *cobra.Command {
 			if err := req.Source.Validate(); err != nil {
 				return usageErr("%v", err)
 			}
+			var err error
+			if req.Rollout, err = ro.rollout(); err != nil {
+				return err
+			}
 			return a.submit(cmd.Context(), req, submitOptions{id: id, wait: wait, follow: follow})
 		},
 	}
@@ -52,6 +61,8 @@ func (a *app) releaseCommand() *cobra.Command {
 	f.BoolVar(&wait, "wait", false, "wait for the final status; exit 3 unless it succeeded")
 	f.BoolVar(&follow, "follow", false, "show live progress until the final status; exit 3 unless it succeeded")
 	f.StringVar(&id, "request-id", "", "idempotency key: the same id starts one transaction and returns it again")
+	f.BoolVar(&req.Rebuild, "rebuild", false, "build even if this commit was built before with the same build config")
+	ro.add(f)
 	return cmd
 }
 
@@ -73,7 +84,11 @@ func (a *app) submit(ctx context.Context, req workflows.Request, o submitOptions
 	defer c.Close()
 	ctx, traceID, endSpan := a.tel.Span(ctx, "relman release "+req.Project)
 	defer endSpan()
-	txid, err := transaction.Start(ctx, c, a.queue, o.id, req)
+	sign, err := a.signer()
+	if err != nil {
+		return err
+	}
+	txid, err := transaction.StartSigned(ctx, c, a.queue, o.id, req, sign)
 	if errors.Is(err, transaction.ErrBadRequestID) {
 		return usageErr("%v", err)
 	}
@@ -162,4 +177,35 @@ func requester(lookup func(string) (string, bool)) string {
 		return u.Username
 	}
 	return ""
+}
+
+// signer signs requests with the user's token: --token-file, then
+// $RELMAN_TOKEN_FILE, then $RELMAN_TOKEN. No token, no signature (a manager
+// with authentication on then refuses the request).
+func (a *app) signer() (transaction.Signer, error) {
+	token := ""
+	file := a.tokenFile
+	if file == "" {
+		file, _ = a.opts.LookupEnv("RELMAN_TOKEN_FILE")
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("token file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	} else if v, ok := a.opts.LookupEnv("RELMAN_TOKEN"); ok {
+		token = strings.TrimSpace(v)
+	}
+	if token == "" {
+		return nil, nil
+	}
+	key, err := auth.ParseToken(token)
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	return func(txid string, req workflows.Request) *auth.Signature {
+		s := auth.SignWithToken(key, workflows.SignedPayload(txid, req), time.Now())
+		return &s
+	}, nil
 }

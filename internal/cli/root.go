@@ -72,6 +72,8 @@ type app struct {
 	registry string
 	logLevel string
 	tel      *telemetry.Telemetry
+	// tokenFile holds the user's relman token, to sign requests.
+	tokenFile string
 }
 
 // Execute runs the CLI with args and returns the exit code.
@@ -155,10 +157,12 @@ command line was wrong; 3 the release ended in a status other than success.`,
 	pf.StringVar(&a.conn.TLSKeyPath, "tls-key-path", "", "client key for mTLS (env TEMPORAL_TLS_KEY)")
 	pf.StringVar(&a.conn.TLSCACertPath, "tls-ca-path", "", "CA certificate to verify the server (env TEMPORAL_TLS_CA)")
 	pf.StringVar(&a.conn.TLSServerName, "tls-server-name", "", "server name to verify (env TEMPORAL_TLS_SERVER_NAME)")
+	pf.StringVar(&a.conn.EncryptionKeyFile, "encryption-key-file", "", "payload encryption keys, when the namespace's payloads are encrypted (env RELMAN_ENCRYPTION_KEY_FILE)")
 	pf.StringVarP(&a.output, "output", "o", "text", "output format: text or json")
 	pf.StringVar(&a.queue, "manager-queue", workflows.DefaultManagerQueue, "task queue of the manager to talk to")
 	pf.StringVar(&a.registry, "registry-id", workflows.DefaultRegistryID, "workflow id of the manager's registry")
 	pf.StringVar(&a.logLevel, "log-level", "", "log level of a role: debug, info, warn, error (overrides the config)")
+	pf.StringVar(&a.tokenFile, "token-file", "", "file holding your relman token, to sign requests (env RELMAN_TOKEN_FILE, or the token itself in RELMAN_TOKEN)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		if a.output != "text" && a.output != "json" {
 			return usageErr("--output must be text or json, not %q", a.output)
@@ -173,6 +177,11 @@ command line was wrong; 3 the release ended in a status other than success.`,
 		a.historyCommand(),
 		a.listCommand(),
 		a.cancelCommand(),
+		a.planCommand(),
+		a.decisionCommand(true),
+		a.decisionCommand(false),
+		a.whereCommand(),
+		a.rollbackCommand(),
 		a.registrationsCommand(),
 		a.roleCommand("manager"),
 		a.roleCommand("builder"),
@@ -182,6 +191,10 @@ command line was wrong; 3 the release ended in a status other than success.`,
 		a.generateCommand(),
 		a.buildCommand(),
 		a.installCommand(),
+		a.userCommand(),
+		a.tokenCommand(),
+		a.codecKeyCommand(),
+		a.codecServerCommand(),
 		a.versionCommand(),
 	)
 	return root
@@ -204,6 +217,7 @@ func (a *app) temporalSettings(file config.Temporal) config.Temporal {
 	set("tls-key-path", &t.TLSKeyPath, a.conn.TLSKeyPath)
 	set("tls-ca-path", &t.TLSCACertPath, a.conn.TLSCACertPath)
 	set("tls-server-name", &t.TLSServerName, a.conn.TLSServerName)
+	set("encryption-key-file", &t.EncryptionKeyFile, a.conn.EncryptionKeyFile)
 	if a.connSet["tls"] {
 		t.TLS = a.conn.TLS
 	}

@@ -13,6 +13,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/relman/relman/config"
+	"github.com/relman/relman/internal/codec"
 )
 
 // Options builds client options from the connection settings. The SDK's
@@ -41,6 +42,13 @@ func Options(t config.Temporal, logger *slog.Logger, identity string, with ...fu
 	o.ConnectionOptions.TLS = tc
 	if t.APIKey != "" {
 		o.Credentials = client.NewAPIKeyStaticCredentials(t.APIKey)
+	}
+	if t.EncryptionKeyFile != "" {
+		c, err := codec.LoadKeys(t.EncryptionKeyFile)
+		if err != nil {
+			return o, err
+		}
+		o.DataConverter = c.DataConverter()
 	}
 	for _, f := range with {
 		f(&o)

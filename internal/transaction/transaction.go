@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/relman/relman/internal/auth"
 	"github.com/relman/relman/workflows"
 )
 
@@ -40,6 +41,15 @@ var ErrNotYet = errors.New("transaction has not answered yet")
 // Start starts the Release workflow. A request id makes the start
 // idempotent: the same id returns the transaction already started.
 func Start(ctx context.Context, c client.Client, queue, requestID string, req workflows.Request) (string, error) {
+	return StartSigned(ctx, c, queue, requestID, req, nil)
+}
+
+// Signer signs a request for one transaction id (see internal/auth).
+type Signer func(txid string, req workflows.Request) *auth.Signature
+
+// StartSigned is Start with the request signed by sign, when not nil. A
+// transaction id never starts twice, so a signature cannot be replayed.
+func StartSigned(ctx context.Context, c client.Client, queue, requestID string, req workflows.Request, sign Signer) (string, error) {
 	txid := requestID
 	if txid != "" && !requestIDPattern.MatchString(txid) {
 		return "", fmt.Errorf("request id %q must be 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit: %w", requestID, ErrBadRequestID)
@@ -51,12 +61,15 @@ func Start(ctx context.Context, c client.Client, queue, requestID string, req wo
 		}
 		txid = u.String()
 	}
-	opts := client.StartWorkflowOptions{ID: txid, TaskQueue: queue}
+	opts := client.StartWorkflowOptions{ID: txid, TaskQueue: queue, WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE}
 	if requestID != "" {
 		opts.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
-		opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
 	}
-	run, err := c.ExecuteWorkflow(ctx, opts, workflows.ReleaseWorkflowName, workflows.ReleaseInput{Request: req})
+	in := workflows.ReleaseInput{Request: req}
+	if sign != nil {
+		in.Signature = sign(txid, req)
+	}
+	run, err := c.ExecuteWorkflow(ctx, opts, workflows.ReleaseWorkflowName, in)
 	if err != nil {
 		return "", fmt.Errorf("start release of %s: %w", req.Project, err)
 	}
@@ -118,7 +131,7 @@ func Get(ctx context.Context, c client.Client, txid string) (*workflows.Detail, 
 		return nil, fmt.Errorf("read transaction %s: %w", txid, err)
 	}
 	info := desc.GetWorkflowExecutionInfo()
-	if info.GetType().GetName() != workflows.ReleaseWorkflowName {
+	if !isTransactionType(info.GetType().GetName()) {
 		return nil, fmt.Errorf("%s is a %s workflow, not a relman transaction", txid, info.GetType().GetName())
 	}
 	if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
@@ -302,7 +315,7 @@ func List(ctx context.Context, c client.Client, f Filter) ([]Listed, error) {
 	if f.Limit <= 0 {
 		f.Limit = 20
 	}
-	q := []string{fmt.Sprintf("WorkflowType = '%s'", workflows.ReleaseWorkflowName)}
+	q := []string{transactionTypesQuery}
 	for _, kv := range []struct{ attr, val, name string }{
 		{workflows.SAProject, f.Project, "project"},
 		{workflows.SAEnv, f.Env, "env"},

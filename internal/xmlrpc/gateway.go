@@ -3,6 +3,7 @@ package xmlrpc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"slices"
@@ -15,13 +16,14 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/relman/relman/config"
+	"github.com/relman/relman/internal/auth"
 	"github.com/relman/relman/internal/registry"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
 )
 
 // RequestKeys are the keys request_action accepts in request_data.
-var RequestKeys = []string{"action", "branch", "env", "from", "project", "request_id", "revision", "tag", "trunk", "url"}
+var RequestKeys = []string{"action", "branch", "env", "from", "project", "rebuild", "request_id", "revision", "tag", "trunk", "url"}
 
 // Gateway serves the seed's XML-RPC methods on a Temporal client and the
 // manager's config.
@@ -31,6 +33,9 @@ type Gateway struct {
 	Log    *slog.Logger
 	// Now is the clock for lease expiry; nil means time.Now.
 	Now func() time.Time
+	// Secret signs requests of authenticated users (auth on), so the
+	// manager knows the gateway vouched for them.
+	Secret []byte
 }
 
 // NewHandler returns the gateway's XML-RPC server.
@@ -45,7 +50,15 @@ func ListenGateway(c client.Client, cfg *config.Manager, log *slog.Logger) (*Lis
 	if host == "" {
 		host = config.DefaultListenAddress
 	}
-	return Listen(net.JoinHostPort(host, strconv.Itoa(cfg.ListenPort)), NewHandler(c, cfg, log), log)
+	g := &Gateway{Client: c, Config: cfg, Log: log}
+	if cfg.Auth.Enabled() {
+		s, err := auth.LoadSecret(cfg.Auth.SecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("gateway secret: %w", err)
+		}
+		g.Secret = s
+	}
+	return Listen(net.JoinHostPort(host, strconv.Itoa(cfg.ListenPort)), g.Server(), log)
 }
 
 // Server builds the XML-RPC server holding the gateway's methods.
@@ -58,7 +71,8 @@ Starts a release. request_data keys: project (required), action ("build" or
 "install", default "install"), env (required for install), one source
 selector of trunk (boolean), branch, tag, revision or url, request_id (an
 idempotency key: the same request_id returns the same transaction), and from
-(a transaction whose build to install instead of building again). The
+(a transaction whose build to install instead of building again), and
+rebuild (boolean: build even if the commit was built before). The
 username in credentials, if any, is recorded as the requester.
 Faults: 1 unknown project, 3 credentials rejected, 4 bad request_data,
 5 relman could not start the transaction.`,
@@ -91,6 +105,7 @@ The builders (projects they build) and installer hosts (targets: env =>
 named targets) holding a live lease with this manager.`,
 		Signatures: [][]string{{"array", "struct"}, {"array"}},
 	})
+	g.registerApproval(s)
 	return s
 }
 
@@ -115,14 +130,84 @@ func requester(cred any) (string, error) {
 	return s, nil
 }
 
+const anonymous = "anonymous"
+
+// authenticate reads credentials: {username, password} or {token}. With
+// authentication off the username is taken as it is, as the seed did. With
+// it on, every failure gets the same fault, so nobody learns which user
+// names exist; no credentials at all pass as "anonymous" only where the
+// config allows it.
+func (g *Gateway) authenticate(cred any) (auth.Principal, error) {
+	name, err := requester(cred)
+	if err != nil {
+		return auth.Principal{}, err
+	}
+	a := g.Config.Auth
+	if !a.Enabled() {
+		return auth.Principal{Name: name}, nil
+	}
+	m, _ := cred.(map[string]any)
+	password, _ := m["password"].(string)
+	token, _ := m["token"].(string)
+	rejected := Faultf(CodeCredentialsRejected, "credentials rejected; send {username, password} or {token}")
+	users, err := auth.Load(a.UsersFile)
+	if err != nil {
+		g.log().Error("users file", "err", err)
+		return auth.Principal{}, Faultf(CodeInternal, "the manager cannot read its users file")
+	}
+	switch {
+	case token != "":
+		p, err := users.TokenPrincipal(token)
+		if err != nil {
+			return auth.Principal{}, rejected
+		}
+		return p, nil
+	case name != "" || password != "":
+		p, err := users.Password(name, password)
+		if err != nil {
+			return auth.Principal{}, rejected
+		}
+		return p, nil
+	case a.Anonymous:
+		return auth.Principal{Name: anonymous, Roles: []string{anonymous}}, nil
+	}
+	return auth.Principal{}, rejected
+}
+
+// mayRead checks the principal may read the transaction (auth on).
+func (g *Gateway) mayRead(ctx context.Context, p auth.Principal, id string) error {
+	if !g.Config.Auth.Enabled() {
+		return nil
+	}
+	d, err := transaction.Get(ctx, g.Client, id)
+	if err != nil && !errors.Is(err, transaction.ErrNotYet) {
+		return Faultf(CodeUnknownTransaction, "no transaction %q", clip(id))
+	}
+	if d == nil {
+		return nil
+	}
+	if !g.Config.Policy.Allowed(p, auth.ActionRead, d.Request.Project, d.Request.Env) {
+		return Faultf(CodeForbidden, "user %s may not read transactions of project %q%s", p.Name, d.Request.Project, inEnv(d.Request.Env))
+	}
+	return nil
+}
+
+func inEnv(env string) string {
+	if env == "" {
+		return ""
+	}
+	return " in environment " + strconv.Quote(env)
+}
+
 func (g *Gateway) requestAction(ctx context.Context, ps []any) (any, error) {
 	if len(ps) != 2 {
 		return nil, Faultf(CodeInvalidParams, "request_action takes (credentials, request_data); got %d params", len(ps))
 	}
-	who, err := requester(ps[0])
+	p, err := g.authenticate(ps[0])
 	if err != nil {
 		return nil, err
 	}
+	who := p.Name
 	data, ok := ps[1].(map[string]any)
 	if !ok {
 		return nil, Faultf(CodeInvalidParams, "request_data must be a struct, not %s", TypeName(ps[1]))
@@ -132,7 +217,23 @@ func (g *Gateway) requestAction(ctx context.Context, ps []any) (any, error) {
 		return nil, err
 	}
 	req.Requester = who
-	txid, err := transaction.Start(ctx, g.Client, g.Config.ManagerQueue, requestID, req)
+	var sign transaction.Signer
+	if g.Config.Auth.Enabled() {
+		action, env := auth.ActionBuild, ""
+		if req.Action == workflows.ActionInstall {
+			action, env = auth.ActionInstall, req.Env
+		}
+		if !g.Config.Policy.Allowed(p, action, req.Project, env) {
+			return nil, Faultf(CodeForbidden, "user %s may not %s project %q%s", who, action, req.Project, inEnv(env))
+		}
+		if who != anonymous {
+			sign = func(txid string, r workflows.Request) *auth.Signature {
+				s := auth.SignAsGateway(g.Secret, who, workflows.SignedPayload(txid, r), time.Now())
+				return &s
+			}
+		}
+	}
+	txid, err := transaction.StartSigned(ctx, g.Client, g.Config.ManagerQueue, requestID, req, sign)
 	if errors.Is(err, transaction.ErrBadRequestID) {
 		return nil, Faultf(CodeBadRequest, "%v", err)
 	}
@@ -188,6 +289,18 @@ func (g *Gateway) parseRequest(data map[string]any) (workflows.Request, string, 
 		}
 		*f.dst = s
 	}
+	switch t := data["rebuild"].(type) {
+	case nil:
+	case bool:
+		req.Rebuild = t
+	case int:
+		if t != 0 && t != 1 {
+			return req, "", Faultf(CodeBadRequest, "request_data rebuild must be a boolean, not %d", t)
+		}
+		req.Rebuild = t == 1
+	default:
+		return req, "", Faultf(CodeBadRequest, "request_data rebuild must be a boolean, not %s", TypeName(t))
+	}
 	switch t := data["trunk"].(type) {
 	case nil:
 	case bool:
@@ -234,8 +347,22 @@ func (g *Gateway) parseRequest(data map[string]any) (workflows.Request, string, 
 	return req, requestID, nil
 }
 
-// txParam reads ([credentials,] trans_id).
-func txParam(method string, ps []any) (string, error) {
+// txParam reads ([credentials,] trans_id). The one-argument form of the
+// seed has no credentials: it reads as anonymous.
+func (g *Gateway) txParam(method string, ps []any) (string, auth.Principal, error) {
+	id, err := txParamID(method, ps)
+	if err != nil {
+		return "", auth.Principal{}, err
+	}
+	var cred any = map[string]any{}
+	if len(ps) == 2 {
+		cred = ps[0]
+	}
+	p, err := g.authenticate(cred)
+	return id, p, err
+}
+
+func txParamID(method string, ps []any) (string, error) {
 	switch len(ps) {
 	case 1:
 	case 2:
@@ -275,11 +402,14 @@ func (g *Gateway) checkTransaction(ctx context.Context, id string) error {
 }
 
 func (g *Gateway) queryTransaction(ctx context.Context, ps []any) (any, error) {
-	id, err := txParam("query_transaction", ps)
+	id, who, err := g.txParam("query_transaction", ps)
 	if err != nil {
 		return nil, err
 	}
 	if err := g.checkTransaction(ctx, id); err != nil {
+		return nil, err
+	}
+	if err := g.mayRead(ctx, who, id); err != nil {
 		return nil, err
 	}
 	d, err := transaction.Get(ctx, g.Client, id)
@@ -296,11 +426,14 @@ func (g *Gateway) queryTransaction(ctx context.Context, ps []any) (any, error) {
 }
 
 func (g *Gateway) queryHistory(ctx context.Context, ps []any) (any, error) {
-	id, err := txParam("query_history", ps)
+	id, who, err := g.txParam("query_history", ps)
 	if err != nil {
 		return nil, err
 	}
 	if err := g.checkTransaction(ctx, id); err != nil {
+		return nil, err
+	}
+	if err := g.mayRead(ctx, who, id); err != nil {
 		return nil, err
 	}
 	steps, err := transaction.Timeline(ctx, g.Client, id)
@@ -332,26 +465,27 @@ func (g *Gateway) queryHistory(ctx context.Context, ps []any) (any, error) {
 
 // optionalCredentials reads the (credentials) of the list methods; Python
 // clients written for later auth may already send them.
-func optionalCredentials(method string, ps []any) error {
+func (g *Gateway) optionalCredentials(method string, ps []any) error {
 	switch len(ps) {
 	case 0:
-		return nil
+		_, err := g.authenticate(map[string]any{})
+		return err
 	case 1:
-		_, err := requester(ps[0])
+		_, err := g.authenticate(ps[0])
 		return err
 	}
 	return Faultf(CodeInvalidParams, "%s takes (credentials); got %d params", method, len(ps))
 }
 
 func (g *Gateway) listProjects(_ context.Context, ps []any) (any, error) {
-	if err := optionalCredentials("list_projects", ps); err != nil {
+	if err := g.optionalCredentials("list_projects", ps); err != nil {
 		return nil, err
 	}
 	return g.projects(), nil
 }
 
 func (g *Gateway) listRegistrations(ctx context.Context, ps []any) (any, error) {
-	if err := optionalCredentials("list_registrations", ps); err != nil {
+	if err := g.optionalCredentials("list_registrations", ps); err != nil {
 		return nil, err
 	}
 	now := time.Now

@@ -34,6 +34,9 @@ const (
 	// CodeInternal: relman could not do what was asked (Temporal is
 	// unreachable, say); retrying later may work.
 	CodeInternal = 5
+	// CodeForbidden: the user is known but the manager's policy does not
+	// allow what they asked.
+	CodeForbidden = 6
 
 	// CodeParseError: the body is not well-formed XML.
 	CodeParseError = -32700

@@ -208,7 +208,7 @@ func TestGatewayRequestFaults(t *testing.T) {
 		msg    []string
 	}{
 		"unknown key": {[]any{cred, map[string]any{"project": "shop", "action": "install", "env": "test", "branche": "x"}}, CodeBadRequest,
-			[]string{`"branche"`, "accepted keys: action, branch, env, from, project, request_id, revision, tag, trunk, url"}},
+			[]string{`"branche"`, "accepted keys: action, branch, env, from, project, rebuild, request_id, revision, tag, trunk, url"}},
 		"unknown project":   {[]any{cred, map[string]any{"project": "nope", "env": "test"}}, CodeUnknownProject, []string{`"nope"`, "blog, shop"}},
 		"no project":        {[]any{cred, map[string]any{"env": "test"}}, CodeBadRequest, []string{"needs a project"}},
 		"bad action":        {[]any{cred, map[string]any{"project": "shop", "action": "deploy"}}, CodeBadRequest, []string{"build or install"}},

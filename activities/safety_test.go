@@ -1,0 +1,101 @@
+package activities_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/relman/relman/activities"
+	"github.com/relman/relman/config"
+	"github.com/relman/relman/workflows"
+)
+
+func safetyManager() *activities.Manager {
+	cfg := testManagerConfig()
+	cfg.Environments["test"] = config.Environment{
+		Rollout:  config.RolloutPolicy{Strategy: "rolling", Batch: "2", Pause: 30 * time.Second, MaxFailures: "0"},
+		Approval: "required", FourEyes: true, ApprovalTimeout: time.Hour,
+		Webhooks: []string{"http://hooks.invalid/a"},
+	}
+	cfg.Default()
+	return &activities.Manager{Config: cfg, Registry: &fakeRegistry{leases: liveLeases(), filter: true}, Now: func() time.Time { return planNow }}
+}
+
+func TestPlanReleaseSafety(t *testing.T) {
+	m := safetyManager()
+	p, err := m.PlanRelease(context.Background(), workflows.PlanInput{Request: install("web", "test")})
+	require.NoError(t, err)
+	assert.Equal(t, workflows.Rollout{Strategy: "rolling", Batch: "2", Pause: 30 * time.Second, MaxFailures: "0", Unreachable: "fail"}, p.Rollout)
+	assert.Equal(t, workflows.LockWait, p.Lock, "lock defaults to wait")
+	assert.Equal(t, workflows.Approval{Required: true, FourEyes: true, Timeout: time.Hour}, p.Approval)
+	assert.Equal(t, []string{"http://hooks.invalid/a"}, p.Webhooks)
+	assert.Equal(t, [][]string{{"web-1", "web-2"}, {"web-3"}}, p.Rollout.Batches([]string{"web-1", "web-2", "web-3"}))
+
+	// The request's rollout wins where it says something.
+	req := install("web", "test")
+	req.Rollout = &workflows.Rollout{Strategy: "all-at-once", MaxFailures: "10%"}
+	p, err = m.PlanRelease(context.Background(), workflows.PlanInput{Request: req})
+	require.NoError(t, err)
+	assert.Equal(t, "all-at-once", p.Rollout.Strategy)
+	assert.Equal(t, "10%", p.Rollout.MaxFailures)
+	assert.Equal(t, 30*time.Second, p.Rollout.Pause)
+
+	// An environment with nothing set: today's behavior, plus the lock.
+	p, err = m.PlanRelease(context.Background(), workflows.PlanInput{Request: install("web", "prod")})
+	require.NoError(t, err)
+	assert.True(t, p.Rollout.Legacy())
+	assert.False(t, p.Approval.Required)
+	assert.Empty(t, p.Webhooks)
+}
+
+func TestPlanReleaseRejections(t *testing.T) {
+	m := safetyManager()
+	req := install("web", "test")
+	req.Rollout = &workflows.Rollout{Strategy: "sideways"}
+	_, err := m.PlanRelease(context.Background(), workflows.PlanInput{Request: req})
+	var app *temporal.ApplicationError
+	require.ErrorAs(t, err, &app)
+	assert.Equal(t, workflows.ErrRejected, app.Type())
+	assert.Contains(t, app.Message(), "sideways")
+	// A rejection carries the environment's webhooks.
+	var rej workflows.PlanRejection
+	require.NoError(t, app.Details(&rej))
+	assert.Equal(t, []string{"http://hooks.invalid/a"}, rej.Webhooks)
+
+	_, err = m.PlanRelease(context.Background(), workflows.PlanInput{Request: install("nope", "test")})
+	require.ErrorAs(t, err, &app)
+	assert.Contains(t, app.Message(), "unknown project")
+	require.NoError(t, app.Details(&rej))
+}
+
+func TestNotifyPostsJSON(t *testing.T) {
+	got := make(chan workflows.Notification, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		assert.Equal(t, http.MethodPost, r.Method)
+		assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
+		var n workflows.Notification
+		assert.NoError(t, json.NewDecoder(r.Body).Decode(&n))
+		got <- n
+	}))
+	defer srv.Close()
+	c := &activities.Coordinator{}
+	n := workflows.Notification{Transaction: "tx-1", Project: "web", Env: "test", Status: workflows.StatusInstallCompleted, Hosts: workflows.HostsSummary{Total: 2, Installed: 2}}
+	require.NoError(t, c.Notify(context.Background(), workflows.NotifyInput{URL: srv.URL, Notification: n}))
+	assert.Equal(t, n, <-got)
+
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) }))
+	defer down.Close()
+	err := c.Notify(context.Background(), workflows.NotifyInput{URL: down.URL, Notification: n})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "502")
+	var app *temporal.ApplicationError
+	assert.False(t, errors.As(err, &app) && app.NonRetryable(), "a failing webhook is retried")
+}

@@ -1,0 +1,211 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/temporalproto"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/relman/relman/internal/auth"
+	"github.com/relman/relman/internal/cli"
+	"github.com/relman/relman/workflows"
+)
+
+// secureStack is a second manager, with authentication on, with its own
+// queue, registry, builder and installer host, beside the open one.
+type secureStack struct {
+	gateway  string
+	password string
+	token    string // bob's
+	queue    string
+}
+
+func startSecure(t *testing.T) *secureStack {
+	t.Helper()
+	s := &secureStack{password: "alice-Pa55word-e2e"}
+	dir := filepath.Join(env.root, "secure")
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	f, err := auth.Load(filepath.Join(dir, "users.yaml"))
+	require.NoError(t, err)
+	require.NoError(t, f.SetPassword("alice", s.password, []string{"tester"}))
+	s.token, _, err = f.NewToken("bob", []string{"deployer"})
+	require.NoError(t, err)
+	require.NoError(t, f.Save())
+	port, err := freeTCPPort()
+	require.NoError(t, err)
+	s.gateway = fmt.Sprintf("http://127.0.0.1:%d/", port)
+	_, s.queue = miniStack(t, "secure", "", fmt.Sprintf(`listen_port: %d
+logging: {path: logs/manager.log, level: debug}
+auth: {users_file: users.yaml}
+policy:
+  - {roles: [tester], actions: [install, read], projects: [shop], environments: [test]}
+  - {roles: [deployer], actions: [build, install, read], projects: ["*"], environments: ["*"]}
+environments: {test: {}, prod: {}}
+projects:
+  shop: {targets: [web]}
+`, port), []string{"test", "prod"})
+	waitURL(t, s.gateway)
+	return s
+}
+
+func waitURL(t *testing.T, url string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		out, err := exec.Command("python3", "-c", "import xmlrpc.client,sys; xmlrpc.client.ServerProxy(sys.argv[1]).system.listMethods()", url).CombinedOutput()
+		return err == nil && len(out) == 0
+	}, 30*time.Second, 200*time.Millisecond)
+}
+
+// xmlrpcCall runs one call from Python and returns its result or fault.
+func xmlrpcCall(t *testing.T, url, expr string) (result any, faultCode int, faultString string) {
+	t.Helper()
+	script := `
+import json, sys, xmlrpc.client
+relman = xmlrpc.client.ServerProxy(sys.argv[1])
+try:
+    print(json.dumps({"result": ` + expr + `}, default=str))
+except xmlrpc.client.Fault as f:
+    print(json.dumps({"fault": f.faultCode, "string": f.faultString}))
+`
+	out, err := exec.Command("python3", "-c", script, url).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	var r struct {
+		Result any    `json:"result"`
+		Fault  int    `json:"fault"`
+		String string `json:"string"`
+	}
+	require.NoError(t, json.Unmarshal(out, &r), "%s", out)
+	return r.Result, r.Fault, r.String
+}
+
+func TestAuthentication(t *testing.T) {
+	s := startSecure(t)
+	test := `dict(project='shop', action='install', env='test')`
+	prod := `dict(project='shop', action='install', env='prod')`
+
+	t.Run("XML-RPC without or with wrong credentials gets a fault", func(t *testing.T) {
+		_, code, msgNone := xmlrpcCall(t, s.gateway, `relman.request_action({}, `+test+`)`)
+		assert.Equal(t, 3, code)
+		_, code, msgWrong := xmlrpcCall(t, s.gateway, `relman.request_action(dict(username='alice', password='wrong'), `+test+`)`)
+		assert.Equal(t, 3, code)
+		_, code, msgUnknown := xmlrpcCall(t, s.gateway, `relman.request_action(dict(username='mallory', password='`+s.password+`'), `+test+`)`)
+		assert.Equal(t, 3, code)
+		assert.Equal(t, msgWrong, msgUnknown, "an unknown user and a wrong password get the same answer")
+		assert.Equal(t, msgNone, msgWrong)
+		_, code, _ = xmlrpcCall(t, s.gateway, `relman.query_transaction('anything')`)
+		assert.Equal(t, 3, code, "reads need credentials too")
+	})
+
+	var aliceTx string
+	t.Run("a tester may install to test, not to prod", func(t *testing.T) {
+		cred := `dict(username='alice', password='` + s.password + `')`
+		_, code, msg := xmlrpcCall(t, s.gateway, `relman.request_action(`+cred+`, `+prod+`)`)
+		assert.Equal(t, 6, code)
+		assert.Contains(t, msg, `alice may not install project "shop" in environment "prod"`)
+		res, code, msg := xmlrpcCall(t, s.gateway, `relman.request_action(`+cred+`, `+test+`)`)
+		require.Zero(t, code, msg)
+		aliceTx = res.(string)
+		d, err := final(t, aliceTx)
+		require.NoError(t, err)
+		assert.Equal(t, workflows.StatusInstallCompleted, d.Status)
+		assert.Equal(t, "alice", d.Request.Requester)
+		res, code, _ = xmlrpcCall(t, s.gateway, `relman.query_transaction(`+cred+`, '`+aliceTx+`')`)
+		require.Zero(t, code)
+		assert.Equal(t, "INSTALL_COMPLETED", res)
+	})
+
+	t.Run("the CLI signs with its token; a wrong or missing token is refused", func(t *testing.T) {
+		cliWith := func(token string) (string, string, int) {
+			var out, errb bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			code := cli.Execute(ctx, []string{"release", "shop", "--env", "prod", "--wait", "--address", env.address, "--manager-queue", s.queue}, cli.Options{
+				Stdout: &out, Stderr: &errb,
+				LookupEnv: func(k string) (string, bool) {
+					switch k {
+					case "RELMAN_TOKEN":
+						return token, token != ""
+					case "RELMAN_REQUESTER":
+						return "mallory", true
+					}
+					return os.LookupEnv(k)
+				},
+			})
+			return out.String(), errb.String(), code
+		}
+		stranger, _, err := (&auth.File{Users: map[string]*auth.User{}}).NewToken("bob", nil)
+		require.NoError(t, err)
+		for name, token := range map[string]string{"wrong token": stranger, "no token": ""} {
+			_, errOut, code := cliWith(token)
+			assert.Equal(t, cli.ExitReleaseFailed, code, "%s: %s", name, errOut)
+			assert.Contains(t, errOut, "REJECTED", name)
+			assert.Contains(t, errOut, "not authenticated", name)
+		}
+		out, errOut, code := cliWith(s.token)
+		require.Equal(t, cli.ExitOK, code, errOut)
+		assert.Contains(t, out, "INSTALL_COMPLETED")
+		txid := strings.TrimPrefix(strings.SplitN(out, "\n", 2)[0], "transaction ")
+		d, err := final(t, txid)
+		require.NoError(t, err)
+		assert.Equal(t, "bob", d.Request.Requester, "the manager records who signed, not who the client claimed")
+		assertSecretsAbsent(t, txid, s.token)
+	})
+
+	t.Run("a forged identity gets nowhere", func(t *testing.T) {
+		for name, sig := range map[string]*auth.Signature{
+			"unsigned, claiming bob": nil,
+			"forged gateway":         {Method: "gateway", User: "bob", Time: time.Now(), Value: base64.StdEncoding.EncodeToString([]byte("forged"))},
+		} {
+			run, err := env.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{TaskQueue: s.queue}, workflows.ReleaseWorkflowName,
+				workflows.ReleaseInput{Request: workflows.Request{Project: "shop", Action: workflows.ActionInstall, Env: "prod", Requester: "bob"}, Signature: sig})
+			require.NoError(t, err)
+			d, err := final(t, run.GetID())
+			var app *temporal.ApplicationError
+			require.ErrorAs(t, err, &app, name)
+			assert.Equal(t, workflows.StatusRejected, d.Status, name)
+			assert.Contains(t, d.Reason, "not authenticated", name)
+		}
+	})
+
+	t.Run("no secret in any history or log", func(t *testing.T) {
+		require.NotEmpty(t, aliceTx)
+		assertSecretsAbsent(t, aliceTx, s.password)
+	})
+}
+
+// assertSecretsAbsent dumps the transaction's whole history, and every log
+// of the secure stack, and looks for the secret, plain or base64.
+func assertSecretsAbsent(t *testing.T, txid, secret string) {
+	t.Helper()
+	h, err := temporalproto.CustomJSONMarshalOptions{}.Marshal(history(t, txid))
+	require.NoError(t, err)
+	forms := []string{secret, base64.StdEncoding.EncodeToString([]byte(secret)), strings.TrimPrefix(secret, auth.TokenPrefix)}
+	for _, f := range forms {
+		assert.NotContains(t, string(h), f, "history of %s", txid)
+	}
+	// Search attributes and memo are in the description.
+	desc, err := env.client.DescribeWorkflowExecution(context.Background(), txid, "")
+	require.NoError(t, err)
+	assert.NotContains(t, desc.String(), secret)
+	logs, _ := filepath.Glob(filepath.Join(env.root, "secure", "logs", "*"))
+	logs2, _ := filepath.Glob(filepath.Join(env.root, "logs", "secure-*"))
+	for _, l := range append(logs, logs2...) {
+		b, _ := os.ReadFile(l)
+		for _, f := range forms {
+			assert.NotContains(t, string(b), f, "log %s", l)
+		}
+	}
+}

@@ -1,0 +1,59 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/relman/relman/internal/transaction"
+	"github.com/relman/relman/workflows"
+)
+
+// decisionCommand is `relman approve` or `relman reject`: the decision on a
+// release awaiting approval, taken as the caller (RELMAN_REQUESTER, then
+// USER).
+func (a *app) decisionCommand(approve bool) *cobra.Command {
+	var comment string
+	use, short, flag := "reject TXID", "Reject a release awaiting approval; it ends REJECTED", "reason"
+	if approve {
+		use, short, flag = "approve TXID", "Approve a release awaiting approval; it goes on to install", "comment"
+	}
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Long: short + `.
+You decide as RELMAN_REQUESTER (or USER). In an environment with four_eyes,
+whoever requested a release cannot approve it.`,
+		Example: fmt.Sprintf("  relman %s 0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10 --%s 'checked the diff'", decisionVerb(approve), flag),
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			by := requester(a.opts.LookupEnv)
+			if by == "" {
+				return usageErr("who you are is unknown; set RELMAN_REQUESTER")
+			}
+			c, err := a.dial()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			msg, err := transaction.Decide(cmd.Context(), c, args[0], approve, workflows.ApprovalDecision{By: by, Comment: comment})
+			if err != nil {
+				return err
+			}
+			if a.output == "json" {
+				return a.printJSON(map[string]string{"transaction": args[0], "result": msg, "by": by})
+			}
+			fmt.Fprintln(a.opts.Stdout, msg)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&comment, flag, "", "recorded with the decision")
+	return cmd
+}
+
+func decisionVerb(approve bool) string {
+	if approve {
+		return "approve"
+	}
+	return "reject"
+}

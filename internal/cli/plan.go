@@ -1,0 +1,188 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/relman/relman/internal/registry"
+	"github.com/relman/relman/internal/transaction"
+	"github.com/relman/relman/workflows"
+)
+
+// rolloutFlags are the rollout overrides of `relman release` and `relman
+// plan`.
+type rolloutFlags struct {
+	r workflows.Rollout
+}
+
+func (f *rolloutFlags) add(fs *pflag.FlagSet) {
+	fs.StringVar(&f.r.Strategy, "strategy", "", "rollout strategy: all-at-once or rolling (default: the environment's)")
+	fs.StringVar(&f.r.Batch, "batch", "", "hosts per batch of a rolling release: a count (2) or a share (25%)")
+	fs.DurationVar(&f.r.Pause, "pause", 0, "pause between batches, such as 30s")
+	fs.StringVar(&f.r.MaxFailures, "max-failures", "", "failed hosts tolerated before the release stops: a count or a share (10%)")
+}
+
+// rollout is the request's override, nil when no flag was given.
+func (f *rolloutFlags) rollout() (*workflows.Rollout, error) {
+	if f.r == (workflows.Rollout{}) {
+		return nil, nil
+	}
+	if err := f.r.Validate(); err != nil {
+		return nil, usageErr("%v", err)
+	}
+	r := f.r
+	return &r, nil
+}
+
+func (a *app) planCommand() *cobra.Command {
+	var (
+		req    workflows.Request
+		action string
+		ro     rolloutFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "plan PROJECT --env E",
+		Short: "Show what a release would do, without doing it: builder, hosts, batches, approval, lock",
+		Example: `  relman plan template --env test
+  relman plan template --env prod --strategy rolling --batch 25% --output json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req.Project = args[0]
+			req.Action = workflows.Action(action)
+			if req.Action != workflows.ActionBuild && req.Action != workflows.ActionInstall {
+				return usageErr("--action must be build or install, not %q", action)
+			}
+			if req.Action == workflows.ActionInstall && req.Env == "" {
+				return usageErr("an install needs --env (for example --env test), or use --action build")
+			}
+			var err error
+			if req.Rollout, err = ro.rollout(); err != nil {
+				return err
+			}
+			req.Requester = requester(a.opts.LookupEnv)
+			sign, err := a.signer()
+			if err != nil {
+				return err
+			}
+			c, err := a.dial()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			res, err := transaction.Plan(cmd.Context(), c, a.queue, req, sign)
+			if err != nil {
+				return err
+			}
+			// Which builders advertise the project: the plan only says
+			// that one does.
+			leases, _ := registry.Registry{Client: c, ID: a.registry, ManagerQueue: a.queue}.List(cmd.Context(), time.Now())
+			var builders []string
+			for _, l := range leases {
+				if l.Role == workflows.RoleBuilder && slices.Contains(l.Projects, req.Project) {
+					builders = append(builders, l.ID)
+				}
+			}
+			slices.Sort(builders)
+			if a.output == "json" {
+				return a.printJSON(struct {
+					*workflows.PlanOnlyResult
+					Builders []string `json:"builders"`
+				}{res, builders})
+			}
+			printPlan(a.opts.Stdout, res, builders, a.queue)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Env, "env", "", "environment to install into (required for install)")
+	f.StringVar(&action, "action", "install", "build, or install (build then install)")
+	ro.add(f)
+	return cmd
+}
+
+func printPlan(w io.Writer, res *workflows.PlanOnlyResult, builders []string, queue string) {
+	req, p := res.Request, res.Plan
+	fmt.Fprintf(w, "%s of %s", req.Action, req.Project)
+	if req.Env != "" {
+		fmt.Fprintf(w, " into %s", req.Env)
+	}
+	fmt.Fprintln(w, " (nothing was done)")
+	if len(builders) > 0 {
+		fmt.Fprintf(w, "  builder   %s\n", strings.Join(builders, ", "))
+	}
+	for _, t := range p.Targets {
+		if req.Action == workflows.ActionInstall {
+			fmt.Fprintf(w, "  target    %s on %s\n", t, strings.Join(p.Hosts[t], ", "))
+		} else {
+			fmt.Fprintf(w, "  target    %s\n", t)
+		}
+	}
+	if req.Action != workflows.ActionInstall {
+		return
+	}
+	ro := p.Rollout
+	strategy := ro.Strategy
+	if strategy == "" {
+		strategy = workflows.StrategyAllAtOnce
+	}
+	fmt.Fprintf(w, "  rollout   %s, max failures %d", strategy, ro.MaxFailureCount(countPlanHosts(res)))
+	if ro.Pause > 0 && len(res.Batches) > 1 {
+		fmt.Fprintf(w, ", pause %s", ro.Pause)
+	}
+	if ro.Unreachable != "" {
+		fmt.Fprintf(w, ", unreachable hosts %s", ro.Unreachable)
+	}
+	if ro.AutoRollback {
+		fmt.Fprint(w, ", auto rollback")
+	}
+	fmt.Fprintln(w)
+	for i, b := range res.Batches {
+		fmt.Fprintf(w, "  batch %-3d %s\n", i+1, strings.Join(b, ", "))
+	}
+	switch {
+	case p.Approval.Required && p.Approval.FourEyes:
+		fmt.Fprintf(w, "  approval  required, by someone other than the requester, within %s\n", orDur(p.Approval.Timeout, workflows.DefaultApprovalTimeout))
+	case p.Approval.Required:
+		fmt.Fprintf(w, "  approval  required within %s\n", orDur(p.Approval.Timeout, workflows.DefaultApprovalTimeout))
+	default:
+		fmt.Fprintln(w, "  approval  none")
+	}
+	lock := p.Lock
+	if lock == "" {
+		lock = workflows.LockOff
+	}
+	fmt.Fprintf(w, "  lock      %s", lock)
+	if lock != workflows.LockOff {
+		var ids []string
+		for _, t := range p.Targets {
+			ids = append(ids, workflows.LockID(queue, req.Env, t))
+		}
+		slices.Sort(ids)
+		fmt.Fprintf(w, " (%s)", strings.Join(ids, ", "))
+	}
+	fmt.Fprintln(w)
+	if len(p.Webhooks) > 0 {
+		fmt.Fprintf(w, "  webhooks  %s\n", strings.Join(p.Webhooks, ", "))
+	}
+}
+
+func countPlanHosts(res *workflows.PlanOnlyResult) int {
+	n := 0
+	for _, b := range res.Batches {
+		n += len(b)
+	}
+	return n
+}
+
+func orDur(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}

@@ -1,0 +1,72 @@
+package transaction
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/relman/relman/workflows"
+)
+
+// transactionTypes are the workflow types that are transactions: each has
+// the status and detail queries and relman's search attributes.
+var transactionTypes = []string{workflows.ReleaseWorkflowName, workflows.RollbackWorkflowName}
+
+const transactionTypesQuery = "WorkflowType IN ('" + workflows.ReleaseWorkflowName + "', '" + workflows.RollbackWorkflowName + "')"
+
+func isTransactionType(name string) bool {
+	for _, t := range transactionTypes {
+		if t == name {
+			return true
+		}
+	}
+	return false
+}
+
+// StartRollback starts a Rollback transaction of project in env, to the
+// release of transaction to (empty: the release before the current one),
+// and returns its transaction id, a uuid v7.
+func StartRollback(ctx context.Context, c client.Client, queue string, req workflows.Request, to string) (string, error) {
+	u, err := uuid.NewV7()
+	if err != nil {
+		return "", err
+	}
+	req.Action = workflows.ActionRollback
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: u.String(), TaskQueue: queue},
+		workflows.RollbackWorkflowName, workflows.RollbackInput{Request: req, To: to})
+	if err != nil {
+		return "", fmt.Errorf("start rollback of %s in %s: %w", req.Project, req.Env, err)
+	}
+	return run.GetID(), nil
+}
+
+// Where runs a Where workflow and returns what is live on every host of
+// env for each named target of project.
+func Where(ctx context.Context, c client.Client, queue, project, env string) (*workflows.WhereResult, error) {
+	u, err := uuid.NewV7()
+	if err != nil {
+		return nil, err
+	}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       workflows.WhereIDPrefix + u.String(),
+		TaskQueue:                queue,
+		WorkflowExecutionTimeout: 2 * time.Minute,
+	}, workflows.WhereWorkflowName, workflows.WhereInput{Project: project, Env: env})
+	if err != nil {
+		return nil, fmt.Errorf("ask where %s runs in %s: %w", project, env, err)
+	}
+	var res workflows.WhereResult
+	if err := run.Get(ctx, &res); err != nil {
+		var app *temporal.ApplicationError
+		if errors.As(err, &app) {
+			return nil, fmt.Errorf("where %s runs in %s: %s", project, env, app.Message())
+		}
+		return nil, fmt.Errorf("where %s runs in %s: %w", project, env, err)
+	}
+	return &res, nil
+}

@@ -1,0 +1,82 @@
+package transaction
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/relman/relman/workflows"
+)
+
+// ErrDecisionRefused: the release refused an approve or reject (it is not
+// awaiting approval, or four eyes forbid the approver).
+var ErrDecisionRefused = errors.New("decision refused")
+
+// Decide approves (approve true) or rejects a release awaiting approval, as
+// by. It returns the release's answer.
+func Decide(ctx context.Context, c client.Client, txid string, approve bool, d workflows.ApprovalDecision) (string, error) {
+	name := workflows.RejectUpdate
+	if approve {
+		name = workflows.ApproveUpdate
+	}
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   txid,
+		UpdateName:   name,
+		Args:         []any{d},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		var msg string
+		err = h.Get(ctx, &msg)
+		if err == nil {
+			return msg, nil
+		}
+	}
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return "", fmt.Errorf("no running transaction %s; it has ended or never existed (see `relman status %s`): %w", txid, txid, ErrNotFound)
+	}
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return "", refused(app.Message())
+	}
+	return "", fmt.Errorf("%s %s: %w", name, txid, err)
+}
+
+// Plan asks the manager what a request would do, without doing it: the
+// PlanOnly workflow runs the manager's Plan activity.
+func Plan(ctx context.Context, c client.Client, queue string, req workflows.Request, sign Signer) (*workflows.PlanOnlyResult, error) {
+	u, err := uuid.NewV7()
+	if err != nil {
+		return nil, err
+	}
+	id := "plan-" + u.String()
+	in := workflows.PlanInput{Request: req, Transaction: id}
+	if sign != nil {
+		in.Signature = sign(id, req)
+	}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: queue}, workflows.PlanOnlyWorkflowName, in)
+	if err != nil {
+		return nil, fmt.Errorf("plan %s: %w", req.Project, err)
+	}
+	var res workflows.PlanOnlyResult
+	if err := run.Get(ctx, &res); err != nil {
+		var app *temporal.ApplicationError
+		if errors.As(err, &app) {
+			return nil, errors.New(app.Message())
+		}
+		return nil, fmt.Errorf("plan %s: %w", req.Project, err)
+	}
+	return &res, nil
+}
+
+// refused is a decision the release refused; its text is the release's.
+type refused string
+
+func (r refused) Error() string        { return string(r) }
+func (r refused) Is(target error) bool { return target == ErrDecisionRefused }

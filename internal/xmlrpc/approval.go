@@ -1,0 +1,74 @@
+package xmlrpc
+
+import (
+	"context"
+	"errors"
+
+	"github.com/relman/relman/internal/transaction"
+	"github.com/relman/relman/workflows"
+)
+
+// CodeDecisionRefused: an approve or reject the transaction refused: it is
+// not awaiting approval, or four eyes forbid the requester approving.
+const CodeDecisionRefused = 7
+
+func (g *Gateway) registerApproval(s *Server) {
+	s.Register("approve_transaction", Method{
+		Func: func(ctx context.Context, ps []any) (any, error) {
+			return g.decide(ctx, "approve_transaction", true, ps)
+		},
+		Help: `approve_transaction(credentials, trans_id[, comment]) => message.
+Approves a transaction in status AWAITING_APPROVAL, as the user of the
+credentials; it goes on to install. Faults: 2 unknown transaction,
+3 credentials rejected, 7 refused (not awaiting approval, or the requester
+approving their own release where four eyes are required).`,
+		Signatures: [][]string{{"string", "struct", "string"}, {"string", "struct", "string", "string"}},
+	})
+	s.Register("reject_transaction", Method{
+		Func: func(ctx context.Context, ps []any) (any, error) {
+			return g.decide(ctx, "reject_transaction", false, ps)
+		},
+		Help: `reject_transaction(credentials, trans_id[, reason]) => message.
+Rejects a transaction in status AWAITING_APPROVAL, as the user of the
+credentials; it ends REJECTED. Faults: 2 unknown transaction, 3 credentials
+rejected, 7 refused (not awaiting approval).`,
+		Signatures: [][]string{{"string", "struct", "string"}, {"string", "struct", "string", "string"}},
+	})
+}
+
+func (g *Gateway) decide(ctx context.Context, method string, approve bool, ps []any) (any, error) {
+	if len(ps) != 2 && len(ps) != 3 {
+		return nil, Faultf(CodeInvalidParams, "%s takes (credentials, trans_id[, comment]); got %d params", method, len(ps))
+	}
+	p, err := g.authenticate(ps[0])
+	if err != nil {
+		return nil, err
+	}
+	id, ok := ps[1].(string)
+	if !ok {
+		return nil, Faultf(CodeInvalidParams, "trans_id must be a string, not %s", TypeName(ps[1]))
+	}
+	comment := ""
+	if len(ps) == 3 {
+		if comment, ok = ps[2].(string); !ok || len(comment) > 1024 {
+			return nil, Faultf(CodeInvalidParams, "comment must be a string of at most 1024 characters")
+		}
+	}
+	if p.Name == "" {
+		return nil, Faultf(CodeCredentialsRejected, "%s needs a username in credentials: who decides is recorded", method)
+	}
+	if err := g.checkTransaction(ctx, id); err != nil {
+		return nil, err
+	}
+	msg, err := transaction.Decide(ctx, g.Client, id, approve, workflows.ApprovalDecision{By: p.Name, Comment: comment})
+	switch {
+	case errors.Is(err, transaction.ErrDecisionRefused):
+		return nil, Faultf(CodeDecisionRefused, "%v", err)
+	case errors.Is(err, transaction.ErrNotFound):
+		return nil, Faultf(CodeUnknownTransaction, "transaction %q is not running", clip(id))
+	case err != nil:
+		return nil, Faultf(CodeInternal, "could not decide on %s: %v", clip(id), err)
+	}
+	g.log().Info("xml-rpc "+method, "transaction", id, "by", p.Name)
+	return msg, nil
+}

@@ -1,0 +1,159 @@
+package workflows
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// rollbackTimeout bounds one host's switch of one target: a symlink rename.
+const rollbackTimeout = 2 * time.Minute
+
+// Rollback is a rollback transaction: on every host registered for the
+// environment and each named target of the project, switch the release
+// behavior's current back to the release before it, or to the release of
+// transaction To. Its workflow id is the transaction id; it answers the
+// status and detail queries as Release does (Request.Action "rollback") and
+// sets the same search attributes, so status, history and list show it.
+// It ends ROLLBACK_COMPLETED, ROLLBACK_FAILED (some host could not switch;
+// the others did), REJECTED (unknown project or environment, no host) or
+// CANCELLED.
+func Rollback(ctx workflow.Context, in RollbackInput) (*Detail, error) {
+	in.Request.Action = ActionRollback
+	rb := &rollback{in: in}
+	rb.d.Transaction = workflow.GetInfo(ctx).WorkflowExecution.ID
+	rb.d.Request = in.Request
+	rb.d.Started = workflow.Now(ctx)
+	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (Status, error) { return rb.d.Status, nil }); err != nil {
+		return nil, err
+	}
+	if err := workflow.SetQueryHandler(ctx, DetailQuery, func() (*Detail, error) { return &rb.d, nil }); err != nil {
+		return nil, err
+	}
+	return rb.run(ctx)
+}
+
+type rollback struct {
+	in RollbackInput
+	d  Detail
+}
+
+func (rb *rollback) run(ctx workflow.Context) (*Detail, error) {
+	req := rb.in.Request
+	to := "the release before the current one"
+	if rb.in.To != "" {
+		to = "the release of " + rb.in.To
+	}
+	rb.setStatus(ctx, StatusStarted, fmt.Sprintf("rollback of %s in %s to %s requested by %s", req.Project, req.Env, to, orAnonymous(req.Requester)))
+	hosts, err := rolloutHosts(ctx, req.Project, req.Env)
+	if err != nil {
+		return rb.end(ctx, err, StatusRejected)
+	}
+	hostTimeout := orDefault(rb.in.HostTimeout, orDefault(hosts.HostTimeout, DefaultHostTimeout))
+	for _, t := range hosts.Targets {
+		for _, h := range hosts.Hosts[t] {
+			rb.d.Installs = append(rb.d.Installs, InstallRecord{Host: h, Target: t, State: InstallPending})
+		}
+	}
+	futures := make([]workflow.Future, len(rb.d.Installs))
+	for i := range rb.d.Installs {
+		rec := &rb.d.Installs[i]
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			TaskQueue:              HostQueue(rec.Host),
+			ScheduleToStartTimeout: hostTimeout,
+			StartToCloseTimeout:    rollbackTimeout,
+			RetryPolicy: &temporal.RetryPolicy{
+				MaximumAttempts:        maxAttempts,
+				NonRetryableErrorTypes: []string{ErrRollbackUnsupported, ErrReleaseNotFound, ErrUnknownTarget},
+			},
+		})
+		rec.State = InstallInstalling
+		rec.Started = workflow.Now(ctx)
+		futures[i] = workflow.ExecuteActivity(actx, RollbackActivity, RollbackHostInput{
+			Transaction: rb.d.Transaction, Project: req.Project, Env: req.Env, Target: rec.Target, To: rb.in.To,
+		})
+	}
+	var failed []string
+	canceled := false
+	for i, f := range futures {
+		rec := &rb.d.Installs[i]
+		var res RollbackHostResult
+		err := f.Get(ctx, &res)
+		rec.Ended = workflow.Now(ctx)
+		switch {
+		case err == nil:
+			rec.State = InstallInstalled
+			rec.Path = res.Path
+			rec.Attempts = res.Attempt
+			rb.event(ctx, "", fmt.Sprintf("rolled back %s on %s from %s to %s", rec.Target, rec.Host, orNone(res.From), res.To))
+		case temporal.IsCanceledError(err):
+			canceled = true
+			rec.State = InstallCancelled
+			rec.Error = "cancelled"
+		default:
+			rec.State = InstallFailedS
+			rec.Error = installError(err, rec.Host, hostTimeout)
+			failed = append(failed, fmt.Sprintf("%s/%s: %s", rec.Host, rec.Target, rec.Error))
+			rb.event(ctx, "", fmt.Sprintf("rollback of %s on %s failed: %s", rec.Target, rec.Host, rec.Error))
+		}
+	}
+	if canceled || ctx.Err() != nil {
+		return rb.end(ctx, temporal.NewCanceledError(), StatusCancelled)
+	}
+	if len(failed) > 0 {
+		sort.Strings(failed)
+		return rb.end(ctx, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("rollback failed on %d of %d host targets: %s", len(failed), len(futures), strings.Join(failed, "; ")),
+			string(StatusRollbackFailed), nil), StatusRollbackFailed)
+	}
+	rb.setStatus(ctx, StatusRollbackCompleted, fmt.Sprintf("rolled back on %d host target(s)", len(futures)))
+	rb.d.Ended = workflow.Now(ctx)
+	return &rb.d, nil
+}
+
+// end records a failure and fails the workflow with the status as its
+// type and the detail as its details, so a closed rollback stays readable.
+func (rb *rollback) end(ctx workflow.Context, err error, status Status) (*Detail, error) {
+	if temporal.IsCanceledError(err) || ctx.Err() != nil {
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		rb.d.Reason = "cancelled by request"
+		rb.setStatus(dctx, StatusCancelled, rb.d.Reason)
+		rb.d.Ended = workflow.Now(dctx)
+		return &rb.d, temporal.NewCanceledError(rb.d.Reason)
+	}
+	rb.d.Reason = reason(err, ReleaseInput{Request: rb.in.Request}, status)
+	rb.setStatus(ctx, status, rb.d.Reason)
+	rb.d.Ended = workflow.Now(ctx)
+	return &rb.d, temporal.NewNonRetryableApplicationError(rb.d.Reason, string(status), nil, rb.d)
+}
+
+func (rb *rollback) setStatus(ctx workflow.Context, s Status, detail string) {
+	rb.d.Status = s
+	rb.event(ctx, s, detail)
+	req := rb.in.Request
+	updates := []temporal.SearchAttributeUpdate{saStatus.ValueSet(string(s))}
+	if s == StatusStarted {
+		updates = append(updates, saProject.ValueSet(req.Project), saRequester.ValueSet(orAnonymous(req.Requester)))
+		if req.Env != "" {
+			updates = append(updates, saEnv.ValueSet(req.Env))
+		}
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
+		workflow.GetLogger(ctx).Warn("search attributes not updated", "error", err)
+	}
+}
+
+func (rb *rollback) event(ctx workflow.Context, s Status, detail string) {
+	rb.d.Events = append(rb.d.Events, Event{Time: workflow.Now(ctx), Status: s, Detail: detail})
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
