@@ -175,6 +175,36 @@ func (m *Manager) EarlierBuild(ctx context.Context, req workflows.Request) (work
 	return workflows.BuildResult{Builder: d.Builder, Commit: d.Commit, Artifacts: d.Artifacts, Steps: d.Steps}, nil
 }
 
+// Authorize checks who signed a rollback request or an approval decision,
+// and that the policy lets them do it. With authentication off the claimed
+// name stands. It returns the principal's name.
+func (m *Manager) Authorize(ctx context.Context, in workflows.AuthorizeInput) (string, error) {
+	a := m.Config.Auth
+	if !a.Enabled() {
+		return in.Claimed, nil
+	}
+	var who auth.Principal
+	switch {
+	case in.Signature != nil:
+		users, err := auth.Load(a.UsersFile)
+		if err != nil {
+			return "", err
+		}
+		who, err = users.Verify(m.Secret, *in.Signature, in.Payload, m.now(), a.MaxAge)
+		if err != nil {
+			return "", rejected("%s not authenticated: %v", in.Action, err)
+		}
+	case a.Anonymous:
+		who = auth.Principal{Name: "anonymous", Roles: []string{"anonymous"}}
+	default:
+		return "", rejected("%s not authenticated: sign it with a relman token (RELMAN_TOKEN) or use the XML-RPC gateway with credentials", in.Action)
+	}
+	if !m.Config.Policy.Allowed(who, in.Action, in.Project, in.Env) {
+		return "", rejected("user %s (roles %s) may not %s project %q in environment %q", who.Name, strings.Join(who.Roles, ", "), in.Action, in.Project, in.Env)
+	}
+	return who.Name, nil
+}
+
 // authenticate finds who asked. With auth on, a request must carry a valid
 // signature, or be anonymous where the config allows that; the name the
 // client claims counts for nothing. With auth off the claim stands.

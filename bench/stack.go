@@ -240,6 +240,7 @@ func (s *server) historyLength(ctx context.Context, id string) int {
 func managerConfig(addr string, envs []string) (*config.Manager, error) {
 	m := &config.Manager{
 		Service:      config.Service{Version: config.Version, Temporal: config.Temporal{Address: addr}, Logging: config.Logging{Level: "error"}},
+		Auth:         config.Auth{Anonymous: true},
 		Environments: map[string]config.Environment{},
 		Projects: map[string]config.ProjectDef{
 			"noop": {Targets: []string{"app"}},

@@ -198,6 +198,7 @@ func writeManager(name string) error {
 		Environments: map[string]config.Environment{"test": {}},
 		Projects:     projects,
 		Timeouts:     chaosTimeouts,
+		Auth:         config.Auth{Anonymous: true},
 	})
 	return err
 }

@@ -43,6 +43,7 @@ func TestTemporalRestartMidRelease(t *testing.T) {
 		Environments: map[string]config.Environment{"test": {}},
 		Projects:     map[string]config.ProjectDef{"slow": {Targets: []string{"slowout"}}},
 		Timeouts:     chaosTimeouts,
+		Auth:         config.Auth{Anonymous: true},
 	})
 	require.NoError(t, err)
 	whoFile := filepath.Join(root, "who.log")

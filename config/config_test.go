@@ -137,12 +137,12 @@ func TestLoadUnknownField(t *testing.T) {
 	}{
 		"manager top level": {
 			file: "manager.yaml",
-			body: "version: 1\nenvironments: {test: {}}\nprojects: {p: {targets: [a]}}\nfoo: 1\n",
+			body: "version: 1\nenvironments: {test: {}}\nprojects: {p: {targets: [a]}}\nfoo: 1\nauth: {anonymous: true}\n",
 			want: `manager.yaml:4: unknown field "foo"`,
 		},
 		"manager typo with suggestion": {
 			file: "manager.yaml",
-			body: "version: 1\nenvironments:\n  test: {}\nprojects:\n  p:\n    targest: [a]\n",
+			body: "version: 1\nenvironments:\n  test: {}\nprojects:\n  p:\n    targest: [a]\nauth: {anonymous: true}\n",
 			want: `manager.yaml:6: unknown field "targest"; did you mean "targets"?`,
 		},
 		"builder step": {
@@ -202,7 +202,7 @@ projects:
 }
 
 func TestDecodeAndValidationProblemsTogether(t *testing.T) {
-	p := write(t, "manager.yaml", "version: 1\nlisten_port: many\nenvironments: {test: {}}\nprojects: {}\n")
+	p := write(t, "manager.yaml", "version: 1\nlisten_port: many\nenvironments: {test: {}}\nprojects: {}\nauth: {anonymous: true}\n")
 	_, err := LoadManager(p)
 	got := problemsOf(t, err)
 	require.Len(t, got, 2, err.Error())
@@ -245,17 +245,17 @@ func TestBadNames(t *testing.T) {
 	}{
 		"manager project": {
 			file:  "manager.yaml",
-			body:  "version: 1\nenvironments: {test: {}}\nprojects: {My_Project: {targets: [a]}}\n",
+			body:  "version: 1\nenvironments: {test: {}}\nprojects: {My_Project: {targets: [a]}}\nauth: {anonymous: true}\n",
 			field: "projects.My_Project",
 		},
 		"manager env": {
 			file:  "manager.yaml",
-			body:  "version: 1\nenvironments: {-prod: {}}\nprojects: {p: {targets: [a]}}\n",
+			body:  "version: 1\nenvironments: {-prod: {}}\nprojects: {p: {targets: [a]}}\nauth: {anonymous: true}\n",
 			field: "environments.-prod",
 		},
 		"manager target": {
 			file:  "manager.yaml",
-			body:  "version: 1\nenvironments: {test: {}}\nprojects: {p: {targets: [a, 'b c']}}\n",
+			body:  "version: 1\nenvironments: {test: {}}\nprojects: {p: {targets: [a, 'b c']}}\nauth: {anonymous: true}\n",
 			field: "projects.p.targets[1]",
 		},
 		"builder name": {
@@ -306,11 +306,13 @@ func TestValidateRules(t *testing.T) {
 				// projects is absent, but Load still knows the role
 				// from listen_port.
 				"projects: none defined",
+				// authentication must be chosen, not left out
+				"auth: set users_file",
 			},
 		},
 		"manager targets": {
 			file: "manager.yaml",
-			body: "version: 1\nenvironments: {test: {}}\nprojects: {p: {targets: []}, q: {targets: [a, a]}}\ntimeouts: {host: -1s}\n",
+			body: "version: 1\nenvironments: {test: {}}\nprojects: {p: {targets: []}, q: {targets: [a, a]}}\ntimeouts: {host: -1s}\nauth: {anonymous: true}\n",
 			want: []string{
 				"projects.p.targets: none defined",
 				`projects.q.targets[1]: target "a" is listed twice`,

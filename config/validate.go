@@ -148,6 +148,9 @@ func (c *Manager) Validate() error {
 	for _, p := range c.Policy.Validate() {
 		ps.add("policy", "%s", p)
 	}
+	if !c.Auth.Enabled() && !c.Auth.Anonymous {
+		ps.add("auth", "set users_file (then add users with relman user add) or, to let anyone release anything, anonymous: true")
+	}
 	if len(c.Policy) > 0 && !c.Auth.Enabled() {
 		ps.add("policy", "a policy needs auth.users_file; without it everything is allowed")
 	}

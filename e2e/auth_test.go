@@ -30,6 +30,7 @@ type secureStack struct {
 	gateway  string
 	password string
 	token    string // bob's
+	carol    string // carol's token: an approver
 	queue    string
 }
 
@@ -43,6 +44,8 @@ func startSecure(t *testing.T) *secureStack {
 	require.NoError(t, f.SetPassword("alice", s.password, []string{"tester"}))
 	s.token, _, err = f.NewToken("bob", []string{"deployer"})
 	require.NoError(t, err)
+	s.carol, _, err = f.NewToken("carol", []string{"approver"})
+	require.NoError(t, err)
 	require.NoError(t, f.Save())
 	port, err := freeTCPPort()
 	require.NoError(t, err)
@@ -52,11 +55,12 @@ logging: {path: logs/manager.log, level: debug}
 auth: {users_file: users.yaml}
 policy:
   - {roles: [tester], actions: [install, read], projects: [shop], environments: [test]}
-  - {roles: [deployer], actions: [build, install, read], projects: ["*"], environments: ["*"]}
-environments: {test: {}, prod: {}}
+  - {roles: [deployer], actions: [build, install, approve, read], projects: ["*"], environments: ["*"]}
+  - {roles: [approver], actions: [approve, read], projects: ["*"], environments: ["*"]}
+environments: {test: {}, prod: {}, gated: {approval: required, four_eyes: true}}
 projects:
   shop: {targets: [web]}
-`, port), []string{"test", "prod"})
+`, port), []string{"test", "prod", "gated"})
 	waitURL(t, s.gateway)
 	return s
 }
@@ -208,4 +212,59 @@ func assertSecretsAbsent(t *testing.T, txid, secret string) {
 			assert.NotContains(t, string(b), f, "log %s", l)
 		}
 	}
+}
+
+// TestAuthenticatedApproval: with authentication on, who approves is who
+// signed the decision; the policy decides who may, and four eyes compares
+// signers, not claimed names.
+func TestAuthenticatedApproval(t *testing.T) {
+	s := startSecure(t)
+	run := func(token, requester string, args ...string) (string, string, int) {
+		var out, errb bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		code := cli.Execute(ctx, append(args, "--address", env.address, "--manager-queue", s.queue), cli.Options{
+			Stdout: &out, Stderr: &errb,
+			LookupEnv: func(k string) (string, bool) {
+				switch k {
+				case "RELMAN_TOKEN":
+					return token, token != ""
+				case "RELMAN_REQUESTER":
+					return requester, true
+				}
+				return os.LookupEnv(k)
+			},
+		})
+		return out.String(), errb.String(), code
+	}
+	out, errOut, code := run(s.token, "bob", "release", "shop", "--env", "gated")
+	require.Equal(t, cli.ExitOK, code, errOut)
+	txid := strings.TrimSpace(out)
+	require.Eventually(t, func() bool {
+		o, _, _ := relman(t, "status", txid)
+		return strings.TrimSpace(o) == string(workflows.StatusAwaitingApproval)
+	}, time.Minute, 200*time.Millisecond)
+
+	// bob requested it: four eyes refuses him, whatever name he claims.
+	_, errOut, code = run(s.token, "someone-else", "approve", txid)
+	assert.NotEqual(t, cli.ExitOK, code)
+	assert.Contains(t, errOut, "four eyes")
+	// alice may not approve (policy), through the gateway.
+	_, fcode, msg := xmlrpcCall(t, s.gateway, `relman.approve_transaction(dict(username='alice', password='`+s.password+`'), '`+txid+`')`)
+	assert.NotZero(t, fcode)
+	assert.Contains(t, msg, "may not approve")
+	// No token, claiming to be carol: not authenticated.
+	_, errOut, code = run("", "carol", "approve", txid)
+	assert.NotEqual(t, cli.ExitOK, code)
+	assert.Contains(t, errOut, "not authenticated")
+	// carol, signed: approved, and recorded as carol.
+	out, errOut, code = run(s.carol, "whoever", "approve", txid, "--comment", "looks right")
+	require.Equal(t, cli.ExitOK, code, errOut)
+	d, err := final(t, txid)
+	require.NoError(t, err)
+	assert.Equal(t, workflows.StatusInstallCompleted, d.Status)
+	require.NotNil(t, d.Approval)
+	assert.Equal(t, "carol", d.Approval.By)
+	assert.Equal(t, "bob", d.Request.Requester)
+	assertSecretsAbsent(t, txid, s.carol)
 }

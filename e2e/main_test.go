@@ -344,6 +344,7 @@ func writeConfigs() error {
 	env.gatewayURL = fmt.Sprintf("http://127.0.0.1:%d/", gatewayPort)
 	cfgs := map[string]string{
 		"manager.yaml": fmt.Sprintf("version: 1\nlisten_port: %d\n", gatewayPort) + `logging: {path: logs/manager.log, level: debug}
+auth: {anonymous: true}
 environments:
   test: {}
   prod: {}

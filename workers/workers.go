@@ -38,6 +38,7 @@ func RegisterManager(w worker.Registry, a *activities.Manager) {
 	// PlanRelease is Plan plus the environment's safety settings.
 	w.RegisterActivityWithOptions(a.PlanRelease, activity.RegisterOptions{Name: workflows.PlanActivity})
 	w.RegisterActivityWithOptions(a.EarlierBuild, activity.RegisterOptions{Name: workflows.EarlierBuildActivity})
+	w.RegisterActivityWithOptions(a.Authorize, activity.RegisterOptions{Name: workflows.AuthorizeActivity})
 	registerRollout(w, a)
 }
 

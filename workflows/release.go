@@ -73,6 +73,9 @@ func (r *release) run(ctx workflow.Context) (*Detail, error) {
 		return r.end(ctx, err, StatusRejected)
 	}
 	r.useSafety(plan)
+	// With authentication on, the manager names a principal; approval
+	// decisions are then authenticated too.
+	r.s.authOn = plan.Principal != ""
 	if plan.Principal != "" && plan.Principal != r.d.Request.Requester {
 		// The requester is who the manager authenticated, not who the
 		// client claimed to be.

@@ -28,6 +28,8 @@ type safety struct {
 	approval Approval
 	// awaiting is true while the release waits for a decision.
 	awaiting bool
+	// authOn: the manager authenticates, so decisions must be signed.
+	authOn   bool
 	decision *ApprovalRecord
 	// locks are the lock workflow ids asked for, in order.
 	locks []string
@@ -46,6 +48,16 @@ func (r *release) setApprovalHandlers(ctx workflow.Context) error {
 		approve := u.approve
 		err := workflow.SetUpdateHandlerWithOptions(ctx, u.name,
 			func(ctx workflow.Context, d ApprovalDecision) (string, error) {
+				if r.s.authOn {
+					who, err := r.authorizeDecision(ctx, d, approve)
+					if err != nil {
+						return "", err
+					}
+					d.By = who
+					if err := r.validateDecision(d, approve); err != nil {
+						return "", temporal.NewNonRetryableApplicationError(err.Error(), ErrRejected, nil)
+					}
+				}
 				rec := &ApprovalRecord{Decision: "approved", By: d.By, Comment: d.Comment, Time: workflow.Now(ctx)}
 				if !approve {
 					rec.Decision = "rejected"
@@ -62,6 +74,26 @@ func (r *release) setApprovalHandlers(ctx workflow.Context) error {
 		}
 	}
 	return nil
+}
+
+// authorizeDecision asks the manager who signed the decision and whether
+// they may approve releases of this project into this environment.
+func (r *release) authorizeDecision(ctx workflow.Context, d ApprovalDecision, approve bool) (string, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5, NonRetryableErrorTypes: []string{ErrRejected}},
+	})
+	var who string
+	err := workflow.ExecuteActivity(ctx, AuthorizeActivity, AuthorizeInput{
+		Transaction: r.d.Transaction,
+		Action:      "approve",
+		Project:     r.d.Request.Project,
+		Env:         r.d.Request.Env,
+		Payload:     DecisionPayload(r.d.Transaction, approve, d),
+		Signature:   d.Signature,
+		Claimed:     d.By,
+	}).Get(ctx, &who)
+	return who, err
 }
 
 func (r *release) validateDecision(d ApprovalDecision, approve bool) error {

@@ -49,6 +49,31 @@ func (rb *rollback) run(ctx workflow.Context) (*Detail, error) {
 		to = "the release of " + rb.in.To
 	}
 	rb.setStatus(ctx, StatusStarted, fmt.Sprintf("rollback of %s in %s to %s requested by %s", req.Project, req.Env, to, orAnonymous(req.Requester)))
+	// A rollback changes what runs in the environment: it needs the
+	// install action, checked like a release's.
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5, NonRetryableErrorTypes: []string{ErrRejected}},
+	})
+	var who string
+	err := workflow.ExecuteActivity(actx, AuthorizeActivity, AuthorizeInput{
+		Transaction: rb.d.Transaction,
+		Action:      "install",
+		Project:     req.Project,
+		Env:         req.Env,
+		Payload:     SignedPayload(rb.d.Transaction, req),
+		Signature:   rb.in.Signature,
+		Claimed:     req.Requester,
+	}).Get(actx, &who)
+	if err != nil {
+		return rb.end(ctx, err, StatusRejected)
+	}
+	if who != "" && who != req.Requester {
+		rb.d.Request.Requester = who
+		if err := workflow.UpsertTypedSearchAttributes(ctx, saRequester.ValueSet(who)); err != nil {
+			workflow.GetLogger(ctx).Warn("search attributes not updated", "error", err)
+		}
+	}
 	hosts, err := rolloutHosts(ctx, req.Project, req.Env)
 	if err != nil {
 		return rb.end(ctx, err, StatusRejected)

@@ -3,6 +3,7 @@ package workflows_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -35,6 +36,15 @@ func rolloutEnv(t *testing.T, rollback func(context.Context, workflows.RollbackH
 		return rolloutHosts(), nil
 	}, activity.RegisterOptions{Name: workflows.HostsActivity})
 	env.RegisterActivityWithOptions(rollback, activity.RegisterOptions{Name: workflows.RollbackActivity})
+	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.AuthorizeInput) (string, error) {
+		if in.Claimed == "mallory" {
+			return "", temporal.NewNonRetryableApplicationError("user mallory may not install project \"site\"", workflows.ErrRejected, nil)
+		}
+		if in.Action != "install" || in.Project != "site" {
+			return "", fmt.Errorf("unexpected authorize input %+v", in)
+		}
+		return in.Claimed, nil
+	}, activity.RegisterOptions{Name: workflows.AuthorizeActivity})
 	env.RegisterActivityWithOptions(func(ctx context.Context, in workflows.WhereHostInput) (map[string]workflows.LiveInstall, error) {
 		host := activity.GetInfo(ctx).TaskQueue
 		if host == workflows.HostQueue("host-b") {
@@ -123,4 +133,26 @@ func TestWhereReportsHostsAndErrors(t *testing.T) {
 	assert.Equal(t, "tx-3", res.Hosts["host-a"]["app"].Transaction)
 	assert.NotContains(t, res.Hosts, "host-b")
 	assert.Contains(t, res.Errors["host-b"], "disk on fire")
+}
+
+// A rollback the manager does not authorize ends REJECTED before any host
+// is touched.
+func TestRollbackNotAuthorized(t *testing.T) {
+	called := false
+	env := rolloutEnv(t, func(context.Context, workflows.RollbackHostInput) (workflows.RollbackHostResult, error) {
+		called = true
+		return workflows.RollbackHostResult{}, nil
+	})
+	env.ExecuteWorkflow(workflows.RollbackWorkflowName, workflows.RollbackInput{
+		Request: workflows.Request{Project: "site", Env: "test", Requester: "mallory"},
+	})
+	require.True(t, env.IsWorkflowCompleted())
+	require.Error(t, env.GetWorkflowError())
+	v, err := env.QueryWorkflow(workflows.DetailQuery)
+	require.NoError(t, err)
+	var d workflows.Detail
+	require.NoError(t, v.Get(&d))
+	assert.Equal(t, workflows.StatusRejected, d.Status)
+	assert.Contains(t, d.Reason, "mallory may not install")
+	assert.False(t, called, "no host was asked to roll back")
 }

@@ -1,6 +1,10 @@
 package workflows
 
-import "time"
+import (
+	"time"
+
+	"github.com/relman/relman/internal/auth"
+)
 
 // Names of the safe-rollout workflows and activities. They are part of
 // stored histories: never rename them.
@@ -106,6 +110,8 @@ type RollbackInput struct {
 	To string `json:"to,omitempty"`
 	// HostTimeout bounds how long a host has to pick up its rollback.
 	HostTimeout time.Duration `json:"host_timeout,omitempty"`
+	// Signature proves who asked, as for a release (SignedPayload).
+	Signature *auth.Signature `json:"signature,omitempty"`
 }
 
 // RollbackHostInput is the Rollback activity's argument.

@@ -1,10 +1,13 @@
 package workflows
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/relman/relman/internal/auth"
 )
 
 // Status words of a release that waits: for the lock of its environment's
@@ -206,9 +209,25 @@ type Approval struct {
 
 // ApprovalDecision is the argument of the approve and reject updates.
 type ApprovalDecision struct {
-	// By is who decides: the caller's identity.
-	By      string `json:"by"`
-	Comment string `json:"comment,omitempty"`
+	// By is who decides: the caller's identity. With authentication on the
+	// manager replaces it with whoever signed the decision.
+	By        string          `json:"by"`
+	Comment   string          `json:"comment,omitempty"`
+	Signature *auth.Signature `json:"signature,omitempty"`
+}
+
+// DecisionPayload is what a decision's signature covers; deterministic like
+// SignedPayload.
+//
+//workflowcheck:ignore
+func DecisionPayload(txid string, approve bool, d ApprovalDecision) []byte {
+	d.Signature = nil
+	b, _ := json.Marshal(struct {
+		Transaction string           `json:"transaction"`
+		Approve     bool             `json:"approve"`
+		Decision    ApprovalDecision `json:"decision"`
+	}{txid, approve, d})
+	return b
 }
 
 // ApprovalRecord is the decision a release got, in its detail.

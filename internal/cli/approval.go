@@ -2,9 +2,11 @@ package cli
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/relman/relman/internal/auth"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
 )
@@ -36,7 +38,16 @@ whoever requested a release cannot approve it.`,
 				return err
 			}
 			defer c.Close()
-			msg, err := transaction.Decide(cmd.Context(), c, args[0], approve, workflows.ApprovalDecision{By: by, Comment: comment})
+			d := workflows.ApprovalDecision{By: by, Comment: comment}
+			key, err := a.tokenKey()
+			if err != nil {
+				return err
+			}
+			if key != nil {
+				s := auth.SignWithToken(key, workflows.DecisionPayload(args[0], approve, d), time.Now())
+				d.Signature = &s
+			}
+			msg, err := transaction.Decide(cmd.Context(), c, args[0], approve, d)
 			if err != nil {
 				return err
 			}

@@ -147,6 +147,17 @@ logging:
   path: ../log/manager.log
   level: info                 # debug, info, warn, error
 listen_port: 10000            # the XML-RPC gateway (the seed's listen_port)
+# Who may ask. Add users with
+#   relman user add NAME --users-file conf/users.yaml --roles deployer
+#   relman token create NAME --users-file conf/users.yaml
+# Nothing is allowed unless a policy rule allows it.
+auth:
+  users_file: users.yaml
+policy:
+  - roles: [deployer]
+    actions: [build, install, cancel, approve, read]
+    projects: ["*"]
+    environments: ["*"]
 # Environments releases go to.
 environments:
   dev: {}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
@@ -183,6 +184,18 @@ func requester(lookup func(string) (string, bool)) string {
 // $RELMAN_TOKEN_FILE, then $RELMAN_TOKEN. No token, no signature (a manager
 // with authentication on then refuses the request).
 func (a *app) signer() (transaction.Signer, error) {
+	key, err := a.tokenKey()
+	if key == nil || err != nil {
+		return nil, err
+	}
+	return func(txid string, req workflows.Request) *auth.Signature {
+		s := auth.SignWithToken(key, workflows.SignedPayload(txid, req), time.Now())
+		return &s
+	}, nil
+}
+
+// tokenKey reads the user's token, if any, and returns its signing key.
+func (a *app) tokenKey() (ed25519.PrivateKey, error) {
 	token := ""
 	file := a.tokenFile
 	if file == "" {
@@ -204,8 +217,5 @@ func (a *app) signer() (transaction.Signer, error) {
 	if err != nil {
 		return nil, usageErr("%v", err)
 	}
-	return func(txid string, req workflows.Request) *auth.Signature {
-		s := auth.SignWithToken(key, workflows.SignedPayload(txid, req), time.Now())
-		return &s
-	}, nil
+	return key, nil
 }

@@ -105,7 +105,11 @@ ROLLBACK_FAILED.`,
 			}
 			defer c.Close()
 			req := workflows.Request{Project: args[0], Action: workflows.ActionRollback, Env: env, Requester: requester(a.opts.LookupEnv)}
-			txid, err := transaction.StartRollback(cmd.Context(), c, a.queue, req, to)
+			sign, err := a.signer()
+			if err != nil {
+				return err
+			}
+			txid, err := transaction.StartRollback(cmd.Context(), c, a.queue, req, to, sign)
 			if err != nil {
 				return err
 			}

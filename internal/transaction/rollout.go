@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -31,14 +32,18 @@ func isTransactionType(name string) bool {
 // StartRollback starts a Rollback transaction of project in env, to the
 // release of transaction to (empty: the release before the current one),
 // and returns its transaction id, a uuid v7.
-func StartRollback(ctx context.Context, c client.Client, queue string, req workflows.Request, to string) (string, error) {
+func StartRollback(ctx context.Context, c client.Client, queue string, req workflows.Request, to string, sign Signer) (string, error) {
 	u, err := uuid.NewV7()
 	if err != nil {
 		return "", err
 	}
 	req.Action = workflows.ActionRollback
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: u.String(), TaskQueue: queue},
-		workflows.RollbackWorkflowName, workflows.RollbackInput{Request: req, To: to})
+	in := workflows.RollbackInput{Request: req, To: to}
+	if sign != nil {
+		in.Signature = sign(u.String(), req)
+	}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: u.String(), TaskQueue: queue, WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE},
+		workflows.RollbackWorkflowName, in)
 	if err != nil {
 		return "", fmt.Errorf("start rollback of %s in %s: %w", req.Project, req.Env, err)
 	}

@@ -3,7 +3,9 @@ package xmlrpc
 import (
 	"context"
 	"errors"
+	"time"
 
+	"github.com/relman/relman/internal/auth"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
 )
@@ -60,7 +62,12 @@ func (g *Gateway) decide(ctx context.Context, method string, approve bool, ps []
 	if err := g.checkTransaction(ctx, id); err != nil {
 		return nil, err
 	}
-	msg, err := transaction.Decide(ctx, g.Client, id, approve, workflows.ApprovalDecision{By: p.Name, Comment: comment})
+	d := workflows.ApprovalDecision{By: p.Name, Comment: comment}
+	if g.Config.Auth.Enabled() && p.Name != anonymous {
+		s := auth.SignAsGateway(g.Secret, p.Name, workflows.DecisionPayload(id, approve, d), time.Now())
+		d.Signature = &s
+	}
+	msg, err := transaction.Decide(ctx, g.Client, id, approve, d)
 	switch {
 	case errors.Is(err, transaction.ErrDecisionRefused):
 		return nil, Faultf(CodeDecisionRefused, "%v", err)
