@@ -1,11 +1,14 @@
 # relman: the two set-up commands are `make demo` and `make test`.
 GO            ?= go
 TEMPORAL_CLI  := github.com/temporalio/cli/cmd/temporal@v1.5.1
-BIN           := $(CURDIR)/bin
+# Relative, so `make bin/temporal` names the same target; GOBIN needs it
+# absolute.
+BIN           := bin
+ABSBIN        := $(CURDIR)/$(BIN)
 DEV_DIR       ?= .relman/dev
 VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS       := -X github.com/relman/relman/internal/cli.Version=$(VERSION)
-export RELMAN_TEMPORAL_BIN ?= $(BIN)/temporal
+export RELMAN_TEMPORAL_BIN ?= $(ABSBIN)/temporal
 
 .PHONY: build test test-short bench bench-quick demo demo-ci lint fuzz clean
 
@@ -14,7 +17,7 @@ build:
 
 # The pinned Temporal CLI (dev server); about 6 minutes on a cold build cache.
 $(BIN)/temporal:
-	GOBIN=$(BIN) $(GO) install $(TEMPORAL_CLI)
+	GOBIN=$(ABSBIN) $(GO) install $(TEMPORAL_CLI)
 
 # Every test: unit tests, replay tests, and the end-to-end tests against a
 # real dev server with separate manager, builder and installer processes.
@@ -43,21 +46,21 @@ bench-quick: $(BIN)/temporal
 # The dev stack and a real release of the example project, then the stack
 # keeps running until Ctrl-C.
 demo: $(BIN)/temporal build
-	$(BIN)/relman dev --dir $(DEV_DIR) --demo
+	./$(BIN)/relman dev --dir $(DEV_DIR) --demo
 
 # The same path, non-interactive: free ports, a temp dir, stops after the demo.
 demo-ci: $(BIN)/temporal build
 	@d=$$(mktemp -d); trap 'rm -rf "$$d"' EXIT; \
-	$(BIN)/relman dev --dir "$$d" --port 17299 --ui-port -1 --demo --once
+	./$(BIN)/relman dev --dir "$$d" --port 17299 --ui-port -1 --gateway-port 0 --demo --once
 
 $(BIN)/workflowcheck:
-	GOBIN=$(BIN) $(GO) install go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
+	GOBIN=$(ABSBIN) $(GO) install go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
 
 # go vet, gofmt, and Temporal's determinism check of the workflows.
 lint: $(BIN)/workflowcheck
 	$(GO) vet ./...
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	$(BIN)/workflowcheck ./workflows/...
+	./$(BIN)/workflowcheck ./workflows/...
 
 fuzz:
 	$(GO) test ./internal/archive -run XXX -fuzz FuzzExtractTarGz -fuzztime 30s
