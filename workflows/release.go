@@ -307,9 +307,19 @@ func (r *release) finish(ctx workflow.Context) *Detail {
 }
 
 func (r *release) setStatus(ctx workflow.Context, s Status, detail string) {
-	r.d.Status = s
-	r.event(ctx, s, detail)
-	req := r.in.Request
+	recordStatus(ctx, &r.d, r.in.Request, s, detail)
+}
+
+func (r *release) event(ctx workflow.Context, s Status, detail string) {
+	appendEvent(ctx, &r.d, s, detail)
+}
+
+// recordStatus sets a transaction's status word, logs it in the detail and
+// upserts the search attributes that the Web UI and relman list filter on;
+// the first status also sets project, environment and requester.
+func recordStatus(ctx workflow.Context, d *Detail, req Request, s Status, detail string) {
+	d.Status = s
+	appendEvent(ctx, d, s, detail)
 	updates := []temporal.SearchAttributeUpdate{saStatus.ValueSet(string(s))}
 	if s == StatusStarted {
 		updates = append(updates, saProject.ValueSet(req.Project), saRequester.ValueSet(orAnonymous(req.Requester)))
@@ -322,8 +332,8 @@ func (r *release) setStatus(ctx workflow.Context, s Status, detail string) {
 	}
 }
 
-func (r *release) event(ctx workflow.Context, s Status, detail string) {
-	r.d.Events = append(r.d.Events, Event{Time: workflow.Now(ctx), Status: s, Detail: detail})
+func appendEvent(ctx workflow.Context, d *Detail, s Status, detail string) {
+	d.Events = append(d.Events, Event{Time: workflow.Now(ctx), Status: s, Detail: detail})
 }
 
 // reason turns an activity error into one sentence for the detail and the

@@ -157,23 +157,11 @@ func (rb *rollback) end(ctx workflow.Context, err error, status Status) (*Detail
 }
 
 func (rb *rollback) setStatus(ctx workflow.Context, s Status, detail string) {
-	rb.d.Status = s
-	rb.event(ctx, s, detail)
-	req := rb.in.Request
-	updates := []temporal.SearchAttributeUpdate{saStatus.ValueSet(string(s))}
-	if s == StatusStarted {
-		updates = append(updates, saProject.ValueSet(req.Project), saRequester.ValueSet(orAnonymous(req.Requester)))
-		if req.Env != "" {
-			updates = append(updates, saEnv.ValueSet(req.Env))
-		}
-	}
-	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
-		workflow.GetLogger(ctx).Warn("search attributes not updated", "error", err)
-	}
+	recordStatus(ctx, &rb.d, rb.in.Request, s, detail)
 }
 
 func (rb *rollback) event(ctx workflow.Context, s Status, detail string) {
-	rb.d.Events = append(rb.d.Events, Event{Time: workflow.Now(ctx), Status: s, Detail: detail})
+	appendEvent(ctx, &rb.d, s, detail)
 }
 
 func orNone(s string) string {
