@@ -35,7 +35,7 @@ With --demo it then releases template to test with live progress and prints
 what was installed on each host; --once stops the stack after the demo.`,
 		Example: `  relman dev --dir .relman/dev
   relman dev --dir .relman/dev --demo
-  relman dev --dir /tmp/relman-ci --port 17233 --ui-port 18233 --demo --once`,
+  relman dev --dir .relman/ci --port 17233 --ui-port 18233 --demo --once`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
