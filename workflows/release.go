@@ -127,16 +127,24 @@ func (r *release) run(ctx workflow.Context) (*Detail, error) {
 	return r.finish(ctx), nil
 }
 
+// planLocalVersion marks releases whose plan runs as a local activity.
+const planLocalVersion = "plan-local-activity"
+
+// plan runs on the manager worker that runs the workflow, as a local
+// activity: it only reads the manager's config and the registry, so it
+// needs no task queue round trip (two dispatches fewer per release; see
+// BENCHMARKS.md). Releases started before keep the queued activity.
 func (r *release) plan(ctx workflow.Context) (Plan, error) {
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			MaximumAttempts:        5,
-			NonRetryableErrorTypes: []string{ErrRejected},
-		},
-	})
+	retry := &temporal.RetryPolicy{MaximumAttempts: 5, NonRetryableErrorTypes: []string{ErrRejected}}
+	in := PlanInput{Request: r.in.Request, Transaction: r.d.Transaction, Signature: r.in.Signature}
 	var plan Plan
-	err := workflow.ExecuteActivity(ctx, PlanActivity, PlanInput{Request: r.in.Request, Transaction: r.d.Transaction, Signature: r.in.Signature}).Get(ctx, &plan)
+	if workflow.GetVersion(ctx, planLocalVersion, workflow.DefaultVersion, 1) == 1 {
+		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 30 * time.Second, RetryPolicy: retry})
+		err := workflow.ExecuteLocalActivity(lctx, PlanActivity, in).Get(lctx, &plan)
+		return plan, err
+	}
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second, RetryPolicy: retry})
+	err := workflow.ExecuteActivity(ctx, PlanActivity, in).Get(ctx, &plan)
 	return plan, err
 }
 
