@@ -401,15 +401,25 @@ func (g *Gateway) checkTransaction(ctx context.Context, id string) error {
 	return nil
 }
 
-func (g *Gateway) queryTransaction(ctx context.Context, ps []any) (any, error) {
-	id, who, err := g.txParam("query_transaction", ps)
+// readableTransaction reads ([credentials,] trans_id) and checks the id is
+// a transaction the caller may read.
+func (g *Gateway) readableTransaction(ctx context.Context, method string, ps []any) (string, error) {
+	id, who, err := g.txParam(method, ps)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	if err := g.checkTransaction(ctx, id); err != nil {
-		return nil, err
+		return "", err
 	}
 	if err := g.mayRead(ctx, who, id); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+func (g *Gateway) queryTransaction(ctx context.Context, ps []any) (any, error) {
+	id, err := g.readableTransaction(ctx, "query_transaction", ps)
+	if err != nil {
 		return nil, err
 	}
 	d, err := transaction.Get(ctx, g.Client, id)
@@ -426,14 +436,8 @@ func (g *Gateway) queryTransaction(ctx context.Context, ps []any) (any, error) {
 }
 
 func (g *Gateway) queryHistory(ctx context.Context, ps []any) (any, error) {
-	id, who, err := g.txParam("query_history", ps)
+	id, err := g.readableTransaction(ctx, "query_history", ps)
 	if err != nil {
-		return nil, err
-	}
-	if err := g.checkTransaction(ctx, id); err != nil {
-		return nil, err
-	}
-	if err := g.mayRead(ctx, who, id); err != nil {
 		return nil, err
 	}
 	steps, err := transaction.Timeline(ctx, g.Client, id)
