@@ -25,6 +25,7 @@ import (
 	"github.com/relman/relman/internal/devstack"
 	"github.com/relman/relman/internal/registry"
 	"github.com/relman/relman/internal/temporalclient"
+	"github.com/relman/relman/internal/testenv"
 )
 
 // env is the shared stack every test in this package runs against.
@@ -235,16 +236,8 @@ func dumpLogs() {
 	}
 }
 
-func git(dir string, args ...string) (string, error) {
-	cmd := exec.Command("git", append([]string{"-c", "user.name=relman test", "-c", "user.email=test@relman.invalid", "-c", "init.defaultBranch=main"}, args...)...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out)), nil
-}
+// git runs git in dir with the test identity (internal/testenv's).
+func git(dir string, args ...string) (string, error) { return testenv.Git(dir, args...) }
 
 // makeShopRepo makes the project the tests release: a build script that
 // copies site/ to out/web and writes out/tool.sh, failing on request.
