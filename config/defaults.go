@@ -40,6 +40,8 @@ func (c *Manager) Default() {
 		c.ListenPort = DefaultListenPort
 	}
 	c.ListenAddress = orDefault(c.ListenAddress, DefaultListenAddress)
+	c.Gateway.TLSCertPath = absPath(c.Gateway.TLSCertPath, dir)
+	c.Gateway.TLSKeyPath = absPath(c.Gateway.TLSKeyPath, dir)
 	if c.Timeouts.Build == 0 {
 		c.Timeouts.Build = DefaultBuildTimeout
 	}

@@ -42,6 +42,10 @@ type Service struct {
 	// registers with.
 	ManagerQueue string `yaml:"manager_queue"`
 	RegistryID   string `yaml:"registry_id"`
+	// StatusAddress is host:port where the role answers /livez and
+	// /readyz for supervisors and probes (Kubernetes, load balancers);
+	// empty: not served.
+	StatusAddress string `yaml:"status_address"`
 }
 
 // Manager is manager.yaml.
@@ -51,15 +55,32 @@ type Manager struct {
 	ListenPort int `yaml:"listen_port"`
 	// ListenAddress is the interface the gateway listens on; default
 	// 127.0.0.1. Set 0.0.0.0 (or a host's address) to serve other machines.
-	ListenAddress string                 `yaml:"listen_address"`
-	Environments  map[string]Environment `yaml:"environments"`
-	Projects      map[string]ProjectDef  `yaml:"projects"`
-	Timeouts      ReleaseTimeouts        `yaml:"timeouts"`
+	ListenAddress string `yaml:"listen_address"`
+	// Gateway holds the rest of the gateway's settings: TLS, or none.
+	Gateway      Gateway                `yaml:"gateway"`
+	Environments map[string]Environment `yaml:"environments"`
+	Projects     map[string]ProjectDef  `yaml:"projects"`
+	Timeouts     ReleaseTimeouts        `yaml:"timeouts"`
 	// Auth says who may ask; Policy what they may ask for.
 	Auth   Auth        `yaml:"auth"`
 	Policy auth.Policy `yaml:"policy"`
 	path   string
 }
+
+// Gateway is how the XML-RPC gateway serves, beside listen_address and
+// listen_port. Credentials cross it, so off loopback it serves TLS unless
+// insecure says, in so many words, that plain HTTP is wanted.
+type Gateway struct {
+	// Off: no gateway (a second manager on one machine, say).
+	Off         bool   `yaml:"off"`
+	TLSCertPath string `yaml:"tls_cert_path"`
+	TLSKeyPath  string `yaml:"tls_key_path"`
+	// Insecure allows plain HTTP on an address other than loopback.
+	Insecure bool `yaml:"insecure"`
+}
+
+// TLS reports whether the gateway serves HTTPS.
+func (g Gateway) TLS() bool { return g.TLSCertPath != "" }
 
 // Auth configures authentication. With users_file set, every request
 // must be signed with a user's token (CLI) or come through the XML-RPC

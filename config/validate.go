@@ -115,6 +115,7 @@ func (c *Manager) Validate() error {
 	if a := c.ListenAddress; a != "" && net.ParseIP(a) == nil && a != "localhost" {
 		ps.add("listen_address", "%q is not an IP address; use e.g. 127.0.0.1, or 0.0.0.0 for every interface", a)
 	}
+	c.Gateway.validate(&ps, c.ListenAddress)
 	if len(c.Environments) == 0 {
 		ps.add("environments", "none defined; releases need at least one environment")
 	}
@@ -309,6 +310,31 @@ func (s *Service) validate(ps *problems) {
 	if s.RegistryID == "" {
 		ps.add("registry_id", "empty")
 	}
+	if s.StatusAddress != "" {
+		if _, _, err := net.SplitHostPort(s.StatusAddress); err != nil {
+			ps.add("status_address", "%q is not host:port such as 0.0.0.0:8081", s.StatusAddress)
+		}
+	}
+}
+
+func (g Gateway) validate(ps *problems, address string) {
+	if (g.TLSCertPath == "") != (g.TLSKeyPath == "") {
+		ps.add("gateway", "tls_cert_path and tls_key_path go together; set both or neither")
+	}
+	if g.Off || g.TLS() || g.Insecure || Loopback(address) {
+		return
+	}
+	ps.add("listen_address", "%s serves the XML-RPC gateway beyond this machine, where passwords would cross the network in clear; set gateway.tls_cert_path and gateway.tls_key_path, or gateway.insecure: true to serve plain HTTP anyway", address)
+}
+
+// Loopback reports whether address (an IP or localhost) only serves this
+// machine.
+func Loopback(address string) bool {
+	if address == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(address)
+	return ip != nil && ip.IsLoopback()
 }
 
 func checkName(ps *problems, field, name string) {
