@@ -10,7 +10,14 @@ VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || ech
 LDFLAGS       := -X github.com/relman/relman/internal/cli.Version=$(VERSION)
 export RELMAN_TEMPORAL_BIN ?= $(ABSBIN)/temporal
 
-.PHONY: build test test-short bench bench-quick demo demo-ci lint fuzz clean
+.PHONY: build test test-short bench bench-quick demo demo-ci lint fuzz clean prereqs-test prereqs-demo
+
+# What the system must have (git, subversion, ...): scripts/prereqs installs
+# it with apt-get when run as root, else names what to install.
+prereqs-test:
+	@scripts/prereqs test
+prereqs-demo:
+	@scripts/prereqs demo
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/relman ./cmd/relman
@@ -21,14 +28,14 @@ $(BIN)/temporal:
 
 # Every test: unit tests, replay tests, and the end-to-end tests against a
 # real dev server with separate manager, builder and installer processes.
-test: $(BIN)/temporal build
+test: prereqs-test $(BIN)/temporal build
 	$(GO) test -count=1 -timeout 20m ./...
 
 # The chaos tests alone: builders, installers, managers and the Temporal
 # server killed mid-release (real processes, SIGKILL). `make test` runs them
 # too (./chaos is part of ./...); `go test -short` skips them.
 .PHONY: chaos
-chaos: $(BIN)/temporal
+chaos: prereqs-test $(BIN)/temporal
 	$(GO) test -count=1 -timeout 30m ./chaos
 
 test-short:
@@ -45,11 +52,11 @@ bench-quick: $(BIN)/temporal
 
 # The dev stack and a real release of the example project, then the stack
 # keeps running until Ctrl-C.
-demo: $(BIN)/temporal build
+demo: prereqs-demo $(BIN)/temporal build
 	./$(BIN)/relman dev --dir $(DEV_DIR) --demo
 
 # The same path, non-interactive: free ports, a temp dir, stops after the demo.
-demo-ci: $(BIN)/temporal build
+demo-ci: prereqs-demo $(BIN)/temporal build
 	@d=$$(mktemp -d); trap 'rm -rf "$$d"' EXIT; \
 	./$(BIN)/relman dev --dir "$$d" --port 17299 --ui-port -1 --gateway-port 0 --demo --once
 
