@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,10 +17,13 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/temporalproto"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/relman/relman/internal/registry"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
 )
@@ -117,10 +122,18 @@ func history(t *testing.T, id string) *historypb.History {
 // or name of the machine that recorded them. Replays do not depend on them.
 func scrub(t *testing.T, b []byte) []byte {
 	t.Helper()
+	out := scrubBytes(b)
+	require.NotNil(t, out, "history JSON does not parse")
+	return out
+}
+
+func scrubBytes(b []byte) []byte {
 	host, _ := os.Hostname()
 	repl := strings.NewReplacer(env.root, "/srv/relman-e2e", "@"+host+":", "@recorder:", "@"+host+"@", "@recorder@")
 	var v any
-	require.NoError(t, json.Unmarshal(b, &v))
+	if json.Unmarshal(b, &v) != nil {
+		return nil
+	}
 	var walk func(any) any
 	walk = func(x any) any {
 		switch x := x.(type) {
@@ -145,7 +158,152 @@ func scrub(t *testing.T, b []byte) []byte {
 		}
 		return x
 	}
-	out, err := json.MarshalIndent(walk(v), "", "  ")
-	require.NoError(t, err)
+	out, _ := json.MarshalIndent(walk(v), "", "  ")
 	return out
+}
+
+// saveAllHistories writes the history of every workflow execution the run
+// left in the namespace to dir, as <type>-<status>-<id>-<run>.json, scrubbed
+// like the saved ones, to pick new saved histories from
+// (RELMAN_SAVE_ALL_HISTORIES=dir go test ./e2e).
+func saveAllHistories(dir string) error {
+	ctx := context.Background()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var token []byte
+	for {
+		resp, err := env.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{PageSize: 1000, NextPageToken: token})
+		if err != nil {
+			return err
+		}
+		for _, ex := range resp.GetExecutions() {
+			id, run := ex.GetExecution().GetWorkflowId(), ex.GetExecution().GetRunId()
+			it := env.client.GetWorkflowHistory(ctx, id, run, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+			h := &historypb.History{}
+			for it.HasNext() {
+				e, err := it.Next()
+				if err != nil {
+					return err
+				}
+				h.Events = append(h.Events, e)
+			}
+			b, err := temporalproto.CustomJSONMarshalOptions{Indent: "  "}.Marshal(h)
+			if err != nil {
+				return err
+			}
+			name := fmt.Sprintf("%s-%s-%s-%s.json", ex.GetType().GetName(), strings.ToLower(ex.GetStatus().String()), id, run[:8])
+			if err := os.WriteFile(filepath.Join(dir, name), scrubBytes(b), 0o644); err != nil {
+				return err
+			}
+		}
+		token = resp.GetNextPageToken()
+		if len(token) == 0 {
+			return nil
+		}
+	}
+}
+
+// TestRecordContinueAsNew drives a Lock and a Registry workflow until they
+// continue as new, checks that what they hold survives, and saves the first
+// run's history (the continue-as-new path) with RELMAN_UPDATE_HISTORIES=1.
+// It takes a few thousand signals and updates, so it only runs when asked.
+func TestRecordContinueAsNew(t *testing.T) {
+	if os.Getenv("RELMAN_UPDATE_HISTORIES") == "" {
+		t.Skip("records histories; set RELMAN_UPDATE_HISTORIES=1")
+	}
+	ctx := context.Background()
+	c := env.client
+	startLock := func(id, tx string) string {
+		run, err := c.SignalWithStartWorkflow(ctx, id, workflows.LockRequestSignal,
+			workflows.LockRequest{Lock: id, Env: "rec", Target: "t", Transaction: tx},
+			client.StartWorkflowOptions{ID: id, TaskQueue: workflows.DefaultManagerQueue},
+			workflows.LockWorkflowName, workflows.LockState{Env: "rec", Target: "t"})
+		require.NoError(t, err)
+		return run.GetRunID()
+	}
+	// Two running workflows stand in for the releases that ask: the lock
+	// only needs somewhere to signal its answers.
+	startLock("rec-holder-1", "")
+	startLock("rec-holder-2", "")
+	lock := "lock-rec-t"
+	first := startLock(lock, "rec-holder-1")
+	require.NoError(t, c.SignalWorkflow(ctx, lock, "", workflows.LockRequestSignal, workflows.LockRequest{Lock: lock, Transaction: "rec-holder-2"}))
+	continued := func(id, run string) bool {
+		d, err := c.DescribeWorkflowExecution(ctx, id, run)
+		require.NoError(t, err)
+		return d.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW
+	}
+	// Bursts with quiet in between: the lock continues as new once its
+	// history is long and no signal is waiting.
+	quiet := func() {
+		last := int64(-1)
+		for {
+			d, err := c.DescribeWorkflowExecution(ctx, lock, first)
+			require.NoError(t, err)
+			n := d.GetWorkflowExecutionInfo().GetHistoryLength()
+			if n == last || d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+				return
+			}
+			last = n
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+	for i := 0; !continued(lock, first); i++ {
+		require.Less(t, i, 400, "the lock never continued as new")
+		for range 25 {
+			require.NoError(t, c.SignalWorkflow(ctx, lock, "", workflows.LockRequestSignal, workflows.LockRequest{Lock: lock, Transaction: "rec-holder-1"}))
+		}
+		quiet()
+	}
+	var st workflows.LockState
+	require.Eventually(t, func() bool {
+		v, err := c.QueryWorkflow(ctx, lock, "", workflows.LockQuery)
+		return err == nil && v.Get(&st) == nil
+	}, time.Minute, 200*time.Millisecond)
+	assert.Equal(t, "rec-holder-1", st.Holder, "the holder survives continue-as-new")
+	assert.Equal(t, []string{"rec-holder-2"}, st.Queue, "the queue survives continue-as-new")
+
+	reg := registry.Registry{Client: c, ID: "rec-registry", ManagerQueue: workflows.DefaultManagerQueue}
+	hosts := []string{"rec-a", "rec-b", "rec-c", "rec-d", "rec-e"}
+	_, err := reg.Register(ctx, workflows.Registration{Role: workflows.RoleInstaller, ID: "rec-a", Targets: map[string][]string{"rec": {"t"}}, Lease: time.Hour})
+	require.NoError(t, err)
+	regFirst := c.GetWorkflow(ctx, reg.ID, "").GetRunID()
+	for i := 0; !continued(reg.ID, regFirst); i++ {
+		require.Less(t, i, 400, "the registry never continued as new")
+		var wg sync.WaitGroup
+		for _, h := range hosts {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := reg.Register(ctx, workflows.Registration{Role: workflows.RoleInstaller, ID: h, Targets: map[string][]string{"rec": {"t"}}, Lease: time.Hour})
+				assert.NoError(t, err)
+			}()
+		}
+		wg.Wait()
+	}
+	require.Eventually(t, func() bool {
+		ls, err := reg.List(ctx, time.Now())
+		return err == nil && len(ls) == len(hosts)
+	}, time.Minute, 200*time.Millisecond, "the registrations survive continue-as-new")
+
+	dir := t.TempDir()
+	if os.Getenv("RELMAN_UPDATE_HISTORIES") != "" {
+		dir = filepath.Join("..", "workflows", "testdata", "histories")
+	}
+	for name, ex := range map[string][2]string{"lock-continued-as-new": {lock, first}, "registry-continued-as-new": {reg.ID, regFirst}} {
+		it := c.GetWorkflowHistory(ctx, ex[0], ex[1], false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		h := &historypb.History{}
+		for it.HasNext() {
+			e, err := it.Next()
+			require.NoError(t, err)
+			h.Events = append(h.Events, e)
+		}
+		b, err := temporalproto.CustomJSONMarshalOptions{Indent: "  "}.Marshal(h)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name+".json"), scrub(t, b), 0o644))
+	}
+	for _, id := range []string{lock, "rec-holder-1", "rec-holder-2", reg.ID} {
+		_ = c.TerminateWorkflow(ctx, id, "", "recorded")
+	}
 }

@@ -88,6 +88,12 @@ func run(m *testing.M) int {
 	if code != 0 {
 		dumpLogs()
 	}
+	if dir := os.Getenv("RELMAN_SAVE_ALL_HISTORIES"); dir != "" && code == 0 {
+		if err := saveAllHistories(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: save histories: "+err.Error())
+			return 1
+		}
+	}
 	return code
 }
 
@@ -345,6 +351,8 @@ environments:
   rolled: {rollout: {strategy: rolling, batch: 1, max_failures: 0}}
   serial: {lock: wait}
   gated: {approval: required, four_eyes: true, approval_timeout: 10m, webhooks: ["http://127.0.0.1:` + fmt.Sprint(safetyHookPort) + `/hook"]}
+  # rollout_test.go: a rolling release that puts back the hosts it did.
+  autoroll: {rollout: {strategy: rolling, batch: 1, max_failures: 0, auto_rollback: true}}
 projects:
   shop: {targets: [web, tool]}
   legacy: {targets: [web]}
@@ -425,6 +433,11 @@ environments:
     box: {behavior: command, path: ./host-%[1]s/serial, command: [sh, -c, 'sleep 2; mkdir -p "$RELMAN_PATH" && cp "$RELMAN_RESOURCE" "$RELMAN_PATH/box"']}
   gated:
     box: {behavior: copy, path: ./host-%[1]s/gated/box}
+  autoroll:
+    app:
+      behavior: release
+      path: ./host-%[1]s/autoroll
+      health: {command: [sh, -c, 'test %[1]s = a || ! test -f BAD'], retries: 0}
 `, h)
 	}
 	env.hosts = map[string]string{"host-a": filepath.Join(r, "host-a"), "host-b": filepath.Join(r, "host-b")}

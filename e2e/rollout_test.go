@@ -202,3 +202,31 @@ func commitApp(t *testing.T, body string) string {
 	require.NoError(t, os.MkdirAll(filepath.Join(env.repo, "app"), 0o755))
 	return commit(t, "", map[string]string{"app/index.html": body})
 }
+
+// A rolling release whose second host fails its health check stops there
+// and, with auto_rollback, switches the first host back: every host ends on
+// the release it had before.
+func TestAutoRollbackPutsBackDoneHosts(t *testing.T) {
+	commitApp(t, "autoroll v1\n")
+	first := start(t, workflows.Request{Project: "site", Action: workflows.ActionInstall, Env: "autoroll"})
+	d, err := final(t, first)
+	require.NoError(t, err)
+	require.Equal(t, workflows.StatusInstallCompleted, d.Status)
+
+	commit(t, "", map[string]string{"app/index.html": "autoroll v2\n", "app/BAD": "x\n"})
+	defer commit(t, "", map[string]string{"app/BAD": ""})
+	second := start(t, workflows.Request{Project: "site", Action: workflows.ActionInstall, Env: "autoroll"})
+	d, err = final(t, second)
+	require.Error(t, err)
+	assert.Equal(t, workflows.StatusInstallFailed, d.Status)
+	assert.Contains(t, d.Reason, "rollout stopped after batch 2 of 2")
+	assert.Contains(t, d.Reason, "rolled back 1 of 1 host install(s)")
+	require.Len(t, d.Rollbacks, 1)
+	assert.Equal(t, "host-a", d.Rollbacks[0].Host)
+	assert.True(t, d.Rollbacks[0].OK, d.Rollbacks[0].Error)
+	for _, h := range []string{"host-a", "host-b"} {
+		link, err := os.Readlink(filepath.Join(env.hosts[h], "autoroll", "current"))
+		require.NoError(t, err)
+		assert.Equal(t, first, filepath.Base(link), "current on %s", h)
+	}
+}

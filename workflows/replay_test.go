@@ -1,10 +1,16 @@
 package workflows_test
 
 import (
+	"compress/gzip"
+	"io"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -12,19 +18,48 @@ import (
 )
 
 // TestReplaySavedHistories replays histories recorded from real runs (see
-// e2e's TestRecordedHistoriesReplay, RELMAN_UPDATE_HISTORIES=1). A workflow
-// change that would break transactions already running fails here: guard it
-// with workflow.GetVersion instead.
+// e2e's TestRecordedHistoriesReplay, RELMAN_UPDATE_HISTORIES=1, and
+// RELMAN_SAVE_ALL_HISTORIES=dir to pick more). A workflow change that would
+// break transactions already running fails here: guard it with
+// workflow.GetVersion instead. Long histories are kept gzipped.
 func TestReplaySavedHistories(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("testdata", "histories", "*.json"))
+	files, err := filepath.Glob(filepath.Join("testdata", "histories", "*.json*"))
 	require.NoError(t, err)
-	require.GreaterOrEqual(t, len(files), 7, "saved histories are missing")
+	require.GreaterOrEqual(t, len(files), 28, "saved histories are missing")
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
-			r.RegisterWorkflowWithOptions(workflows.Release, workflow.RegisterOptions{Name: workflows.ReleaseWorkflowName})
-			r.RegisterWorkflowWithOptions(workflows.Registry, workflow.RegisterOptions{Name: workflows.RegistryWorkflowName})
-			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
+			for name, fn := range map[string]any{
+				workflows.ReleaseWorkflowName:  workflows.Release,
+				workflows.RegistryWorkflowName: workflows.Registry,
+				workflows.LockWorkflowName:     workflows.Lock,
+				workflows.PlanOnlyWorkflowName: workflows.PlanOnly,
+				workflows.WhereWorkflowName:    workflows.Where,
+				workflows.RollbackWorkflowName: workflows.Rollback,
+			} {
+				r.RegisterWorkflowWithOptions(fn, workflow.RegisterOptions{Name: name})
+			}
+			h, err := readHistory(f)
+			require.NoError(t, err)
+			require.NoError(t, r.ReplayWorkflowHistory(nil, h))
 		})
 	}
+}
+
+func readHistory(path string) (*historypb.History, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var rd io.Reader = f
+	if strings.HasSuffix(path, ".gz") {
+		gz, err := gzip.NewReader(f)
+		if err != nil {
+			return nil, err
+		}
+		defer gz.Close()
+		rd = gz
+	}
+	return client.HistoryFromJSON(rd, client.HistoryJSONOptions{})
 }
