@@ -35,7 +35,7 @@ func healthEnv(in workflows.InstallInput, ib config.InstallBehavior) map[string]
 // checkHealth runs the target's health check: up to h.Tries() tries,
 // h.Interval apart, each bounded by h.Timeout. It returns the last try's
 // error when none passed.
-func (i *Installer) checkHealth(ctx context.Context, in workflows.InstallInput, ib config.InstallBehavior) error {
+func (i *Installer) checkHealth(ctx context.Context, in workflows.InstallInput, ib config.InstallBehavior, b behavior.Behavior) error {
 	h := ib.Health
 	if h == nil {
 		return nil
@@ -47,7 +47,7 @@ func (i *Installer) checkHealth(ctx context.Context, in workflows.InstallInput, 
 	}
 	var err error
 	for try := 1; try <= tries; try++ {
-		err = i.healthOnce(ctx, in, ib, timeout)
+		err = i.healthOnce(ctx, in, ib, b, timeout)
 		if err == nil {
 			return nil
 		}
@@ -66,18 +66,23 @@ func (i *Installer) checkHealth(ctx context.Context, in workflows.InstallInput, 
 	return fmt.Errorf("health check of %s failed %d time(s): %w", in.Target, tries, err)
 }
 
-func (i *Installer) healthOnce(ctx context.Context, in workflows.InstallInput, ib config.InstallBehavior, timeout time.Duration) error {
+func (i *Installer) healthOnce(ctx context.Context, in workflows.InstallInput, ib config.InstallBehavior, b behavior.Behavior, timeout time.Duration) error {
 	h := ib.Health
 	if len(h.Command) > 0 {
 		logDir := filepath.Join(i.Config.WorkDir, "logs")
 		if err := os.MkdirAll(logDir, 0o755); err != nil {
 			return err
 		}
-		r := &buildstep.Runner{LogPath: filepath.Join(logDir, safeName(in.Transaction+"-"+in.Target)+"-health.log")}
+		// HOME in the work dir: a check must leave nothing beside the
+		// install it checks.
+		r := &buildstep.Runner{
+			LogPath: filepath.Join(logDir, safeName(in.Transaction+"-"+in.Target)+"-health.log"),
+			Home:    filepath.Join(i.Config.WorkDir, "home"),
+		}
 		_, err := r.Run(ctx, buildstep.Step{
 			Name:    "health " + in.Target,
 			Argv:    h.Command,
-			Dir:     healthDir(ib, i.Config.WorkDir),
+			Dir:     healthDir(ib, b, i.Config.WorkDir),
 			Timeout: timeout,
 			Env:     healthEnv(in, ib),
 		})
@@ -91,12 +96,15 @@ func (i *Installer) healthOnce(ctx context.Context, in workflows.InstallInput, i
 	return nil
 }
 
-// healthDir is where the check command runs: the live release, the
-// installed directory, or the work dir for anything else.
-func healthDir(ib config.InstallBehavior, workDir string) string {
+// healthDir is where the check command runs: the live install when the
+// behavior knows it, the installed directory, or the work dir for anything
+// else.
+func healthDir(ib config.InstallBehavior, b behavior.Behavior, workDir string) string {
 	dir := ib.Path
-	if ib.Behavior == config.BehaviorRelease {
-		dir = filepath.Join(ib.Path, "current")
+	if lr, ok := b.(behavior.LiveReporter); ok {
+		if live, err := lr.Live(ib); err == nil && live.Path != "" {
+			dir = live.Path
+		}
 	}
 	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
 		return dir
@@ -127,44 +135,47 @@ func httpHealthy(ctx context.Context, url string, timeout time.Duration) error {
 	return nil
 }
 
-// undoRelease switches a release target back to prev after a failed health
-// check, so a bad release does not stay live. It says what it did, for the
-// error message.
-func undoRelease(ib config.InstallBehavior, prev, installed string) string {
-	if ib.Behavior != config.BehaviorRelease {
+// undo puts the install that was live before back after a failed health
+// check, when the behavior can (behavior.Rollbacker), so a bad release does
+// not stay live. It says what it did, for the error message.
+func (i *Installer) undo(ctx context.Context, in workflows.InstallInput, ib config.InstallBehavior, b behavior.Behavior, prev string) string {
+	rb, ok := b.(behavior.Rollbacker)
+	if !ok {
 		return ""
 	}
-	if prev == "" || prev == installed {
+	if prev == "" || prev == in.Transaction {
 		return "; no earlier release to switch back to, current stays on it"
 	}
-	if err := behavior.SwitchCurrent(ib.Path, prev); err != nil {
-		return fmt.Sprintf("; switching current back to %s failed: %v", prev, err)
+	if _, _, err := rb.Rollback(ctx, behavior.RollbackRequest{Env: in.Env, Target: in.Target, To: prev, Config: ib, Log: i.logger()}); err != nil {
+		return fmt.Sprintf("; switching back to %s failed: %v", prev, err)
 	}
 	return "; current switched back to " + prev
 }
 
-// liveRelease is the release a release target's current points at before
-// an install, to switch back to when the new one is unhealthy.
-func (i *Installer) liveRelease(ib config.InstallBehavior) string {
-	if ib.Behavior != config.BehaviorRelease {
+// liveBefore is the transaction live before an install, to switch back to
+// when the new one is unhealthy; empty when the behavior does not know.
+func liveBefore(ib config.InstallBehavior, b behavior.Behavior) string {
+	lr, ok := b.(behavior.LiveReporter)
+	if !ok {
 		return ""
 	}
-	cur, _ := behavior.CurrentRelease(ib.Path)
-	return cur
+	live, _ := lr.Live(ib)
+	return live.Transaction
 }
 
 // afterInstall checks the target's health and records the install as the
 // live one. An unhealthy install fails the host's install without retries
 // (type HealthCheckFailed): the check has had its own tries already. A
-// release target is switched back to the release that was live before.
-func (i *Installer) afterInstall(ctx context.Context, in workflows.InstallInput, ib config.InstallBehavior, prev string) error {
-	if err := i.checkHealth(ctx, in, ib); err != nil {
+// behavior that can roll back is switched back to what was live before.
+func (i *Installer) afterInstall(ctx context.Context, in workflows.InstallInput, ib config.InstallBehavior, b behavior.Behavior, prev string) error {
+	if err := i.checkHealth(ctx, in, ib, b); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		undo := undoRelease(ib, prev, behavior.ReleaseName(in.Transaction))
+		// The rollback must run even though the check used up its tries.
+		undo := i.undo(context.WithoutCancel(ctx), in, ib, b, prev)
 		return temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("host %s: %v%s", i.Config.Host, err, undo), workflows.ErrHealthCheck, nil)
 	}
-	return i.recordInstall(in, ib)
+	return i.recordInstall(in, ib, b)
 }

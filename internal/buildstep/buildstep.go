@@ -50,9 +50,11 @@ type Runner struct {
 	// TailLines is how many trailing output lines a StepError carries; default 30.
 	TailLines int
 	// BaseEnv ("KEY=value") is the whole environment a step starts from. If empty, a
-	// step gets only PATH (the usual system dirs, then the builder's PATH) and HOME (a
-	// directory beside Dir).
+	// step gets only PATH (the usual system dirs, then the builder's PATH) and HOME
+	// (Home, or a directory beside Dir).
 	BaseEnv []string
+	// Home is the steps' HOME when BaseEnv is empty; default a .home beside Dir.
+	Home string
 }
 
 // DefaultTailLines is used when Runner.TailLines is zero.
@@ -354,7 +356,10 @@ func (r *Runner) environ(dir string, extra map[string]string) ([]string, error) 
 		set("PATH", joinPath(defaultPath, os.Getenv("PATH")))
 		// HOME beside Dir, not inside it, so tools' caches and dotfiles never end up
 		// in the tree a later step packages.
-		home := filepath.Join(filepath.Dir(dir), ".home")
+		home := r.Home
+		if home == "" {
+			home = filepath.Join(filepath.Dir(dir), ".home")
+		}
 		if err := os.MkdirAll(home, 0o700); err != nil {
 			return nil, fmt.Errorf("home: %w", err)
 		}
