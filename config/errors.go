@@ -130,22 +130,35 @@ func wantName(goType string) string {
 		return "an integer"
 	case strings.HasPrefix(goType, "[]"):
 		return "a list"
-	case strings.HasPrefix(goType, "map["), strings.HasPrefix(goType, "config."):
+	case strings.HasPrefix(goType, "map["), fileTypes[goType] != nil:
 		return "a mapping"
 	}
 	return goType
 }
 
-// fileTypes are the structs a file decodes into, by the name yaml.v3 prints.
+// fileTypes are the structs a file decodes into, by the name yaml.v3 prints
+// ("config.Manager", "rollout.Policy"): every struct reachable from the
+// three role files, found by walking their fields, so a type added to a
+// config is never missing here.
 var fileTypes = func() map[string]reflect.Type {
 	m := map[string]reflect.Type{}
-	for _, v := range []any{
-		Manager{}, Builder{}, Installer{}, Temporal{}, Logging{}, Environment{},
-		ProjectDef{}, ReleaseTimeouts{}, BuildBehavior{}, Source{}, Step{}, Output{},
-		InstallBehavior{},
-	} {
-		t := reflect.TypeOf(v)
+	var walk func(reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map || t.Kind() == reflect.Array {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || t.PkgPath() == "time" || m[t.String()] != nil {
+			return
+		}
 		m[t.String()] = t
+		for i := range t.NumField() {
+			if f := t.Field(i); f.IsExported() {
+				walk(f.Type)
+			}
+		}
+	}
+	for _, v := range []any{Manager{}, Builder{}, Installer{}} {
+		walk(reflect.TypeOf(v))
 	}
 	return m
 }()
