@@ -25,6 +25,20 @@ type Installer struct {
 	Config *config.Installer
 	Store  artifact.Store
 	Log    *slog.Logger
+	// Behaviors installs named targets by their configured behavior; nil
+	// means relman's own (behavior.Builtin).
+	Behaviors *behavior.Registry
+}
+
+// builtinBehaviors serves installers given no registry; a registry is only
+// read once built, so one value serves every activity at once.
+var builtinBehaviors = behavior.Builtin()
+
+func (i *Installer) behaviors() *behavior.Registry {
+	if i.Behaviors != nil {
+		return i.Behaviors
+	}
+	return builtinBehaviors
 }
 
 // Install downloads the named target's artifact, verifies its sha256 and runs
@@ -50,7 +64,7 @@ func (i *Installer) install(ctx context.Context, in workflows.InstallInput, atte
 			fmt.Sprintf("host %s has no named target %q in environment %q", i.Config.Host, in.Target, in.Env),
 			workflows.ErrUnknownTarget, nil)
 	}
-	b, err := behavior.Lookup(ib.Behavior)
+	b, err := i.behaviors().Lookup(ib.Behavior)
 	if err != nil {
 		return res, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrUnknownTarget, nil)
 	}
@@ -77,7 +91,7 @@ func (i *Installer) install(ctx context.Context, in workflows.InstallInput, atte
 	}
 
 	p.set("install " + in.Target)
-	prev := i.liveRelease(ib)
+	prev := liveBefore(ib, b)
 	err = b.Install(ctx, behavior.Request{
 		Transaction: in.Transaction,
 		Project:     in.Project,
@@ -94,7 +108,7 @@ func (i *Installer) install(ctx context.Context, in workflows.InstallInput, atte
 		return res, err
 	}
 	p.set("health " + in.Target)
-	if err := i.afterInstall(ctx, in, ib, prev); err != nil {
+	if err := i.afterInstall(ctx, in, ib, b, prev); err != nil {
 		return res, err
 	}
 	i.logger().Info("installed", "transaction", in.Transaction, "target", in.Target, "path", ib.Path, "sha256", in.Artifact.SHA256)

@@ -19,6 +19,7 @@ import (
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/auth"
 	"github.com/relman/relman/internal/transaction"
+	"github.com/relman/relman/rollout"
 	"github.com/relman/relman/workflows"
 )
 
@@ -49,10 +50,58 @@ func (m *Manager) now() time.Time {
 	return time.Now()
 }
 
-// Plan checks a request against the manager's projects and environments and
-// the live registrations, and returns the hosts to install on. Anything
-// missing is a non-retryable Rejected error that names it.
+// Plan is the Plan activity: it checks a request against the manager's
+// projects and environments, who asked and the live registrations, finds
+// the hosts to install on, and adds the environment's rules (rollout, lock,
+// approval, webhooks), the request's rollout overriding the environment's.
+// Anything missing is a non-retryable Rejected error that names it; a
+// rejection carries the environment's webhooks, so it is notified too.
 func (m *Manager) Plan(ctx context.Context, in workflows.PlanInput) (workflows.Plan, error) {
+	req := in.Request
+	if req.Rollout != nil {
+		if err := req.Rollout.Validate(); err != nil {
+			return workflows.Plan{}, m.withWebhooks(req, rejected("the request's %v", err))
+		}
+	}
+	plan, err := m.check(ctx, in)
+	if err != nil {
+		return plan, m.withWebhooks(req, err)
+	}
+	env, ok := m.Config.Environments[req.Env]
+	if !ok {
+		return plan, nil
+	}
+	plan.Webhooks = slices.Clone(env.Webhooks)
+	if req.Action != workflows.ActionInstall {
+		return plan, nil
+	}
+	plan.Rollout = env.Rollout.Override(req.Rollout)
+	if plan.Rollout.Strategy == rollout.StrategyRolling && plan.Rollout.Batch == "" {
+		plan.Rollout.Batch = "1"
+	}
+	if env.Lock != rollout.LockOff {
+		plan.Lock = env.Lock
+	}
+	if env.Approval == rollout.ApprovalRequired {
+		plan.Approval = workflows.Approval{Required: true, FourEyes: env.FourEyes, Timeout: env.ApprovalTimeout}
+	}
+	return plan, nil
+}
+
+func (m *Manager) withWebhooks(req workflows.Request, err error) error {
+	env, ok := m.Config.Environments[req.Env]
+	var app *temporal.ApplicationError
+	if !ok || len(env.Webhooks) == 0 || !errors.As(err, &app) || app.Type() != workflows.ErrRejected {
+		return err
+	}
+	return temporal.NewNonRetryableApplicationError(app.Message(), workflows.ErrRejected, nil,
+		workflows.PlanRejection{Webhooks: slices.Clone(env.Webhooks)})
+}
+
+// check is Plan without the environment's rules: the project, action,
+// source, environment, who asked, and a builder and hosts for every named
+// target.
+func (m *Manager) check(ctx context.Context, in workflows.PlanInput) (workflows.Plan, error) {
 	req := in.Request
 	var plan workflows.Plan
 	proj, ok := m.Config.Projects[req.Project]
@@ -145,6 +194,44 @@ func (m *Manager) Plan(ctx context.Context, in workflows.PlanInput) (workflows.P
 			list(missing), req.Project, req.Env, req.Env)
 	}
 	return plan, nil
+}
+
+// Hosts lists every named target of a project and the hosts registered for
+// it in an environment, for rollouts that talk to every host (where,
+// rollback). Unknown projects and environments are Rejected.
+func (m *Manager) Hosts(ctx context.Context, in workflows.HostsInput) (workflows.HostsResult, error) {
+	var res workflows.HostsResult
+	proj, ok := m.Config.Projects[in.Project]
+	if !ok {
+		return res, rejected("unknown project %q; this manager knows %s", in.Project, list(keys(m.Config.Projects)))
+	}
+	if _, ok := m.Config.Environments[in.Env]; !ok {
+		return res, rejected("unknown environment %q; this manager knows %s", in.Env, list(keys(m.Config.Environments)))
+	}
+	leases, err := m.Registry.List(ctx, m.now())
+	if err != nil {
+		return res, err
+	}
+	res.Targets = slices.Clone(proj.Targets)
+	res.Hosts = map[string][]string{}
+	res.HostTimeout = m.Config.Timeouts.Host
+	for _, l := range leases {
+		if l.Role != workflows.RoleInstaller {
+			continue
+		}
+		for _, t := range l.Targets[in.Env] {
+			if slices.Contains(res.Targets, t) && !slices.Contains(res.Hosts[t], l.ID) {
+				res.Hosts[t] = append(res.Hosts[t], l.ID)
+			}
+		}
+	}
+	for t := range res.Hosts {
+		sort.Strings(res.Hosts[t])
+	}
+	if len(res.Hosts) == 0 {
+		return res, rejected("no installer host advertises any named target of project %q in environment %q", in.Project, in.Env)
+	}
+	return res, nil
 }
 
 // EarlierBuild returns the build of the transaction req.From, for an

@@ -87,7 +87,7 @@ func tarGz(t *testing.T, files map[string]string) string {
 
 func lookup(t *testing.T, name string) behavior.Behavior {
 	t.Helper()
-	b, err := behavior.Lookup(name)
+	b, err := behavior.Builtin().Lookup(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,11 +293,12 @@ func TestCopyModeAndBadMode(t *testing.T) {
 
 func TestRegisterAndLookupCustom(t *testing.T) {
 	var got behavior.Request
-	behavior.Register("test-custom", behavior.Func(func(_ context.Context, req behavior.Request) error {
+	reg := behavior.Builtin()
+	reg.Register("test-custom", behavior.Func(func(_ context.Context, req behavior.Request) error {
 		got = req
 		return nil
 	}))
-	b, err := behavior.Lookup("test-custom")
+	b, err := reg.Lookup("test-custom")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,17 +308,24 @@ func TestRegisterAndLookupCustom(t *testing.T) {
 	if got.Target != "t1" || got.Config.Options["k"] != "v" {
 		t.Errorf("behavior got %+v", got)
 	}
-	if !slices.Contains(behavior.Names(), "test-custom") {
-		t.Errorf("Names() = %v, want test-custom in it", behavior.Names())
+	if !slices.Contains(reg.Names(), "test-custom") {
+		t.Errorf("Names() = %v, want test-custom in it", reg.Names())
 	}
-	// Register also makes the name valid in installer configs.
-	if !slices.Contains(config.BehaviorNames(), "test-custom") {
-		t.Errorf("config.BehaviorNames() = %v, want test-custom in it", config.BehaviorNames())
+	// A registry is a value: another installer's registry does not know it.
+	if _, err := behavior.Builtin().Lookup("test-custom"); err == nil {
+		t.Error("a behavior registered in one registry is known to another")
+	}
+	// The registry checks an installer config's behavior names.
+	c := &config.Installer{Environments: map[string]map[string]config.InstallBehavior{
+		"test": {"a": {Behavior: "test-custom"}, "b": {Behavior: "teleport"}},
+	}}
+	if err := reg.Check(c); err == nil || !strings.Contains(err.Error(), "environments.test.b.behavior") || strings.Contains(err.Error(), "environments.test.a") {
+		t.Errorf("Check = %v, want only environments.test.b.behavior named", err)
 	}
 }
 
 func TestLookupUnknownListsKnown(t *testing.T) {
-	_, err := behavior.Lookup("teleport")
+	_, err := behavior.Builtin().Lookup("teleport")
 	if err == nil {
 		t.Fatal("want an error")
 	}

@@ -17,10 +17,6 @@ import (
 	"github.com/relman/relman/internal/buildstep"
 )
 
-// ErrWrongFormat says the artifact cannot be installed by the behavior, such
-// as a single file given to unarchive. Retrying cannot fix it.
-var ErrWrongFormat = errors.New("artifact format does not fit the behavior")
-
 // unarchive extracts the archive into a staging directory beside the
 // destination and swaps it in, so the destination always holds either the
 // previous install or the new one, never a mix.

@@ -31,18 +31,40 @@ import (
 // never the current one nor the one before it, so a rollback is one symlink
 // switch away.
 
-// ErrReleaseNotFound is wrapped when a rollback asks for a release the host
-// does not have (never installed, or pruned).
-var ErrReleaseNotFound = errors.New("release not on this host")
-
 const (
 	releasesDir = "releases"
 	sharedDir   = "shared"
 	currentLink = "current"
 )
 
-func init() {
-	Register(config.BehaviorRelease, Func(installRelease))
+// Release is the release behavior (behavior: release). Besides installing
+// it can roll back (Rollbacker) and report what is live (LiveReporter).
+type Release struct{}
+
+// Install installs a release and switches current to it.
+func (Release) Install(ctx context.Context, req Request) error { return installRelease(ctx, req) }
+
+// Rollback switches current back to the release of req.To, or to the one
+// before the current one.
+func (Release) Rollback(_ context.Context, req RollbackRequest) (from, to string, err error) {
+	return RollbackRelease(req.Config.Path, req.To)
+}
+
+// Live reports the release current points at, and the releases kept.
+func (Release) Live(cfg config.InstallBehavior) (Live, error) {
+	cur, err := CurrentRelease(cfg.Path)
+	if err != nil {
+		return Live{}, err
+	}
+	kept, err := Releases(cfg.Path)
+	if err != nil {
+		return Live{}, err
+	}
+	l := Live{Transaction: cur, Releases: kept}
+	if cur != "" {
+		l.Path = filepath.Join(cfg.Path, releasesDir, cur)
+	}
+	return l, nil
 }
 
 // ReleaseName is the directory name under releases/ of a transaction: the

@@ -24,7 +24,7 @@ import (
 	"time"
 
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/devstack"
+	"github.com/relman/relman/internal/devserver"
 )
 
 type options struct {
@@ -91,7 +91,7 @@ func run(ctx context.Context, o options, noProfile bool) error {
 	bin := o.temporal
 	if bin == "" {
 		var err error
-		if bin, err = devstack.FindTemporal(); err != nil {
+		if bin, err = devserver.Find(); err != nil {
 			return err
 		}
 	}

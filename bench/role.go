@@ -10,14 +10,13 @@ import (
 	"syscall"
 
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/temporalclient"
 	"github.com/relman/relman/workers"
 )
 
 // roleMain runs one relman role in this process until SIGTERM, exactly as
-// `relman builder|installer` does (workers.Builder / workers.Installer),
-// with the config handed over as JSON instead of YAML, and optionally a CPU
-// profile of the process's whole life.
+// `relman builder|installer` does (workers.Run), with the config handed
+// over as JSON instead of YAML, and optionally a CPU profile of the
+// process's whole life.
 func roleMain(role, cfgPath, cpuProfile string) int {
 	fail := func(err error) int {
 		fmt.Fprintf(os.Stderr, "bench %s: %v\n", role, err)
@@ -40,44 +39,21 @@ func roleMain(role, cfgPath, cpuProfile string) int {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	log := quietLogger()
+	var cfg config.File
 	switch role {
 	case "builder":
-		var cfg config.Builder
-		if err := json.Unmarshal(data, &cfg); err != nil {
-			return fail(err)
-		}
-		cfg.Default()
-		if err := cfg.Validate(); err != nil {
-			return fail(err)
-		}
-		c, err := temporalclient.Dial(cfg.Temporal, log, temporalclient.Identity(cfg.Name))
-		if err != nil {
-			return fail(err)
-		}
-		defer c.Close()
-		if err := workers.Builder(ctx, c, &cfg, log); err != nil {
-			return fail(err)
-		}
+		cfg = &config.Builder{}
 	case "installer":
-		var cfg config.Installer
-		if err := json.Unmarshal(data, &cfg); err != nil {
-			return fail(err)
-		}
-		cfg.Default()
-		if err := cfg.Validate(); err != nil {
-			return fail(err)
-		}
-		c, err := temporalclient.Dial(cfg.Temporal, log, temporalclient.Identity(cfg.Host))
-		if err != nil {
-			return fail(err)
-		}
-		defer c.Close()
-		if err := workers.Installer(ctx, c, &cfg, log); err != nil {
-			return fail(err)
-		}
+		cfg = &config.Installer{}
 	default:
 		return fail(fmt.Errorf("unknown role %q", role))
+	}
+	if err := json.Unmarshal(data, cfg); err != nil {
+		return fail(err)
+	}
+	cfg.Default()
+	if err := workers.Run(ctx, cfg, workers.Options{Logger: quietLogger()}); err != nil {
+		return fail(err)
 	}
 	return 0
 }

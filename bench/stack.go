@@ -16,14 +16,13 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
-	tlog "go.temporal.io/sdk/log"
-	"go.temporal.io/sdk/testsuite"
 
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/devstack"
+	"github.com/relman/relman/internal/devserver"
 	"github.com/relman/relman/internal/registry"
 	"github.com/relman/relman/internal/temporalclient"
 	"github.com/relman/relman/internal/transaction"
+	"github.com/relman/relman/rollout"
 	"github.com/relman/relman/workers"
 	"github.com/relman/relman/workflows"
 )
@@ -32,7 +31,7 @@ import (
 // runs relman and its floor against the same server.
 type server struct {
 	label string
-	ds    *testsuite.DevServer
+	srv   *devserver.Server
 	addr  string
 	c     client.Client // the bench's own client: starts and waits
 	pid   int           // the dev server's process, for its CPU time
@@ -43,8 +42,6 @@ func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 }
 
-func temporalLogger() tlog.Logger { return tlog.NewStructuredLogger(quietLogger()) }
-
 func dial(addr, identity string) (client.Client, error) {
 	return temporalclient.Dial(config.Temporal{Address: addr, Namespace: "default"}, quietLogger(), identity)
 }
@@ -52,40 +49,15 @@ func dial(addr, identity string) (client.Client, error) {
 // startServer starts the pinned temporal CLI's dev server: in memory when
 // dbFile is empty, else on that SQLite file.
 func startServer(ctx context.Context, bin string, more []string, label, dbFile, logPath string) (*server, error) {
-	extra := append([]string(nil), more...)
-	for _, sa := range devstack.SearchAttributes {
-		extra = append(extra, "--search-attribute", sa+"=Keyword")
-	}
-	logf, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	before := childPIDs()
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	ds, err := testsuite.StartDevServer(sctx, testsuite.DevServerOptions{
-		ExistingPath: bin,
-		DBFilename:   dbFile,
-		LogLevel:     "error",
-		ExtraArgs:    extra,
-		Stdout:       logf,
-		Stderr:       logf,
-		ClientOptions: &client.Options{
-			Logger: temporalLogger(),
-		},
-	})
+	srv, err := devserver.Start(sctx, devserver.Options{Bin: bin, DBFile: dbFile, LogPath: logPath, LogLevel: "error", ExtraArgs: more})
 	if err != nil {
-		logf.Close()
 		return nil, fmt.Errorf("start dev server (%s): %w", label, err)
 	}
-	s := &server{label: label, ds: ds, addr: ds.FrontendHostPort()}
-	for p := range childPIDs() {
-		if !before[p] {
-			s.pid = p
-		}
-	}
+	s := &server{label: label, srv: srv, addr: srv.Address, pid: srv.Pid()}
 	if s.c, err = dial(s.addr, "bench-client"); err != nil {
-		_ = ds.Stop()
+		_ = srv.Stop(20 * time.Second)
 		return nil, err
 	}
 	return s, nil
@@ -99,8 +71,8 @@ func (s *server) stop() {
 	if s.c != nil {
 		s.c.Close()
 	}
-	if s.ds != nil {
-		_ = s.ds.Stop()
+	if s.srv != nil {
+		_ = s.srv.Stop(20 * time.Second)
 	}
 }
 
@@ -254,12 +226,14 @@ func managerConfig(addr string, envs []string) (*config.Manager, error) {
 		// not in the default five.
 		Timeouts: config.ReleaseTimeouts{Build: 20 * time.Minute, Install: 20 * time.Minute, Host: 90 * time.Second},
 	}
+	// The bench releases through its client, not the gateway.
+	m.Gateway.Off = true
 	// The floor takes no lock, so neither does relman here: with the
 	// default lock (wait) releases of one (environment, target) run one at
 	// a time, which is what the lock is for, and would make the throughput
 	// rows measure the lock instead of the orchestration.
 	for _, e := range envs {
-		m.Environments[e] = config.Environment{Lock: config.LockOff}
+		m.Environments[e] = config.Environment{Lock: rollout.LockOff}
 	}
 	m.Default()
 	return m, m.Validate()
@@ -319,9 +293,7 @@ func (s *server) startManager(envs []string) error {
 	if err != nil {
 		return err
 	}
-	r, err := s.runRole("manager", nil, func(ctx context.Context, c client.Client, l *slog.Logger) error {
-		return workers.Manager(ctx, c, mc, l)
-	})
+	r, err := s.runRelman("manager", mc, nil)
 	if err != nil {
 		return err
 	}
@@ -330,15 +302,28 @@ func (s *server) startManager(envs []string) error {
 }
 
 func startBuilder(s *server, cfg *config.Builder) (*inproc, error) {
-	return s.runRole(cfg.Name, nil, func(ctx context.Context, c client.Client, l *slog.Logger) error {
-		return workers.Builder(ctx, c, cfg, l)
-	})
+	return s.runRelman(cfg.Name, cfg, nil)
 }
 
 func startInstaller(s *server, cfg *config.Installer, shared client.Client) (*inproc, error) {
-	return s.runRole(cfg.Host, shared, func(ctx context.Context, c client.Client, l *slog.Logger) error {
-		return workers.Installer(ctx, c, cfg, l)
-	})
+	return s.runRelman(cfg.Host, cfg, shared)
+}
+
+// runRelman runs a relman role in this process, exactly as `relman
+// manager|builder|installer` does (workers.Run), on its own client or on
+// shared.
+func (s *server) runRelman(name string, cfg config.File, shared client.Client) (*inproc, error) {
+	r := &inproc{name: name, done: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() {
+		err := workers.Run(ctx, cfg, workers.Options{Client: shared, Logger: quietLogger()})
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", name, err)
+		}
+		r.done <- err
+	}()
+	return r, nil
 }
 
 // child is a relman role in its own OS process: this binary re-executed in
@@ -424,36 +409,6 @@ func (c *child) tail() string {
 		b = b[len(b)-3000:]
 	}
 	return string(b)
-}
-
-// childPIDs lists this process's children (to find the dev server's pid).
-func childPIDs() map[int]bool {
-	out := map[int]bool{}
-	ents, _ := os.ReadDir("/proc")
-	me := os.Getpid()
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so cut at the last ')'.
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) > 2 {
-			if ppid, _ := strconv.Atoi(f[1]); ppid == me {
-				out[pid] = true
-			}
-		}
-	}
-	return out
 }
 
 // cpuTime is a process's user+system CPU time from /proc/<pid>/stat.

@@ -12,7 +12,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -39,65 +38,14 @@ var (
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	if testing.Short() {
-		fmt.Println("chaos: skipped in -short mode")
-		os.Exit(0)
-	}
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	bin, err := testenv.FindTemporal()
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			fmt.Fprintln(os.Stderr, "chaos: "+err.Error())
-			return 1
-		}
-		fmt.Fprintln(os.Stderr, "chaos: skipped: "+err.Error())
-		return 0
-	}
-	temporal = bin
-	root, err := os.MkdirTemp("", "relman-chaos-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(root)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	relman, err := testenv.BuildRelman(ctx, root)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "chaos setup: "+err.Error())
-		return 1
-	}
-	if err := os.MkdirAll(filepath.Join(root, "logs"), 0o755); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	srvLog := filepath.Join(root, "logs", "temporal.log")
-	srv, err := testenv.StartMemoryServer(ctx, bin, srvLog)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "chaos setup: "+err.Error())
-		return 1
-	}
-	defer srv.Stop()
-	env, err = testenv.New(root, relman, srv.Address())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "chaos setup: "+err.Error())
-		return 1
-	}
-	env.AddLog(srvLog)
-	defer env.Close()
-	if err := setup(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "chaos setup: "+err.Error())
-		env.DumpLogs(os.Stderr, 6000)
-		return 1
-	}
-	code := m.Run()
-	if code != 0 {
-		env.DumpLogs(os.Stderr, 6000)
-	}
-	return code
+	os.Exit(testenv.Main(m, testenv.MainOptions{
+		Name:      "chaos",
+		SkipShort: true,
+		Setup: func(ctx context.Context, e *testenv.Env) error {
+			env, temporal = e, e.Temporal
+			return setup(ctx)
+		},
+	}))
 }
 
 // The scripts of the shared repository. gen-big.sh writes 3000 files of

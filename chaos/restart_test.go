@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/relman/relman/config"
+	"github.com/relman/relman/internal/devserver"
 	"github.com/relman/relman/internal/testenv"
 	"github.com/relman/relman/workflows"
 )
@@ -23,10 +24,9 @@ func TestTemporalRestartMidRelease(t *testing.T) {
 	root := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(root, "logs"), 0o755))
 	srvLog := filepath.Join(root, "logs", "temporal.log")
-	srv, err := testenv.NewSQLiteServer(temporal, filepath.Join(root, "temporal.db"), srvLog, 0)
+	srv, err := devserver.Start(ctx, devserver.Options{Bin: temporal, DBFile: filepath.Join(root, "temporal.db"), LogPath: srvLog, LogLevel: "error"})
 	require.NoError(t, err)
-	require.NoError(t, srv.Start(ctx))
-	e, err := testenv.New(root, env.Relman, srv.Address())
+	e, err := testenv.New(root, env.Relman, srv.Address)
 	require.NoError(t, err)
 	// Cleanups run last-registered first: roles stop before the server.
 	t.Cleanup(func() { _ = srv.Stop(20 * time.Second) })
@@ -83,7 +83,7 @@ func TestTemporalRestartMidRelease(t *testing.T) {
 	time.Sleep(2500 * time.Millisecond)
 	restart := time.Now()
 	require.NoError(t, srv.Start(ctx))
-	t.Logf("temporal serving again on %s after %s", srv.Address(), time.Since(restart).Round(time.Millisecond))
+	t.Logf("temporal serving again on %s after %s", srv.Address, time.Since(restart).Round(time.Millisecond))
 
 	d, err := e.Final(ctx, txid)
 	require.NoError(t, err)

@@ -9,7 +9,6 @@ import (
 )
 
 func TestReleaseAndHealthDefaults(t *testing.T) {
-	RegisterBehaviorName(BehaviorRelease) // the behavior package does this in an installer
 	c := &Installer{Service: Service{Version: 1}, Host: "h",
 		Environments: map[string]map[string]InstallBehavior{"test": {
 			"app": {Behavior: BehaviorRelease, Path: "/srv/app", Shared: []string{"logs", "public/uploads"},
@@ -27,7 +26,6 @@ func TestReleaseAndHealthDefaults(t *testing.T) {
 }
 
 func TestReleaseAndHealthValidation(t *testing.T) {
-	RegisterBehaviorName(BehaviorRelease)
 	neg := -1
 	c := &Installer{Service: Service{Version: 1}, Host: "h",
 		Environments: map[string]map[string]InstallBehavior{"test": {

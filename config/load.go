@@ -15,11 +15,34 @@ import (
 // Version is the only configuration format this relman reads.
 const Version = 1
 
-// file is what the loaders share across the three roles.
-type file interface {
+// File is one role's config: a *Manager, *Builder or *Installer.
+type File interface {
 	Default()
 	Validate() error
+	// Role is "manager", "builder" or "installer".
+	Role() string
+	// Base is what every role's file has: Temporal, logging, the manager
+	// served.
+	Base() *Service
 }
+
+// Role names the role a manager config is for.
+func (c *Manager) Role() string { return "manager" }
+
+// Role names the role a builder config is for.
+func (c *Builder) Role() string { return "builder" }
+
+// Role names the role an installer config is for.
+func (c *Installer) Role() string { return "installer" }
+
+// Base is the part every role's config has.
+func (c *Manager) Base() *Service { return &c.Service }
+
+// Base is the part every role's config has.
+func (c *Builder) Base() *Service { return &c.Service }
+
+// Base is the part every role's config has.
+func (c *Installer) Base() *Service { return &c.Service }
 
 // LoadManager reads, defaults and validates a manager file. When the file
 // decodes, it returns the config even with problems, alongside an *Error
@@ -58,12 +81,12 @@ func LoadInstaller(path string) (*Installer, error) {
 // role has, and returns a *Manager, *Builder or *Installer. Where
 // LoadManager would return a nil config, Load returns a nil interface, not
 // a typed nil.
-func Load(path string) (any, error) {
+func Load(path string) (File, error) {
 	abs, data, err := read(path)
 	if err != nil {
 		return nil, err
 	}
-	var c file
+	var c File
 	var dst *string
 	switch sniff(data) {
 	case "manager":
@@ -99,7 +122,7 @@ func read(path string) (string, []byte, error) {
 }
 
 // load reads the file at path into c, recording its absolute path in dst.
-func load(path string, dst *string, c file) (bool, error) {
+func load(path string, dst *string, c File) (bool, error) {
 	abs, data, err := read(path)
 	if err != nil {
 		return false, err
@@ -110,7 +133,7 @@ func load(path string, dst *string, c file) (bool, error) {
 
 // parse reports ok when c was decoded and so is worth returning, even
 // alongside problems.
-func parse(path string, data []byte, c file) (bool, error) {
+func parse(path string, data []byte, c File) (bool, error) {
 	if err := checkVersion(path, data); err != nil {
 		return false, err
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/relman/relman/internal/auth"
+	"github.com/relman/relman/rollout"
 )
 
 // Temporal is the connection to the Temporal service, spelled as the Temporal
@@ -104,8 +105,8 @@ func (a Auth) Enabled() bool { return a.UsersFile != "" }
 // Environment is a place releases go to (dev, qa, test, prod).
 type Environment struct {
 	Protected bool `yaml:"protected"`
-	// Safety settings (environment.go).
-	Rollout RolloutPolicy `yaml:"rollout"`
+	// How releases go through the environment's hosts.
+	Rollout rollout.Policy `yaml:"rollout"`
 	// Lock: wait (default) for another release of the same named target
 	// to end, refuse the second release, or off.
 	Lock string `yaml:"lock"`

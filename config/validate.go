@@ -13,15 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-)
-
-// The install behaviors every installer has.
-const (
-	BehaviorUnarchive = "unarchive"
-	BehaviorCopy      = "copy"
-	BehaviorCommand   = "command"
 )
 
 // MinLease is the shortest lease accepted: leases renew every lease/3, and
@@ -38,33 +30,6 @@ const nameRule = "use 1 to 63 lowercase letters, digits, '.', '_' or '-', starti
 // ValidName reports whether s is usable as a project, environment, target,
 // host or builder name.
 func ValidName(s string) bool { return nameRE.MatchString(s) }
-
-var (
-	behaviorsMu sync.RWMutex
-	behaviors   = map[string]bool{BehaviorUnarchive: true, BehaviorCopy: true, BehaviorCommand: true}
-)
-
-// RegisterBehaviorName makes name a valid install behavior, for installer
-// binaries built with their own behaviors. Call it before loading configs,
-// typically from an init function.
-func RegisterBehaviorName(name string) {
-	behaviorsMu.Lock()
-	defer behaviorsMu.Unlock()
-	behaviors[name] = true
-}
-
-// BehaviorNames lists the known install behaviors, sorted.
-func BehaviorNames() []string {
-	behaviorsMu.RLock()
-	defer behaviorsMu.RUnlock()
-	return slices.Sorted(maps.Keys(behaviors))
-}
-
-func knownBehavior(name string) bool {
-	behaviorsMu.RLock()
-	defer behaviorsMu.RUnlock()
-	return behaviors[name]
-}
 
 // ParseLevel reads a logging level as the config and flags spell it.
 func ParseLevel(s string) (slog.Level, error) {
@@ -255,11 +220,8 @@ func (c *Installer) Validate() error {
 			f := field + "." + t
 			checkName(&ps, f, t)
 			b := targets[t]
-			switch {
-			case b.Behavior == "":
-				ps.add(f+".behavior", "missing; want one of %s", strings.Join(BehaviorNames(), ", "))
-			case !knownBehavior(b.Behavior):
-				ps.add(f+".behavior", "%q is unknown; want one of %s", b.Behavior, strings.Join(BehaviorNames(), ", "))
+			if b.Behavior == "" {
+				ps.add(f+".behavior", "missing; want one of %s, or one an installer of your own registers", strings.Join(BuiltinBehaviors, ", "))
 			}
 			switch b.Behavior {
 			case BehaviorUnarchive, BehaviorCopy, BehaviorRelease:

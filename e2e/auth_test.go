@@ -37,7 +37,7 @@ type secureStack struct {
 func startSecure(t *testing.T) *secureStack {
 	t.Helper()
 	s := &secureStack{password: "alice-Pa55word-e2e"}
-	dir := filepath.Join(env.root, "secure")
+	dir := filepath.Join(env.Root, "secure")
 	require.NoError(t, os.MkdirAll(dir, 0o755))
 	f, err := auth.Load(filepath.Join(dir, "users.yaml"))
 	require.NoError(t, err)
@@ -136,7 +136,7 @@ func TestAuthentication(t *testing.T) {
 			var out, errb bytes.Buffer
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			code := cli.Execute(ctx, []string{"release", "shop", "--env", "prod", "--wait", "--address", env.address, "--manager-queue", s.queue}, cli.Options{
+			code := cli.Execute(ctx, []string{"release", "shop", "--env", "prod", "--wait", "--address", env.Address, "--manager-queue", s.queue}, cli.Options{
 				Stdout: &out, Stderr: &errb,
 				LookupEnv: func(k string) (string, bool) {
 					switch k {
@@ -173,7 +173,7 @@ func TestAuthentication(t *testing.T) {
 			"unsigned, claiming bob": nil,
 			"forged gateway":         {Method: "gateway", User: "bob", Time: time.Now(), Value: base64.StdEncoding.EncodeToString([]byte("forged"))},
 		} {
-			run, err := env.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{TaskQueue: s.queue}, workflows.ReleaseWorkflowName,
+			run, err := env.Client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{TaskQueue: s.queue}, workflows.ReleaseWorkflowName,
 				workflows.ReleaseInput{Request: workflows.Request{Project: "shop", Action: workflows.ActionInstall, Env: "prod", Requester: "bob"}, Signature: sig})
 			require.NoError(t, err)
 			d, err := final(t, run.GetID())
@@ -201,11 +201,11 @@ func assertSecretsAbsent(t *testing.T, txid, secret string) {
 		assert.NotContains(t, string(h), f, "history of %s", txid)
 	}
 	// Search attributes and memo are in the description.
-	desc, err := env.client.DescribeWorkflowExecution(context.Background(), txid, "")
+	desc, err := env.Client.DescribeWorkflowExecution(context.Background(), txid, "")
 	require.NoError(t, err)
 	assert.NotContains(t, desc.String(), secret)
-	logs, _ := filepath.Glob(filepath.Join(env.root, "secure", "logs", "*"))
-	logs2, _ := filepath.Glob(filepath.Join(env.root, "logs", "secure-*"))
+	logs, _ := filepath.Glob(filepath.Join(env.Root, "secure", "logs", "*"))
+	logs2, _ := filepath.Glob(filepath.Join(env.Root, "logs", "secure-*"))
 	for _, l := range append(logs, logs2...) {
 		b, _ := os.ReadFile(l)
 		for _, f := range forms {
@@ -223,7 +223,7 @@ func TestAuthenticatedApproval(t *testing.T) {
 		var out, errb bytes.Buffer
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		code := cli.Execute(ctx, append(args, "--address", env.address, "--manager-queue", s.queue), cli.Options{
+		code := cli.Execute(ctx, append(args, "--address", env.Address, "--manager-queue", s.queue), cli.Options{
 			Stdout: &out, Stderr: &errb,
 			LookupEnv: func(k string) (string, bool) {
 				switch k {

@@ -39,8 +39,8 @@ func TestDevDemoAndRestart(t *testing.T) {
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, env.relman, "dev", "--dir", dir, "--port", strconv.Itoa(port), "--ui-port", strconv.Itoa(freePort(t)), "--demo", "--once")
-	cmd.Env = append(os.Environ(), "RELMAN_TEMPORAL_BIN="+env.temporal)
+	cmd := exec.CommandContext(ctx, env.Relman, "dev", "--dir", dir, "--port", strconv.Itoa(port), "--ui-port", strconv.Itoa(freePort(t)), "--demo", "--once")
+	cmd.Env = append(os.Environ(), "RELMAN_TEMPORAL_BIN="+env.Temporal)
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	s := string(out)
@@ -60,8 +60,8 @@ func TestDevDemoAndRestart(t *testing.T) {
 	assert.Contains(t, s, "stopped")
 
 	// Restart on the same directory: the transaction survived.
-	cmd = exec.CommandContext(ctx, env.relman, "dev", "--dir", dir, "--port", strconv.Itoa(port), "--ui-port", "-1")
-	cmd.Env = append(os.Environ(), "RELMAN_TEMPORAL_BIN="+env.temporal)
+	cmd = exec.CommandContext(ctx, env.Relman, "dev", "--dir", dir, "--port", strconv.Itoa(port), "--ui-port", "-1")
+	cmd.Env = append(os.Environ(), "RELMAN_TEMPORAL_BIN="+env.Temporal)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	cmd.Stderr = cmd.Stdout

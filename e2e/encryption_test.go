@@ -21,7 +21,7 @@ import (
 func TestPayloadEncryption(t *testing.T) {
 	line, err := codec.NewKeyLine("k1")
 	require.NoError(t, err)
-	keys := filepath.Join(env.root, "enc", "payload.keys")
+	keys := filepath.Join(env.Root, "enc", "payload.keys")
 	require.NoError(t, os.MkdirAll(filepath.Dir(keys), 0o755))
 	require.NoError(t, os.WriteFile(keys, []byte(line+"\n"), 0o600))
 	dir, queue := miniStack(t, "enc", "temporal: {encryption_key_file: payload.keys}\n", `listen_port: 0

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relman/relman/internal/testenv"
 	"github.com/stretchr/testify/require"
 )
 
@@ -15,12 +16,12 @@ import (
 func TestGeneratedLayoutsStartAsTheyAre(t *testing.T) {
 	dir := t.TempDir()
 	for _, role := range []string{"builder", "installer"} {
-		out, err := exec.Command(env.relman, "generate", role, "gen-"+role, "--dir", dir).CombinedOutput()
+		out, err := exec.Command(env.Relman, "generate", role, "gen-"+role, "--dir", dir).CombinedOutput()
 		require.NoError(t, err, "%s", out)
 	}
-	var procs []*proc
+	var procs []*testenv.Proc
 	for _, role := range []string{"builder", "installer"} {
-		p, err := startProc("gen-"+role, role, filepath.Join(dir, "gen-"+role, "conf", role+".yaml"))
+		p, err := env.StartRole("gen-"+role, role, filepath.Join(dir, "gen-"+role, "conf", role+".yaml"))
 		require.NoError(t, err)
 		procs = append(procs, p)
 	}
@@ -29,6 +30,6 @@ func TestGeneratedLayoutsStartAsTheyAre(t *testing.T) {
 		return strings.Contains(out, "gen-builder") && strings.Contains(out, "gen-installer")
 	}, 30*time.Second, 200*time.Millisecond)
 	for _, p := range procs {
-		require.NoError(t, p.stop(20*time.Second))
+		require.NoError(t, p.Stop(20*time.Second))
 	}
 }

@@ -21,10 +21,10 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/relman/relman/internal/registry"
 	"github.com/relman/relman/internal/transaction"
+	"github.com/relman/relman/workers"
 	"github.com/relman/relman/workflows"
 )
 
@@ -71,16 +71,16 @@ func TestRecordedHistoriesReplay(t *testing.T) {
 		_, _ = final(t, id)
 	}
 	// A cancelled one: cancel while its build step sleeps.
-	pidfile := filepath.Join(env.root, "slow.pid")
+	pidfile := filepath.Join(env.Root, "slow.pid")
 	_ = os.Remove(pidfile)
 	cancelled := start(t, workflows.Request{Project: "slow", Action: workflows.ActionInstall, Env: "test"})
 	require.Eventually(t, func() bool {
 		_, err := os.Stat(pidfile)
 		return err == nil
 	}, time.Minute, 100*time.Millisecond)
-	require.NoError(t, env.client.CancelWorkflow(context.Background(), cancelled, ""))
+	require.NoError(t, env.Client.CancelWorkflow(context.Background(), cancelled, ""))
 	_, _ = final(t, cancelled)
-	d, err := transaction.Get(context.Background(), env.client, cancelled)
+	d, err := transaction.Get(context.Background(), env.Client, cancelled)
 	require.NoError(t, err)
 	require.Equal(t, workflows.StatusCancelled, d.Status)
 	ids["release-cancelled"] = cancelled
@@ -92,8 +92,7 @@ func TestRecordedHistoriesReplay(t *testing.T) {
 		require.NoError(t, os.MkdirAll(dir, 0o755))
 	}
 	replayer := worker.NewWorkflowReplayer()
-	replayer.RegisterWorkflowWithOptions(workflows.Release, workflow.RegisterOptions{Name: workflows.ReleaseWorkflowName})
-	replayer.RegisterWorkflowWithOptions(workflows.Registry, workflow.RegisterOptions{Name: workflows.RegistryWorkflowName})
+	workers.RegisterWorkflows(replayer)
 	for name, id := range ids {
 		h := history(t, id)
 		b, err := temporalproto.CustomJSONMarshalOptions{Indent: "  "}.Marshal(h)
@@ -107,7 +106,7 @@ func TestRecordedHistoriesReplay(t *testing.T) {
 
 func history(t *testing.T, id string) *historypb.History {
 	t.Helper()
-	it := env.client.GetWorkflowHistory(context.Background(), id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	it := env.Client.GetWorkflowHistory(context.Background(), id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	h := &historypb.History{}
 	for it.HasNext() {
 		e, err := it.Next()
@@ -129,7 +128,7 @@ func scrub(t *testing.T, b []byte) []byte {
 
 func scrubBytes(b []byte) []byte {
 	host, _ := os.Hostname()
-	repl := strings.NewReplacer(env.root, "/srv/relman-e2e", "@"+host+":", "@recorder:", "@"+host+"@", "@recorder@")
+	repl := strings.NewReplacer(env.Root, "/srv/relman-e2e", "@"+host+":", "@recorder:", "@"+host+"@", "@recorder@")
 	var v any
 	if json.Unmarshal(b, &v) != nil {
 		return nil
@@ -173,13 +172,13 @@ func saveAllHistories(dir string) error {
 	}
 	var token []byte
 	for {
-		resp, err := env.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{PageSize: 1000, NextPageToken: token})
+		resp, err := env.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{PageSize: 1000, NextPageToken: token})
 		if err != nil {
 			return err
 		}
 		for _, ex := range resp.GetExecutions() {
 			id, run := ex.GetExecution().GetWorkflowId(), ex.GetExecution().GetRunId()
-			it := env.client.GetWorkflowHistory(ctx, id, run, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+			it := env.Client.GetWorkflowHistory(ctx, id, run, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 			h := &historypb.History{}
 			for it.HasNext() {
 				e, err := it.Next()
@@ -213,7 +212,7 @@ func TestRecordContinueAsNew(t *testing.T) {
 		t.Skip("records histories; set RELMAN_UPDATE_HISTORIES=1")
 	}
 	ctx := context.Background()
-	c := env.client
+	c := env.Client
 	startLock := func(id, tx string) string {
 		run, err := c.SignalWithStartWorkflow(ctx, id, workflows.LockRequestSignal,
 			workflows.LockRequest{Lock: id, Env: "rec", Target: "t", Transaction: tx},

@@ -6,240 +6,69 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/testsuite"
-
-	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/devstack"
-	"github.com/relman/relman/internal/registry"
-	"github.com/relman/relman/internal/temporalclient"
 	"github.com/relman/relman/internal/testenv"
 )
 
-// env is the shared stack every test in this package runs against.
+// env is the shared stack every test in this package runs against: the
+// harness's Env (root dir, relman binary, dev server, client) and what the
+// tests release.
 var env struct {
-	root     string // temp dir holding everything
-	relman   string // the relman binary
-	temporal string // the temporal CLI
-	address  string
-	client   client.Client
-	procs    map[string]*proc
-	repo     string // the git repository of project "shop"
-	hosts    map[string]string
+	*testenv.Env
+	procs map[string]*testenv.Proc
+	repo  string // the git repository of project "shop"
+	hosts map[string]string
 	// gatewayURL is the manager's XML-RPC gateway, on a free port.
 	gatewayURL string
 }
 
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan error
-}
-
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(testenv.Main(m, testenv.MainOptions{
+		Name: "e2e",
+		// Spans go to each role's output, so a test can follow one trace
+		// across every role.
+		RoleEnv:      []string{"OTEL_TRACES_EXPORTER=console"},
+		RoleLogLevel: "debug",
+		Setup:        setup,
+		After: func(*testenv.Env) error {
+			if dir := os.Getenv("RELMAN_SAVE_ALL_HISTORIES"); dir != "" {
+				return saveAllHistories(dir)
+			}
+			return nil
+		},
+	}))
 }
 
-func run(m *testing.M) int {
-	bin, err := findTemporal()
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			fmt.Fprintln(os.Stderr, "e2e: "+err.Error())
-			return 1
-		}
-		fmt.Fprintln(os.Stderr, "e2e: skipped: "+err.Error())
-		return 0
-	}
-	env.temporal = bin
-	root, err := os.MkdirTemp("", "relman-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	env.root = root
-	keep := false
-	defer func() {
-		if !keep {
-			os.RemoveAll(root)
-		}
-	}()
-	code, err := setup()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e setup: "+err.Error())
-		dumpLogs()
-		teardown()
-		return 1
-	}
-	defer teardown()
-	code = m.Run()
-	if code != 0 {
-		dumpLogs()
-	}
-	if dir := os.Getenv("RELMAN_SAVE_ALL_HISTORIES"); dir != "" && code == 0 {
-		if err := saveAllHistories(dir); err != nil {
-			fmt.Fprintln(os.Stderr, "e2e: save histories: "+err.Error())
-			return 1
-		}
-	}
-	return code
-}
-
-func findTemporal() (string, error) {
-	if p := os.Getenv("RELMAN_TEMPORAL_BIN"); p != "" {
-		return p, nil
-	}
-	_, file, _, _ := runtime.Caller(0)
-	p := filepath.Join(filepath.Dir(file), "..", "bin", "temporal")
-	if _, err := os.Stat(p); err == nil {
-		return filepath.Abs(p)
-	}
-	return devstack.FindTemporal()
-}
-
-var server *testsuite.DevServer
-
-func setup() (int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	// The relman binary under test, built once.
-	env.relman = filepath.Join(env.root, "relman")
-	_, file, _, _ := runtime.Caller(0)
-	build := exec.CommandContext(ctx, "go", "build", "-o", env.relman, "./cmd/relman")
-	build.Dir = filepath.Join(filepath.Dir(file), "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		return 1, fmt.Errorf("go build: %v: %s", err, out)
-	}
-	var extra []string
-	for _, sa := range devstack.SearchAttributes {
-		extra = append(extra, "--search-attribute", sa+"=Keyword")
-	}
-	s, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
-		ExistingPath: env.temporal,
-		LogLevel:     "error",
-		ExtraArgs:    extra,
-		Stdout:       io.Discard,
-		Stderr:       io.Discard,
-	})
-	if err != nil {
-		return 1, fmt.Errorf("start dev server: %w", err)
-	}
-	server = s
-	env.address = s.FrontendHostPort()
-	env.client, err = temporalclient.Dial(config.Temporal{Address: env.address}, slog.New(slog.NewTextHandler(io.Discard, nil)), "")
-	if err != nil {
-		return 1, err
-	}
-	env.repo = filepath.Join(env.root, "repos", "shop")
+func setup(ctx context.Context, e *testenv.Env) error {
+	env.Env = e
+	env.repo = filepath.Join(env.Root, "repos", "shop")
 	if err := makeShopRepo(env.repo); err != nil {
-		return 1, err
+		return err
 	}
-	if err := makeSvnRepo(filepath.Join(env.root, "svn")); err != nil {
-		return 1, err
+	if err := makeSvnRepo(filepath.Join(env.Root, "svn")); err != nil {
+		return err
 	}
 	if err := writeConfigs(); err != nil {
-		return 1, err
+		return err
 	}
-	env.procs = map[string]*proc{}
+	env.procs = map[string]*testenv.Proc{}
 	for _, name := range []string{"manager", "builder", "host-a", "host-b"} {
 		role := name
 		if strings.HasPrefix(name, "host-") {
 			role = "installer"
 		}
-		p, err := startProc(name, role, filepath.Join(env.root, name+".yaml"))
+		p, err := env.StartRole(name, role, filepath.Join(env.Root, name+".yaml"))
 		if err != nil {
-			return 1, err
+			return err
 		}
 		env.procs[name] = p
 	}
-	return 0, waitRegistrations(ctx, 3)
-}
-
-func startProc(name, role, cfg string) (*proc, error) {
-	logPath := filepath.Join(env.root, "logs", name+".out")
-	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(env.relman, role, "--config", cfg, "--address", env.address, "--log-level", "debug")
-	// Spans go to the process's output, so a test can follow one trace
-	// across every role.
-	cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=console")
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, err
-	}
-	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait(); f.Close() }()
-	return p, nil
-}
-
-// stop sends SIGTERM and waits for a graceful exit.
-func (p *proc) stop(timeout time.Duration) error {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.done:
-		return err
-	case <-time.After(timeout):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
-		return fmt.Errorf("%s did not stop within %s of SIGTERM", p.name, timeout)
-	}
-}
-
-func waitRegistrations(ctx context.Context, n int) error {
-	reg := registry.Registry{Client: env.client, ID: "relman-registry", ManagerQueue: "relman-manager"}
-	for {
-		ls, err := reg.List(ctx, time.Now())
-		if err == nil && len(ls) >= n {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%d of %d registrations after waiting (last error %v)", len(ls), n, err)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-func teardown() {
-	for _, p := range env.procs {
-		_ = p.stop(20 * time.Second)
-	}
-	if env.client != nil {
-		env.client.Close()
-	}
-	if server != nil {
-		_ = server.Stop()
-	}
-}
-
-func dumpLogs() {
-	files, _ := filepath.Glob(filepath.Join(env.root, "logs", "*"))
-	for _, f := range files {
-		b, _ := os.ReadFile(f)
-		if len(b) > 6000 {
-			b = b[len(b)-6000:]
-		}
-		fmt.Fprintf(os.Stderr, "==== %s (tail)\n%s\n", filepath.Base(f), b)
-	}
+	return env.WaitRegistered(ctx, "builder-e2e", "host-a", "host-b")
 }
 
 // git runs git in dir with the test identity (internal/testenv's).
@@ -321,18 +150,10 @@ func commit(t interface {
 	return c
 }
 
-// freeTCPPort asks the kernel for a free local port.
-func freeTCPPort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+func freeTCPPort() (int, error) { return testenv.FreePort() }
 
 func writeConfigs() error {
-	r := env.root
+	r := env.Root
 	if err := reserveSafetyHookPort(); err != nil {
 		return err
 	}

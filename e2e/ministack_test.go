@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relman/relman/internal/testenv"
 	"github.com/relman/relman/workflows"
 	"github.com/stretchr/testify/require"
 )
@@ -22,7 +23,7 @@ import (
 func miniStack(t *testing.T, name, common, manager string, envs []string, cliArgs ...string) (dir, queue string) {
 	t.Helper()
 	queue, reg := "relman-"+name, "relman-"+name+"-registry"
-	dir = filepath.Join(env.root, name)
+	dir = filepath.Join(env.Root, name)
 	require.NoError(t, os.MkdirAll(dir, 0o755))
 	common = fmt.Sprintf("version: 1\nmanager_queue: %s\nregistry_id: %s\n", queue, reg) + common
 	hostEnvs := ""
@@ -48,17 +49,17 @@ lease: 10s
 environments:
 `, name) + hostEnvs,
 	}
-	var procs []*proc
+	var procs []*testenv.Proc
 	t.Cleanup(func() {
 		for _, p := range procs {
-			_ = p.stop(20 * time.Second)
+			_ = p.Stop(20 * time.Second)
 		}
 	})
 	for file, body := range files {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, file), []byte(body), 0o644))
 	}
 	for file, role := range map[string]string{"manager": "manager", "builder": "builder", "host": "installer"} {
-		p, err := startProc(name+"-"+file, role, filepath.Join(dir, file+".yaml"))
+		p, err := env.StartRole(name+"-"+file, role, filepath.Join(dir, file+".yaml"))
 		require.NoError(t, err)
 		procs = append(procs, p)
 	}

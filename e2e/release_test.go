@@ -26,7 +26,7 @@ import (
 // relman runs the real CLI in-process against the shared dev server.
 func relman(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	return relmanAt(t, env.address, args...)
+	return relmanAt(t, env.Address, args...)
 }
 
 func relmanAt(t *testing.T, address string, args ...string) (stdout, stderr string, code int) {
@@ -48,7 +48,7 @@ func relmanAt(t *testing.T, address string, args ...string) (stdout, stderr stri
 
 func start(t *testing.T, req workflows.Request) string {
 	t.Helper()
-	run, err := env.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
+	run, err := env.Client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
 		TaskQueue: workflows.DefaultManagerQueue,
 	}, workflows.ReleaseWorkflowName, workflows.ReleaseInput{Request: req})
 	require.NoError(t, err)
@@ -62,7 +62,7 @@ func final(t *testing.T, txid string) (*workflows.Detail, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var d workflows.Detail
-	err := env.client.GetWorkflow(ctx, txid, "").Get(ctx, &d)
+	err := env.Client.GetWorkflow(ctx, txid, "").Get(ctx, &d)
 	if err != nil {
 		var app *temporal.ApplicationError
 		if errors.As(err, &app) && app.HasDetails() {
@@ -92,7 +92,7 @@ func TestInstallOnEveryHost(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for {
-		v, err := env.client.QueryWorkflow(ctx, txid, "", workflows.StatusQuery)
+		v, err := env.Client.QueryWorkflow(ctx, txid, "", workflows.StatusQuery)
 		if err == nil {
 			var s workflows.Status
 			require.NoError(t, v.Get(&s))
@@ -360,7 +360,7 @@ func TestCLIErrors(t *testing.T) {
 }
 
 func TestCLICancelStopsBuildStep(t *testing.T) {
-	pidfile := filepath.Join(env.root, "slow.pid")
+	pidfile := filepath.Join(env.Root, "slow.pid")
 	_ = os.Remove(pidfile)
 	out, errOut, code := relman(t, "release", "slow", "--env", "test")
 	require.Equal(t, cli.ExitOK, code, errOut)
@@ -406,7 +406,7 @@ func TestCLIFollowPrintsLines(t *testing.T) {
 func TestRoleStopsGracefully(t *testing.T) {
 	// A third installer host joins, then stops on SIGTERM: it exits 0 and
 	// deregisters at once rather than waiting for its lease to expire.
-	cfg := filepath.Join(env.root, "host-c.yaml")
+	cfg := filepath.Join(env.Root, "host-c.yaml")
 	require.NoError(t, os.WriteFile(cfg, []byte(`version: 1
 host: host-c
 artifacts: file://./artifacts
@@ -416,14 +416,14 @@ environments:
   test:
     web: {behavior: unarchive, path: ./host-c/www}
 `), 0o644))
-	p, err := startProc("host-c", "installer", cfg)
+	p, err := env.StartRole("host-c", "installer", cfg)
 	require.NoError(t, err)
 	hasHostC := func() bool {
 		out, _, _ := relman(t, "registrations", "-o", "json")
 		return strings.Contains(out, `"host-c"`)
 	}
 	require.Eventually(t, hasHostC, 30*time.Second, 200*time.Millisecond)
-	require.NoError(t, p.stop(20*time.Second), "installer must exit 0 on SIGTERM")
+	require.NoError(t, p.Stop(20*time.Second), "installer must exit 0 on SIGTERM")
 	assert.False(t, hasHostC(), "a stopped host must deregister")
 }
 
@@ -433,7 +433,7 @@ func TestOneTraceAcrossRoles(t *testing.T) {
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	code := cli.Execute(ctx, []string{"release", "shop", "--env", "test", "--wait", "--address", env.address}, cli.Options{
+	code := cli.Execute(ctx, []string{"release", "shop", "--env", "test", "--wait", "--address", env.Address}, cli.Options{
 		Stdout: &out, Stderr: &errb,
 		LookupEnv: func(k string) (string, bool) {
 			if k == "OTEL_TRACES_EXPORTER" {
@@ -449,7 +449,7 @@ func TestOneTraceAcrossRoles(t *testing.T) {
 	assert.Contains(t, errb.String(), `"TraceID":"`+traceID+`"`, "the CLI exports its own spans")
 	for _, p := range []string{"manager", "builder", "host-a", "host-b"} {
 		require.Eventually(t, func() bool {
-			b, _ := os.ReadFile(env.procs[p].log)
+			b, _ := os.ReadFile(env.procs[p].Log)
 			return strings.Contains(string(b), `"TraceID":"`+traceID+`"`)
 		}, 10*time.Second, 100*time.Millisecond, "no span of trace %s in %s's output", traceID, p)
 	}
@@ -474,7 +474,7 @@ func TestInstallFromEarlierBuild(t *testing.T) {
 	assert.Equal(t, built.Transaction, d.Request.From)
 	assert.Equal(t, head, d.Commit)
 	assert.Equal(t, built.Artifacts, d.Artifacts, "the same artifacts, not a rebuild")
-	steps, err := transaction.Timeline(context.Background(), env.client, d.Transaction)
+	steps, err := transaction.Timeline(context.Background(), env.Client, d.Transaction)
 	require.NoError(t, err)
 	for _, st := range steps {
 		assert.NotEqual(t, workflows.BuildActivity, st.Activity, "no build ran")

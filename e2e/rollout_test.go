@@ -181,7 +181,7 @@ func TestBuildOnceAcrossReleases(t *testing.T) {
 		return d
 	}
 	reused := func() int {
-		b, _ := os.ReadFile(filepath.Join(env.root, "logs", "builder.log"))
+		b, _ := os.ReadFile(filepath.Join(env.Root, "logs", "builder.log"))
 		return strings.Count(string(b), "reusing earlier build")
 	}
 	first := build()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/relman/relman/internal/cli"
 	"github.com/relman/relman/internal/transaction"
+	"github.com/relman/relman/rollout"
 	"github.com/relman/relman/workflows"
 )
 
@@ -38,7 +39,7 @@ func relmanAs(t *testing.T, who string, args ...string) (stdout, stderr string, 
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	code = cli.Execute(ctx, append(args, "--address", env.address), cli.Options{
+	code = cli.Execute(ctx, append(args, "--address", env.Address), cli.Options{
 		Stdout: &out, Stderr: &errb,
 		LookupEnv: func(k string) (string, bool) {
 			if k == "RELMAN_REQUESTER" {
@@ -55,7 +56,7 @@ func waitStatus(t *testing.T, txid string, want workflows.Status) *workflows.Det
 	var d *workflows.Detail
 	require.Eventually(t, func() bool {
 		var err error
-		d, err = transaction.Get(context.Background(), env.client, txid)
+		d, err = transaction.Get(context.Background(), env.Client, txid)
 		return err == nil && d.Status == want
 	}, 2*time.Minute, 200*time.Millisecond, "transaction %s never reached %s", txid, want)
 	return d
@@ -69,7 +70,7 @@ func TestRollingReleaseStopsAtFailingHost(t *testing.T) {
 	var plan workflows.PlanOnlyResult
 	require.NoError(t, json.Unmarshal([]byte(out), &plan))
 	assert.Equal(t, [][]string{{"host-a"}, {"host-b"}}, plan.Batches)
-	assert.Equal(t, workflows.StrategyRolling, plan.Plan.Rollout.Strategy)
+	assert.Equal(t, rollout.StrategyRolling, plan.Plan.Rollout.Strategy)
 	text, _, code := relman(t, "plan", "canary", "--env", "rolled")
 	require.Equal(t, 0, code)
 	assert.Contains(t, text, "batch 1   host-a")

@@ -113,7 +113,7 @@ func TestXMLRPCSeedSession(t *testing.T) {
 	assert.Equal(t, "ended", events[len(events)-1])
 
 	// The requester came from credentials; the password went nowhere.
-	d, err := transaction.Get(context.Background(), env.client, r.TransID)
+	d, err := transaction.Get(context.Background(), env.Client, r.TransID)
 	require.NoError(t, err)
 	assert.Equal(t, "py-tester", d.Request.Requester)
 	assert.Equal(t, workflows.Selector{Trunk: true}, d.Request.Source)
@@ -124,7 +124,7 @@ func TestXMLRPCSeedSession(t *testing.T) {
 // manager and nowhere in the transaction's workflow history.
 func assertNoPassword(t *testing.T, txid string) {
 	t.Helper()
-	logs, _ := filepath.Glob(filepath.Join(env.root, "logs", "manager.*"))
+	logs, _ := filepath.Glob(filepath.Join(env.Root, "logs", "manager.*"))
 	require.NotEmpty(t, logs)
 	calls := false
 	for _, f := range logs {
@@ -134,7 +134,7 @@ func assertNoPassword(t *testing.T, txid string) {
 		calls = calls || strings.Contains(string(b), `msg="xml-rpc call" role=manager component=xml-rpc method=request_action`)
 	}
 	assert.True(t, calls, "the gateway logs its calls in the manager's log")
-	it := env.client.GetWorkflowHistory(context.Background(), txid, "", false, 0)
+	it := env.Client.GetWorkflowHistory(context.Background(), txid, "", false, 0)
 	for it.HasNext() {
 		ev, err := it.Next()
 		require.NoError(t, err)
@@ -259,7 +259,7 @@ func TestXMLRPCMethodsAndFaults(t *testing.T) {
 	// idle builder.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	d, err := transaction.Wait(ctx, env.client, r.RequestID, nil)
+	d, err := transaction.Wait(ctx, env.Client, r.RequestID, nil)
 	require.NoError(t, err)
 	assert.Equal(t, workflows.StatusBuildCompleted, d.Status, d.Reason)
 	assert.Equal(t, "py-tester", d.Request.Requester)
@@ -279,10 +279,10 @@ func TestXMLRPCInstallFrom(t *testing.T) {
 	pythonClient(t, "from", env.gatewayURL, &r)
 	assert.Equal(t, "BUILD_COMPLETED", r.Built)
 	assert.Equal(t, "INSTALL_COMPLETED", r.Installed)
-	d, err := transaction.Get(context.Background(), env.client, r.Install)
+	d, err := transaction.Get(context.Background(), env.Client, r.Install)
 	require.NoError(t, err)
 	assert.Equal(t, r.Build, d.Request.From)
-	b, err := transaction.Get(context.Background(), env.client, r.Build)
+	b, err := transaction.Get(context.Background(), env.Client, r.Build)
 	require.NoError(t, err)
 	assert.Equal(t, b.Artifacts, d.Artifacts)
 	assert.Equal(t, 4, r.Bad.Fault.FaultCode)

@@ -7,6 +7,8 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/relman/relman/rollout"
 )
 
 // Defaults of a Lock workflow.
@@ -110,10 +112,29 @@ func Lock(ctx workflow.Context, st LockState) error {
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
 	})
+	// Signals the run before took but did not answer come first.
+	carried := st.Carried
+	st.Carried = nil
+	for _, c := range carried {
+		switch {
+		case c.Request != nil:
+			onRequest(*c.Request)
+		case c.Release != nil:
+			onRelease(*c.Release)
+		}
+	}
 	for {
 		grantNext()
 		info := workflow.GetInfo(ctx)
 		if info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > maxLockHistory {
+			if workflow.GetVersion(ctx, lockCarryVersion, workflow.DefaultVersion, 1) == 1 {
+				// Answering a signal waits for its delivery, and under a
+				// steady stream more arrive meanwhile, so draining may
+				// never end. Take what is delivered without answering and
+				// hand it to the next run, which answers it first.
+				st.Carried = takeDelivered(requests, releases)
+				return workflow.NewContinueAsNewError(ctx, LockWorkflowName, st)
+			}
 			if !drain() {
 				return workflow.NewContinueAsNewError(ctx, LockWorkflowName, st)
 			}
@@ -161,4 +182,180 @@ func Lock(ctx workflow.Context, st LockState) error {
 			st.Holder = ""
 		}
 	}
+}
+
+// LockID is the id of the Lock workflow of one (environment, named target)
+// of the manager on queue: lock-<env>-<target> for the default manager, and
+// prefixed with the queue for others, since managers sharing a namespace
+// may well name their environments alike.
+func LockID(queue, env, target string) string {
+	id := "lock-" + env + "-" + target
+	if queue != "" && queue != DefaultManagerQueue {
+		id = queue + "-" + id
+	}
+	return id
+}
+
+// LockRequest asks a Lock workflow for the lock on behalf of a release.
+type LockRequest struct {
+	Lock        string `json:"lock"`
+	Env         string `json:"env"`
+	Target      string `json:"target"`
+	Transaction string `json:"transaction"`
+	// Refuse: answer refused at once when another release holds it.
+	Refuse bool `json:"refuse,omitempty"`
+}
+
+// LockRelease gives a lock back, or leaves its queue.
+type LockRelease struct {
+	Transaction string `json:"transaction"`
+}
+
+// LockAnswer is what a Lock workflow tells a release that asked.
+type LockAnswer struct {
+	Lock    string `json:"lock"`
+	Granted bool   `json:"granted,omitempty"`
+	Refused bool   `json:"refused,omitempty"`
+	// Holder is the transaction holding the lock when it is not granted.
+	Holder string `json:"holder,omitempty"`
+	// Position in the queue, 1 for next.
+	Position int `json:"position,omitempty"`
+}
+
+// LockState is a Lock workflow's input (carried over continue-as-new) and
+// its query answer.
+type LockState struct {
+	Env    string   `json:"env"`
+	Target string   `json:"target"`
+	Holder string   `json:"holder,omitempty"`
+	Queue  []string `json:"queue,omitempty"`
+	// Carried are signals delivered to the run before, not yet answered.
+	Carried []LockSignal `json:"carried,omitempty"`
+	// CheckEvery is how often the lock checks that its holder is still
+	// running; default 1m.
+	CheckEvery time.Duration `json:"check_every,omitempty"`
+	// IdleFor ends the lock workflow after this long unheld; default 10m.
+	IdleFor time.Duration `json:"idle_for,omitempty"`
+}
+
+// LockSignal is one signal a Lock workflow received: a request or a
+// release.
+type LockSignal struct {
+	Request *LockRequest `json:"request,omitempty"`
+	Release *LockRelease `json:"release,omitempty"`
+}
+
+// lockCarryVersion marks locks that continue as new without answering the
+// signals delivered last (takeDelivered).
+const lockCarryVersion = "lock-carry-signals"
+
+// takeDelivered receives every signal already delivered, requests first,
+// without waiting.
+func takeDelivered(requests, releases workflow.ReceiveChannel) []LockSignal {
+	var out []LockSignal
+	for {
+		var req LockRequest
+		if !requests.ReceiveAsync(&req) {
+			break
+		}
+		out = append(out, LockSignal{Request: &req})
+	}
+	for {
+		var rel LockRelease
+		if !releases.ReceiveAsync(&rel) {
+			break
+		}
+		out = append(out, LockSignal{Release: &rel})
+	}
+	return out
+}
+
+// lockVersion guards the lock acquisition: releases started before it ask
+// for no lock.
+const lockVersion = "lock-acquisition"
+
+// acquireLocks takes the lock of every named target in the environment, in
+// sorted order so two releases never hold one each of what both need. The
+// locks are Lock workflows (see lock.go): held by a workflow, not a
+// process, so a crashed manager never leaves one held.
+func (r *release) acquireLocks(ctx workflow.Context, plan Plan) error {
+	if plan.Lock != rollout.LockWait && plan.Lock != rollout.LockRefuse {
+		return nil
+	}
+	if workflow.GetVersion(ctx, lockVersion, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return nil
+	}
+	env := r.in.Request.Env
+	queue := workflow.GetInfo(ctx).TaskQueueName
+	answers := workflow.GetSignalChannel(ctx, LockAnswerSignal)
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5},
+	})
+	targets := slices.Clone(plan.Targets)
+	slices.Sort(targets)
+	waited := false
+	for _, t := range targets {
+		id := LockID(queue, env, t)
+		req := LockRequest{Lock: id, Env: env, Target: t, Transaction: r.d.Transaction, Refuse: plan.Lock == rollout.LockRefuse}
+		// Remembered before asking: a release that ends while queued
+		// leaves the queue.
+		r.locks = append(r.locks, id)
+		if err := workflow.ExecuteActivity(actx, RequestLockActivity, req).Get(ctx, nil); err != nil {
+			return err
+		}
+		for {
+			var a LockAnswer
+			cancelled := false
+			sel := workflow.NewSelector(ctx)
+			sel.AddReceive(answers, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &a) })
+			sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) { cancelled = true })
+			sel.Select(ctx)
+			if cancelled {
+				return temporal.NewCanceledError()
+			}
+			if a.Lock != id {
+				continue
+			}
+			if a.Granted {
+				r.event(ctx, "", fmt.Sprintf("holding lock %s", id))
+				break
+			}
+			if a.Refused {
+				return temporal.NewNonRetryableApplicationError(
+					fmt.Sprintf("named target %s in %s is being released by transaction %s and the environment's lock is refuse; try again when it has ended",
+						t, env, a.Holder), ErrRejected, nil)
+			}
+			r.d.Waiting = fmt.Sprintf("lock %s held by transaction %s", id, a.Holder)
+			if a.Position > 1 {
+				r.d.Waiting += fmt.Sprintf(" (%d in the queue)", a.Position)
+			}
+			r.setStatus(ctx, StatusWaiting, "waiting for "+r.d.Waiting)
+			waited = true
+		}
+	}
+	if waited {
+		r.d.Waiting = ""
+		r.setStatus(ctx, StatusBuildCompleted, "locks granted; installing")
+	}
+	return nil
+}
+
+// unlock gives back every lock asked for, on a context that survives
+// cancellation, so an ended release never keeps one held or queued.
+func (r *release) unlock(ctx workflow.Context) {
+	if len(r.locks) == 0 {
+		return
+	}
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	var fs []workflow.Future
+	for i := len(r.locks) - 1; i >= 0; i-- {
+		fs = append(fs, workflow.SignalExternalWorkflow(dctx, r.locks[i], "", LockReleaseSignal, LockRelease{Transaction: r.d.Transaction}))
+	}
+	for _, f := range fs {
+		if err := f.Get(dctx, nil); err != nil {
+			workflow.GetLogger(ctx).Warn("lock not released; the lock frees itself once it sees this release closed", "error", err)
+		}
+	}
+	r.locks = nil
 }

@@ -2,7 +2,6 @@ package workflows
 
 import (
 	"fmt"
-	"sort"
 	"time"
 
 	"go.temporal.io/sdk/workflow"
@@ -11,6 +10,49 @@ import (
 // maxRegistryHistory continues the registry as new before its history grows
 // past what replays quickly, even when the server does not suggest it.
 const maxRegistryHistory = 10000
+
+// Role is what a registered worker does.
+type Role string
+
+const (
+	RoleBuilder   Role = "builder"
+	RoleInstaller Role = "installer"
+)
+
+// Registration is what one builder or installer host advertises, the seed's
+// registration. A builder advertises projects; an installer advertises, per
+// environment, the named targets it installs.
+type Registration struct {
+	Role     Role                `json:"role"`
+	ID       string              `json:"id"` // builder name or installer host id
+	Projects []string            `json:"projects,omitempty"`
+	Targets  map[string][]string `json:"targets,omitempty"` // env -> named targets
+	// Lease is how long the registration lives without a renewal.
+	Lease time.Duration `json:"lease"`
+}
+
+// Key identifies a registration in the registry.
+func (r Registration) Key() string { return string(r.Role) + "/" + r.ID }
+
+// Lease is a registration as the registry holds it.
+type Lease struct {
+	Registration
+	Registered time.Time `json:"registered"`
+	Renewed    time.Time `json:"renewed"`
+	Expires    time.Time `json:"expires"`
+}
+
+// RegistryState is the Registry workflow's argument, carried across
+// continue-as-new.
+type RegistryState struct {
+	Leases map[string]Lease `json:"leases"`
+}
+
+// DeregisterRequest removes a registration at once (graceful shutdown).
+type DeregisterRequest struct {
+	Role Role   `json:"role"`
+	ID   string `json:"id"`
+}
 
 // Registry holds the registrations of builders and installer hosts as leases.
 // Workers register and renew through the register update (started with
@@ -133,18 +175,4 @@ func sortedLeases(leases map[string]Lease) []Lease {
 		out = append(out, leases[k])
 	}
 	return out
-}
-
-// sortedKeys is the one place workflows range over a map: the keys are
-// sorted before anything depends on their order, so replays see the same
-// sequence.
-//
-//workflowcheck:ignore
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -3,13 +3,14 @@ package workflows
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/relman/relman/internal/auth"
 )
 
 // Defaults for the release's timeouts when the input leaves them zero.
@@ -31,6 +32,19 @@ var (
 	saStatus    = temporal.NewSearchAttributeKeyKeyword(SAStatus)
 	saRequester = temporal.NewSearchAttributeKeyKeyword(SARequester)
 )
+
+// ReleaseInput is the Release workflow's one argument.
+type ReleaseInput struct {
+	Request Request `json:"request"`
+	// Signature proves who asked (a token's signature, or the gateway's);
+	// the manager checks it and records the principal as the requester.
+	Signature *auth.Signature `json:"signature,omitempty"`
+	// Timeouts; zero means the default.
+	BuildTimeout   time.Duration `json:"build_timeout,omitempty"`
+	InstallTimeout time.Duration `json:"install_timeout,omitempty"`
+	// HostTimeout bounds how long an install waits for its host to pick it up.
+	HostTimeout time.Duration `json:"host_timeout,omitempty"`
+}
 
 // Release is one transaction: plan, build, then install on every host
 // registered for the environment and each named target. Its workflow id is
@@ -56,11 +70,26 @@ func Release(ctx workflow.Context, in ReleaseInput) (*Detail, error) {
 	return r.run(ctx)
 }
 
+// release is the Release workflow's state; its detail d is what the
+// queries answer.
 type release struct {
 	in        ReleaseInput
 	d         Detail
 	heartbeat time.Duration
-	s         safety // release_safety.go
+
+	// webhooks are notified of final statuses and of waits for approval.
+	webhooks []string
+	// approval is the environment's rule; awaiting is true while the
+	// release waits for a decision; authOn: the manager authenticates, so
+	// decisions must be signed (approval.go).
+	approval Approval
+	awaiting bool
+	authOn   bool
+	decision *ApprovalRecord
+	// locks are the lock workflow ids asked for, in order (lock.go).
+	locks []string
+	// completed overrides the INSTALL_COMPLETED detail of a rollout.
+	completed string
 }
 
 func (r *release) run(ctx workflow.Context) (*Detail, error) {
@@ -72,10 +101,11 @@ func (r *release) run(ctx workflow.Context) (*Detail, error) {
 		r.noteRejection(err)
 		return r.end(ctx, err, StatusRejected)
 	}
-	r.useSafety(plan)
+	r.webhooks = plan.Webhooks
+	r.approval = plan.Approval
 	// With authentication on, the manager names a principal; approval
 	// decisions are then authenticated too.
-	r.s.authOn = plan.Principal != ""
+	r.authOn = plan.Principal != ""
 	if plan.Principal != "" && plan.Principal != r.d.Request.Requester {
 		// The requester is who the manager authenticated, not who the
 		// client claimed to be.
@@ -119,10 +149,10 @@ func (r *release) run(ctx workflow.Context) (*Detail, error) {
 		return r.end(ctx, err, StatusInstallFailed)
 	}
 	r.unlock(ctx)
-	if r.s.completed != "" {
-		r.setStatus(ctx, StatusInstallCompleted, r.s.completed)
+	if r.completed != "" {
+		r.setStatus(ctx, StatusInstallCompleted, r.completed)
 	} else {
-		r.setStatus(ctx, StatusInstallCompleted, fmt.Sprintf("installed on %d host(s)", countHosts(plan)))
+		r.setStatus(ctx, StatusInstallCompleted, fmt.Sprintf("installed on %d host(s)", len(plan.hostList())))
 	}
 	return r.finish(ctx), nil
 }
@@ -146,6 +176,18 @@ func (r *release) plan(ctx workflow.Context) (Plan, error) {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second, RetryPolicy: retry})
 	err := workflow.ExecuteActivity(ctx, PlanActivity, in).Get(ctx, &plan)
 	return plan, err
+}
+
+// noteRejection keeps the webhooks a Rejected plan carries, so the
+// rejection is notified too.
+func (r *release) noteRejection(err error) {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) && app.HasDetails() {
+		var rej PlanRejection
+		if app.Details(&rej) == nil {
+			r.webhooks = rej.Webhooks
+		}
+	}
 }
 
 func (r *release) build(ctx workflow.Context, plan Plan) (BuildResult, error) {
@@ -203,89 +245,15 @@ func (r *release) earlierBuild(ctx workflow.Context, plan Plan) (BuildResult, er
 	return res, nil
 }
 
-// install fans out one activity per (host, target) to every host registered
-// for the target in the environment: the seed's web-farm rule.
-func (r *release) install(ctx workflow.Context, plan Plan, build BuildResult) error {
-	if !plan.Rollout.Legacy() {
-		return r.rollout(ctx, plan, build)
-	}
-	env := r.in.Request.Env
-	type pending struct {
-		i int
-		f workflow.Future
-	}
-	var all []pending
-	for _, target := range plan.Targets {
-		for _, host := range plan.Hosts[target] {
-			r.d.Installs = append(r.d.Installs, InstallRecord{Host: host, Target: target, State: InstallPending})
+// gate holds an install back until it may go: approved when the
+// environment needs approval, then holding the lock of every named target.
+func (r *release) gate(ctx workflow.Context, plan Plan) error {
+	if plan.Approval.Required {
+		if err := r.awaitApproval(ctx); err != nil {
+			return err
 		}
 	}
-	for i := range r.d.Installs {
-		rec := &r.d.Installs[i]
-		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			TaskQueue:              HostQueue(rec.Host),
-			ScheduleToStartTimeout: orDefault(r.in.HostTimeout, DefaultHostTimeout),
-			StartToCloseTimeout:    orDefault(r.in.InstallTimeout, DefaultInstallTimeout),
-			HeartbeatTimeout:       r.heartbeat,
-			WaitForCancellation:    true,
-			RetryPolicy: &temporal.RetryPolicy{
-				MaximumAttempts:        maxAttempts,
-				NonRetryableErrorTypes: []string{ErrChecksum, ErrUnknownTarget, ErrBadArtifact},
-			},
-		})
-		rec.State = InstallInstalling
-		rec.Started = workflow.Now(ctx)
-		f := workflow.ExecuteActivity(actx, InstallActivity, InstallInput{
-			Transaction: r.d.Transaction,
-			Project:     r.in.Request.Project,
-			Env:         env,
-			Target:      rec.Target,
-			Artifact:    build.Artifacts[rec.Target],
-		})
-		all = append(all, pending{i: i, f: f})
-	}
-	var failed []string
-	canceled := false
-	sel := workflow.NewSelector(ctx)
-	for _, p := range all {
-		sel.AddFuture(p.f, func(f workflow.Future) {
-			rec := &r.d.Installs[p.i]
-			rec.Ended = workflow.Now(ctx)
-			var res InstallResult
-			err := f.Get(ctx, &res)
-			if err == nil {
-				rec.State = InstallInstalled
-				rec.Path = res.Path
-				rec.Attempts = res.Attempt
-				r.event(ctx, "", fmt.Sprintf("installed %s on %s at %s", rec.Target, rec.Host, res.Path))
-				return
-			}
-			if temporal.IsCanceledError(err) {
-				canceled = true
-				rec.State = InstallCancelled
-				rec.Error = "cancelled"
-				return
-			}
-			rec.State = InstallFailedS
-			rec.Error = installError(err, rec.Host, orDefault(r.in.HostTimeout, DefaultHostTimeout))
-			rec.Attempts = attemptsOf(err)
-			failed = append(failed, fmt.Sprintf("%s/%s: %s", rec.Host, rec.Target, rec.Error))
-			r.event(ctx, "", fmt.Sprintf("install of %s on %s failed: %s", rec.Target, rec.Host, rec.Error))
-		})
-	}
-	for range all {
-		sel.Select(ctx)
-	}
-	if canceled || ctx.Err() != nil {
-		return temporal.NewCanceledError()
-	}
-	if len(failed) > 0 {
-		sort.Strings(failed)
-		return temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("install failed on %d of %d host installs: %s", len(failed), len(all), strings.Join(failed, "; ")),
-			ErrInstallFailed, nil)
-	}
-	return nil
+	return r.acquireLocks(ctx, plan)
 }
 
 // end records a failure and fails the workflow with the status as its type.
@@ -312,6 +280,15 @@ func (r *release) finish(ctx workflow.Context) *Detail {
 	r.closing(ctx)
 	r.d.Ended = workflow.Now(ctx)
 	return &r.d
+}
+
+// closing notifies the final status; end and finish call it once the
+// status is final. The locks are given back before the final status is
+// set, so a release whose status is final holds none; with webhooks the
+// workflow closes once they are notified.
+func (r *release) closing(ctx workflow.Context) {
+	r.unlock(ctx)
+	r.notifyFinal(ctx)
 }
 
 func (r *release) setStatus(ctx workflow.Context, s Status, detail string) {
@@ -360,42 +337,6 @@ func reason(err error, in ReleaseInput, status Status) string {
 		return fmt.Sprintf("%s timed out (%s)", strings.ToLower(strings.TrimSuffix(string(status), "_FAILED")), te.TimeoutType())
 	}
 	return err.Error()
-}
-
-func installError(err error, host string, hostTimeout time.Duration) string {
-	var te *temporal.TimeoutError
-	if errors.As(err, &te) && te.TimeoutType() == enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START {
-		return fmt.Sprintf("host %s unreachable: it did not pick up the install within %s", host, hostTimeout)
-	}
-	var app *temporal.ApplicationError
-	if errors.As(err, &app) {
-		return app.Message()
-	}
-	if errors.As(err, &te) {
-		return fmt.Sprintf("install timed out (%s)", te.TimeoutType())
-	}
-	return err.Error()
-}
-
-func attemptsOf(err error) int32 {
-	var app *temporal.ApplicationError
-	if errors.As(err, &app) && app.HasDetails() {
-		var f InstallFailure
-		if app.Details(&f) == nil && f.Attempt > 0 {
-			return f.Attempt
-		}
-	}
-	return 0
-}
-
-func countHosts(p Plan) int {
-	seen := map[string]bool{}
-	for _, t := range sortedKeys(p.Hosts) {
-		for _, h := range p.Hosts[t] {
-			seen[h] = true
-		}
-	}
-	return len(seen)
 }
 
 func orDefault(d, def time.Duration) time.Duration {

@@ -8,10 +8,55 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/relman/relman/internal/auth"
 )
 
 // rollbackTimeout bounds one host's switch of one target: a symlink rename.
 const rollbackTimeout = 2 * time.Minute
+
+// RollbackInput is the Rollback workflow's argument. Request.Action is
+// ActionRollback; Request.From is unused.
+type RollbackInput struct {
+	Request Request `json:"request"`
+	// To is the transaction whose release to switch to; empty means the
+	// release before the current one, on every host.
+	To string `json:"to,omitempty"`
+	// HostTimeout bounds how long a host has to pick up its rollback.
+	HostTimeout time.Duration `json:"host_timeout,omitempty"`
+	// Signature proves who asked, as for a release (SignedPayload).
+	Signature *auth.Signature `json:"signature,omitempty"`
+}
+
+// RollbackHostInput is the Rollback activity's argument.
+type RollbackHostInput struct {
+	// Transaction is the rollback's own id: a retry of the same rollback
+	// switches to the same release instead of one further back.
+	Transaction string `json:"transaction"`
+	Project     string `json:"project"`
+	Env         string `json:"env"`
+	Target      string `json:"target"`
+	To          string `json:"to,omitempty"`
+}
+
+// RollbackHostResult is what one host did for one named target.
+type RollbackHostResult struct {
+	Host string `json:"host"`
+	// From and To are the transactions current pointed at before and after.
+	From    string `json:"from"`
+	To      string `json:"to"`
+	Path    string `json:"path"`
+	Attempt int32  `json:"attempt"`
+}
+
+// RollbackRecord is one (host, target) a failed rollout put back.
+type RollbackRecord struct {
+	Host   string    `json:"host"`
+	Target string    `json:"target"`
+	OK     bool      `json:"ok"`
+	Error  string    `json:"error,omitempty"`
+	Time   time.Time `json:"time"`
+}
 
 // Rollback is a rollback transaction: on every host registered for the
 // environment and each named target of the project, switch the release
@@ -74,37 +119,31 @@ func (rb *rollback) run(ctx workflow.Context) (*Detail, error) {
 			workflow.GetLogger(ctx).Warn("search attributes not updated", "error", err)
 		}
 	}
-	hosts, err := rolloutHosts(ctx, req.Project, req.Env)
+	hosts, err := registeredHosts(ctx, req.Project, req.Env)
 	if err != nil {
 		return rb.end(ctx, err, StatusRejected)
 	}
 	hostTimeout := orDefault(rb.in.HostTimeout, orDefault(hosts.HostTimeout, DefaultHostTimeout))
+	var calls []hostCall
 	for _, t := range hosts.Targets {
 		for _, h := range hosts.Hosts[t] {
-			rb.d.Installs = append(rb.d.Installs, InstallRecord{Host: h, Target: t, State: InstallPending})
+			rb.d.Installs = append(rb.d.Installs, InstallRecord{Host: h, Target: t, State: InstallInstalling, Started: workflow.Now(ctx)})
+			calls = append(calls, hostCall{host: h, activity: RollbackActivity, input: RollbackHostInput{
+				Transaction: rb.d.Transaction, Project: req.Project, Env: req.Env, Target: t, To: rb.in.To,
+			}})
 		}
 	}
-	futures := make([]workflow.Future, len(rb.d.Installs))
-	for i := range rb.d.Installs {
-		rec := &rb.d.Installs[i]
-		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			TaskQueue:              HostQueue(rec.Host),
-			ScheduleToStartTimeout: hostTimeout,
-			StartToCloseTimeout:    rollbackTimeout,
-			RetryPolicy: &temporal.RetryPolicy{
-				MaximumAttempts:        maxAttempts,
-				NonRetryableErrorTypes: []string{ErrRollbackUnsupported, ErrReleaseNotFound, ErrUnknownTarget},
-			},
-		})
-		rec.State = InstallInstalling
-		rec.Started = workflow.Now(ctx)
-		futures[i] = workflow.ExecuteActivity(actx, RollbackActivity, RollbackHostInput{
-			Transaction: rb.d.Transaction, Project: req.Project, Env: req.Env, Target: rec.Target, To: rb.in.To,
-		})
+	opts := workflow.ActivityOptions{
+		ScheduleToStartTimeout: hostTimeout,
+		StartToCloseTimeout:    rollbackTimeout,
+		RetryPolicy: &temporal.RetryPolicy{
+			MaximumAttempts:        maxAttempts,
+			NonRetryableErrorTypes: []string{ErrRollbackUnsupported, ErrReleaseNotFound, ErrUnknownTarget},
+		},
 	}
 	var failed []string
 	canceled := false
-	for i, f := range futures {
+	fanOut(ctx, opts, calls, func(i int, f workflow.Future) {
 		rec := &rb.d.Installs[i]
 		var res RollbackHostResult
 		err := f.Get(ctx, &res)
@@ -125,17 +164,17 @@ func (rb *rollback) run(ctx workflow.Context) (*Detail, error) {
 			failed = append(failed, fmt.Sprintf("%s/%s: %s", rec.Host, rec.Target, rec.Error))
 			rb.event(ctx, "", fmt.Sprintf("rollback of %s on %s failed: %s", rec.Target, rec.Host, rec.Error))
 		}
-	}
+	})
 	if canceled || ctx.Err() != nil {
 		return rb.end(ctx, temporal.NewCanceledError(), StatusCancelled)
 	}
 	if len(failed) > 0 {
 		sort.Strings(failed)
 		return rb.end(ctx, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("rollback failed on %d of %d host targets: %s", len(failed), len(futures), strings.Join(failed, "; ")),
+			fmt.Sprintf("rollback failed on %d of %d host targets: %s", len(failed), len(calls), strings.Join(failed, "; ")),
 			string(StatusRollbackFailed), nil), StatusRollbackFailed)
 	}
-	rb.setStatus(ctx, StatusRollbackCompleted, fmt.Sprintf("rolled back on %d host target(s)", len(futures)))
+	rb.setStatus(ctx, StatusRollbackCompleted, fmt.Sprintf("rolled back on %d host target(s)", len(calls)))
 	rb.d.Ended = workflow.Now(ctx)
 	return &rb.d, nil
 }

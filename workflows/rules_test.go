@@ -17,11 +17,12 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/relman/relman/rollout"
 	"github.com/relman/relman/workflows"
 )
 
 // rowPlan has one target, web, on four hosts.
-func rowPlan(r workflows.Rollout) workflows.Plan {
+func rowPlan(r rollout.Policy) workflows.Plan {
 	return workflows.Plan{
 		Targets: []string{"web"},
 		Hosts:   map[string][]string{"web": {"host-d", "host-b", "host-a", "host-c"}},
@@ -79,28 +80,10 @@ func failOn(hosts ...string) func(ctx context.Context, host string, in workflows
 	}
 }
 
-func TestRolloutBatches(t *testing.T) {
-	r := workflows.Rollout{Strategy: workflows.StrategyRolling, Batch: "25%"}
-	assert.Equal(t, [][]string{{"a"}, {"b"}, {"c"}, {"d"}}, r.Batches([]string{"a", "b", "c", "d"}))
-	r.Batch = "3"
-	assert.Equal(t, [][]string{{"a", "b", "c"}, {"d"}}, r.Batches([]string{"a", "b", "c", "d"}))
-	r.Batch = "30%" // rounds up: never an empty batch
-	assert.Equal(t, [][]string{{"a", "b"}, {"c", "d"}}, r.Batches([]string{"a", "b", "c", "d"}))
-	assert.Equal(t, [][]string{{"a", "b"}}, workflows.Rollout{}.Batches([]string{"a", "b"}))
-	assert.Equal(t, 1, workflows.Rollout{MaxFailures: "10%"}.MaxFailureCount(19))
-	assert.Equal(t, 0, workflows.Rollout{}.MaxFailureCount(19))
-	assert.True(t, workflows.Rollout{Strategy: "all-at-once", MaxFailures: "0", Unreachable: "fail"}.Legacy())
-	assert.False(t, workflows.Rollout{Unreachable: "skip"}.Legacy())
-	assert.Error(t, workflows.Rollout{Strategy: "sideways"}.Validate())
-	assert.Error(t, workflows.Rollout{Batch: "0"}.Validate())
-	assert.Error(t, workflows.Rollout{MaxFailures: "120%"}.Validate())
-	assert.NoError(t, workflows.Rollout{Strategy: "rolling", Batch: "25%", MaxFailures: "1"}.Validate())
-}
-
 // A rolling release stops once more hosts failed than max_failures allows:
 // the later batches are never attempted.
 func TestRollingStopsAfterFailureThreshold(t *testing.T) {
-	s := newStand(rowPlan(workflows.Rollout{Strategy: workflows.StrategyRolling, Batch: "1", Pause: 30 * time.Second, MaxFailures: "0"}))
+	s := newStand(rowPlan(rollout.Policy{Strategy: rollout.StrategyRolling, Batch: "1", Pause: 30 * time.Second, MaxFailures: "0"}))
 	s.install = failOn("host-b")
 	env, _ := newSafetyEnv(t, s)
 	env.ExecuteWorkflow(workflows.ReleaseWorkflowName, installRequest())
@@ -111,7 +94,7 @@ func TestRollingStopsAfterFailureThreshold(t *testing.T) {
 	assert.Contains(t, d.Reason, "host-c, host-d")
 	assert.Equal(t, [][]string{{"host-a"}, {"host-b"}, {"host-c"}, {"host-d"}}, d.Batches)
 	require.NotNil(t, d.Rollout)
-	assert.Equal(t, workflows.StrategyRolling, d.Rollout.Strategy)
+	assert.Equal(t, rollout.StrategyRolling, d.Rollout.Strategy)
 	var hosts []string
 	for _, c := range s.installCalls() {
 		hosts = append(hosts, c.Host)
@@ -137,7 +120,7 @@ func TestRollingStopsAfterFailureThreshold(t *testing.T) {
 }
 
 func TestRollingToleratesMaxFailures(t *testing.T) {
-	s := newStand(rowPlan(workflows.Rollout{Strategy: workflows.StrategyRolling, Batch: "50%", MaxFailures: "1"}))
+	s := newStand(rowPlan(rollout.Policy{Strategy: rollout.StrategyRolling, Batch: "50%", MaxFailures: "1"}))
 	s.install = failOn("host-a")
 	env, _ := newSafetyEnv(t, s)
 	env.ExecuteWorkflow(workflows.ReleaseWorkflowName, installRequest())
@@ -161,7 +144,7 @@ func unreachableOn(host string) func(ctx context.Context, h string, in workflows
 }
 
 func TestUnreachableSkip(t *testing.T) {
-	s := newStand(rowPlan(workflows.Rollout{Strategy: workflows.StrategyRolling, Batch: "2", Unreachable: workflows.UnreachableSkip}))
+	s := newStand(rowPlan(rollout.Policy{Strategy: rollout.StrategyRolling, Batch: "2", Unreachable: rollout.UnreachableSkip}))
 	s.install = unreachableOn("host-a")
 	env, _ := newSafetyEnv(t, s)
 	env.ExecuteWorkflow(workflows.ReleaseWorkflowName, installRequest())
@@ -177,7 +160,7 @@ func TestUnreachableSkip(t *testing.T) {
 }
 
 func TestUnreachableFail(t *testing.T) {
-	s := newStand(rowPlan(workflows.Rollout{Strategy: workflows.StrategyRolling, Batch: "2", Unreachable: workflows.UnreachableFail}))
+	s := newStand(rowPlan(rollout.Policy{Strategy: rollout.StrategyRolling, Batch: "2", Unreachable: rollout.UnreachableFail}))
 	s.install = unreachableOn("host-a")
 	env, _ := newSafetyEnv(t, s)
 	env.ExecuteWorkflow(workflows.ReleaseWorkflowName, installRequest())
@@ -190,7 +173,7 @@ func TestUnreachableFail(t *testing.T) {
 }
 
 func TestRollingAutoRollback(t *testing.T) {
-	s := newStand(rowPlan(workflows.Rollout{Strategy: workflows.StrategyRolling, Batch: "1", AutoRollback: true}))
+	s := newStand(rowPlan(rollout.Policy{Strategy: rollout.StrategyRolling, Batch: "1", AutoRollback: true}))
 	s.install = failOn("host-c")
 	env, ss := newSafetyEnv(t, s)
 	env.ExecuteWorkflow(workflows.ReleaseWorkflowName, installRequest())
@@ -384,7 +367,7 @@ func captureSignals(env *testsuite.TestWorkflowEnvironment) func() []sentSignal 
 // The second release waits while the first holds the lock, and installs
 // once granted.
 func TestLockWaitThenGranted(t *testing.T) {
-	s := newStand(lockPlan(workflows.LockWait))
+	s := newStand(lockPlan(rollout.LockWait))
 	env, ss := newSafetyEnv(t, s)
 	sent := captureSignals(env)
 	var during workflows.Detail
@@ -426,7 +409,7 @@ func TestLockWaitThenGranted(t *testing.T) {
 
 // A release cancelled while it waits leaves the lock's queue.
 func TestLockReleasedOnCancel(t *testing.T) {
-	s := newStand(lockPlan(workflows.LockWait))
+	s := newStand(lockPlan(rollout.LockWait))
 	env, _ := newSafetyEnv(t, s)
 	sent := captureSignals(env)
 	env.RegisterDelayedCallback(func() {
@@ -446,7 +429,7 @@ func TestLockReleasedOnCancel(t *testing.T) {
 }
 
 func TestLockRefuse(t *testing.T) {
-	s := newStand(lockPlan(workflows.LockRefuse))
+	s := newStand(lockPlan(rollout.LockRefuse))
 	env, ss := newSafetyEnv(t, s)
 	captureSignals(env)
 	env.RegisterDelayedCallback(func() {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
@@ -13,44 +12,108 @@ import (
 // waiting for the answer, and a silent host is itself the answer.
 const whereHostTimeout = 30 * time.Second
 
+// WhereInput is the Where workflow's argument.
+type WhereInput struct {
+	Project string `json:"project"`
+	Env     string `json:"env"`
+}
+
+// WhereHostInput is the Where activity's argument: the named targets to
+// read on one host.
+type WhereHostInput struct {
+	Project string   `json:"project"`
+	Env     string   `json:"env"`
+	Targets []string `json:"targets"`
+}
+
+// LiveInstall is what is live for one named target on one host.
+type LiveInstall struct {
+	Target   string `json:"target"`
+	Behavior string `json:"behavior,omitempty"`
+	// Transaction is empty when nothing relman installed is there.
+	Transaction string    `json:"transaction,omitempty"`
+	SHA256      string    `json:"sha256,omitempty"`
+	Path        string    `json:"path,omitempty"`
+	InstalledAt time.Time `json:"installed_at,omitempty"`
+	// Releases lists the releases kept on the host (behaviors that keep
+	// them), oldest first.
+	Releases []string `json:"releases,omitempty"`
+	Error    string   `json:"error,omitempty"`
+}
+
+// WhereResult is host -> named target -> live install, plus the hosts that
+// did not answer.
+type WhereResult struct {
+	Project string                            `json:"project"`
+	Env     string                            `json:"env"`
+	Hosts   map[string]map[string]LiveInstall `json:"hosts"`
+	Errors  map[string]string                 `json:"errors,omitempty"` // host -> why it did not answer
+}
+
 // Where answers which transaction is live for each named target of a
 // project on every host registered for the environment. It is short-lived
 // (workflow id "where-..."): the CLI starts it and waits for its result. A
 // host that does not answer is reported in Errors, not as a failure.
 func Where(ctx workflow.Context, in WhereInput) (WhereResult, error) {
 	res := WhereResult{Project: in.Project, Env: in.Env, Hosts: map[string]map[string]LiveInstall{}}
-	hosts, err := rolloutHosts(ctx, in.Project, in.Env)
+	hosts, err := registeredHosts(ctx, in.Project, in.Env)
 	if err != nil {
 		return res, err
 	}
 	byHost := hosts.ByHost()
-	futures := map[string]workflow.Future{}
 	names := sortedKeys(byHost)
-	for _, h := range names {
-		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			TaskQueue:              HostQueue(h),
-			ScheduleToStartTimeout: whereHostTimeout,
-			StartToCloseTimeout:    whereHostTimeout,
-			RetryPolicy:            &temporal.RetryPolicy{MaximumAttempts: 2},
-		})
-		futures[h] = workflow.ExecuteActivity(actx, WhereActivity, WhereHostInput{Project: in.Project, Env: in.Env, Targets: byHost[h]})
+	calls := make([]hostCall, len(names))
+	for i, h := range names {
+		calls[i] = hostCall{host: h, activity: WhereActivity, input: WhereHostInput{Project: in.Project, Env: in.Env, Targets: byHost[h]}}
 	}
-	for _, h := range names {
+	opts := workflow.ActivityOptions{
+		ScheduleToStartTimeout: whereHostTimeout,
+		StartToCloseTimeout:    whereHostTimeout,
+		RetryPolicy:            &temporal.RetryPolicy{MaximumAttempts: 2},
+	}
+	fanOut(ctx, opts, calls, func(i int, f workflow.Future) {
+		h := names[i]
 		var live map[string]LiveInstall
-		if err := futures[h].Get(ctx, &live); err != nil {
+		if err := f.Get(ctx, &live); err != nil {
 			if res.Errors == nil {
 				res.Errors = map[string]string{}
 			}
 			res.Errors[h] = hostError(err, h)
-			continue
+			return
 		}
 		res.Hosts[h] = live
-	}
+	})
 	return res, nil
 }
 
-// rolloutHosts runs the manager's Hosts activity.
-func rolloutHosts(ctx workflow.Context, project, env string) (HostsResult, error) {
+// HostsInput is the Hosts activity's argument.
+type HostsInput struct {
+	Project string `json:"project"`
+	Env     string `json:"env"`
+}
+
+// HostsResult is every named target of a project and the hosts registered
+// for it in the environment.
+type HostsResult struct {
+	Targets []string            `json:"targets"`
+	Hosts   map[string][]string `json:"hosts"` // target -> hosts, sorted
+	// HostTimeout bounds how long a host has to pick up its activity.
+	HostTimeout time.Duration `json:"host_timeout,omitempty"`
+}
+
+// ByHost turns target -> hosts into host -> targets, both sorted.
+func (h HostsResult) ByHost() map[string][]string {
+	out := map[string][]string{}
+	for _, t := range sortedKeys(h.Hosts) {
+		for _, host := range h.Hosts[t] {
+			out[host] = append(out[host], t)
+		}
+	}
+	return out
+}
+
+// registeredHosts runs the manager's Hosts activity.
+func registeredHosts(ctx workflow.Context, project, env string) (HostsResult, error) {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
@@ -63,16 +126,16 @@ func rolloutHosts(ctx workflow.Context, project, env string) (HostsResult, error
 	return res, err
 }
 
-// hostError says in one sentence why a host's activity failed.
+// hostError says in one sentence why a host's where failed.
 func hostError(err error, host string) string {
-	var te *temporal.TimeoutError
-	if errors.As(err, &te) && te.TimeoutType() == enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START {
+	if isUnreachable(err) {
 		return "host " + host + " unreachable: it did not pick up the request in time"
 	}
 	var app *temporal.ApplicationError
 	if errors.As(err, &app) {
 		return app.Message()
 	}
+	var te *temporal.TimeoutError
 	if errors.As(err, &te) {
 		return "host " + host + " timed out (" + te.TimeoutType().String() + ")"
 	}

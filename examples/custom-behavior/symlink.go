@@ -9,10 +9,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/relman/relman/behavior"
-	"github.com/relman/relman/internal/archive"
+	"github.com/relman/relman/config"
 )
 
 // SymlinkReleaseName is the name installer configs use for the behavior:
@@ -20,15 +22,19 @@ import (
 //	behavior: symlink-release
 const SymlinkReleaseName = "symlink-release"
 
-// InstallSymlinkRelease installs an archive the Capistrano way: every release
-// gets its own directory, <path>/releases/<transaction>, and <path>/current
-// is a symlink that is switched to the new release in one rename. Readers of
-// <path>/current see the old release or the new one, never a mix, and the old
-// releases stay on disk for a quick manual rollback (point current back).
-//
-// Like every behavior it leaves the previous install intact when it fails and
-// is safe to run again: installs are retried.
-func InstallSymlinkRelease(ctx context.Context, req behavior.Request) error {
+// SymlinkRelease installs an archive the Capistrano way: every release gets
+// its own directory, <path>/releases/<transaction>, and <path>/current is a
+// symlink that is switched to the new release in one rename. Readers of
+// <path>/current see the old release or the new one, never a mix, and the
+// old releases stay on disk, so it can roll back (behavior.Rollbacker) and
+// say what is live (behavior.LiveReporter): relman rollback, relman where,
+// auto-rollback and the undo of a failed health check all work on it.
+type SymlinkRelease struct{}
+
+// Install installs a release and switches current to it. Like every
+// behavior it leaves the previous install intact when it fails and is safe
+// to run again: installs are retried.
+func (SymlinkRelease) Install(ctx context.Context, req behavior.Request) error {
 	if req.Format != "tar.gz" && req.Format != "zip" {
 		return fmt.Errorf("%s of %s: the artifact is a single file (%s), not an archive: %w",
 			SymlinkReleaseName, req.Target, req.Name, behavior.ErrWrongFormat)
@@ -54,7 +60,7 @@ func InstallSymlinkRelease(ctx context.Context, req behavior.Request) error {
 
 	release := filepath.Join(releases, name)
 	if _, err := os.Lstat(release); errors.Is(err, fs.ErrNotExist) {
-		if err := extractRelease(ctx, req.Resource, releases, name); err != nil {
+		if err := extractRelease(ctx, req, releases, name); err != nil {
 			return fmt.Errorf("%s of %s: %w", SymlinkReleaseName, req.Target, err)
 		}
 	} else if err != nil {
@@ -79,7 +85,7 @@ func InstallSymlinkRelease(ctx context.Context, req behavior.Request) error {
 
 // extractRelease extracts into a staging directory beside the release and
 // renames it into place, so releases/<name> is either absent or complete.
-func extractRelease(ctx context.Context, resource, releases, name string) error {
+func extractRelease(ctx context.Context, req behavior.Request, releases, name string) error {
 	staging, err := os.MkdirTemp(releases, "."+name+".staging-")
 	if err != nil {
 		return err
@@ -88,8 +94,8 @@ func extractRelease(ctx context.Context, resource, releases, name string) error 
 	if err := os.Chmod(staging, 0o755); err != nil {
 		return err
 	}
-	// archive.Extract refuses entries that would leave the directory.
-	if err := archive.Extract(ctx, resource, staging, archive.Limits{}); err != nil {
+	// relman's safe extractor refuses entries that would leave the directory.
+	if err := req.Extract(ctx, staging); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -140,4 +146,77 @@ func releaseName(tx string) (string, error) {
 		name = "_" + name
 	}
 	return name, nil
+}
+
+// Rollback points current at the release of req.To, or at the release
+// before the current one (in the order the releases were made).
+func (SymlinkRelease) Rollback(_ context.Context, req behavior.RollbackRequest) (from, to string, err error) {
+	live, err := SymlinkRelease{}.Live(req.Config)
+	if err != nil {
+		return "", "", err
+	}
+	from = live.Transaction
+	if req.To != "" {
+		if to, err = releaseName(req.To); err != nil {
+			return from, "", err
+		}
+		if !slices.Contains(live.Releases, to) {
+			return from, "", fmt.Errorf("release %s is not kept under %s: %w", req.To, req.Config.Path, behavior.ErrReleaseNotFound)
+		}
+	} else {
+		i := slices.Index(live.Releases, from)
+		if i <= 0 {
+			return from, "", fmt.Errorf("no release before %q under %s: %w", from, req.Config.Path, behavior.ErrReleaseNotFound)
+		}
+		to = live.Releases[i-1]
+	}
+	if err := pointSymlink(filepath.Join("releases", to), filepath.Join(req.Config.Path, "current")); err != nil {
+		return from, "", err
+	}
+	return from, to, nil
+}
+
+// Live reports the release current points at, and the releases kept,
+// oldest first.
+func (SymlinkRelease) Live(cfg config.InstallBehavior) (behavior.Live, error) {
+	var live behavior.Live
+	target, err := os.Readlink(filepath.Join(cfg.Path, "current"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return live, err
+	}
+	if err == nil {
+		live.Transaction = filepath.Base(target)
+		live.Path = filepath.Join(cfg.Path, "releases", live.Transaction)
+	}
+	entries, err := os.ReadDir(filepath.Join(cfg.Path, "releases"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return live, err
+	}
+	type release struct {
+		name string
+		made time.Time
+	}
+	var rs []release
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return live, err
+		}
+		rs = append(rs, release{e.Name(), fi.ModTime()})
+	}
+	// A release directory is renamed into place once, whole, so its time
+	// is when it was made; names break ties.
+	slices.SortFunc(rs, func(a, b release) int {
+		if c := a.made.Compare(b.made); c != 0 {
+			return c
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	for _, r := range rs {
+		live.Releases = append(live.Releases, r.name)
+	}
+	return live, nil
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/relman/relman/activities"
 	"github.com/relman/relman/behavior"
@@ -50,7 +51,7 @@ func tarGz(t *testing.T, files map[string]string) string {
 
 func install(t *testing.T, base, tx, resource, format string) error {
 	t.Helper()
-	return InstallSymlinkRelease(context.Background(), behavior.Request{
+	return SymlinkRelease{}.Install(context.Background(), behavior.Request{
 		Transaction: tx, Project: "template", Env: "test", Target: "template",
 		Resource: resource, Format: format, Name: "template.tar.gz",
 		Config:  config.InstallBehavior{Behavior: SymlinkReleaseName, Path: base},
@@ -192,9 +193,8 @@ func TestReleaseName(t *testing.T) {
 	}
 }
 
-// The example config validates once the behavior is registered.
+// The example config loads, and the binary's registry knows its behavior.
 func TestExampleConfigLoads(t *testing.T) {
-	registerBehaviors()
 	cfg, err := config.LoadInstaller("installer.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -203,15 +203,52 @@ func TestExampleConfigLoads(t *testing.T) {
 	if ib.Behavior != SymlinkReleaseName || !filepath.IsAbs(ib.Path) {
 		t.Errorf("template target = %+v", ib)
 	}
-	if _, err := behavior.Lookup(SymlinkReleaseName); err != nil {
+	reg := behavior.Builtin()
+	if err := reg.Check(cfg); err == nil {
+		t.Error("relman's own behaviors know symlink-release")
+	}
+	reg.Register(SymlinkReleaseName, SymlinkRelease{})
+	if err := reg.Check(cfg); err != nil {
 		t.Error(err)
+	}
+}
+
+// The behavior's abilities: what is live, and rolling back to the release
+// before, or to a named one; a release not kept is ErrReleaseNotFound.
+func TestSymlinkReleaseRollbackAndLive(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "template")
+	for _, tx := range []string{"tx-1", "tx-2", "tx-3"} {
+		if err := install(t, base, tx, tarGz(t, map[string]string{"index.html": tx + "\n"}), "tar.gz"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond) // releases are ordered by when they were made
+	}
+	cfg := config.InstallBehavior{Behavior: SymlinkReleaseName, Path: base}
+	live, err := SymlinkRelease{}.Live(cfg)
+	if err != nil || live.Transaction != "tx-3" || !slices.Equal(live.Releases, []string{"tx-1", "tx-2", "tx-3"}) {
+		t.Fatalf("Live = %+v, %v", live, err)
+	}
+	from, to, err := SymlinkRelease{}.Rollback(context.Background(), behavior.RollbackRequest{Config: cfg})
+	if err != nil || from != "tx-3" || to != "tx-2" {
+		t.Fatalf("Rollback = %s -> %s, %v; want tx-3 -> tx-2", from, to, err)
+	}
+	if got := readFile(t, filepath.Join(base, "current", "index.html")); got != "tx-2\n" {
+		t.Errorf("current/index.html = %q after rollback", got)
+	}
+	if _, to, err = (SymlinkRelease{}).Rollback(context.Background(), behavior.RollbackRequest{Config: cfg, To: "tx-1"}); err != nil || to != "tx-1" {
+		t.Fatalf("Rollback to tx-1 = %s, %v", to, err)
+	}
+	if _, _, err = (SymlinkRelease{}).Rollback(context.Background(), behavior.RollbackRequest{Config: cfg}); !errors.Is(err, behavior.ErrReleaseNotFound) {
+		t.Errorf("rollback before the first release: err = %v, want ErrReleaseNotFound", err)
+	}
+	if _, _, err = (SymlinkRelease{}).Rollback(context.Background(), behavior.RollbackRequest{Config: cfg, To: "tx-9"}); !errors.Is(err, behavior.ErrReleaseNotFound) {
+		t.Errorf("rollback to a release never made: err = %v, want ErrReleaseNotFound", err)
 	}
 }
 
 // Through relman's own install activity, with a real file store: download,
 // verify, then the custom behavior.
 func TestSymlinkReleaseThroughInstallActivity(t *testing.T) {
-	registerBehaviors()
 	ctx := context.Background()
 	store, err := artifact.OpenStore(ctx, "file://"+t.TempDir())
 	if err != nil {
@@ -226,8 +263,9 @@ func TestSymlinkReleaseThroughInstallActivity(t *testing.T) {
 				"test": {"template": {Behavior: SymlinkReleaseName, Path: base}},
 			},
 		},
-		Store: store, Log: quietLog,
+		Store: store, Log: quietLog, Behaviors: behavior.Builtin(),
 	}
+	inst.Behaviors.Register(SymlinkReleaseName, SymlinkRelease{})
 	for _, v := range []string{"one", "two"} {
 		ref, err := store.PutFile(ctx, tarGz(t, map[string]string{"index.html": v + "\n"}))
 		if err != nil {

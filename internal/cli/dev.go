@@ -89,6 +89,8 @@ what was installed on each host; --once stops the stack after the demo.`,
 			case <-ctx.Done():
 			case err := <-s.Errs():
 				return err
+			case <-s.ServerExited():
+				return fmt.Errorf("the Temporal dev server stopped on its own; see %s", filepath.Join(s.Dir, "logs", "temporal.log"))
 			}
 			return nil
 		},

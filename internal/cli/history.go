@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"text/tabwriter"
 	"time"
 
@@ -30,24 +31,30 @@ func (a *app) historyCommand() *cobra.Command {
 			if a.output == "json" {
 				return a.printJSON(steps)
 			}
-			if len(steps) == 0 {
-				return nil
-			}
-			t0 := steps[0].Time
-			tw := tabwriter.NewWriter(a.opts.Stdout, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TIME\t+SECONDS\tEVENT\tACTIVITY\tQUEUE\tWORKER\tATTEMPT\tTOOK\tDETAIL")
-			for _, s := range steps {
-				att, took := "", ""
-				if s.Attempt > 0 {
-					att = fmt.Sprint(s.Attempt)
-				}
-				if s.Took > 0 {
-					took = s.Took.Round(time.Millisecond).String()
-				}
-				fmt.Fprintf(tw, "%s\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Time.Local().Format("15:04:05.000"),
-					s.Time.Sub(t0).Seconds(), s.Event, s.Activity, s.Queue, s.Worker, att, took, s.Detail)
-			}
-			return tw.Flush()
+			return writeHistory(a.opts.Stdout, steps)
 		},
 	}
+}
+
+// writeHistory writes a transaction's timeline as a table, times in local
+// time and seconds since the first step.
+func writeHistory(w io.Writer, steps []transaction.Step) error {
+	if len(steps) == 0 {
+		return nil
+	}
+	t0 := steps[0].Time
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\t+SECONDS\tEVENT\tACTIVITY\tQUEUE\tWORKER\tATTEMPT\tTOOK\tDETAIL")
+	for _, s := range steps {
+		att, took := "", ""
+		if s.Attempt > 0 {
+			att = fmt.Sprint(s.Attempt)
+		}
+		if s.Took > 0 {
+			took = s.Took.Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Time.Local().Format("15:04:05.000"),
+			s.Time.Sub(t0).Seconds(), s.Event, s.Activity, s.Queue, s.Worker, att, took, s.Detail)
+	}
+	return tw.Flush()
 }

@@ -12,13 +12,14 @@ import (
 
 	"github.com/relman/relman/internal/registry"
 	"github.com/relman/relman/internal/transaction"
+	"github.com/relman/relman/rollout"
 	"github.com/relman/relman/workflows"
 )
 
 // rolloutFlags are the rollout overrides of `relman release` and `relman
 // plan`.
 type rolloutFlags struct {
-	r workflows.Rollout
+	r rollout.Policy
 }
 
 func (f *rolloutFlags) add(fs *pflag.FlagSet) {
@@ -29,8 +30,8 @@ func (f *rolloutFlags) add(fs *pflag.FlagSet) {
 }
 
 // rollout is the request's override, nil when no flag was given.
-func (f *rolloutFlags) rollout() (*workflows.Rollout, error) {
-	if f.r == (workflows.Rollout{}) {
+func (f *rolloutFlags) rollout() (*rollout.Policy, error) {
+	if f.r == (rollout.Policy{}) {
 		return nil, nil
 	}
 	if err := f.r.Validate(); err != nil {
@@ -129,7 +130,7 @@ func printPlan(w io.Writer, res *workflows.PlanOnlyResult, builders []string, qu
 	ro := p.Rollout
 	strategy := ro.Strategy
 	if strategy == "" {
-		strategy = workflows.StrategyAllAtOnce
+		strategy = rollout.StrategyAllAtOnce
 	}
 	fmt.Fprintf(w, "  rollout   %s, max failures %d", strategy, ro.MaxFailureCount(countPlanHosts(res)))
 	if ro.Pause > 0 && len(res.Batches) > 1 {
@@ -147,18 +148,18 @@ func printPlan(w io.Writer, res *workflows.PlanOnlyResult, builders []string, qu
 	}
 	switch {
 	case p.Approval.Required && p.Approval.FourEyes:
-		fmt.Fprintf(w, "  approval  required, by someone other than the requester, within %s\n", orDur(p.Approval.Timeout, workflows.DefaultApprovalTimeout))
+		fmt.Fprintf(w, "  approval  required, by someone other than the requester, within %s\n", orDur(p.Approval.Timeout, rollout.DefaultApprovalTimeout))
 	case p.Approval.Required:
-		fmt.Fprintf(w, "  approval  required within %s\n", orDur(p.Approval.Timeout, workflows.DefaultApprovalTimeout))
+		fmt.Fprintf(w, "  approval  required within %s\n", orDur(p.Approval.Timeout, rollout.DefaultApprovalTimeout))
 	default:
 		fmt.Fprintln(w, "  approval  none")
 	}
 	lock := p.Lock
 	if lock == "" {
-		lock = workflows.LockOff
+		lock = rollout.LockOff
 	}
 	fmt.Fprintf(w, "  lock      %s", lock)
-	if lock != workflows.LockOff {
+	if lock != rollout.LockOff {
 		var ids []string
 		for _, t := range p.Targets {
 			ids = append(ids, workflows.LockID(queue, req.Env, t))

@@ -3,17 +3,11 @@ package cli
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
+	"github.com/relman/relman/behavior"
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/telemetry"
-	"github.com/relman/relman/internal/temporalclient"
-	"github.com/relman/relman/internal/xmlrpc"
 	"github.com/relman/relman/workers"
 )
 
@@ -24,7 +18,7 @@ var roleShort = map[string]string{
 }
 
 func (a *app) roleCommand(role string) *cobra.Command {
-	var path string
+	var path, id string
 	cmd := &cobra.Command{
 		Use:     role + " --config FILE",
 		Short:   roleShort[role],
@@ -34,100 +28,48 @@ func (a *app) roleCommand(role string) *cobra.Command {
 			if path == "" {
 				return usageErr("relman %s needs --config FILE (see examples/%s.yaml)", role, role)
 			}
-			return a.runRole(cmd.Context(), role, path)
+			return a.runRole(cmd.Context(), role, path, id)
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "the role's YAML config file")
+	switch role {
+	case "builder":
+		cmd.Flags().StringVar(&id, "name", "", "the builder's name, instead of the config's (for one config shared by many builders)")
+		cmd.Example += "\n  relman builder --config /etc/relman/builder.yaml --name build-7"
+	case "installer":
+		cmd.Flags().StringVar(&id, "host", "", "the host id, instead of the config's (for one config shared by many hosts, such as a DaemonSet's node name)")
+		cmd.Example += "\n  relman installer --config /etc/relman/installer.yaml --host \"$(hostname)\""
+	}
 	return cmd
 }
 
-// runRole loads a role's config and serves until the context ends (the CLI's
-// context ends on SIGINT or SIGTERM).
-func (a *app) runRole(ctx context.Context, role, path string) error {
-	var svc *config.Service
-	var cfg any
-	var err error
-	switch role {
-	case "manager":
-		var c *config.Manager
-		c, err = config.LoadManager(path)
-		if c != nil {
-			svc, cfg = &c.Service, c
-		}
-	case "builder":
-		var c *config.Builder
-		c, err = config.LoadBuilder(path)
-		if c != nil {
-			svc, cfg = &c.Service, c
-		}
-	case "installer":
-		var c *config.Installer
-		c, err = config.LoadInstaller(path)
-		if c != nil {
-			svc, cfg = &c.Service, c
-		}
-	}
+// runRole loads a role's config, applies the command line's settings, and
+// serves until the context ends (the CLI's context ends on SIGINT or
+// SIGTERM).
+func (a *app) runRole(ctx context.Context, role, path, id string) error {
+	cfg, err := config.Load(path)
 	if err != nil {
 		return err
 	}
+	if cfg.Role() != role {
+		return usageErr("%s is a %s config, not a %s config", path, cfg.Role(), role)
+	}
+	switch c := cfg.(type) {
+	case *config.Builder:
+		if id != "" {
+			c.Name = id
+		}
+	case *config.Installer:
+		if id != "" {
+			c.Host = id
+		}
+	}
+	svc := cfg.Base()
 	svc.Temporal = a.temporalSettings(svc.Temporal)
 	if a.logLevel != "" {
 		svc.Logging.Level = a.logLevel
 	}
-	log, closeLog, err := newLogger(svc.Logging, a.opts.Stderr)
-	if err != nil {
-		return err
-	}
-	defer closeLog()
-	log = log.With("role", role)
-	tel, err := telemetry.Setup(ctx, "relman-"+role, a.opts.LookupEnv, a.opts.Stderr)
-	if err != nil {
-		return err
-	}
-	defer tel.Shutdown(context.WithoutCancel(ctx))
-	c, err := temporalclient.Dial(svc.Temporal, log, temporalclient.Identity(roleID(cfg)), tel.Apply)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	switch cfg := cfg.(type) {
-	case *config.Manager:
-		// The XML-RPC gateway for the seed's clients serves beside the
-		// manager worker; a port that cannot be opened stops the role.
-		gw, err := xmlrpc.ListenGateway(c, cfg, log.With("component", "xml-rpc"))
-		if err != nil {
-			return err
-		}
-		defer gw.Close()
-		log.Info("xml-rpc gateway listening", "url", gw.URL())
-		return workers.Manager(ctx, c, cfg, log)
-	case *config.Builder:
-		return workers.Builder(ctx, c, cfg, log)
-	case *config.Installer:
-		return workers.Installer(ctx, c, cfg, log)
-	}
-	return nil
-}
-
-// newLogger writes a role's structured log to its logging path (the seed's
-// logging_path and logging_level), or to stderr when none is set.
-func newLogger(l config.Logging, stderr io.Writer) (*slog.Logger, func(), error) {
-	level, err := config.ParseLevel(l.Level)
-	if err != nil {
-		return nil, nil, err
-	}
-	w, closer := stderr, func() {}
-	if l.Path != "" {
-		if err := os.MkdirAll(filepath.Dir(l.Path), 0o755); err != nil {
-			return nil, nil, fmt.Errorf("logging path: %w", err)
-		}
-		f, err := os.OpenFile(l.Path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-		if err != nil {
-			return nil, nil, fmt.Errorf("logging path: %w", err)
-		}
-		w, closer = f, func() { f.Close() }
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), closer, nil
+	return workers.Run(ctx, cfg, workers.Options{Stderr: a.opts.Stderr, LookupEnv: a.opts.LookupEnv})
 }
 
 func (a *app) configCommand() *cobra.Command {
@@ -141,12 +83,17 @@ func (a *app) configCommand() *cobra.Command {
 			bad := 0
 			for _, p := range args {
 				c, err := config.Load(p)
+				if in, ok := c.(*config.Installer); ok && err == nil {
+					// relman's own behaviors; an installer built with
+					// behaviors of its own checks its config as it starts.
+					err = behavior.Builtin().Check(in)
+				}
 				if err != nil {
 					bad++
 					fmt.Fprintln(a.opts.Stderr, err)
 					continue
 				}
-				fmt.Fprintf(a.opts.Stdout, "%s: ok (%s)\n", p, roleOf(c))
+				fmt.Fprintf(a.opts.Stdout, "%s: ok (%s)\n", p, c.Role())
 			}
 			if bad > 0 {
 				return fmt.Errorf("%d of %d config files have problems", bad, len(args))
@@ -155,29 +102,6 @@ func (a *app) configCommand() *cobra.Command {
 		},
 	})
 	return cmd
-}
-
-// roleID names a role instance for its client identity.
-func roleID(c any) string {
-	switch c := c.(type) {
-	case *config.Builder:
-		return c.Name
-	case *config.Installer:
-		return c.Host
-	}
-	return "manager"
-}
-
-func roleOf(c any) string {
-	switch c.(type) {
-	case *config.Manager:
-		return "manager"
-	case *config.Builder:
-		return "builder"
-	case *config.Installer:
-		return "installer"
-	}
-	return "unknown"
 }
 
 func (a *app) versionCommand() *cobra.Command {

@@ -36,10 +36,16 @@ func (a *app) statusCommand() *cobra.Command {
 			if a.output == "json" {
 				return a.printJSON(d)
 			}
-			fmt.Fprintln(a.opts.Stdout, d.Status)
-			return nil
+			return writeStatus(a.opts.Stdout, d)
 		},
 	}
+}
+
+// writeStatus writes the status word alone, as the seed's
+// query_transaction answers it, so scripts can compare it.
+func writeStatus(w io.Writer, d *workflows.Detail) error {
+	_, err := fmt.Fprintln(w, d.Status)
+	return err
 }
 
 // printSummary writes the end of a release for people.

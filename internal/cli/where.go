@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"sort"
 	"text/tabwriter"
 	"time"
@@ -36,113 +37,50 @@ func (a *app) whereCommand() *cobra.Command {
 			if a.output == "json" {
 				return a.printJSON(res)
 			}
-			tw := tabwriter.NewWriter(a.opts.Stdout, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "HOST\tTARGET\tTRANSACTION\tINSTALLED-AT")
-			hosts := make([]string, 0, len(res.Hosts)+len(res.Errors))
-			for h := range res.Hosts {
-				hosts = append(hosts, h)
-			}
-			for h := range res.Errors {
-				hosts = append(hosts, h)
-			}
-			sort.Strings(hosts)
-			for _, h := range hosts {
-				if msg, ok := res.Errors[h]; ok {
-					fmt.Fprintf(tw, "%s\t-\t-\t%s\n", h, msg)
-					continue
-				}
-				targets := make([]string, 0, len(res.Hosts[h]))
-				for t := range res.Hosts[h] {
-					targets = append(targets, t)
-				}
-				sort.Strings(targets)
-				for _, t := range targets {
-					li := res.Hosts[h][t]
-					tx, at := li.Transaction, ""
-					if tx == "" {
-						tx = "-"
-					}
-					if !li.InstalledAt.IsZero() {
-						at = li.InstalledAt.Local().Format(time.DateTime)
-					}
-					if li.Error != "" {
-						at = "error: " + li.Error
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", h, t, tx, at)
-				}
-			}
-			return tw.Flush()
+			return writeWhere(a.opts.Stdout, res)
 		},
 	}
 	cmd.Flags().StringVar(&env, "env", "", "environment to look at")
 	return cmd
 }
 
-func (a *app) rollbackCommand() *cobra.Command {
-	var (
-		env, to string
-		wait    bool
-	)
-	cmd := &cobra.Command{
-		Use:   "rollback PROJECT --env E [--to TXID]",
-		Short: "Switch every host back to the previous release (release behavior); prints the transaction id",
-		Long: `Roll a project back in an environment: on every host registered for it, each
-named target installed with the release behavior switches its current symlink
-to the release before the current one, or with --to to the release of that
-transaction (which must still be kept on every host). The rollback is a
-transaction: status, history and list show it; it ends ROLLBACK_COMPLETED or
-ROLLBACK_FAILED.`,
-		Example: `  relman rollback template --env test --wait
-  relman rollback template --env test --to 0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if env == "" {
-				return usageErr("relman rollback needs --env (for example --env test)")
-			}
-			c, err := a.dial()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			req := workflows.Request{Project: args[0], Action: workflows.ActionRollback, Env: env, Requester: requester(a.opts.LookupEnv)}
-			sign, err := a.signer()
-			if err != nil {
-				return err
-			}
-			txid, err := transaction.StartRollback(cmd.Context(), c, a.queue, req, to, sign)
-			if err != nil {
-				return err
-			}
-			if !wait {
-				if a.output == "json" {
-					return a.printJSON(map[string]string{"transaction": txid})
-				}
-				fmt.Fprintln(a.opts.Stdout, txid)
-				return nil
-			}
-			if a.output == "text" {
-				fmt.Fprintf(a.opts.Stdout, "transaction %s\n", txid)
-			}
-			d, err := transaction.Wait(cmd.Context(), c, txid, nil)
-			if err != nil {
-				return err
-			}
-			if a.output == "json" {
-				if err := a.printJSON(d); err != nil {
-					return err
-				}
-			} else {
-				printSummary(a.opts.Stdout, d)
-			}
-			if !d.Status.Succeeded(workflows.ActionRollback) {
-				return &exitError{code: ExitReleaseFailed, err: fmt.Errorf("transaction %s ended %s: %s", txid, d.Status, d.Reason)}
-			}
-			return nil
-		},
+// writeWhere writes which transaction is live on each host and target, and
+// why a host did not answer.
+func writeWhere(w io.Writer, res *workflows.WhereResult) error {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tTARGET\tTRANSACTION\tINSTALLED-AT")
+	hosts := make([]string, 0, len(res.Hosts)+len(res.Errors))
+	for h := range res.Hosts {
+		hosts = append(hosts, h)
 	}
-	f := cmd.Flags()
-	f.StringVar(&env, "env", "", "environment to roll back")
-	f.StringVar(&to, "to", "", "the transaction whose release to switch to (default: the release before the current one)")
-	f.BoolVar(&wait, "wait", false, "wait for the final status; exit 3 unless it is ROLLBACK_COMPLETED")
-	return cmd
+	for h := range res.Errors {
+		hosts = append(hosts, h)
+	}
+	sort.Strings(hosts)
+	for _, h := range hosts {
+		if msg, ok := res.Errors[h]; ok {
+			fmt.Fprintf(tw, "%s\t-\t-\t%s\n", h, msg)
+			continue
+		}
+		targets := make([]string, 0, len(res.Hosts[h]))
+		for t := range res.Hosts[h] {
+			targets = append(targets, t)
+		}
+		sort.Strings(targets)
+		for _, t := range targets {
+			li := res.Hosts[h][t]
+			tx, at := li.Transaction, ""
+			if tx == "" {
+				tx = "-"
+			}
+			if !li.InstalledAt.IsZero() {
+				at = li.InstalledAt.Local().Format(time.DateTime)
+			}
+			if li.Error != "" {
+				at = "error: " + li.Error
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", h, t, tx, at)
+		}
+	}
+	return tw.Flush()
 }

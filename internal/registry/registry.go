@@ -88,36 +88,3 @@ func (g Registry) List(ctx context.Context, now time.Time) ([]workflows.Lease, e
 	}
 	return live, nil
 }
-
-// Keep registers r and renews it every lease/3 until ctx ends, then
-// deregisters it. Registration failures are logged through report and
-// retried at the next tick: a worker keeps serving while the manager is away.
-func (g Registry) Keep(ctx context.Context, r workflows.Registration, report func(error)) {
-	every := r.Lease / 3
-	if every < time.Second {
-		every = time.Second
-	}
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			if err := g.Deregister(dctx, r.Role, r.ID); err != nil {
-				report(err)
-			}
-			return
-		case <-t.C:
-			rctx, cancel := context.WithTimeout(ctx, every)
-			_, err := g.Register(rctx, r)
-			cancel()
-			if err != nil && ctx.Err() == nil {
-				report(err)
-				t.Reset(2 * time.Second)
-				continue
-			}
-			t.Reset(every)
-		}
-	}
-}

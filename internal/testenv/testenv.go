@@ -1,13 +1,14 @@
-// Package testenv is a harness for tests that run relman for real: it builds
-// the relman binary once, starts a Temporal dev server (in memory, or on a
-// SQLite file so it can be stopped and started again on the same port),
-// writes role configs, runs managers, builders and installers as separate OS
-// processes with their own logs, stops them gracefully (SIGTERM) or kills
-// them (SIGKILL), waits for their registrations, makes git repositories, and
-// dumps the logs when a test fails.
+// Package testenv is the one harness for tests that run relman for real
+// (e2e/, chaos/, the cluster tests) and for the benchmarks: it builds the
+// relman binary once, starts a Temporal dev server (internal/devserver),
+// writes role configs, runs managers, builders and installers as separate
+// OS processes with their own logs, stops them gracefully (SIGTERM) or
+// kills them (SIGKILL), waits for their registrations, makes git
+// repositories, and dumps the logs when a test fails. Main is a whole
+// TestMain around one shared stack.
 //
 // It is a normal package (not a _test file) so that several test packages
-// (chaos/, e2e/) can share it.
+// can share it.
 package testenv
 
 import (
@@ -16,8 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,9 +38,8 @@ import (
 
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/cli"
-	"github.com/relman/relman/internal/devstack"
+	"github.com/relman/relman/internal/devserver"
 	"github.com/relman/relman/internal/registry"
-	"github.com/relman/relman/internal/temporalclient"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
 )
@@ -50,19 +48,6 @@ import (
 func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
-
-// FindTemporal finds the pinned temporal CLI: $RELMAN_TEMPORAL_BIN, then
-// bin/temporal of this module, then PATH.
-func FindTemporal() (string, error) {
-	if p := os.Getenv("RELMAN_TEMPORAL_BIN"); p != "" {
-		return devstack.FindTemporal()
-	}
-	p := filepath.Join(RepoRoot(), "bin", "temporal")
-	if _, err := os.Stat(p); err == nil {
-		return p, nil
-	}
-	return devstack.FindTemporal()
 }
 
 var (
@@ -91,41 +76,10 @@ func BuildRelman(ctx context.Context, dir string) (string, error) {
 }
 
 // FreePort asks the kernel for a free local TCP port.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+func FreePort() (int, error) { return devserver.FreePort() }
 
-// Dial connects a quiet client (warnings only, discarded) to address.
-func Dial(address string) (client.Client, error) {
-	return temporalclient.Dial(config.Temporal{Address: address}, slog.New(slog.NewTextHandler(io.Discard, nil)), "relman-testenv")
-}
-
-// WaitServing waits until a Temporal frontend answers health checks at
-// address.
-func WaitServing(ctx context.Context, address string) error {
-	var last error
-	for {
-		c, err := Dial(address)
-		if err == nil {
-			_, err = c.CheckHealth(ctx, &client.CheckHealthRequest{})
-			c.Close()
-			if err == nil {
-				return nil
-			}
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("temporal at %s not serving: %v", address, last)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
+// Dial connects a quiet client to address.
+func Dial(address string) (client.Client, error) { return devserver.Dial(address, "relman-testenv") }
 
 // Env is one relman deployment under test: a root directory, the relman
 // binary, a Temporal address, a client, and the role processes started in it.
@@ -137,6 +91,14 @@ type Env struct {
 	// ManagerQueue and RegistryID name the manager the roles serve.
 	ManagerQueue string
 	RegistryID   string
+	// RoleEnv is added to the environment of every role process, and
+	// RoleLogLevel is its --log-level (default info).
+	RoleEnv      []string
+	RoleLogLevel string
+	// Server is the Temporal server Main started, if it did, and Temporal
+	// the temporal CLI it runs.
+	Server   *devserver.Server
+	Temporal string
 
 	mu    sync.Mutex
 	procs []*Proc
@@ -231,7 +193,14 @@ func (e *Env) StartRole(name, role, cfg string) (*Proc, error) {
 		return nil, err
 	}
 	fmt.Fprintf(f, "==== %s: start %s %s\n", time.Now().Format(time.RFC3339Nano), role, cfg)
-	cmd := exec.Command(e.Relman, role, "--config", cfg, "--address", e.Address, "--log-level", "info")
+	level := e.RoleLogLevel
+	if level == "" {
+		level = "info"
+	}
+	cmd := exec.Command(e.Relman, role, "--config", cfg, "--address", e.Address, "--log-level", level)
+	if len(e.RoleEnv) > 0 {
+		cmd.Env = append(os.Environ(), e.RoleEnv...)
+	}
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

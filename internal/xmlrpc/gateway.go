@@ -2,6 +2,7 @@ package xmlrpc
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,12 +44,16 @@ func NewHandler(c client.Client, cfg *config.Manager, log *slog.Logger) *Server 
 	return (&Gateway{Client: c, Config: cfg, Log: log}).Server()
 }
 
-// ListenGateway serves the gateway on the manager's listen_address and
-// listen_port until Close.
-func ListenGateway(c client.Client, cfg *config.Manager, log *slog.Logger) (*Listener, error) {
-	host := cfg.ListenAddress
-	if host == "" {
-		host = config.DefaultListenAddress
+// ListenGateway serves the gateway on addr (host:port; empty: the manager's
+// listen_address and listen_port) until Close, over TLS when the manager's
+// gateway has a certificate.
+func ListenGateway(c client.Client, cfg *config.Manager, log *slog.Logger, addr string) (*Listener, error) {
+	if addr == "" {
+		host := cfg.ListenAddress
+		if host == "" {
+			host = config.DefaultListenAddress
+		}
+		addr = net.JoinHostPort(host, strconv.Itoa(cfg.ListenPort))
 	}
 	g := &Gateway{Client: c, Config: cfg, Log: log}
 	if cfg.Auth.Enabled() {
@@ -58,7 +63,15 @@ func ListenGateway(c client.Client, cfg *config.Manager, log *slog.Logger) (*Lis
 		}
 		g.Secret = s
 	}
-	return Listen(net.JoinHostPort(host, strconv.Itoa(cfg.ListenPort)), g.Server(), log)
+	var tc *tls.Config
+	if gw := cfg.Gateway; gw.TLS() {
+		cert, err := tls.LoadX509KeyPair(gw.TLSCertPath, gw.TLSKeyPath)
+		if err != nil {
+			return nil, fmt.Errorf("xml-rpc gateway certificate: %w; check gateway.tls_cert_path and gateway.tls_key_path", err)
+		}
+		tc = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	return Listen(addr, g.Server(), log, tc)
 }
 
 // Server builds the XML-RPC server holding the gateway's methods.

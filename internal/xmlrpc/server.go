@@ -3,6 +3,7 @@ package xmlrpc
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -330,17 +331,21 @@ const (
 type Listener struct {
 	srv  *http.Server
 	ln   net.Listener
+	tls  bool
 	done chan error
 	once sync.Once
 	err  error
 }
 
 // Listen opens addr (host:port; port 0 picks a free one) and serves h on it
-// until Close.
-func Listen(addr string, h http.Handler, log *slog.Logger) (*Listener, error) {
+// until Close: HTTPS when tc is set, else plain HTTP.
+func Listen(addr string, h http.Handler, log *slog.Logger, tc *tls.Config) (*Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("xml-rpc gateway on %s: %w", addr, err)
+	}
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -356,6 +361,7 @@ func Listen(addr string, h http.Handler, log *slog.Logger) (*Listener, error) {
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
 		ln:   ln,
+		tls:  tc != nil,
 		done: make(chan error, 1),
 	}
 	go func() {
@@ -372,7 +378,13 @@ func Listen(addr string, h http.Handler, log *slog.Logger) (*Listener, error) {
 func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
 // URL is the address as a client's URL.
-func (l *Listener) URL() string { return "http://" + l.ln.Addr().String() + "/" }
+func (l *Listener) URL() string {
+	scheme := "http://"
+	if l.tls {
+		scheme = "https://"
+	}
+	return scheme + l.ln.Addr().String() + "/"
+}
 
 // Done reports the server stopping on its own.
 func (l *Listener) Done() <-chan error { return l.done }

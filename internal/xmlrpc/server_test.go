@@ -173,7 +173,7 @@ func TestServerLogsNoParams(t *testing.T) {
 
 func TestListenFreePortAndClose(t *testing.T) {
 	_, hs := testServer(t, nil)
-	l, err := Listen("127.0.0.1:0", hs.Config.Handler, nil)
+	l, err := Listen("127.0.0.1:0", hs.Config.Handler, nil, nil)
 	require.NoError(t, err)
 	v, err := rpc(t, l.URL(), "echo", 1)
 	require.NoError(t, err)
@@ -184,10 +184,10 @@ func TestListenFreePortAndClose(t *testing.T) {
 	_, err = http.Post(l.URL(), "text/xml", strings.NewReader(call("")))
 	assert.Error(t, err)
 	// A port in use is a clear error.
-	l2, err := Listen("127.0.0.1:0", hs.Config.Handler, nil)
+	l2, err := Listen("127.0.0.1:0", hs.Config.Handler, nil, nil)
 	require.NoError(t, err)
 	defer l2.Close()
-	_, err = Listen(l2.Addr().String(), hs.Config.Handler, nil)
+	_, err = Listen(l2.Addr().String(), hs.Config.Handler, nil, nil)
 	assert.ErrorContains(t, err, "xml-rpc gateway on "+l2.Addr().String())
 }
 

@@ -15,13 +15,14 @@ import (
 
 	"github.com/relman/relman/activities"
 	"github.com/relman/relman/config"
+	"github.com/relman/relman/rollout"
 	"github.com/relman/relman/workflows"
 )
 
 func safetyManager() *activities.Manager {
 	cfg := testManagerConfig()
 	cfg.Environments["test"] = config.Environment{
-		Rollout:  config.RolloutPolicy{Strategy: "rolling", Batch: "2", Pause: 30 * time.Second, MaxFailures: "0"},
+		Rollout:  rollout.Policy{Strategy: "rolling", Batch: "2", Pause: 30 * time.Second, MaxFailures: "0"},
 		Approval: "required", FourEyes: true, ApprovalTimeout: time.Hour,
 		Webhooks: []string{"http://hooks.invalid/a"},
 	}
@@ -29,38 +30,38 @@ func safetyManager() *activities.Manager {
 	return &activities.Manager{Config: cfg, Registry: &fakeRegistry{leases: liveLeases(), filter: true}, Now: func() time.Time { return planNow }}
 }
 
-func TestPlanReleaseSafety(t *testing.T) {
+func TestPlanRules(t *testing.T) {
 	m := safetyManager()
-	p, err := m.PlanRelease(context.Background(), workflows.PlanInput{Request: install("web", "test")})
+	p, err := m.Plan(context.Background(), workflows.PlanInput{Request: install("web", "test")})
 	require.NoError(t, err)
-	assert.Equal(t, workflows.Rollout{Strategy: "rolling", Batch: "2", Pause: 30 * time.Second, MaxFailures: "0", Unreachable: "fail"}, p.Rollout)
-	assert.Equal(t, workflows.LockWait, p.Lock, "lock defaults to wait")
+	assert.Equal(t, rollout.Policy{Strategy: "rolling", Batch: "2", Pause: 30 * time.Second, MaxFailures: "0", Unreachable: "fail"}, p.Rollout)
+	assert.Equal(t, rollout.LockWait, p.Lock, "lock defaults to wait")
 	assert.Equal(t, workflows.Approval{Required: true, FourEyes: true, Timeout: time.Hour}, p.Approval)
 	assert.Equal(t, []string{"http://hooks.invalid/a"}, p.Webhooks)
 	assert.Equal(t, [][]string{{"web-1", "web-2"}, {"web-3"}}, p.Rollout.Batches([]string{"web-1", "web-2", "web-3"}))
 
 	// The request's rollout wins where it says something.
 	req := install("web", "test")
-	req.Rollout = &workflows.Rollout{Strategy: "all-at-once", MaxFailures: "10%"}
-	p, err = m.PlanRelease(context.Background(), workflows.PlanInput{Request: req})
+	req.Rollout = &rollout.Policy{Strategy: "all-at-once", MaxFailures: "10%"}
+	p, err = m.Plan(context.Background(), workflows.PlanInput{Request: req})
 	require.NoError(t, err)
 	assert.Equal(t, "all-at-once", p.Rollout.Strategy)
 	assert.Equal(t, "10%", p.Rollout.MaxFailures)
 	assert.Equal(t, 30*time.Second, p.Rollout.Pause)
 
 	// An environment with nothing set: today's behavior, plus the lock.
-	p, err = m.PlanRelease(context.Background(), workflows.PlanInput{Request: install("web", "prod")})
+	p, err = m.Plan(context.Background(), workflows.PlanInput{Request: install("web", "prod")})
 	require.NoError(t, err)
 	assert.True(t, p.Rollout.Legacy())
 	assert.False(t, p.Approval.Required)
 	assert.Empty(t, p.Webhooks)
 }
 
-func TestPlanReleaseRejections(t *testing.T) {
+func TestPlanRulesRejections(t *testing.T) {
 	m := safetyManager()
 	req := install("web", "test")
-	req.Rollout = &workflows.Rollout{Strategy: "sideways"}
-	_, err := m.PlanRelease(context.Background(), workflows.PlanInput{Request: req})
+	req.Rollout = &rollout.Policy{Strategy: "sideways"}
+	_, err := m.Plan(context.Background(), workflows.PlanInput{Request: req})
 	var app *temporal.ApplicationError
 	require.ErrorAs(t, err, &app)
 	assert.Equal(t, workflows.ErrRejected, app.Type())
@@ -70,7 +71,7 @@ func TestPlanReleaseRejections(t *testing.T) {
 	require.NoError(t, app.Details(&rej))
 	assert.Equal(t, []string{"http://hooks.invalid/a"}, rej.Webhooks)
 
-	_, err = m.PlanRelease(context.Background(), workflows.PlanInput{Request: install("nope", "test")})
+	_, err = m.Plan(context.Background(), workflows.PlanInput{Request: install("nope", "test")})
 	require.ErrorAs(t, err, &app)
 	assert.Contains(t, app.Message(), "unknown project")
 	require.NoError(t, app.Details(&rej))

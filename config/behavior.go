@@ -8,10 +8,20 @@ import (
 	"time"
 )
 
-// BehaviorRelease is the Capistrano-style install behavior: releases/<id>,
-// shared/, and a current symlink switched atomically. The behavior package
-// registers it.
-const BehaviorRelease = "release"
+// The install behaviors every installer has (the behavior package holds
+// them). Which other names are valid is up to the installer's registry:
+// config validation only checks the settings of these.
+const (
+	BehaviorUnarchive = "unarchive"
+	BehaviorCopy      = "copy"
+	BehaviorCommand   = "command"
+	// BehaviorRelease is the Capistrano-style install behavior:
+	// releases/<id>, shared/, and a current symlink switched atomically.
+	BehaviorRelease = "release"
+)
+
+// BuiltinBehaviors lists them.
+var BuiltinBehaviors = []string{BehaviorCommand, BehaviorCopy, BehaviorRelease, BehaviorUnarchive}
 
 // Defaults of the release behavior and of health checks.
 const (

@@ -1,0 +1,55 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+
+	"github.com/relman/relman/workflows"
+)
+
+// Coordinator holds the manager's activities that talk to Temporal and the
+// outside world for a release: the locks and the webhooks.
+type Coordinator struct {
+	Client client.Client
+	// HTTP posts webhooks; nil means a client with a 10s timeout.
+	HTTP *http.Client
+	Log  *slog.Logger
+}
+
+// RequestLock asks the Lock workflow of (env, target) for the lock on
+// behalf of a release, starting it if it is not running. The answer comes
+// back to the release as a signal.
+func (c *Coordinator) RequestLock(ctx context.Context, req workflows.LockRequest) error {
+	opts := client.StartWorkflowOptions{
+		ID:                    req.Lock,
+		TaskQueue:             activity.GetInfo(ctx).TaskQueue,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	}
+	_, err := c.Client.SignalWithStartWorkflow(ctx, req.Lock, workflows.LockRequestSignal, req, opts,
+		workflows.LockWorkflowName, workflows.LockState{Env: req.Env, Target: req.Target})
+	if err != nil {
+		return fmt.Errorf("ask lock %s: %w", req.Lock, err)
+	}
+	return nil
+}
+
+// LockHolderOpen reports whether the release holding a lock still runs.
+func (c *Coordinator) LockHolderOpen(ctx context.Context, txid string) (bool, error) {
+	desc, err := c.Client.DescribeWorkflowExecution(ctx, txid, "")
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return false, nil
+		}
+		return false, err
+	}
+	return desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
+}

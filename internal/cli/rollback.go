@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/relman/relman/internal/transaction"
+	"github.com/relman/relman/workflows"
+)
+
+func (a *app) rollbackCommand() *cobra.Command {
+	var (
+		env, to string
+		wait    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "rollback PROJECT --env E [--to TXID]",
+		Short: "Switch every host back to the previous release (release behavior); prints the transaction id",
+		Long: `Roll a project back in an environment: on every host registered for it, each
+named target installed with the release behavior switches its current symlink
+to the release before the current one, or with --to to the release of that
+transaction (which must still be kept on every host). The rollback is a
+transaction: status, history and list show it; it ends ROLLBACK_COMPLETED or
+ROLLBACK_FAILED.`,
+		Example: `  relman rollback template --env test --wait
+  relman rollback template --env test --to 0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if env == "" {
+				return usageErr("relman rollback needs --env (for example --env test)")
+			}
+			c, err := a.dial()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			req := workflows.Request{Project: args[0], Action: workflows.ActionRollback, Env: env, Requester: requester(a.opts.LookupEnv)}
+			sign, err := a.signer()
+			if err != nil {
+				return err
+			}
+			txid, err := transaction.StartRollback(cmd.Context(), c, a.queue, req, to, sign)
+			if err != nil {
+				return err
+			}
+			if !wait {
+				if a.output == "json" {
+					return a.printJSON(map[string]string{"transaction": txid})
+				}
+				fmt.Fprintln(a.opts.Stdout, txid)
+				return nil
+			}
+			if a.output == "text" {
+				fmt.Fprintf(a.opts.Stdout, "transaction %s\n", txid)
+			}
+			d, err := transaction.Wait(cmd.Context(), c, txid, nil)
+			if err != nil {
+				return err
+			}
+			if a.output == "json" {
+				if err := a.printJSON(d); err != nil {
+					return err
+				}
+			} else {
+				printSummary(a.opts.Stdout, d)
+			}
+			if !d.Status.Succeeded(workflows.ActionRollback) {
+				return &exitError{code: ExitReleaseFailed, err: fmt.Errorf("transaction %s ended %s: %s", txid, d.Status, d.Reason)}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&env, "env", "", "environment to roll back")
+	f.StringVar(&to, "to", "", "the transaction whose release to switch to (default: the release before the current one)")
+	f.BoolVar(&wait, "wait", false, "wait for the final status; exit 3 unless it is ROLLBACK_COMPLETED")
+	return cmd
+}

@@ -1,0 +1,42 @@
+package workers
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"go.temporal.io/sdk/worker"
+
+	"github.com/relman/relman/activities"
+	"github.com/relman/relman/config"
+	"github.com/relman/relman/internal/artifact"
+	"github.com/relman/relman/workflows"
+)
+
+// installer runs one worker on the host's own queue relman-host-<host>,
+// and keeps the host's registration of every (environment, named target)
+// it installs.
+func (r *role) installer(ctx context.Context, cfg *config.Installer) error {
+	store, err := artifact.OpenStore(ctx, cfg.Artifacts)
+	if err != nil {
+		return fmt.Errorf("artifact store: %w", err)
+	}
+	defer store.Close()
+	// Downloads left by an installer that was killed are never resumed:
+	// every install downloads afresh. Nothing else uses the directory.
+	if err := os.RemoveAll(filepath.Join(cfg.WorkDir, "downloads")); err != nil {
+		r.log.Warn("stale downloads not removed", "error", err)
+	}
+	a := &activities.Installer{Config: cfg, Store: store, Log: r.log, Behaviors: r.opts.Behaviors}
+	w := worker.New(r.client, workflows.HostQueue(cfg.Host), worker.Options{WorkerStopTimeout: stopTimeout})
+	registerActivities(w, installerActivities(a))
+	targets := map[string][]string{}
+	for env, ts := range cfg.Environments {
+		targets[env] = slices.Sorted(maps.Keys(ts))
+	}
+	reg := workflows.Registration{Role: workflows.RoleInstaller, ID: cfg.Host, Targets: targets, Lease: cfg.Lease}
+	return r.serve(ctx, &cfg.Service, []worker.Worker{w}, reg)
+}

@@ -1,0 +1,76 @@
+package workers
+
+import (
+	"context"
+	"fmt"
+
+	"go.temporal.io/sdk/worker"
+
+	"github.com/relman/relman/activities"
+	"github.com/relman/relman/config"
+	"github.com/relman/relman/internal/auth"
+	"github.com/relman/relman/internal/registry"
+	"github.com/relman/relman/internal/transaction"
+	"github.com/relman/relman/internal/xmlrpc"
+	"github.com/relman/relman/workflows"
+)
+
+// manager runs the workflows and the manager's activities on the manager
+// queue, and the XML-RPC gateway beside them. Several managers on one
+// queue share the work.
+func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
+	var secret []byte
+	switch {
+	case cfg.Auth.Enabled():
+		s, err := auth.LoadSecret(cfg.Auth.SecretFile)
+		if err != nil {
+			return fmt.Errorf("gateway secret: %w", err)
+		}
+		secret = s
+		if cfg.Auth.Anonymous {
+			r.log.Warn("anonymous requests are allowed as principal \"anonymous\"; the policy decides what they may do")
+		}
+	default:
+		r.log.Warn("authentication is off (no auth.users_file): anyone who can reach Temporal or the gateway may build and install anything; not recommended")
+	}
+	var serving Serving
+	if !cfg.Gateway.Off {
+		// The gateway for the seed's clients; a port that cannot be opened
+		// stops the role.
+		gw, err := xmlrpc.ListenGateway(r.client, cfg, r.log.With("component", "xml-rpc"), r.opts.GatewayAddress)
+		if err != nil {
+			return err
+		}
+		defer gw.Close()
+		serving.GatewayURL = gw.URL()
+		r.log.Info("xml-rpc gateway listening", "url", gw.URL())
+	}
+	w := worker.New(r.client, cfg.ManagerQueue, worker.Options{WorkerStopTimeout: stopTimeout})
+	RegisterWorkflows(w)
+	registerActivities(w, managerActivities(
+		&activities.Manager{
+			Config:       cfg,
+			Registry:     registry.Registry{Client: r.client, ID: cfg.RegistryID, ManagerQueue: cfg.ManagerQueue},
+			Transactions: transactions{r},
+			Secret:       secret,
+		},
+		&activities.Coordinator{Client: r.client, Log: r.log},
+	))
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("manager worker on %s: %w", cfg.ManagerQueue, err)
+	}
+	r.log.Info("manager started", "queue", cfg.ManagerQueue, "registry", cfg.RegistryID,
+		"projects", len(cfg.Projects), "environments", len(cfg.Environments))
+	r.ready(serving)
+	<-ctx.Done()
+	w.Stop()
+	r.log.Info("manager stopped")
+	return nil
+}
+
+// transactions reads other transactions through the role's client.
+type transactions struct{ r *role }
+
+func (t transactions) Get(ctx context.Context, txid string) (*workflows.Detail, error) {
+	return transaction.Get(ctx, t.r.client, txid)
+}

@@ -1,0 +1,223 @@
+// Package workers runs relman's roles: Run is the one place a manager, a
+// builder or an installer host is wired. It sets up the role's log and
+// telemetry, connects to Temporal (waiting for it when it is away), serves
+// the manager's XML-RPC gateway, creates the workers on the role's task
+// queues and registers on them what register.go lists, keeps a builder's or
+// host's registration alive, answers /livez and /readyz, and stops
+// gracefully when the context ends (SIGTERM, SIGINT): deregister first, so
+// no new work is planned here, then let running activities finish.
+//
+// `relman manager|builder|installer`, `relman dev`, the tests' harness, the
+// benchmarks and installers built with behaviors of their own
+// (examples/custom-behavior) all call Run.
+package workers
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/relman/relman/behavior"
+	"github.com/relman/relman/config"
+	"github.com/relman/relman/internal/telemetry"
+	"github.com/relman/relman/internal/temporalclient"
+)
+
+// stopTimeout is how long a stopping worker lets running activities finish
+// before it hands them back to Temporal for another worker.
+const stopTimeout = 10 * time.Second
+
+// Options adjust how Run runs a role. The zero value runs it as
+// `relman manager|builder|installer --config F` does.
+type Options struct {
+	// Logger receives the role's log; nil: a text log at the config's
+	// logging level, to its logging path or else to Stderr.
+	Logger *slog.Logger
+	// Stderr is where a role without a logging path logs; nil: os.Stderr.
+	Stderr io.Writer
+	// Client is used instead of connecting to the config's Temporal, for
+	// roles sharing one connection in one process (tests, simulated
+	// hosts). Run does not close it.
+	Client client.Client
+	// ClientOptions adjusts the options of the client Run connects with.
+	ClientOptions func(*client.Options)
+	// LookupEnv reads the OTEL_* variables for telemetry; nil: os.LookupEnv.
+	LookupEnv func(string) (string, bool)
+	// Behaviors are an installer's install behaviors; nil: relman's own
+	// (behavior.Builtin). Add yours to behavior.Builtin() and pass it here.
+	Behaviors *behavior.Registry
+	// GatewayAddress overrides where a manager's XML-RPC gateway listens
+	// (host:port; port 0 for any free one).
+	GatewayAddress string
+	// Ready is called once, when the role serves: its workers poll their
+	// queues and, for builders and hosts, the registration holds.
+	Ready func(Serving)
+}
+
+// Serving says what a role serves once it is ready.
+type Serving struct {
+	Role, ID string
+	// GatewayURL is the manager's XML-RPC gateway; empty when it has none.
+	GatewayURL string
+	// StatusURL answers /livez and /readyz; empty without status_address.
+	StatusURL string
+}
+
+// Run runs the role cfg configures (a *config.Manager, *config.Builder or
+// *config.Installer, loaded and defaulted) until ctx ends, then stops it
+// gracefully. It returns nil on a stop asked for through ctx.
+func Run(ctx context.Context, cfg config.File, opts Options) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	svc := cfg.Base()
+	r := &role{name: cfg.Role(), id: roleID(cfg), opts: opts}
+	if r.opts.Stderr == nil {
+		r.opts.Stderr = os.Stderr
+	}
+	if r.opts.LookupEnv == nil {
+		r.opts.LookupEnv = os.LookupEnv
+	}
+	log := opts.Logger
+	if log == nil {
+		l, closeLog, err := NewLogger(svc.Logging, r.opts.Stderr)
+		if err != nil {
+			return err
+		}
+		defer closeLog()
+		log = l
+	}
+	r.log = log.With("role", r.name)
+	if in, ok := cfg.(*config.Installer); ok {
+		if r.opts.Behaviors == nil {
+			r.opts.Behaviors = behavior.Builtin()
+		}
+		if err := r.opts.Behaviors.Check(in); err != nil {
+			return err
+		}
+	}
+
+	stopStatus, err := r.serveStatus(svc.StatusAddress)
+	if err != nil {
+		return err
+	}
+	defer stopStatus()
+
+	c := opts.Client
+	if c == nil {
+		tel, err := telemetry.Setup(ctx, "relman-"+r.name, r.opts.LookupEnv, r.opts.Stderr)
+		if err != nil {
+			return err
+		}
+		defer tel.Shutdown(context.WithoutCancel(ctx))
+		with := []func(*client.Options){tel.Apply}
+		if opts.ClientOptions != nil {
+			with = append(with, opts.ClientOptions)
+		}
+		c, err = r.connect(ctx, svc.Temporal, temporalclient.Identity(r.id), with...)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while waiting for Temporal
+			}
+			return err
+		}
+		defer c.Close()
+	}
+	r.client = c
+
+	switch cfg := cfg.(type) {
+	case *config.Manager:
+		return r.manager(ctx, cfg)
+	case *config.Builder:
+		return r.builder(ctx, cfg)
+	case *config.Installer:
+		return r.installer(ctx, cfg)
+	}
+	return fmt.Errorf("no role for a config of type %T", cfg)
+}
+
+// role is one running role.
+type role struct {
+	name, id string
+	opts     Options
+	log      *slog.Logger
+	client   client.Client
+	status   status
+}
+
+// connect dials Temporal, and while it is away warns and tries again with
+// a growing pause (the seed: a worker "will not fail to start" when its
+// manager is unavailable). Settings that cannot work (a missing TLS file)
+// fail at once.
+func (r *role) connect(ctx context.Context, t config.Temporal, identity string, with ...func(*client.Options)) (client.Client, error) {
+	o, err := temporalclient.Options(t, r.log, identity, with...)
+	if err != nil {
+		return nil, err
+	}
+	wait := time.Second
+	for {
+		c, err := client.DialContext(ctx, o)
+		if err == nil {
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		msg := fmt.Sprintf("Temporal at %s (namespace %s) is unreachable; retrying in %s", o.HostPort, o.Namespace, wait)
+		r.status.notReady(msg)
+		r.log.Warn(msg, "error", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}
+
+// ready marks the role ready and tells Options.Ready once.
+func (r *role) ready(s Serving) {
+	s.Role, s.ID, s.StatusURL = r.name, r.id, r.status.url
+	if r.status.setReady() && r.opts.Ready != nil {
+		r.opts.Ready(s)
+	}
+}
+
+// NewLogger writes a role's structured log to its logging path (the seed's
+// logging_path and logging_level), or to stderr when none is set.
+func NewLogger(l config.Logging, stderr io.Writer) (*slog.Logger, func(), error) {
+	level, err := config.ParseLevel(l.Level)
+	if err != nil {
+		return nil, nil, err
+	}
+	w, closer := stderr, func() {}
+	if l.Path != "" {
+		if err := os.MkdirAll(filepath.Dir(l.Path), 0o755); err != nil {
+			return nil, nil, fmt.Errorf("logging path: %w", err)
+		}
+		f, err := os.OpenFile(l.Path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			return nil, nil, fmt.Errorf("logging path: %w", err)
+		}
+		w, closer = f, func() { f.Close() }
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), closer, nil
+}
+
+// roleID names a role instance: in its client identity, its registration
+// and its log.
+func roleID(c config.File) string {
+	switch c := c.(type) {
+	case *config.Builder:
+		return c.Name
+	case *config.Installer:
+		return c.Host
+	}
+	return "manager"
+}

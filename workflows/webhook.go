@@ -1,0 +1,111 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// NotifyInput is the Notify activity's argument: one webhook, one payload.
+type NotifyInput struct {
+	URL          string       `json:"url"`
+	Notification Notification `json:"notification"`
+}
+
+// Notification is the JSON body POSTed to an environment's webhooks.
+type Notification struct {
+	Transaction string       `json:"transaction"`
+	Project     string       `json:"project"`
+	Env         string       `json:"env,omitempty"`
+	Action      Action       `json:"action"`
+	Status      Status       `json:"status"`
+	Reason      string       `json:"reason,omitempty"`
+	Requester   string       `json:"requester,omitempty"`
+	Commit      string       `json:"commit,omitempty"`
+	Hosts       HostsSummary `json:"hosts"`
+	Time        time.Time    `json:"time"`
+}
+
+// HostsSummary counts a release's (host, target) installs by state.
+type HostsSummary struct {
+	Total      int `json:"total"`
+	Installed  int `json:"installed"`
+	Failed     int `json:"failed"`
+	Skipped    int `json:"skipped"`
+	Pending    int `json:"pending"`
+	RolledBack int `json:"rolled_back"`
+}
+
+// notification is the webhook payload of the release as it stands.
+func (r *release) notification(ctx workflow.Context) Notification {
+	n := Notification{
+		Transaction: r.d.Transaction,
+		Project:     r.d.Request.Project,
+		Env:         r.d.Request.Env,
+		Action:      r.d.Request.Action,
+		Status:      r.d.Status,
+		Reason:      r.d.Reason,
+		Requester:   r.d.Request.Requester,
+		Commit:      r.d.Commit,
+		Time:        workflow.Now(ctx),
+	}
+	if n.Reason == "" {
+		n.Reason = r.d.Waiting
+	}
+	for _, in := range r.d.Installs {
+		n.Hosts.Total++
+		switch in.State {
+		case InstallInstalled:
+			n.Hosts.Installed++
+		case InstallFailedS:
+			n.Hosts.Failed++
+		case InstallSkipped, InstallCancelled:
+			n.Hosts.Skipped++
+		default:
+			n.Hosts.Pending++
+		}
+		if in.RolledBack {
+			n.Hosts.RolledBack++
+		}
+	}
+	return n
+}
+
+// startNotify posts the release's state to each webhook through the Notify
+// activity, retried with backoff. A webhook that stays down never fails
+// the release.
+func (r *release) startNotify(ctx workflow.Context) []workflow.Future {
+	if len(r.webhooks) == 0 {
+		return nil
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 15 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    30 * time.Second,
+			MaximumAttempts:    5,
+		},
+	})
+	n := r.notification(ctx)
+	var fs []workflow.Future
+	for _, u := range r.webhooks {
+		fs = append(fs, workflow.ExecuteActivity(actx, NotifyActivity, NotifyInput{URL: u, Notification: n}))
+	}
+	return fs
+}
+
+// notifyAsync notifies without waiting: the release goes on waiting for
+// its approval meanwhile.
+func (r *release) notifyAsync(ctx workflow.Context) { r.startNotify(ctx) }
+
+// notifyFinal notifies a final status and waits, so the workflow does not
+// close under its own notifications.
+func (r *release) notifyFinal(ctx workflow.Context) {
+	for _, f := range r.startNotify(ctx) {
+		if err := f.Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Warn("webhook not notified", "error", err)
+		}
+	}
+}
