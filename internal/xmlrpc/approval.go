@@ -64,7 +64,7 @@ func (g *Gateway) decide(ctx context.Context, method string, approve bool, ps []
 	}
 	d := workflows.ApprovalDecision{By: p.Name, Comment: comment}
 	if g.Config.Auth.Enabled() && p.Name != anonymous {
-		s := auth.SignAsGateway(g.Secret, p.Name, workflows.DecisionPayload(id, approve, d), time.Now())
+		s := auth.SignAsGateway(g.Secret, p, workflows.DecisionPayload(id, approve, d), time.Now())
 		d.Signature = &s
 	}
 	msg, err := transaction.Decide(ctx, g.Client, id, approve, d)

@@ -228,7 +228,7 @@ func (g *Gateway) requestAction(ctx context.Context, ps []any) (any, error) {
 		}
 		if who != anonymous {
 			sign = func(txid string, r workflows.Request) *auth.Signature {
-				s := auth.SignAsGateway(g.Secret, who, workflows.SignedPayload(txid, r), time.Now())
+				s := auth.SignAsGateway(g.Secret, p, workflows.SignedPayload(txid, r), time.Now())
 				return &s
 			}
 		}
