@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/relman/relman/auth/ldap"
 )
 
 // Problem is one thing wrong with a configuration file. Decode problems know
@@ -130,7 +132,7 @@ func wantName(goType string) string {
 		return "an integer"
 	case strings.HasPrefix(goType, "[]"):
 		return "a list"
-	case strings.HasPrefix(goType, "map["), strings.HasPrefix(goType, "config."):
+	case strings.HasPrefix(goType, "map["), strings.HasPrefix(goType, "config."), strings.HasPrefix(goType, "ldap."):
 		return "a mapping"
 	}
 	return goType
@@ -142,7 +144,7 @@ var fileTypes = func() map[string]reflect.Type {
 	for _, v := range []any{
 		Manager{}, Builder{}, Installer{}, Temporal{}, Logging{}, Environment{},
 		ProjectDef{}, ReleaseTimeouts{}, BuildBehavior{}, Source{}, Step{}, Output{},
-		InstallBehavior{},
+		InstallBehavior{}, Auth{}, Realm{}, ldap.Config{},
 	} {
 		t := reflect.TypeOf(v)
 		m[t.String()] = t
