@@ -343,7 +343,6 @@ auth:
 `,
 			want: []string{
 				`auth.realms.Corp: realm name "Corp" is invalid`,
-				"auth.realms.Corp: no authenticator; set ldap",
 				`auth.realms.corp.ldap.url: "http://dir" is not an ldap:// or ldaps:// URL with a host`,
 				`auth.realms.corp.ldap.user_dn: "uid=alice" must hold %s exactly once`,
 				"auth.realms.corp.ldap.group_base: missing",
@@ -692,6 +691,7 @@ auth:
         group_base: "ou=groups,dc=example,dc=org"
         ca_file: certs/ca.pem
         roles: {cn=deployers: deployer, testers: tester}
+    htpasswd: {}  # registered in code by the manager binary
 policy:
   - {roles: [deployer], actions: [install], projects: ["*"], environments: ["*"]}
 `)
@@ -703,4 +703,5 @@ policy:
 	require.NotNil(t, l)
 	assert.Equal(t, filepath.Join(filepath.Dir(p), "certs", "ca.pem"), l.CAFile)
 	assert.Equal(t, map[string]string{"cn=deployers": "deployer", "testers": "tester"}, l.Roles)
+	assert.Nil(t, c.Auth.Realms["htpasswd"].LDAP)
 }

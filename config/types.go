@@ -72,8 +72,7 @@ type Auth struct {
 	// UsersFile is the default realm, "local": passwords and tokens.
 	UsersFile string `yaml:"users_file"`
 	// Realms are more places users log in from; the realm in the
-	// credentials picks one. Authenticators written in Go are registered
-	// in code, not here.
+	// credentials picks one.
 	Realms map[string]Realm `yaml:"realms"`
 	// SecretFile holds the gateway's signing secret, made on first start;
 	// managers sharing a queue must share it. Default: beside users_file,
@@ -85,7 +84,9 @@ type Auth struct {
 }
 
 // Realm is one realm of the config: the kind of authenticator and its
-// settings.
+// settings. An empty realm ({}) is one the manager binary registers in code
+// (workers.Options.Authenticators); listing it here turns authentication
+// on and lets the manager check at start that the binary has it.
 type Realm struct {
 	LDAP *ldap.Config `yaml:"ldap"`
 }

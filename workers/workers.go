@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -19,9 +20,11 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/relman/relman/activities"
+	authapi "github.com/relman/relman/auth"
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/artifact"
 	"github.com/relman/relman/internal/auth"
+	"github.com/relman/relman/internal/realm"
 	"github.com/relman/relman/internal/registry"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
@@ -44,8 +47,30 @@ func RegisterManager(w worker.Registry, a *activities.Manager) {
 
 // Manager runs the manager role until ctx ends: the Release and Registry
 // workflows and the plan activity on the manager queue. Several managers on
-// one queue share the work.
+// one queue share the work. Its realms are those of the config; Run takes
+// more from code.
 func Manager(ctx context.Context, c client.Client, cfg *config.Manager, log *slog.Logger) error {
+	realms, err := Realms(cfg, nil)
+	if err != nil {
+		return err
+	}
+	return manager(ctx, c, cfg, log, realms)
+}
+
+// Realms builds a manager's realms: its users file, the realms of its
+// config, and those registered in code (nil for none). The gateway and the
+// manager worker of one process share them.
+func Realms(cfg *config.Manager, code *authapi.Registry) (*authapi.Registry, error) {
+	if !cfg.Auth.Enabled() {
+		if len(code.Realms()) > 0 {
+			return nil, fmt.Errorf("authenticators are registered in code (realms %s) but the config turns authentication off; list them under auth.realms", strings.Join(code.Realms(), ", "))
+		}
+		return &authapi.Registry{}, nil
+	}
+	return realm.Registry(cfg.Auth, code)
+}
+
+func manager(ctx context.Context, c client.Client, cfg *config.Manager, log *slog.Logger, realms *authapi.Registry) error {
 	reg := registry.Registry{Client: c, ID: cfg.RegistryID, ManagerQueue: cfg.ManagerQueue}
 	w := worker.New(c, cfg.ManagerQueue, worker.Options{WorkerStopTimeout: stopTimeout})
 	var secret []byte
@@ -62,7 +87,10 @@ func Manager(ctx context.Context, c client.Client, cfg *config.Manager, log *slo
 	default:
 		log.Warn("authentication is off (no auth.users_file): anyone who can reach Temporal or the gateway may build and install anything; not recommended")
 	}
-	RegisterManager(w, &activities.Manager{Config: cfg, Registry: reg, Transactions: transactions{c}, Secret: secret})
+	if cfg.Auth.Enabled() {
+		log.Info("realms", "names", realms.Realms())
+	}
+	RegisterManager(w, &activities.Manager{Config: cfg, Registry: reg, Transactions: transactions{c}, Secret: secret, Realms: realms})
 	RegisterCoordinator(w, &activities.Coordinator{Client: c, Log: log})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("manager worker on %s: %w", cfg.ManagerQueue, err)

@@ -24,12 +24,12 @@ auth:
         url: ldap://ldap.example.org
         user_dn: "uid=%s,ou=people,dc=example,dc=org"
         roles: {cn=deployers: deployer}
-    staff: {}
+    Staff: {}
 `), 0o644))
 	_, stderr, code := run(t, "config", "check", conf)
 	assert.Equal(t, ExitError, code)
 	assert.Contains(t, stderr, conf+": auth.realms.corp.ldap.group_base: missing; set where the groups are")
-	assert.Contains(t, stderr, conf+": auth.realms.staff: no authenticator; set ldap")
+	assert.Contains(t, stderr, conf+`: auth.realms.Staff: realm name "Staff" is invalid`)
 
 	good := filepath.Join(dir, "good.yaml")
 	require.NoError(t, os.WriteFile(good, []byte(`version: 1

@@ -94,7 +94,7 @@ func (a *app) runRole(ctx context.Context, role, path string) error {
 	case *config.Manager:
 		// The XML-RPC gateway for the seed's clients serves beside the
 		// manager worker; a port that cannot be opened stops the role.
-		gw, err := xmlrpc.ListenGateway(c, cfg, log.With("component", "xml-rpc"))
+		gw, err := xmlrpc.ListenGateway(c, cfg, log.With("component", "xml-rpc"), nil)
 		if err != nil {
 			return err
 		}

@@ -282,7 +282,7 @@ func (s *Stack) startGateway(dir string, port int) error {
 		return err
 	}
 	mc.ListenAddress, mc.ListenPort = "127.0.0.1", port
-	gw, err := xmlrpc.ListenGateway(s.Client, mc, log.With("role", "manager", "component", "xml-rpc"))
+	gw, err := xmlrpc.ListenGateway(s.Client, mc, log.With("role", "manager", "component", "xml-rpc"), nil)
 	if err != nil {
 		closeLog()
 		return fmt.Errorf("%w; pass --gateway-port with a free port, or 0 for any", err)
