@@ -85,7 +85,7 @@ func manager(ctx context.Context, c client.Client, cfg *config.Manager, log *slo
 			log.Warn("anonymous requests are allowed as principal \"anonymous\"; the policy decides what they may do")
 		}
 	default:
-		log.Warn("authentication is off (no auth.users_file): anyone who can reach Temporal or the gateway may build and install anything; not recommended")
+		log.Warn("authentication is off (no auth.users_file or auth.realms): anyone who can reach Temporal or the gateway may build and install anything; not recommended")
 	}
 	if cfg.Auth.Enabled() {
 		log.Info("realms", "names", realms.Realms())
