@@ -174,3 +174,34 @@ func TestLDAPConfigCheck(t *testing.T) {
 		})
 	}
 }
+
+// TLS is verified against ca_file: ldaps and StartTLS log in; without the
+// CA the server's certificate is refused, and so is the login.
+func TestLDAPTLS(t *testing.T) {
+	dir := ldaptest.StartTLS(t, []ldaptest.User{{UID: "alice", Password: alicePassword}}, []ldaptest.Group{{CN: "deployers", Members: []string{"alice"}}})
+	tests := map[string]struct {
+		edit func(*ldap.Config)
+		ok   bool
+	}{
+		"ldaps with the CA":     {func(c *ldap.Config) { c.URL, c.CAFile = dir.LDAPS, dir.CAFile }, true},
+		"start_tls with the CA": {func(c *ldap.Config) { c.StartTLS, c.CAFile = true, dir.CAFile }, true},
+		"ldaps, system CAs":     {func(c *ldap.Config) { c.URL = dir.LDAPS }, false},
+		"start_tls, system CAs": {func(c *ldap.Config) { c.StartTLS = true }, false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			c := config(dir.URL)
+			tc.edit(&c)
+			a, err := ldap.New(c)
+			require.NoError(t, err)
+			p, err := a.Authenticate(context.Background(), auth.Credentials{Username: "alice", Password: alicePassword})
+			if tc.ok {
+				require.NoError(t, err)
+				assert.Equal(t, []string{"deployer"}, p.Roles)
+				return
+			}
+			assert.ErrorIs(t, err, auth.ErrUnavailable)
+			assert.ErrorContains(t, err, "certificate")
+		})
+	}
+}

@@ -7,10 +7,15 @@ package ldaptest
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha1"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -50,11 +55,16 @@ type Group struct {
 // Server is a running slapd.
 type Server struct {
 	// URL is ldap://127.0.0.1:PORT.
-	URL  string
-	dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  *bytes.Buffer
+	URL string
+	// With StartTLS: LDAPS is ldaps://localhost:PORT, and CAFile the PEM
+	// of the CA that signed the server's certificate (for localhost and
+	// 127.0.0.1); URL then offers StartTLS.
+	LDAPS  string
+	CAFile string
+	dir    string
+	cmd    *exec.Cmd
+	done   chan struct{}
+	log    *bytes.Buffer
 }
 
 // Install is what to run where slapd is missing.
@@ -78,6 +88,18 @@ func Binary() (string, error) {
 // the test is skipped, except in CI (CI set), where it fails.
 func Start(t testing.TB, users []User, groups []Group) *Server {
 	t.Helper()
+	return start(t, users, groups, false)
+}
+
+// StartTLS is Start with TLS: ldaps:// on a second port and StartTLS on
+// the first, with a certificate from a CA made for the test.
+func StartTLS(t testing.TB, users []User, groups []Group) *Server {
+	t.Helper()
+	return start(t, users, groups, true)
+}
+
+func start(t testing.TB, users []User, groups []Group, withTLS bool) *Server {
+	t.Helper()
 	slapd, err := Binary()
 	if err != nil {
 		if os.Getenv("CI") != "" {
@@ -90,7 +112,11 @@ func Start(t testing.TB, users []User, groups []Group) *Server {
 		t.Fatal(err)
 	}
 	conf := filepath.Join(dir, "slapd.conf")
-	if err := os.WriteFile(conf, []byte(slapdConf(dir)), 0o600); err != nil {
+	global := ""
+	if withTLS {
+		global = tlsFiles(t, dir)
+	}
+	if err := os.WriteFile(conf, []byte(slapdConf(dir, global)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	seed := filepath.Join(dir, "seed.ldif")
@@ -105,8 +131,14 @@ func Start(t testing.TB, users []User, groups []Group) *Server {
 	s := &Server{dir: dir, done: make(chan struct{}), log: &bytes.Buffer{}}
 	port := freePort(t)
 	s.URL = "ldap://127.0.0.1:" + strconv.Itoa(port)
+	listen := s.URL + "/"
+	if withTLS {
+		s.LDAPS = "ldaps://localhost:" + strconv.Itoa(freePort(t))
+		s.CAFile = filepath.Join(dir, "ca.pem")
+		listen += " " + s.LDAPS + "/"
+	}
 	// -d 0 keeps slapd in the foreground, a child the test can stop.
-	s.cmd = exec.Command(slapd, "-f", conf, "-h", s.URL+"/", "-d", "0")
+	s.cmd = exec.Command(slapd, "-f", conf, "-h", listen, "-d", "0")
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
@@ -159,7 +191,9 @@ func (s *Server) Stop() {
 	}
 }
 
-func slapdConf(dir string) string {
+// slapdConf is an old-style slapd.conf; global settings (TLS) go before
+// the database section, where slapd reads them.
+func slapdConf(dir, global string) string {
 	// The ACLs are a directory's usual: passwords only for binding, the
 	// rest readable by any bound user, nothing for anonymous.
 	return fmt.Sprintf(`include /etc/ldap/schema/core.schema
@@ -170,6 +204,7 @@ pidfile %[1]s/slapd.pid
 argsfile %[1]s/slapd.args
 modulepath /usr/lib/ldap
 moduleload back_mdb
+%[3]s
 database mdb
 maxsize 10485760
 suffix "%[2]s"
@@ -177,7 +212,7 @@ rootdn "cn=admin,%[2]s"
 directory %[1]s/data
 access to attrs=userPassword by anonymous auth by self read by * none
 access to * by users read by * none
-`, dir, Base)
+`, dir, Base, global)
 }
 
 func seedLDIF(users []User, groups []Group) string {
@@ -209,6 +244,51 @@ func seedLDIF(users []User, groups []Group) string {
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// tlsFiles makes a CA and a server certificate for localhost and
+// 127.0.0.1 in dir, and returns slapd's global TLS settings for them.
+func tlsFiles(t testing.TB, dir string) string {
+	t.Helper()
+	caKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	ca := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "relman test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	caFile := write("ca.pem", "CERTIFICATE", caDER)
+	certFile := write("server.pem", "CERTIFICATE", leafDER)
+	keyFile := write("server.key", "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(key))
+	return fmt.Sprintf("TLSCACertificateFile %s\nTLSCertificateFile %s\nTLSCertificateKeyFile %s\n", caFile, certFile, keyFile)
 }
 
 // ssha is slapd's salted SHA-1 password scheme, so the seed holds no
