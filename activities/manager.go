@@ -16,6 +16,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	authapi "github.com/relman/relman/auth"
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/auth"
 	"github.com/relman/relman/internal/transaction"
@@ -37,7 +38,11 @@ type TransactionReader interface {
 type Manager struct {
 	Config *config.Manager
 	// Secret checks the gateway's signatures (auth on).
-	Secret       []byte
+	Secret []byte
+	// Realms are the manager's realms (internal/realm): a principal the
+	// gateway vouches for must come from one of them, and a realm that is
+	// an Authorizer has its say after the policy.
+	Realms       *authapi.Registry
 	Registry     RegistryReader
 	Transactions TransactionReader
 	Now          func() time.Time
@@ -132,7 +137,7 @@ func (m *Manager) check(ctx context.Context, in workflows.PlanInput) (workflows.
 	if err != nil {
 		return plan, err
 	}
-	plan.Principal = who.Name
+	plan.Principal = who.ID()
 	if m.Config.Auth.Enabled() {
 		action, env := auth.ActionBuild, ""
 		if req.Action == workflows.ActionInstall {
@@ -144,7 +149,10 @@ func (m *Manager) check(ctx context.Context, in workflows.PlanInput) (workflows.
 				where = " into environment " + strconv.Quote(env)
 			}
 			return plan, rejected("user %s (roles %s) may not %s project %q%s; ask an administrator for a policy rule that allows it",
-				who.Name, strings.Join(who.Roles, ", "), action, req.Project, where)
+				who.ID(), strings.Join(who.Roles, ", "), action, req.Project, where)
+		}
+		if err := m.realmAuthorizes(ctx, who, action, req.Project, env); err != nil {
+			return plan, err
 		}
 	}
 	plan.BuildTimeout = m.Config.Timeouts.Build
@@ -281,15 +289,21 @@ func (m *Manager) Authorize(ctx context.Context, in workflows.AuthorizeInput) (s
 		if err != nil {
 			return "", rejected("%s not authenticated: %v", in.Action, err)
 		}
+		if err := m.knownRealm(who, in.Action); err != nil {
+			return "", err
+		}
 	case a.Anonymous:
 		who = auth.Principal{Name: "anonymous", Roles: []string{"anonymous"}}
 	default:
 		return "", rejected("%s not authenticated: sign it with a relman token (RELMAN_TOKEN) or use the XML-RPC gateway with credentials", in.Action)
 	}
 	if !m.Config.Policy.Allowed(who, in.Action, in.Project, in.Env) {
-		return "", rejected("user %s (roles %s) may not %s project %q in environment %q", who.Name, strings.Join(who.Roles, ", "), in.Action, in.Project, in.Env)
+		return "", rejected("user %s (roles %s) may not %s project %q in environment %q", who.ID(), strings.Join(who.Roles, ", "), in.Action, in.Project, in.Env)
 	}
-	return who.Name, nil
+	if err := m.realmAuthorizes(ctx, who, in.Action, in.Project, in.Env); err != nil {
+		return "", err
+	}
+	return who.ID(), nil
 }
 
 // authenticate finds who asked. With auth on, a request must carry a valid
@@ -314,7 +328,42 @@ func (m *Manager) authenticate(in workflows.PlanInput) (auth.Principal, error) {
 	if err != nil {
 		return auth.Principal{}, rejected("request not authenticated: %v", err)
 	}
+	if err := m.knownRealm(who, "request"); err != nil {
+		return auth.Principal{}, err
+	}
 	return who, nil
+}
+
+// knownRealm refuses a principal of a realm this manager does not have,
+// though a gateway signed for it: the realm's Authorizer could not be asked,
+// and managers sharing a queue should share their realms. The users file's
+// principals were checked against the file already.
+func (m *Manager) knownRealm(who auth.Principal, what string) error {
+	if who.Realm == "" || who.Realm == authapi.DefaultRealm {
+		return nil
+	}
+	if _, ok := m.Realms.Lookup(who.Realm); !ok {
+		return rejected("%s not authenticated: realm %q is not one of this manager's (%s); managers on one queue need the same auth.realms", what, who.Realm, list(m.Realms.Realms()))
+	}
+	return nil
+}
+
+// realmAuthorizes asks the principal's realm, when it is an Authorizer,
+// after the policy allowed the request. Its refusal, or its silence when
+// it cannot answer, rejects the request.
+func (m *Manager) realmAuthorizes(ctx context.Context, who auth.Principal, action, project, env string) error {
+	if who.Realm == "" || m.Realms == nil {
+		return nil
+	}
+	if _, ok := m.Realms.Lookup(who.Realm); !ok {
+		// The users file's realm on a manager without one: it has no
+		// Authorizer to ask.
+		return nil
+	}
+	if err := m.Realms.Authorize(ctx, who, authapi.Request{Action: action, Project: project, Env: env}); err != nil {
+		return rejected("user %s may not %s project %q: %v", who.ID(), action, project, err)
+	}
+	return nil
 }
 
 func rejected(format string, args ...any) error {

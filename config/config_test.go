@@ -175,6 +175,16 @@ func TestLoadUnknownField(t *testing.T) {
 			body: "version: 1\nauth: {anonymous: true}\ngateway: {tls_cert: x}\nprojects: {p: {targets: [a]}}\nenvironments: {test: {}}\n",
 			want: `manager.yaml:3: unknown field "tls_cert"`,
 		},
+		"ldap realm typo": {
+			file: "manager.yaml",
+			body: "version: 1\nenvironments: {test: {}}\nprojects: {p: {targets: [a]}}\nauth:\n  realms:\n    corp:\n      ldap:\n        url: ldap://dir\n        user_db: x\n",
+			want: `manager.yaml:9: unknown field "user_db"; did you mean "user_dn"?`,
+		},
+		"realm kind": {
+			file: "manager.yaml",
+			body: "version: 1\nenvironments: {test: {}}\nprojects: {p: {targets: [a]}}\nauth:\n  realms:\n    corp:\n      ldaps: {}\n",
+			want: `manager.yaml:7: unknown field "ldaps"; did you mean "ldap"?`,
+		},
 		"inline service field": {
 			file: "installer.yaml",
 			body: "version: 1\nhost: h\ntemporal:\n  adress: x:1\n",
@@ -337,6 +347,28 @@ func TestValidateRules(t *testing.T) {
 				"projects.p.targets: none defined",
 				`projects.q.targets[1]: target "a" is listed twice`,
 				"timeouts.host: -1s is negative",
+			},
+		},
+		"manager realms": {
+			file: "manager.yaml",
+			body: `version: 1
+environments: {test: {}}
+projects: {p: {targets: [a]}}
+auth:
+  realms:
+    local: {ldap: {url: "ldap://dir", user_dn: "uid=%s,dc=x", group_base: "dc=x", roles: {admins: admin}}}
+    Corp: {}
+    corp:
+      ldap: {url: "http://dir", user_dn: "uid=alice", roles: {deployers: ""}, timeout: -1s}
+`,
+			want: []string{
+				`auth.realms.Corp: realm name "Corp" is invalid`,
+				`auth.realms.corp.ldap.url: "http://dir" is not an ldap:// or ldaps:// URL with a host`,
+				`auth.realms.corp.ldap.user_dn: "uid=alice" must hold %s exactly once`,
+				"auth.realms.corp.ldap.group_base: missing",
+				"auth.realms.corp.ldap.roles.deployers: the role is empty",
+				"auth.realms.corp.ldap.timeout: -1s is negative",
+				`auth.realms.local: "local" is the users file's realm; give this realm another name`,
 			},
 		},
 		"builder sources and steps": {
@@ -654,4 +686,32 @@ func TestDefaultInCode(t *testing.T) {
 
 	c.Host = ""
 	assert.EqualError(t, c.Validate(), "installer config: host: missing; set the name this host registers under")
+}
+
+func TestLDAPRealmLoads(t *testing.T) {
+	p := write(t, "manager.yaml", `version: 1
+environments: {test: {}}
+projects: {p: {targets: [a]}}
+auth:
+  realms:
+    corp:
+      ldap:
+        url: ldaps://ldap.example.org
+        user_dn: "uid=%s,ou=people,dc=example,dc=org"
+        group_base: "ou=groups,dc=example,dc=org"
+        ca_file: certs/ca.pem
+        roles: {cn=deployers: deployer, testers: tester}
+    htpasswd: {}  # registered in code by the manager binary
+policy:
+  - {roles: [deployer], actions: [install], projects: ["*"], environments: ["*"]}
+`)
+	c, err := LoadManager(p)
+	require.NoError(t, err)
+	assert.True(t, c.Auth.Enabled(), "a realm alone turns authentication on")
+	assert.Equal(t, filepath.Join(filepath.Dir(p), "gateway.secret"), c.Auth.SecretFile, "no users file: the secret sits beside the config")
+	l := c.Auth.Realms["corp"].LDAP
+	require.NotNil(t, l)
+	assert.Equal(t, filepath.Join(filepath.Dir(p), "certs", "ca.pem"), l.CAFile)
+	assert.Equal(t, map[string]string{"cn=deployers": "deployer", "testers": "tester"}, l.Roles)
+	assert.Nil(t, c.Auth.Realms["htpasswd"].LDAP)
 }

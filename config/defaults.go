@@ -61,8 +61,16 @@ func (c *Manager) Default() {
 			c.Auth.SecretFile = filepath.Join(filepath.Dir(c.Auth.UsersFile), "gateway.secret")
 		}
 	}
+	if c.Auth.SecretFile == "" && c.Auth.Enabled() {
+		c.Auth.SecretFile = filepath.Join(dir, "gateway.secret")
+	}
 	if c.Auth.SecretFile != "" {
 		c.Auth.SecretFile = absPath(c.Auth.SecretFile, dir)
+	}
+	for _, r := range c.Auth.Realms {
+		if r.LDAP != nil && r.LDAP.CAFile != "" {
+			r.LDAP.CAFile = absPath(r.LDAP.CAFile, dir)
+		}
 	}
 	if c.Auth.MaxAge == 0 {
 		c.Auth.MaxAge = 10 * time.Minute

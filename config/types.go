@@ -6,6 +6,7 @@ package config
 import (
 	"time"
 
+	"github.com/relman/relman/auth/ldap"
 	"github.com/relman/relman/internal/auth"
 	"github.com/relman/relman/rollout"
 )
@@ -83,24 +84,37 @@ type Gateway struct {
 // TLS reports whether the gateway serves HTTPS.
 func (g Gateway) TLS() bool { return g.TLSCertPath != "" }
 
-// Auth configures authentication. With users_file set, every request
-// must be signed with a user's token (CLI) or come through the XML-RPC
-// gateway with a password or token, and the policy decides; anonymous adds
+// Auth configures authentication. With users_file or realms set, every
+// request must be signed with a user's token (CLI) or come through the
+// XML-RPC gateway with credentials, and the policy decides; anonymous adds
 // an "anonymous" principal (role anonymous) for unsigned requests. Without
-// users_file, anonymous must be set explicitly: everything is allowed.
+// either, anonymous must be set explicitly: everything is allowed.
 type Auth struct {
-	Anonymous bool   `yaml:"anonymous"`
+	Anonymous bool `yaml:"anonymous"`
+	// UsersFile is the default realm, "local": passwords and tokens.
 	UsersFile string `yaml:"users_file"`
+	// Realms are more places users log in from; the realm in the
+	// credentials picks one.
+	Realms map[string]Realm `yaml:"realms"`
 	// SecretFile holds the gateway's signing secret, made on first start;
-	// managers sharing a queue must share it. Default: beside users_file.
+	// managers sharing a queue must share it. Default: beside users_file,
+	// or beside this config without one.
 	SecretFile string `yaml:"secret_file"`
 	// MaxAge bounds the clock difference between a signing client and the
 	// manager. Default 10m.
 	MaxAge time.Duration `yaml:"signature_max_age"`
 }
 
+// Realm is one realm of the config: the kind of authenticator and its
+// settings. An empty realm ({}) is one the manager binary registers in code
+// (workers.Options.Authenticators); listing it here turns authentication
+// on and lets the manager check at start that the binary has it.
+type Realm struct {
+	LDAP *ldap.Config `yaml:"ldap"`
+}
+
 // Enabled reports whether requests are authenticated.
-func (a Auth) Enabled() bool { return a.UsersFile != "" }
+func (a Auth) Enabled() bool { return a.UsersFile != "" || len(a.Realms) > 0 }
 
 // Environment is a place releases go to (dev, qa, test, prod).
 type Environment struct {

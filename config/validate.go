@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	authapi "github.com/relman/relman/auth"
 )
 
 // MinLease is the shortest lease accepted: leases renew every lease/3, and
@@ -115,12 +117,34 @@ func (c *Manager) Validate() error {
 		ps.add("policy", "%s", p)
 	}
 	if !c.Auth.Enabled() && !c.Auth.Anonymous {
-		ps.add("auth", "set users_file (then add users with relman user add) or, to let anyone release anything, anonymous: true")
+		ps.add("auth", "set users_file (then add users with relman user add), realms, or, to let anyone release anything, anonymous: true")
 	}
 	if len(c.Policy) > 0 && !c.Auth.Enabled() {
-		ps.add("policy", "a policy needs auth.users_file; without it everything is allowed")
+		ps.add("policy", "a policy needs auth.users_file or auth.realms; without them everything is allowed")
 	}
+	c.Auth.validateRealms(&ps)
 	return ps.err(label(c.path, "manager config"))
+}
+
+func (a Auth) validateRealms(ps *problems) {
+	for _, name := range sortedKeys(a.Realms) {
+		field := "auth.realms." + name
+		switch {
+		case name == authapi.DefaultRealm:
+			ps.add(field, "%q is the users file's realm; give this realm another name", name)
+		case !authapi.ValidRealm(name):
+			ps.add(field, "realm name %q is invalid; %s", name, nameRule)
+		}
+		r := a.Realms[name]
+		if r.LDAP == nil {
+			// A realm the manager binary registers in code; only the
+			// binary can tell whether it does, at start.
+			continue
+		}
+		for _, p := range r.LDAP.Check() {
+			ps.add(field+".ldap."+p.Field, "%s", p.Msg)
+		}
+	}
 }
 
 // Validate reports every problem in the config as one *Error. It expects

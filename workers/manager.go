@@ -3,12 +3,15 @@ package workers
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"go.temporal.io/sdk/worker"
 
 	"github.com/relman/relman/activities"
+	authapi "github.com/relman/relman/auth"
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/auth"
+	"github.com/relman/relman/internal/realm"
 	"github.com/relman/relman/internal/registry"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/internal/xmlrpc"
@@ -31,13 +34,21 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 			r.log.Warn("anonymous requests are allowed as principal \"anonymous\"; the policy decides what they may do")
 		}
 	default:
-		r.log.Warn("authentication is off (no auth.users_file): anyone who can reach Temporal or the gateway may build and install anything; not recommended")
+		r.log.Warn("authentication is off (no auth.users_file or auth.realms): anyone who can reach Temporal or the gateway may build and install anything; not recommended")
+	}
+	// The gateway and the manager's activities share one set of realms.
+	realms, err := Realms(cfg, r.opts.Authenticators)
+	if err != nil {
+		return err
+	}
+	if cfg.Auth.Enabled() {
+		r.log.Info("realms", "names", realms.Realms())
 	}
 	var serving Serving
 	if !cfg.Gateway.Off {
 		// The gateway for the seed's clients; a port that cannot be opened
 		// stops the role.
-		gw, err := xmlrpc.ListenGateway(r.client, cfg, r.log.With("component", "xml-rpc"), r.opts.GatewayAddress)
+		gw, err := xmlrpc.ListenGateway(r.client, cfg, r.log.With("component", "xml-rpc"), r.opts.GatewayAddress, realms)
 		if err != nil {
 			return err
 		}
@@ -53,6 +64,7 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 			Registry:     registry.Registry{Client: r.client, ID: cfg.RegistryID, ManagerQueue: cfg.ManagerQueue},
 			Transactions: transactions{r},
 			Secret:       secret,
+			Realms:       realms,
 		},
 		&activities.Coordinator{Client: r.client, Log: r.log},
 	))
@@ -73,4 +85,17 @@ type transactions struct{ r *role }
 
 func (t transactions) Get(ctx context.Context, txid string) (*workflows.Detail, error) {
 	return transaction.Get(ctx, t.r.client, txid)
+}
+
+// Realms builds a manager's realms: its users file, the realms of its
+// config, and those registered in code (nil for none). The gateway and the
+// manager worker of one process share them.
+func Realms(cfg *config.Manager, code *authapi.Registry) (*authapi.Registry, error) {
+	if !cfg.Auth.Enabled() {
+		if len(code.Realms()) > 0 {
+			return nil, fmt.Errorf("authenticators are registered in code (realms %s) but the config turns authentication off; list them under auth.realms", strings.Join(code.Realms(), ", "))
+		}
+		return &authapi.Registry{}, nil
+	}
+	return realm.Registry(cfg.Auth, code)
 }

@@ -23,6 +23,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	authapi "github.com/relman/relman/auth"
 	"github.com/relman/relman/behavior"
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/telemetry"
@@ -52,6 +53,9 @@ type Options struct {
 	// Behaviors are an installer's install behaviors; nil: relman's own
 	// (behavior.Builtin). Add yours to behavior.Builtin() and pass it here.
 	Behaviors *behavior.Registry
+	// Authenticators are a manager's realms registered in code; each must
+	// be listed in the config under auth.realms as an empty realm ({}).
+	Authenticators *authapi.Registry
 	// GatewayAddress overrides where a manager's XML-RPC gateway listens
 	// (host:port; port 0 for any free one).
 	GatewayAddress string
@@ -94,6 +98,9 @@ func Run(ctx context.Context, cfg config.File, opts Options) error {
 		log = l
 	}
 	r.log = log.With("role", r.name)
+	if _, ok := cfg.(*config.Manager); !ok && opts.Authenticators != nil {
+		return fmt.Errorf("authenticators are a manager's; this config is a %s's", cfg.Role())
+	}
 	if in, ok := cfg.(*config.Installer); ok {
 		if r.opts.Behaviors == nil {
 			r.opts.Behaviors = behavior.Builtin()

@@ -1,6 +1,10 @@
 package auth
 
 import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	authapi "github.com/relman/relman/auth"
 )
 
 func TestPasswordsAndTokens(t *testing.T) {
@@ -30,7 +36,7 @@ func TestPasswordsAndTokens(t *testing.T) {
 	require.NoError(t, err)
 	p, err := f.Password("alice", "correct horse")
 	require.NoError(t, err)
-	assert.Equal(t, Principal{Name: "alice", Roles: []string{"tester"}}, p)
+	assert.Equal(t, Principal{Name: "alice", Roles: []string{"tester"}, Realm: "local"}, p)
 	_, errWrong := f.Password("alice", "wrong")
 	_, errUnknown := f.Password("mallory", "correct horse")
 	assert.ErrorIs(t, errWrong, ErrDenied)
@@ -59,6 +65,8 @@ func TestSignatures(t *testing.T) {
 	require.NoError(t, err)
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	now := time.Now()
+	alice := Principal{Name: "alice", Roles: []string{"tester"}, Realm: "local"}
+	carol := Principal{Name: "carol", Roles: []string{"deployer"}, Realm: "corp"}
 	payload := []byte(`{"transaction":"t1","request":{"project":"shop"}}`)
 
 	s := SignWithToken(key, payload, now)
@@ -75,9 +83,22 @@ func TestSignatures(t *testing.T) {
 		"too old":          {s, payload, now.Add(time.Hour)},
 		"claims a user":    {func() Signature { x := s; x.User = "alice"; return x }(), payload, now},
 		"unknown key":      {func() Signature { x := s; x.KeyID = "0000000000000000"; return x }(), payload, now},
-		"forged gateway":   {SignAsGateway([]byte("not-the-secret-not-the-secret-xx"), "alice", payload, now), payload, now},
-		"gateway, no user": {SignAsGateway(secret, "mallory", payload, now), payload, now},
+		"forged gateway":   {SignAsGateway([]byte("not-the-secret-not-the-secret-xx"), alice, payload, now), payload, now},
+		"gateway, no user": {SignAsGateway(secret, Principal{Name: "mallory", Roles: []string{"tester"}}, payload, now), payload, now},
 		"unknown method":   {Signature{Method: "none", Time: now}, payload, now},
+		"role added": {func() Signature {
+			x := SignAsGateway(secret, alice, payload, now)
+			x.Roles = []string{"tester", "deployer"}
+			return x
+		}(), payload, now},
+		"realm changed": {func() Signature { x := SignAsGateway(secret, carol, payload, now); x.Realm = "other"; return x }(), payload, now},
+		"realm stripped": {func() Signature {
+			x := SignAsGateway(secret, carol, payload, now)
+			x.Realm, x.Roles = "", nil
+			return x
+		}(), payload, now},
+		"role not in file": {SignAsGateway(secret, Principal{Name: "alice", Roles: []string{"deployer"}, Realm: "local"}, payload, now), payload, now},
+		"bad realm name":   {SignAsGateway(secret, Principal{Name: "alice", Realm: "Not A Realm"}, payload, now), payload, now},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -85,10 +106,71 @@ func TestSignatures(t *testing.T) {
 			assert.ErrorIs(t, err, ErrBadSignature)
 		})
 	}
-	g := SignAsGateway(secret, "alice", payload, now)
+	g := SignAsGateway(secret, alice, payload, now)
 	p, err = f.Verify(secret, g, payload, now, time.Minute)
 	require.NoError(t, err)
-	assert.Equal(t, "alice", p.Name)
+	assert.Equal(t, alice, p)
+
+	// A user of another realm is not in the users file: the signed realm
+	// and roles are all the manager has, and all it needs.
+	g = SignAsGateway(secret, carol, payload, now)
+	p, err = f.Verify(secret, g, payload, now, time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, carol, p)
+	assert.Equal(t, "carol@corp", p.ID())
+
+	// A role narrowed by the credentials stays narrowed.
+	require.NoError(t, f.SetPassword("dave", "correct horse", []string{"tester", "deployer"}))
+	p, err = f.Verify(secret, SignAsGateway(secret, Principal{Name: "dave", Roles: []string{"tester"}}, payload, now), payload, now, time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"tester"}, p.Roles)
+
+	// Signatures from before realms (v1) still verify, with the file's roles.
+	v1 := Signature{Method: "gateway", User: "alice", Time: now.UTC()}
+	m := hmac.New(sha256.New, secret)
+	m.Write(signed(v1, payload))
+	v1.Value = base64.StdEncoding.EncodeToString(m.Sum(nil))
+	p, err = f.Verify(secret, v1, payload, now, time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, alice, p)
+}
+
+func TestUsersFileAuthenticator(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users.yaml")
+	f, err := Load(path)
+	require.NoError(t, err)
+	require.NoError(t, f.SetPassword("alice", "correct horse", []string{"tester"}))
+	token, _, err := f.NewToken("bob", []string{"deployer"})
+	require.NoError(t, err)
+	require.NoError(t, f.Save())
+	ctx := context.Background()
+	u := UsersFile{Path: path}
+	tests := map[string]struct {
+		cred authapi.Credentials
+		want string
+		err  error
+	}{
+		"password":       {authapi.Credentials{Username: "alice", Password: "correct horse"}, "alice", nil},
+		"token":          {authapi.Credentials{Token: token}, "bob", nil},
+		"wrong password": {authapi.Credentials{Username: "alice", Password: "wrong"}, "", ErrDenied},
+		"nothing":        {authapi.Credentials{}, "", ErrDenied},
+		"bad token":      {authapi.Credentials{Token: "relman_nope"}, "", ErrDenied},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			p, err := u.Authenticate(ctx, tc.cred)
+			if tc.err != nil {
+				assert.ErrorIs(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, p.Name)
+			assert.Equal(t, authapi.DefaultRealm, p.Realm)
+		})
+	}
+	// A users file that cannot be read is an outage: refused, not denied.
+	_, err = UsersFile{Path: t.TempDir()}.Authenticate(ctx, authapi.Credentials{Username: "alice", Password: "correct horse"})
+	assert.ErrorIs(t, err, authapi.ErrUnavailable, "a directory where the file should be")
 }
 
 func TestPolicy(t *testing.T) {

@@ -42,7 +42,7 @@ func (g *Gateway) decide(ctx context.Context, method string, approve bool, ps []
 	if len(ps) != 2 && len(ps) != 3 {
 		return nil, Faultf(CodeInvalidParams, "%s takes (credentials, trans_id[, comment]); got %d params", method, len(ps))
 	}
-	p, err := g.authenticate(ps[0])
+	p, err := g.authenticate(ctx, ps[0])
 	if err != nil {
 		return nil, err
 	}
@@ -62,9 +62,9 @@ func (g *Gateway) decide(ctx context.Context, method string, approve bool, ps []
 	if err := g.checkTransaction(ctx, id); err != nil {
 		return nil, err
 	}
-	d := workflows.ApprovalDecision{By: p.Name, Comment: comment}
-	if g.Config.Auth.Enabled() && p.Name != anonymous {
-		s := auth.SignAsGateway(g.Secret, p.Name, workflows.DecisionPayload(id, approve, d), time.Now())
+	d := workflows.ApprovalDecision{By: p.ID(), Comment: comment}
+	if g.Config.Auth.Enabled() && p.Realm != "" {
+		s := auth.SignAsGateway(g.Secret, p, workflows.DecisionPayload(id, approve, d), time.Now())
 		d.Signature = &s
 	}
 	msg, err := transaction.Decide(ctx, g.Client, id, approve, d)
@@ -76,6 +76,6 @@ func (g *Gateway) decide(ctx context.Context, method string, approve bool, ps []
 	case err != nil:
 		return nil, Faultf(CodeInternal, "could not decide on %s: %v", clip(id), err)
 	}
-	g.log().Info("xml-rpc "+method, "transaction", id, "by", p.Name)
+	g.log().Info("xml-rpc "+method, "transaction", id, "by", p.ID())
 	return msg, nil
 }

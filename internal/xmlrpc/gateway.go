@@ -16,8 +16,10 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	authapi "github.com/relman/relman/auth"
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/auth"
+	"github.com/relman/relman/internal/realm"
 	"github.com/relman/relman/internal/registry"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
@@ -37,6 +39,9 @@ type Gateway struct {
 	// Secret signs requests of authenticated users (auth on), so the
 	// manager knows the gateway vouched for them.
 	Secret []byte
+	// Realms authenticate credentials (auth on): the realm in them picks
+	// the authenticator.
+	Realms *authapi.Registry
 }
 
 // NewHandler returns the gateway's XML-RPC server.
@@ -46,8 +51,9 @@ func NewHandler(c client.Client, cfg *config.Manager, log *slog.Logger) *Server 
 
 // ListenGateway serves the gateway on addr (host:port; empty: the manager's
 // listen_address and listen_port) until Close, over TLS when the manager's
-// gateway has a certificate.
-func ListenGateway(c client.Client, cfg *config.Manager, log *slog.Logger, addr string) (*Listener, error) {
+// gateway has a certificate. realms are the manager's (internal/realm); nil
+// builds them from the config alone.
+func ListenGateway(c client.Client, cfg *config.Manager, log *slog.Logger, addr string, realms *authapi.Registry) (*Listener, error) {
 	if addr == "" {
 		host := cfg.ListenAddress
 		if host == "" {
@@ -55,13 +61,18 @@ func ListenGateway(c client.Client, cfg *config.Manager, log *slog.Logger, addr 
 		}
 		addr = net.JoinHostPort(host, strconv.Itoa(cfg.ListenPort))
 	}
-	g := &Gateway{Client: c, Config: cfg, Log: log}
+	g := &Gateway{Client: c, Config: cfg, Log: log, Realms: realms}
 	if cfg.Auth.Enabled() {
 		s, err := auth.LoadSecret(cfg.Auth.SecretFile)
 		if err != nil {
 			return nil, fmt.Errorf("gateway secret: %w", err)
 		}
 		g.Secret = s
+		if g.Realms == nil {
+			if g.Realms, err = realm.Registry(cfg.Auth, nil); err != nil {
+				return nil, err
+			}
+		}
 	}
 	var tc *tls.Config
 	if gw := cfg.Gateway; gw.TLS() {
@@ -85,8 +96,10 @@ Starts a release. request_data keys: project (required), action ("build" or
 selector of trunk (boolean), branch, tag, revision or url, request_id (an
 idempotency key: the same request_id returns the same transaction), and from
 (a transaction whose build to install instead of building again), and
-rebuild (boolean: build even if the commit was built before). The
-username in credentials, if any, is recorded as the requester.
+rebuild (boolean: build even if the commit was built before).
+credentials: {username, password} or {token}, with realm (which
+authenticator: default the users file) and role (act with only this one of
+the user's roles). The authenticated user is recorded as the requester.
 Faults: 1 unknown project, 3 credentials rejected, 4 bad request_data,
 5 relman could not start the transaction.`,
 		Signatures: [][]string{{"string", "struct", "struct"}},
@@ -145,12 +158,17 @@ func requester(cred any) (string, error) {
 
 const anonymous = "anonymous"
 
-// authenticate reads credentials: {username, password} or {token}. With
-// authentication off the username is taken as it is, as the seed did. With
-// it on, every failure gets the same fault, so nobody learns which user
-// names exist; no credentials at all pass as "anonymous" only where the
-// config allows it.
-func (g *Gateway) authenticate(cred any) (auth.Principal, error) {
+// credentialKeys are the credentials' keys the gateway reads besides
+// username; other keys are ignored, as the seed's plugins ignored what they
+// did not know.
+var credentialKeys = []string{"password", "token", "realm", "role"}
+
+// authenticate reads credentials: {username, password} or {token}, with
+// realm and role. With authentication off the username is taken as it is,
+// as the seed did. With it on, every wrong credential gets the same fault,
+// so nobody learns which user names exist; no credentials at all pass as
+// "anonymous" only where the config allows it.
+func (g *Gateway) authenticate(ctx context.Context, cred any) (auth.Principal, error) {
 	name, err := requester(cred)
 	if err != nil {
 		return auth.Principal{}, err
@@ -160,31 +178,74 @@ func (g *Gateway) authenticate(cred any) (auth.Principal, error) {
 		return auth.Principal{Name: name}, nil
 	}
 	m, _ := cred.(map[string]any)
-	password, _ := m["password"].(string)
-	token, _ := m["token"].(string)
+	c := authapi.Credentials{Username: name}
+	for _, k := range credentialKeys {
+		v, present := m[k]
+		if !present || v == nil {
+			continue
+		}
+		s, ok := v.(string)
+		if !ok {
+			return auth.Principal{}, Faultf(CodeCredentialsRejected, "credentials %s must be a string, not %s", k, TypeName(v))
+		}
+		switch k {
+		case "password":
+			c.Password = s
+		case "token":
+			c.Token = s
+		case "realm":
+			c.Realm = s
+		case "role":
+			c.Role = s
+		}
+	}
 	rejected := Faultf(CodeCredentialsRejected, "credentials rejected; send {username, password} or {token}")
-	users, err := auth.Load(a.UsersFile)
-	if err != nil {
-		g.log().Error("users file", "err", err)
-		return auth.Principal{}, Faultf(CodeInternal, "the manager cannot read its users file")
+	if c.Username == "" && c.Password == "" && c.Token == "" {
+		if a.Anonymous {
+			return auth.Principal{Name: anonymous, Roles: []string{anonymous}}, nil
+		}
+		return auth.Principal{}, rejected
 	}
+	p, err := g.Realms.Authenticate(ctx, c)
+	var unknownRealm *authapi.UnknownRealmError
+	var role *authapi.RoleError
+	var failed *authapi.RealmError
 	switch {
-	case token != "":
-		p, err := users.TokenPrincipal(token)
-		if err != nil {
-			return auth.Principal{}, rejected
-		}
+	case err == nil:
 		return p, nil
-	case name != "" || password != "":
-		p, err := users.Password(name, password)
-		if err != nil {
-			return auth.Principal{}, rejected
-		}
-		return p, nil
-	case a.Anonymous:
-		return auth.Principal{Name: anonymous, Roles: []string{anonymous}}, nil
+	case errors.Is(err, authapi.ErrDenied):
+		return auth.Principal{}, rejected
+	case errors.As(err, &unknownRealm), errors.As(err, &role):
+		return auth.Principal{}, Faultf(CodeCredentialsRejected, "%v", err)
+	case errors.As(err, &failed):
+		// The caller learns which realm and server failed; the log gets
+		// the cause as well.
+		g.log().Warn("login refused: realm failed", "realm", failed.Realm, "err", failed.Detail())
+		return auth.Principal{}, Faultf(CodeInternal, "%v", err)
 	}
-	return auth.Principal{}, rejected
+	g.log().Error("login refused", "err", err)
+	return auth.Principal{}, Faultf(CodeInternal, "could not check the credentials; try again later")
+}
+
+// allowed applies the manager's policy, then the Authorizer of the
+// principal's realm, if it has one.
+func (g *Gateway) allowed(ctx context.Context, p auth.Principal, action, project, env string) error {
+	if !g.Config.Policy.Allowed(p, action, project, env) {
+		return Faultf(CodeForbidden, "user %s may not %s project %q%s", p.ID(), action, project, inEnv(env))
+	}
+	if p.Realm == "" {
+		// anonymous: no realm vouched for it, so none has a say.
+		return nil
+	}
+	err := g.Realms.Authorize(ctx, p, authapi.Request{Action: action, Project: project, Env: env})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, authapi.ErrUnavailable):
+		g.log().Warn("request refused: realm could not authorize", "realm", p.Realm, "err", err)
+		return Faultf(CodeInternal, "realm %q could not authorize the request now; try again later", p.Realm)
+	}
+	return Faultf(CodeForbidden, "user %s may not %s project %q%s: %v", p.ID(), action, project, inEnv(env), err)
 }
 
 // mayRead checks the principal may read the transaction (auth on).
@@ -199,8 +260,12 @@ func (g *Gateway) mayRead(ctx context.Context, p auth.Principal, id string) erro
 	if d == nil {
 		return nil
 	}
-	if !g.Config.Policy.Allowed(p, auth.ActionRead, d.Request.Project, d.Request.Env) {
-		return Faultf(CodeForbidden, "user %s may not read transactions of project %q%s", p.Name, d.Request.Project, inEnv(d.Request.Env))
+	if err := g.allowed(ctx, p, auth.ActionRead, d.Request.Project, d.Request.Env); err != nil {
+		var f *Fault
+		if errors.As(err, &f) && f.Code == CodeForbidden {
+			return Faultf(CodeForbidden, "user %s may not read transactions of project %q%s", p.ID(), d.Request.Project, inEnv(d.Request.Env))
+		}
+		return err
 	}
 	return nil
 }
@@ -216,11 +281,11 @@ func (g *Gateway) requestAction(ctx context.Context, ps []any) (any, error) {
 	if len(ps) != 2 {
 		return nil, Faultf(CodeInvalidParams, "request_action takes (credentials, request_data); got %d params", len(ps))
 	}
-	p, err := g.authenticate(ps[0])
+	p, err := g.authenticate(ctx, ps[0])
 	if err != nil {
 		return nil, err
 	}
-	who := p.Name
+	who := p.ID()
 	data, ok := ps[1].(map[string]any)
 	if !ok {
 		return nil, Faultf(CodeInvalidParams, "request_data must be a struct, not %s", TypeName(ps[1]))
@@ -236,12 +301,13 @@ func (g *Gateway) requestAction(ctx context.Context, ps []any) (any, error) {
 		if req.Action == workflows.ActionInstall {
 			action, env = auth.ActionInstall, req.Env
 		}
-		if !g.Config.Policy.Allowed(p, action, req.Project, env) {
-			return nil, Faultf(CodeForbidden, "user %s may not %s project %q%s", who, action, req.Project, inEnv(env))
+		if err := g.allowed(ctx, p, action, req.Project, env); err != nil {
+			return nil, err
 		}
-		if who != anonymous {
+		// Anonymous has no realm to vouch for it and goes unsigned.
+		if p.Realm != "" {
 			sign = func(txid string, r workflows.Request) *auth.Signature {
-				s := auth.SignAsGateway(g.Secret, who, workflows.SignedPayload(txid, r), time.Now())
+				s := auth.SignAsGateway(g.Secret, p, workflows.SignedPayload(txid, r), time.Now())
 				return &s
 			}
 		}
@@ -362,7 +428,7 @@ func (g *Gateway) parseRequest(data map[string]any) (workflows.Request, string, 
 
 // txParam reads ([credentials,] trans_id). The one-argument form of the
 // seed has no credentials: it reads as anonymous.
-func (g *Gateway) txParam(method string, ps []any) (string, auth.Principal, error) {
+func (g *Gateway) txParam(ctx context.Context, method string, ps []any) (string, auth.Principal, error) {
 	id, err := txParamID(method, ps)
 	if err != nil {
 		return "", auth.Principal{}, err
@@ -371,7 +437,7 @@ func (g *Gateway) txParam(method string, ps []any) (string, auth.Principal, erro
 	if len(ps) == 2 {
 		cred = ps[0]
 	}
-	p, err := g.authenticate(cred)
+	p, err := g.authenticate(ctx, cred)
 	return id, p, err
 }
 
@@ -417,7 +483,7 @@ func (g *Gateway) checkTransaction(ctx context.Context, id string) error {
 // readableTransaction reads ([credentials,] trans_id) and checks the id is
 // a transaction the caller may read.
 func (g *Gateway) readableTransaction(ctx context.Context, method string, ps []any) (string, error) {
-	id, who, err := g.txParam(method, ps)
+	id, who, err := g.txParam(ctx, method, ps)
 	if err != nil {
 		return "", err
 	}
@@ -482,27 +548,27 @@ func (g *Gateway) queryHistory(ctx context.Context, ps []any) (any, error) {
 
 // optionalCredentials reads the (credentials) of the list methods; Python
 // clients written for later auth may already send them.
-func (g *Gateway) optionalCredentials(method string, ps []any) error {
+func (g *Gateway) optionalCredentials(ctx context.Context, method string, ps []any) error {
 	switch len(ps) {
 	case 0:
-		_, err := g.authenticate(map[string]any{})
+		_, err := g.authenticate(ctx, map[string]any{})
 		return err
 	case 1:
-		_, err := g.authenticate(ps[0])
+		_, err := g.authenticate(ctx, ps[0])
 		return err
 	}
 	return Faultf(CodeInvalidParams, "%s takes (credentials); got %d params", method, len(ps))
 }
 
-func (g *Gateway) listProjects(_ context.Context, ps []any) (any, error) {
-	if err := g.optionalCredentials("list_projects", ps); err != nil {
+func (g *Gateway) listProjects(ctx context.Context, ps []any) (any, error) {
+	if err := g.optionalCredentials(ctx, "list_projects", ps); err != nil {
 		return nil, err
 	}
 	return g.projects(), nil
 }
 
 func (g *Gateway) listRegistrations(ctx context.Context, ps []any) (any, error) {
-	if err := g.optionalCredentials("list_registrations", ps); err != nil {
+	if err := g.optionalCredentials(ctx, "list_registrations", ps); err != nil {
 		return nil, err
 	}
 	now := time.Now

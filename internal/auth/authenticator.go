@@ -1,0 +1,35 @@
+package auth
+
+import (
+	"context"
+
+	authapi "github.com/relman/relman/auth"
+)
+
+// UsersFile is the built-in authenticator of the default realm: a password
+// or an API token checked against the users file at Path. The file is read
+// on every login, so `relman user add` and `relman token create` take
+// effect without a restart.
+type UsersFile struct {
+	Path string
+}
+
+// Authenticate checks a token when the credentials carry one, else the
+// username and password.
+func (u UsersFile) Authenticate(_ context.Context, c authapi.Credentials) (Principal, error) {
+	f, err := Load(u.Path)
+	if err != nil {
+		return Principal{}, &authapi.UnavailableError{Server: "the manager's users file", Err: err}
+	}
+	if c.Token != "" {
+		return f.TokenPrincipal(c.Token)
+	}
+	if c.Username == "" && c.Password == "" {
+		return Principal{}, ErrDenied
+	}
+	return f.Password(c.Username, c.Password)
+}
+
+// Asserted here so a change to the public interface breaks the build, not
+// a manager at start.
+var _ authapi.Authenticator = UsersFile{}

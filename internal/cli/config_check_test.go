@@ -1,0 +1,50 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// relman config check reports every problem of an LDAP realm, each with
+// its field, in one run.
+func TestConfigCheckRealms(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "manager.yaml")
+	require.NoError(t, os.WriteFile(conf, []byte(`version: 1
+environments: {test: {}}
+projects: {shop: {targets: [web]}}
+auth:
+  realms:
+    corp:
+      ldap:
+        url: ldap://ldap.example.org
+        user_dn: "uid=%s,ou=people,dc=example,dc=org"
+        roles: {cn=deployers: deployer}
+    Staff: {}
+`), 0o644))
+	_, stderr, code := run(t, "config", "check", conf)
+	assert.Equal(t, ExitError, code)
+	assert.Contains(t, stderr, conf+": auth.realms.corp.ldap.group_base: missing; set where the groups are")
+	assert.Contains(t, stderr, conf+`: auth.realms.Staff: realm name "Staff" is invalid`)
+
+	good := filepath.Join(dir, "good.yaml")
+	require.NoError(t, os.WriteFile(good, []byte(`version: 1
+environments: {test: {}}
+projects: {shop: {targets: [web]}}
+auth:
+  realms:
+    corp:
+      ldap:
+        url: ldap://ldap.example.org
+        user_dn: "uid=%s,ou=people,dc=example,dc=org"
+        group_base: "ou=groups,dc=example,dc=org"
+        roles: {cn=deployers: deployer}
+`), 0o644))
+	stdout, stderr, code := run(t, "config", "check", good)
+	require.Equal(t, ExitOK, code, stderr)
+	assert.Contains(t, stdout, "ok (manager)")
+}
