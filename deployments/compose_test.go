@@ -30,7 +30,12 @@ const composeFile = "compose/compose.yaml"
 // default.
 func loadCompose(t *testing.T, path string) (*types.Project, error) {
 	t.Helper()
+	// Relative paths in the file resolve against compose/, wherever the
+	// file being loaded is.
+	dir, err := filepath.Abs("compose")
+	require.NoError(t, err)
 	opts, err := cli.NewProjectOptions([]string{path},
+		cli.WithWorkingDirectory(dir),
 		cli.WithEnv(nil),
 		cli.WithConsistency(true),
 		cli.WithResolvedPaths(true),
@@ -53,10 +58,8 @@ func TestComposeLoaderRefusesMisspeltKeys(t *testing.T) {
 	for name, doc := range cases {
 		t.Run(name, func(t *testing.T) {
 			require.NotEqual(t, good, doc, "the case did not change the file")
-			// Beside the original, so its relative paths resolve.
-			p := filepath.Join("compose", ".test-"+strings.ReplaceAll(name, " ", "-")+".yaml")
+			p := filepath.Join(t.TempDir(), "compose.yaml")
 			require.NoError(t, os.WriteFile(p, []byte(doc), 0o644))
-			t.Cleanup(func() { os.Remove(p) })
 			_, err := loadCompose(t, p)
 			assert.Error(t, err)
 		})
