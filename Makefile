@@ -1,6 +1,7 @@
 # relman: the two set-up commands are `make demo` and `make test`.
 GO            ?= go
 TEMPORAL_CLI  := github.com/temporalio/cli/cmd/temporal@v1.5.1
+HELM          := helm.sh/helm/v3/cmd/helm@v3.22.0
 # Relative, so `make bin/temporal` names the same target; GOBIN needs it
 # absolute.
 BIN           := bin
@@ -26,9 +27,13 @@ build:
 $(BIN)/temporal:
 	GOBIN=$(ABSBIN) $(GO) install $(TEMPORAL_CLI)
 
+# The pinned helm, for the chart's checks in deployments/ (about 90 s).
+$(BIN)/helm:
+	GOBIN=$(ABSBIN) $(GO) install $(HELM)
+
 # Every test: unit tests, replay tests, and the end-to-end tests against a
 # real dev server with separate manager, builder and installer processes.
-test: prereqs-test $(BIN)/temporal build
+test: prereqs-test $(BIN)/temporal $(BIN)/helm build
 	$(GO) test -count=1 -timeout 20m ./...
 
 # The chaos tests alone: builders, installers, managers and the Temporal

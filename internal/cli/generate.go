@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"text/template"
 
 	"github.com/spf13/cobra"
 
 	"github.com/relman/relman/config"
+	"github.com/relman/relman/deployments"
 )
 
 // layouts are the directories `relman generate` makes per role, after the
@@ -20,6 +23,14 @@ var layouts = map[string][]string{
 	"manager":   {"conf", "log", "work"},
 	"builder":   {"conf", "log", "work", "archive", "checkout"},
 	"installer": {"conf", "log", "work", "install_base/dev", "install_base/qa", "install_base/test", "install_base/prod"},
+}
+
+// unitWritable are the layout directories a role's systemd unit may write:
+// everything else is read-only to it (ProtectSystem=strict).
+var unitWritable = map[string][]string{
+	"manager":   {"log", "work"},
+	"builder":   {"log", "work", "archive"},
+	"installer": {"log", "work", "install_base"},
 }
 
 func (a *app) generateCommand() *cobra.Command {
@@ -55,16 +66,33 @@ files are never overwritten: they are kept and listed.`,
 			}
 			relman, _ := os.Executable()
 			data := map[string]string{"Role": role, "Name": name, "Root": root, "Relman": relman}
+			// The unit comes from the same template as the units under
+			// deployments/systemd, so both get the same hardening.
+			u := deployments.Unit{
+				Role: role, Name: name, Relman: relman,
+				Config:           filepath.Join(root, "conf", role+".yaml"),
+				WorkingDirectory: root,
+				EnvironmentFile:  filepath.Join(root, "conf", role+".env"),
+			}
+			for _, d := range unitWritable[role] {
+				u.ReadWritePaths = append(u.ReadWritePaths, filepath.Join(root, d))
+			}
+			unit, err := deployments.SystemdUnit(u)
+			if err != nil {
+				return err
+			}
+			unitFile := "relman-" + role + "-" + name + ".service"
 			files := map[string]string{
 				"README.md":              generateReadme,
 				"conf/" + role + ".yaml": generateConfigs[role],
-				"relman-" + role + "-" + name + ".service": generateUnit,
 			}
 			var kept []string
-			for rel, tmpl := range files {
+			for _, rel := range append(slices.Sorted(maps.Keys(files)), unitFile) {
 				p := filepath.Join(root, rel)
 				var buf bytes.Buffer
-				if err := template.Must(template.New(rel).Parse(tmpl)).Execute(&buf, data); err != nil {
+				if rel == unitFile {
+					buf.Write(unit)
+				} else if err := template.Must(template.New(rel).Parse(files[rel])).Execute(&buf, data); err != nil {
 					return err
 				}
 				f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
@@ -112,29 +140,16 @@ Made by ` + "`relman generate {{.Role}} {{.Name}}`" + `.
 {{- if eq .Role "installer"}}
 - ` + "`install_base/<env>/`" + `: where named targets are installed by default.
 {{- end}}
-- ` + "`relman-{{.Role}}-{{.Name}}.service`" + `: a systemd unit; copy it to
-  /etc/systemd/system and ` + "`systemctl enable --now relman-{{.Role}}-{{.Name}}`" + `.
+- ` + "`relman-{{.Role}}-{{.Name}}.service`" + `: a hardened systemd unit running as
+  the user relman-{{.Role}} (group relman), which may write only log/, work/
+{{- if eq .Role "builder"}} and archive/{{end}}{{if eq .Role "installer"}} and install_base/{{end}}.
+  Make the user (deployments/systemd/relman.sysusers), give it those
+  directories (` + "`chown -R relman-{{.Role}}:relman ...`" + `), put TEMPORAL_* settings
+  and secrets in conf/{{.Role}}.env, copy the unit to /etc/systemd/system and
+  ` + "`systemctl enable --now relman-{{.Role}}-{{.Name}}`" + `.
 
 Start it by hand: ` + "`relman {{.Role}} --config conf/{{.Role}}.yaml`" + `
 (TEMPORAL_ADDRESS or --address says where Temporal is).
-`
-
-const generateUnit = `[Unit]
-Description=relman {{.Role}} {{.Name}}
-After=network-online.target
-Wants=network-online.target
-
-[Service]
-ExecStart={{.Relman}} {{.Role}} --config {{.Root}}/conf/{{.Role}}.yaml
-WorkingDirectory={{.Root}}
-Restart=on-failure
-RestartSec=5
-# SIGTERM stops the role gracefully: it deregisters and hands back work.
-KillSignal=SIGTERM
-TimeoutStopSec=30
-
-[Install]
-WantedBy=multi-user.target
 `
 
 var generateConfigs = map[string]string{
@@ -153,6 +168,9 @@ listen_port: 10000            # the XML-RPC gateway (the seed's listen_port)
 # Nothing is allowed unless a policy rule allows it.
 auth:
   users_file: users.yaml
+  # The gateway's signing secret, made on first start where the unit may
+  # write; managers sharing a queue need the same file.
+  secret_file: ../work/gateway.secret
 policy:
   - roles: [deployer]
     actions: [build, install, cancel, approve, read]
