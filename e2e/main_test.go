@@ -174,6 +174,8 @@ environments:
   gated: {approval: required, four_eyes: true, approval_timeout: 10m, webhooks: ["http://127.0.0.1:` + fmt.Sprint(safetyHookPort) + `/hook"]}
   # rollout_test.go: a rolling release that puts back the hosts it did.
   autoroll: {rollout: {strategy: rolling, batch: 1, max_failures: 0, auto_rollback: true}}
+  # behavior_test.go: only the custom installer serves it.
+  custom: {}
 projects:
   shop: {targets: [web, tool]}
   legacy: {targets: [web]}

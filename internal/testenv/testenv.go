@@ -178,6 +178,9 @@ func (e *Env) WriteConfig(name string, cfg any) (string, error) {
 type Proc struct {
 	Name, Role, Config, Log string
 
+	argv     []string
+	extraEnv []string
+
 	env  *Env
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -187,27 +190,39 @@ type Proc struct {
 // StartRole starts `relman ROLE --config cfg` as its own process (its own
 // process group), output appended to logs/NAME.log.
 func (e *Env) StartRole(name, role, cfg string) (*Proc, error) {
+	level := e.RoleLogLevel
+	if level == "" {
+		level = "info"
+	}
+	p, err := e.StartProcess(name, nil, e.Relman, role, "--config", cfg, "--address", e.Address, "--log-level", level)
+	if err != nil {
+		return nil, err
+	}
+	p.Role, p.Config = role, cfg
+	return p, nil
+}
+
+// StartProcess starts argv as its own process (its own process group), with
+// RoleEnv and env added to its environment and TEMPORAL_ADDRESS set to the
+// env's server, output appended to logs/NAME.log: a binary built from
+// relman's packages (an installer with a behavior of its own) runs like a
+// role.
+func (e *Env) StartProcess(name string, env []string, argv ...string) (*Proc, error) {
 	logPath := e.Path("logs", name+".log")
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(f, "==== %s: start %s %s\n", time.Now().Format(time.RFC3339Nano), role, cfg)
-	level := e.RoleLogLevel
-	if level == "" {
-		level = "info"
-	}
-	cmd := exec.Command(e.Relman, role, "--config", cfg, "--address", e.Address, "--log-level", level)
-	if len(e.RoleEnv) > 0 {
-		cmd.Env = append(os.Environ(), e.RoleEnv...)
-	}
+	fmt.Fprintf(f, "==== %s: start %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(argv, " "))
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(append(append(os.Environ(), config.EnvAddress+"="+e.Address), e.RoleEnv...), env...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &Proc{Name: name, Role: role, Config: cfg, Log: logPath, env: e, cmd: cmd, done: make(chan struct{})}
+	p := &Proc{Name: name, Log: logPath, argv: argv, extraEnv: env, env: e, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		fmt.Fprintf(f, "==== %s: exited: %v\n", time.Now().Format(time.RFC3339Nano), p.err)
@@ -278,7 +293,10 @@ func (p *Proc) Restart() (*Proc, error) {
 	if p.Running() {
 		return nil, fmt.Errorf("%s is still running", p.Name)
 	}
-	return p.env.StartRole(p.Name, p.Role, p.Config)
+	if p.Role != "" {
+		return p.env.StartRole(p.Name, p.Role, p.Config)
+	}
+	return p.env.StartProcess(p.Name, p.extraEnv, p.argv...)
 }
 
 // Registry is the client side of the env's registry.
