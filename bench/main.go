@@ -25,6 +25,7 @@ import (
 
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/devserver"
+	"github.com/relman/relman/internal/testenv"
 )
 
 type options struct {
@@ -50,7 +51,6 @@ type options struct {
 
 func main() {
 	var o options
-	var role, roleConfig, cpuProfile string
 	var noProfile bool
 	flag.BoolVar(&o.quick, "quick", false, "smoke test: small sizes, about two minutes, ratios printed but not judged")
 	flag.StringVar(&o.out, "out", "", "write the report to this Markdown file (full mode default: BENCHMARKS.md)")
@@ -61,14 +61,7 @@ func main() {
 	flag.Var(&o.srvArgs, "server-arg", "an extra argument for `temporal server start-dev` (repeatable), e.g. --dynamic-config-value=K=V")
 	flag.BoolVar(&o.onlySQL, "only-row5", false, "debug: run only row 5 and print its figures")
 	flag.BoolVar(&o.verbose, "v", false, "print the event timeline of one relman and one floor run")
-	// Role mode: this binary re-executed as a builder or installer process.
-	flag.StringVar(&role, "role", "", "internal: run as a relman role process (builder, installer)")
-	flag.StringVar(&roleConfig, "role-config", "", "internal: the role's config as JSON")
-	flag.StringVar(&cpuProfile, "cpuprofile", "", "internal: the role process's CPU profile")
 	flag.Parse()
-	if role != "" {
-		os.Exit(roleMain(role, roleConfig, cpuProfile))
-	}
 	if o.quick {
 		o.seq, o.conc, o.artSize, o.artRuns, o.bigSize = 5, 10, 5<<20, 1, 20<<20
 		o.fan, o.fanRuns, o.warmup, o.profSize = []int{1, 5}, 2, 1, 10
@@ -115,7 +108,11 @@ func run(ctx context.Context, o options, noProfile bool) error {
 			return err
 		}
 	}
-	b := &bench{o: o, root: root, repo: filepath.Join(root, "repo"), bin: bin}
+	relman, err := testenv.BuildRelman(ctx, root)
+	if err != nil {
+		return err
+	}
+	b := &bench{o: o, root: root, repo: filepath.Join(root, "repo"), bin: bin, relman: relman}
 	if err := makeRepo(b.repo); err != nil {
 		return err
 	}
@@ -186,6 +183,8 @@ type bench struct {
 	root string
 	repo string
 	bin  string
+	// relman is the relman binary the role processes of row 4 run.
+	relman string
 }
 
 func (b *bench) logf(format string, args ...any) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/relman/relman/config"
+	"github.com/relman/relman/internal/testenv"
 )
 
 // orchOut is rows 1 and 5 on one server.
@@ -271,20 +272,20 @@ func (b *bench) artifact(ctx context.Context, s *server, name string, size int64
 	if err != nil {
 		return out, err
 	}
-	var kids []*child
-	defer func() {
-		for _, k := range kids {
-			_ = k.stop()
-		}
-	}()
-	bk, err := startChild(b.root, "builder", builderName, bc, prof("builder"))
+	// The roles whose memory row 4 measures run as relman processes of
+	// their own, through the tests' harness.
+	procs, err := testenv.New(b.root, b.relman, s.addr)
 	if err != nil {
 		return out, err
 	}
-	kids = append(kids, bk)
+	defer procs.Close()
+	bk, err := b.startProc(procs, "builder", builderName, bc, prof("builder"))
+	if err != nil {
+		return out, err
+	}
 	ids := []string{"builder/" + builderName}
 	var hostIDs []string
-	var iks []*child
+	var iks []*testenv.Proc
 	for i := range hosts {
 		host := fmt.Sprintf("%s-h%d", name, i)
 		ic, err := installerConfig(s.addr, host, b.root, "data", []string{env})
@@ -295,17 +296,16 @@ func (b *bench) artifact(ctx context.Context, s *server, name string, size int64
 		if i == 0 {
 			p = prof("installer")
 		}
-		ik, err := startChild(b.root, "installer", host, ic, p)
+		ik, err := b.startProc(procs, "installer", host, ic, p)
 		if err != nil {
 			return out, err
 		}
-		kids = append(kids, ik)
 		iks = append(iks, ik)
 		ids = append(ids, "installer/"+host)
 		hostIDs = append(hostIDs, host)
 	}
 	if err := s.waitRegistered(ctx, ids...); err != nil {
-		return out, b.childErr(err, kids)
+		return out, b.procErr(err, procs)
 	}
 	for r := range runs {
 		if withFloor {
@@ -329,17 +329,17 @@ func (b *bench) artifact(ctx context.Context, s *server, name string, size int64
 		dropPages()
 		d, det, err := s.release(ctx, "big", env)
 		if err != nil {
-			return out, b.childErr(err, kids)
+			return out, b.procErr(err, procs)
 		}
 		out.relman = append(out.relman, d)
 		out.archive = det.Artifacts["data"].Size
 		b.logf("%s run %d: relman %s (archive %d MiB)", name, r+1, d.Round(time.Millisecond), out.archive>>20)
 	}
-	if out.builderRSS, err = bk.peakRSS(); err != nil {
+	if out.builderRSS, err = bk.PeakRSS(); err != nil {
 		return out, err
 	}
 	for _, k := range iks {
-		v, err := k.peakRSS()
+		v, err := k.PeakRSS()
 		if err != nil {
 			return out, err
 		}
@@ -349,12 +349,22 @@ func (b *bench) artifact(ctx context.Context, s *server, name string, size int64
 	return out, nil
 }
 
-func (b *bench) childErr(err error, kids []*child) error {
-	for _, k := range kids {
-		if t := k.tail(); t != "" {
-			fmt.Fprintf(os.Stderr, "==== %s (tail)\n%s\n", k.name, t)
-		}
+// startProc writes a role's config and runs it as `relman ROLE`, with a
+// CPU profile when profile is set.
+func (b *bench) startProc(e *testenv.Env, role, name string, cfg any, profile string) (*testenv.Proc, error) {
+	path, err := e.WriteConfig(name+"."+role+".yaml", cfg)
+	if err != nil {
+		return nil, err
 	}
+	var args []string
+	if profile != "" {
+		args = append(args, "--cpu-profile", profile)
+	}
+	return e.StartRole(name, role, path, args...)
+}
+
+func (b *bench) procErr(err error, e *testenv.Env) error {
+	e.DumpLogs(os.Stderr, 3000)
 	return err
 }
 

@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -324,91 +321,6 @@ func (s *server) runRelman(name string, cfg config.File, shared client.Client) (
 		r.done <- err
 	}()
 	return r, nil
-}
-
-// child is a relman role in its own OS process: this binary re-executed in
-// role mode, running the same workers.Builder / workers.Installer as
-// `relman builder|installer`, so its peak RSS is the role's alone.
-type child struct {
-	name string
-	cmd  *exec.Cmd
-	done chan error
-	log  string
-}
-
-func startChild(root, role, name string, cfg any, profile string) (*child, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	cfgPath := filepath.Join(root, name+"."+role+".json")
-	b, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
-		return nil, err
-	}
-	args := []string{"-role", role, "-role-config", cfgPath}
-	if profile != "" {
-		args = append(args, "-cpuprofile", profile)
-	}
-	logPath := filepath.Join(root, "logs", name+".log")
-	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(self, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, err
-	}
-	ch := &child{name: name, cmd: cmd, done: make(chan error, 1), log: logPath}
-	go func() { ch.done <- cmd.Wait(); f.Close() }()
-	return ch, nil
-}
-
-// peakRSS is the process's high-water resident set (VmHWM) in bytes.
-func (c *child) peakRSS() (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			f := strings.Fields(v)
-			if len(f) >= 1 {
-				kb, err := strconv.ParseInt(f[0], 10, 64)
-				return kb << 10, err
-			}
-		}
-	}
-	return 0, errors.New("no VmHWM in /proc status")
-}
-
-func (c *child) stop() error {
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-c.done:
-		return err
-	case <-time.After(30 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.done
-		return fmt.Errorf("%s did not stop within 30s of SIGTERM", c.name)
-	}
-}
-
-func (c *child) tail() string {
-	b, _ := os.ReadFile(c.log)
-	if len(b) > 3000 {
-		b = b[len(b)-3000:]
-	}
-	return string(b)
 }
 
 // cpuTime is a process's user+system CPU time from /proc/<pid>/stat.

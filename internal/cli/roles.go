@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 
@@ -18,7 +20,7 @@ var roleShort = map[string]string{
 }
 
 func (a *app) roleCommand(role string) *cobra.Command {
-	var path, id string
+	var path, id, cpuProfile string
 	cmd := &cobra.Command{
 		Use:     role + " --config FILE",
 		Short:   roleShort[role],
@@ -28,10 +30,18 @@ func (a *app) roleCommand(role string) *cobra.Command {
 			if path == "" {
 				return usageErr("relman %s needs --config FILE (see examples/%s.yaml)", role, role)
 			}
+			if cpuProfile != "" {
+				stop, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			return a.runRole(cmd.Context(), role, path, id)
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "the role's YAML config file")
+	cmd.Flags().StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the role to this file until it stops (go tool pprof)")
 	switch role {
 	case "builder":
 		cmd.Flags().StringVar(&id, "name", "", "the builder's name, instead of the config's (for one config shared by many builders)")
@@ -118,4 +128,17 @@ func (a *app) versionCommand() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// startCPUProfile profiles the process into path until the returned stop.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

@@ -23,6 +23,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -179,6 +180,7 @@ type Proc struct {
 	Name, Role, Config, Log string
 
 	argv     []string
+	args     []string
 	extraEnv []string
 
 	env  *Env
@@ -189,16 +191,17 @@ type Proc struct {
 
 // StartRole starts `relman ROLE --config cfg` as its own process (its own
 // process group), output appended to logs/NAME.log.
-func (e *Env) StartRole(name, role, cfg string) (*Proc, error) {
+func (e *Env) StartRole(name, role, cfg string, args ...string) (*Proc, error) {
 	level := e.RoleLogLevel
 	if level == "" {
 		level = "info"
 	}
-	p, err := e.StartProcess(name, nil, e.Relman, role, "--config", cfg, "--address", e.Address, "--log-level", level)
+	argv := append([]string{e.Relman, role, "--config", cfg, "--address", e.Address, "--log-level", level}, args...)
+	p, err := e.StartProcess(name, nil, argv...)
 	if err != nil {
 		return nil, err
 	}
-	p.Role, p.Config = role, cfg
+	p.Role, p.Config, p.args = role, cfg, args
 	return p, nil
 }
 
@@ -237,6 +240,33 @@ func (e *Env) StartProcess(name string, env []string, argv ...string) (*Proc, er
 
 // Pid is the process id.
 func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
+// PeakRSS is the process's high-water resident set (VmHWM) in bytes; read
+// it before the process exits.
+func (p *Proc) PeakRSS() (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			if f := strings.Fields(v); len(f) >= 1 {
+				kb, err := strconv.ParseInt(f[0], 10, 64)
+				return kb << 10, err
+			}
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc status")
+}
+
+// Tail is the last n bytes of the process's log.
+func (p *Proc) Tail(n int) string {
+	b, _ := os.ReadFile(p.Log)
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
 
 // Running reports whether the process has not exited.
 func (p *Proc) Running() bool {
@@ -294,7 +324,7 @@ func (p *Proc) Restart() (*Proc, error) {
 		return nil, fmt.Errorf("%s is still running", p.Name)
 	}
 	if p.Role != "" {
-		return p.env.StartRole(p.Name, p.Role, p.Config)
+		return p.env.StartRole(p.Name, p.Role, p.Config, p.args...)
 	}
 	return p.env.StartProcess(p.Name, p.extraEnv, p.argv...)
 }
