@@ -22,7 +22,7 @@ const (
 	DefaultBuildTimeout     = time.Hour
 	DefaultInstallTimeout   = 30 * time.Minute
 	DefaultHostTimeout      = 5 * time.Minute
-	DefaultHeartbeatTimeout = 10 * time.Second
+	DefaultHeartbeatTimeout = 30 * time.Second
 	DefaultLease            = 60 * time.Second
 	DefaultWorkDir          = "work"
 	DefaultStepTimeout      = 30 * time.Minute

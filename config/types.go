@@ -147,8 +147,11 @@ type ReleaseTimeouts struct {
 	// before the host is reported unreachable. Default 5m.
 	Host time.Duration `yaml:"host"`
 	// Heartbeat is how long a silent build or install counts as lost, so a
-	// killed worker's task moves to another attempt. Default 10s: a cancel
-	// reaches a running activity at its next heartbeat, within 8s.
+	// killed worker's task moves to another attempt. Default 30s: long
+	// enough that a Temporal service restarting (history comes back and
+	// frontend and matching reconnect within seconds) never costs a
+	// rebuild. Activities heartbeat every 3s whatever this is, so a cancel
+	// still reaches them within seconds.
 	Heartbeat time.Duration `yaml:"heartbeat"`
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/relman/relman/internal/auth"
 	"github.com/relman/relman/internal/realm"
 	"github.com/relman/relman/internal/registry"
+	"github.com/relman/relman/internal/temporalclient"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/internal/xmlrpc"
 	"github.com/relman/relman/workflows"
@@ -35,6 +36,15 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 		}
 	default:
 		r.log.Warn("authentication is off (no auth.users_file or auth.realms): anyone who can reach Temporal or the gateway may build and install anything; not recommended")
+	}
+	// Without its search attributes no transaction could start: every
+	// workflow task would fail on the first upsert, logged only at INFO.
+	checked, err := temporalclient.CheckSearchAttributes(ctx, r.client, cfg.Temporal.Namespace)
+	if err != nil {
+		return err
+	}
+	if !checked {
+		r.log.Warn("could not list the namespace's search attributes (no operator rights?); make sure RelmanProject, RelmanEnv, RelmanStatus and RelmanRequester exist as Keyword")
 	}
 	// The gateway and the manager's activities share one set of realms.
 	realms, err := Realms(cfg, r.opts.Authenticators)

@@ -78,7 +78,7 @@ func (a *app) submit(ctx context.Context, req workflows.Request, o submitOptions
 		return usageErr("use --wait or --follow, not both")
 	}
 	req.Requester = requester(a.opts.LookupEnv)
-	c, err := a.dial()
+	c, err := a.dialToStart(ctx)
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ ROLLBACK_FAILED.`,
 			if env == "" {
 				return usageErr("relman rollback needs --env (for example --env test)")
 			}
-			c, err := a.dial()
+			c, err := a.dialToStart(cmd.Context())
 			if err != nil {
 				return err
 			}

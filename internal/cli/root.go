@@ -238,6 +238,25 @@ func (a *app) dial() (client.Client, error) {
 	return temporalclient.Dial(a.temporalSettings(config.Temporal{}), log, temporalclient.Identity("relman-cli"), a.tel.Apply)
 }
 
+// dialToStart dials for a command that starts a transaction, and refuses
+// when the namespace lacks relman's search attributes: the transaction
+// would otherwise never leave STARTED.
+func (a *app) dialToStart(ctx context.Context) (client.Client, error) {
+	c, err := a.dial()
+	if err != nil {
+		return nil, err
+	}
+	ns := a.temporalSettings(config.Temporal{}).Namespace
+	if ns == "" {
+		ns = config.DefaultNamespace
+	}
+	if _, err := temporalclient.CheckSearchAttributes(ctx, c, ns); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
 func (a *app) printJSON(v any) error {
 	enc := json.NewEncoder(a.opts.Stdout)
 	enc.SetIndent("", "  ")
