@@ -10,7 +10,18 @@ VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || ech
 LDFLAGS       := -X github.com/relman/relman/internal/cli.Version=$(VERSION)
 export RELMAN_TEMPORAL_BIN ?= $(ABSBIN)/temporal
 
-.PHONY: build test test-short bench bench-quick demo demo-ci lint fuzz clean
+# The production-style Temporal of `make test-cluster` (issue 16): the server,
+# its sql tool and its PostgreSQL schema, all from one pinned module version.
+# v1.32.2 needs a newer Go than ours.
+TEMPORAL_SERVER_MOD := go.temporal.io/server
+TEMPORAL_SERVER_VER := v1.32.1
+# SeaweedFS, a real S3-compatible server. Its go.mod has a replace directive,
+# so `go install` refuses it: scripts/build-weed.sh builds it from a copy of
+# the module.
+SEAWEEDFS_MOD := github.com/seaweedfs/seaweedfs
+SEAWEEDFS_VER := v0.0.0-20261109003541-7506e5f91cd6
+
+.PHONY: build test test-short test-cluster cluster-tools postgresql bench bench-quick demo demo-ci lint fuzz clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/relman ./cmd/relman
@@ -30,6 +41,44 @@ test: $(BIN)/temporal build
 .PHONY: chaos
 chaos: $(BIN)/temporal
 	$(GO) test -count=1 -timeout 30m ./chaos
+
+# The cluster tests (build tag `cluster`): relman on a Temporal cluster of
+# four service processes on PostgreSQL, and the artifact store on SeaweedFS.
+# One package at a time (-p 1): each starts its own servers, and two
+# clusters at once on two cores only make both slow.
+test-cluster: cluster-tools
+	RELMAN_CLUSTER_BIN=$(ABSBIN) $(GO) test -tags cluster -p 1 -count=1 -timeout 40m ./internal/testcluster ./internal/artifact ./e2e/cluster
+
+cluster-tools: postgresql $(BIN)/temporal-server $(BIN)/temporal-sql-tool $(BIN)/temporal-schema/.ok $(BIN)/weed
+
+# Debian's PostgreSQL (15); the tests run their own server from its binaries,
+# with their own data directory and port.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq postgresql; }
+
+# go install names binaries after their directory (server, sql): install
+# into a scratch GOBIN and give them names that say what they are.
+$(BIN)/temporal-server:
+	@mkdir -p $(BIN)/.gobin
+	GOBIN=$(ABSBIN)/.gobin $(GO) install $(TEMPORAL_SERVER_MOD)/cmd/server@$(TEMPORAL_SERVER_VER)
+	mv $(BIN)/.gobin/server $@
+
+$(BIN)/temporal-sql-tool:
+	@mkdir -p $(BIN)/.gobin
+	GOBIN=$(ABSBIN)/.gobin $(GO) install $(TEMPORAL_SERVER_MOD)/cmd/tools/sql@$(TEMPORAL_SERVER_VER)
+	mv $(BIN)/.gobin/sql $@
+
+# The PostgreSQL schema of the same server version, copied out of the module
+# cache so the tests need no Go tooling to find it.
+$(BIN)/temporal-schema/.ok:
+	scripts/copy-module-dir.sh $(TEMPORAL_SERVER_MOD)@$(TEMPORAL_SERVER_VER) schema/postgresql/v12 $(BIN)/temporal-schema
+	touch $@
+
+# About 8 minutes on two busy cores.
+$(BIN)/weed:
+	scripts/build-weed.sh $(SEAWEEDFS_MOD)@$(SEAWEEDFS_VER) $@
 
 test-short:
 	$(GO) test -short ./...
