@@ -346,9 +346,18 @@ func (s *store) PutFile(ctx context.Context, path string) (Ref, error) {
 	// The file may change between hashing and uploading; hashing again on
 	// the way out means such a change aborts the upload instead of storing
 	// bytes under a key that does not describe them.
+	if s.s3 != nil {
+		if err := s.s3.upload(ctx, ref, f); err != nil {
+			if errors.Is(err, errChanged) {
+				return Ref{}, fmt.Errorf("put file: %s %w", path, err)
+			}
+			return Ref{}, err
+		}
+		return ref, nil
+	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w, err := s.bucket.NewWriter(wctx, ref.Key, s.writerOptions(ref.Size))
+	w, err := s.bucket.NewWriter(wctx, ref.Key, newWriterOptions())
 	if err != nil {
 		return Ref{}, s.classify("write "+ref.Key, err)
 	}

@@ -2,8 +2,12 @@ package artifact
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -15,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
@@ -122,23 +127,25 @@ func rootCause(err error) error {
 //   - the SDK logs through slog, and not at all about skipping the
 //     validation of multipart checksums: every read is verified against
 //     the artifact's sha256 here anyway;
-//   - uploads use few, modest part buffers, so a builder moving a 1 GiB
-//     artifact stays small.
+//   - uploads of artifacts use few, small part buffers, so a builder
+//     moving a 1 GiB artifact stays small.
 //
 // Credentials come only from the SDK's default chain (AWS_* variables,
 // the shared credentials file, a profile); the URL has no place for them.
 type s3Store struct {
-	bucket    string
-	redacted  string
-	client    *s3.Client
-	blob      *blob.Bucket
-	partSize  int64
-	uploaders int
+	bucket          string
+	redacted        string
+	client          *s3.Client
+	blob            *blob.Bucket
+	requestChecksum aws.RequestChecksumCalculation
+	partSize        int64
+	uploaders       int
 }
 
 // S3 multipart limits: parts of at least 5 MiB, at most 10,000 of them.
+// Every part in flight is a buffer, so parts are as small as S3 allows.
 const (
-	s3MinPart  = 8 << 20
+	s3MinPart  = 5 << 20
 	s3MaxParts = 10000
 	// Two parts in flight keep a link busy; the transfer manager holds
 	// one more buffer than that.
@@ -230,12 +237,13 @@ func openS3(ctx context.Context, raw string) (*s3Store, error) {
 		return nil, err
 	}
 	return &s3Store{
-		bucket:    u.Host,
-		redacted:  u.Redacted(),
-		client:    client,
-		blob:      b,
-		partSize:  s3MinPart,
-		uploaders: s3Uploaders,
+		bucket:          u.Host,
+		redacted:        u.Redacted(),
+		client:          client,
+		blob:            b,
+		requestChecksum: cfg.RequestChecksumCalculation,
+		partSize:        s3MinPart,
+		uploaders:       s3Uploaders,
 	}, nil
 }
 
@@ -330,23 +338,83 @@ func (s *s3Store) check(ctx context.Context) error {
 	return s.classify("list "+keyPrefix, err)
 }
 
-// writerOptions sizes the multipart parts of an upload of size bytes (or
-// of unknown size when size < 0): as small as S3 allows while staying under
-// its 10,000 parts.
-func (s *s3Store) writerOptions(size int64) *blob.WriterOptions {
-	part := s.partSize
-	if size > 0 {
-		if need := (size + s3MaxParts - 1) / s3MaxParts; need > part {
-			part = need
-		}
-	} else if size < 0 {
-		// An unknown size may be anything: parts big enough for 400 GiB.
-		part = 40 << 20
+// partFor is the part size for an upload of size bytes (< 0: unknown): as
+// small as S3 allows while staying under its 10,000 parts.
+func (s *s3Store) partFor(size int64) int64 {
+	if size < 0 {
+		// An unknown size may be anything: parts for up to 156 GiB.
+		// Roles upload files (PutFile), whose size is known.
+		return 16 << 20
 	}
+	if need := (size + s3MaxParts - 1) / s3MaxParts; need > s.partSize {
+		return need
+	}
+	return s.partSize
+}
+
+// writerOptions are gocloud's writer options for an upload of size bytes.
+// gocloud's writer reads up to 16 MiB before it picks one PUT or a
+// multipart upload, whatever the part size, so uploads of artifacts go
+// through upload instead.
+func (s *s3Store) writerOptions(size int64) *blob.WriterOptions {
 	o := newWriterOptions()
-	o.BufferSize = int(part)
+	o.BufferSize = int(s.partFor(size))
 	o.MaxConcurrency = s.uploaders
 	return o
+}
+
+// errChanged is returned when a file's bytes differ from the ref it was
+// hashed to before the upload.
+var errChanged = errors.New("changed while being uploaded")
+
+// upload streams r, which must hold exactly the bytes of ref, to ref.Key
+// in parts of partFor(ref.Size), uploaders at a time: its memory is
+// (uploaders+1) part buffers, about 15 MiB. The bytes are hashed as they
+// go; if they turn out not to be ref's, the upload is aborted (a multipart
+// upload is never completed) and the error wraps errChanged.
+func (s *s3Store) upload(ctx context.Context, ref Ref, r io.Reader) error {
+	part := s.partFor(ref.Size)
+	tm := transfermanager.New(s.client, func(o *transfermanager.Options) {
+		o.PartSizeBytes = part
+		o.MultipartUploadThreshold = part
+		o.Concurrency = s.uploaders
+		o.RequestChecksumCalculation = s.requestChecksum
+	})
+	body := &checkingReader{r: r, ref: ref, h: sha256.New()}
+	_, err := tm.UploadObject(ctx, &transfermanager.UploadObjectInput{
+		Bucket:      aws.String(s.bucket),
+		Key:         aws.String(ref.Key),
+		Body:        body,
+		ContentType: aws.String("application/octet-stream"),
+	})
+	if body.err != nil {
+		return body.err
+	}
+	return s.classify("write "+ref.Key, err)
+}
+
+// checkingReader reads r and, instead of io.EOF, returns an error when the
+// bytes read were not those of ref.
+type checkingReader struct {
+	r   io.Reader
+	ref Ref
+	h   hash.Hash
+	n   int64
+	err error
+}
+
+func (c *checkingReader) Read(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	c.h.Write(p[:n])
+	if err == io.EOF && (c.n != c.ref.Size || hex.EncodeToString(c.h.Sum(nil)) != c.ref.SHA256) {
+		c.err = fmt.Errorf("%w: want sha256 %s (%d bytes), read %d bytes", errChanged, c.ref.SHA256, c.ref.Size, c.n)
+		return n, c.err
+	}
+	return n, err
 }
 
 func sseType(v string) (types.ServerSideEncryption, bool) {

@@ -1,6 +1,7 @@
 package artifact
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -157,4 +158,29 @@ func TestS3URLRefusesCredentials(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "AWS_ACCESS_KEY_ID")
 	require.False(t, strings.Contains(err.Error(), "secret"), err.Error())
+}
+
+// TestS3UploadRefusesChangedBytes: bytes that are not those the ref was
+// hashed from (a file rewritten during its upload) abort the upload, in
+// one PUT or in parts, and leave nothing under the key.
+func TestS3UploadRefusesChangedBytes(t *testing.T) {
+	tests := map[string]int{
+		"one put":   1000,
+		"multipart": 11 << 20,
+	}
+	for name, size := range tests {
+		t.Run(name, func(t *testing.T) {
+			s, _ := localBackends()["s3"](t)
+			st := s.(*store)
+			data := testData(size)
+			ref := refOf(data)
+			changed := bytes.Clone(data)
+			changed[len(changed)-1] ^= 0xff
+			err := st.s3.upload(context.Background(), ref, bytes.NewReader(changed))
+			require.ErrorIs(t, err, errChanged)
+			ok, err := s.Has(context.Background(), ref)
+			require.NoError(t, err)
+			require.False(t, ok, "an object under %s after an aborted upload", ref.Key)
+		})
+	}
 }

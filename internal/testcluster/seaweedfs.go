@@ -80,6 +80,9 @@ func StartS3(ctx context.Context, weed, dir, bucket string) (*S3, error) {
 		// No network but loopback here, and nothing to report anyway.
 		"-master.telemetry=false",
 		"-s3.config=" + cfgPath,
+		// Real S3 does not make a bucket on the first upload to it, so a
+		// store URL naming the wrong bucket must fail here too.
+		"-s3.autoCreateBucket=false",
 		"-bucket=" + bucket,
 	}
 	s.proc = &process{name: "seaweedfs", log: filepath.Join(dir, "logs", "seaweedfs.log"), newCmd: func() *exec.Cmd {
