@@ -108,6 +108,7 @@ $(BIN)/workflowcheck:
 # go vet, gofmt, and Temporal's determinism check of the workflows.
 lint: $(BIN)/workflowcheck
 	$(GO) vet ./...
+	$(GO) vet -tags cluster ./internal/testcluster ./internal/artifact ./e2e/cluster
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	./$(BIN)/workflowcheck ./workflows/...
 

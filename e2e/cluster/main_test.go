@@ -38,6 +38,9 @@ var (
 	roles   = map[string]*testenv.Proc{}
 )
 
+// missingBucket is the bucket the refusal tests' roles are pointed at.
+const missingBucket = "relman-missing"
+
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
@@ -126,8 +129,9 @@ func setup(ctx context.Context) error {
 		return err
 	}
 	projects := map[string]config.ProjectDef{
-		"slow": {Targets: []string{"slowout"}},
-		"app":  {Targets: []string{"app"}},
+		"slow":    {Targets: []string{"slowout"}},
+		"app":     {Targets: []string{"app"}},
+		"refused": {Targets: []string{"refusedout"}},
 	}
 	for i, t := range targets {
 		projects[fmt.Sprintf("load%d", i+1)] = config.ProjectDef{Targets: []string{t}}
@@ -135,7 +139,7 @@ func setup(ctx context.Context) error {
 	if _, err := env.WriteConfig("manager.yaml", &config.Manager{
 		Service:      env.Service(),
 		ListenPort:   port,
-		Environments: map[string]config.Environment{"test": {}},
+		Environments: map[string]config.Environment{"test": {}, "refusing": {}},
 		Projects:     projects,
 		Timeouts:     timeouts,
 		Auth:         config.Auth{Anonymous: true},
@@ -166,6 +170,34 @@ func setup(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	// The roles of the refusal tests: a builder and a host whose store URL
+	// names a bucket that does not exist. Project "refused" and env
+	// "refusing" are theirs alone, so no other release is planned onto
+	// them.
+	if _, err := env.WriteConfig("builder-nobucket.yaml", &config.Builder{
+		Service:   env.Service(),
+		Name:      "builder-nobucket",
+		Artifacts: s3.StoreURLFor(missingBucket),
+		WorkDir:   env.Path("builder-nobucket"),
+		Lease:     30 * time.Second,
+		Projects: map[string]config.BuildBehavior{"refused": {Source: src,
+			Env:     map[string]string{"RELMAN_WHOFILE": env.Path("who.log"), "RELMAN_SLEEP": "0"},
+			Steps:   []config.Step{{Name: "build", Run: []string{"sh", "slow.sh"}}},
+			Outputs: map[string]config.Output{"refusedout": {Path: "out/slow"}}}},
+	}); err != nil {
+		return err
+	}
+	if _, err := env.WriteConfig("host-nobucket.yaml", &config.Installer{
+		Service:   env.Service(),
+		Host:      "host-nobucket",
+		Artifacts: s3.StoreURLFor(missingBucket),
+		WorkDir:   env.Path("host-nobucket", "work"),
+		Lease:     30 * time.Second,
+		Environments: map[string]map[string]config.InstallBehavior{"refusing": {
+			"app": {Behavior: config.BehaviorCopy, Path: env.Path("host-nobucket", "app.txt"), Mode: "0644"}}},
+	}); err != nil {
+		return err
+	}
 	for _, h := range hosts {
 		installs := map[string]config.InstallBehavior{}
 		for _, t := range append([]string{"slowout", "app"}, targets...) {
@@ -182,12 +214,13 @@ func setup(ctx context.Context) error {
 			return err
 		}
 	}
-	for name, role := range map[string]string{"manager": "manager", "builder": "builder", "host-a": "installer", "host-b": "installer"} {
+	for name, role := range map[string]string{"manager": "manager", "builder": "builder", "host-a": "installer", "host-b": "installer",
+		"builder-nobucket": "builder", "host-nobucket": "installer"} {
 		p, err := env.StartRole(name, role, env.Path(name+".yaml"))
 		if err != nil {
 			return err
 		}
 		roles[name] = p
 	}
-	return env.WaitRegistered(ctx, "builder", "host-a", "host-b")
+	return env.WaitRegistered(ctx, "builder", "host-a", "host-b", "builder-nobucket", "host-nobucket")
 }

@@ -145,15 +145,20 @@ func builds(t *testing.T, txid string) []string {
 	return pids
 }
 
-// freshSlow commits a change so that the slow build really runs (a build
-// of a commit already built would be reused).
-func freshSlow(t *testing.T, requester string) workflows.Request {
+// freshRequest commits a change so that the build of project really runs
+// (a build of a commit already built would be reused).
+func freshRequest(t *testing.T, project, envName, requester string) workflows.Request {
 	t.Helper()
 	c, err := testenv.Commit(repo, map[string]string{"fresh.txt": fmt.Sprintf("%s %d\n", t.Name(), time.Now().UnixNano())})
 	require.NoError(t, err)
-	req := install("slow", requester)
+	req := install(project, requester)
+	req.Env = envName
 	req.Source = workflows.Selector{Revision: c}
 	return req
+}
+
+func freshSlow(t *testing.T, requester string) workflows.Request {
+	return freshRequest(t, "slow", "test", requester)
 }
 
 // TestServiceKilledMidBuild kills one Temporal service with SIGKILL while
