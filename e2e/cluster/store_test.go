@@ -3,6 +3,7 @@
 package cluster
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -97,4 +98,70 @@ func TestSecretsStayOut(t *testing.T) {
 		require.NotContains(t, string(b), s3.SecretAccessKey, l)
 	}
 	t.Logf("secret key in none of %d log files and 2 histories", len(logs))
+}
+
+// TestStoreDown: with SeaweedFS killed, a build fails at its upload and an
+// install of an earlier build fails at its download, each within a few
+// retries and with a reason naming the store and the bucket; the hosts
+// keep what they had installed before.
+func TestStoreDown(t *testing.T) {
+	env.DumpOnFailure(t)
+	ctx := timeout(t, 5*time.Minute)
+	// An earlier build to install once the store is down.
+	before, err := env.Release(ctx, "", freshRequest(t, "app", "test", "cluster-store-down"))
+	require.NoError(t, err)
+	d, err := env.Final(ctx, before)
+	require.NoError(t, err)
+	require.Equal(t, workflows.StatusInstallCompleted, d.Status, d.Reason)
+	installed := map[string]string{}
+	for _, h := range hosts {
+		b, err := os.ReadFile(env.Path(h, "app.txt"))
+		require.NoError(t, err)
+		installed[h] = string(b)
+	}
+
+	s3.Kill()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		require.NoError(t, s3.Start(ctx))
+	}()
+	wants := []string{"s3://" + s3.Bucket, "bucket " + s3.Bucket, "unreachable", "connection refused"}
+
+	t.Run("build", func(t *testing.T) {
+		start := time.Now()
+		req := freshRequest(t, "app", "", "cluster-store-down")
+		req.Action = workflows.ActionBuild
+		txid, err := env.Release(ctx, "", req)
+		require.NoError(t, err)
+		d, err := env.Final(ctx, txid)
+		require.Error(t, err)
+		require.Equal(t, workflows.StatusBuildFailed, d.Status, d.Reason)
+		for _, part := range wants {
+			assert.Contains(t, d.Reason, part)
+		}
+		t.Logf("BUILD_FAILED %s after the start: %s", time.Since(start).Round(time.Millisecond), d.Reason)
+	})
+	t.Run("install", func(t *testing.T) {
+		start := time.Now()
+		req := install("app", "cluster-store-down")
+		req.From = before
+		txid, err := env.Release(ctx, "", req)
+		require.NoError(t, err)
+		d, err := env.Final(ctx, txid)
+		require.Error(t, err)
+		require.Equal(t, workflows.StatusInstallFailed, d.Status, d.Reason)
+		require.Len(t, d.Installs, len(hosts))
+		for _, in := range d.Installs {
+			for _, part := range wants {
+				assert.Contains(t, in.Error, part, in.Host)
+			}
+		}
+		for _, h := range hosts {
+			b, err := os.ReadFile(env.Path(h, "app.txt"))
+			require.NoError(t, err)
+			assert.Equal(t, installed[h], string(b), "%s keeps its install", h)
+		}
+		t.Logf("INSTALL_FAILED %s after the start, %d attempts on %s: %s", time.Since(start).Round(time.Millisecond), d.Installs[0].Attempts, d.Installs[0].Host, d.Installs[0].Error)
+	})
 }
