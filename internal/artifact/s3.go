@@ -77,7 +77,7 @@ func (e *StoreError) Error() string {
 		b.WriteString(")")
 	}
 	b.WriteString(": ")
-	b.WriteString(refusalHint(e.Code, e.Status, e.Err))
+	b.WriteString(refusalHint(e.Code, e.Err))
 	return b.String()
 }
 
@@ -86,7 +86,7 @@ func (e *StoreError) Unwrap() []error { return []error{e.Kind, e.Err} }
 
 // refusalHint says what to do about a refusal, in the words of the AWS
 // settings an operator would change.
-func refusalHint(code string, status int, err error) string {
+func refusalHint(code string, err error) string {
 	switch code {
 	case "InvalidAccessKeyId":
 		return "the store does not know the access key; check AWS_ACCESS_KEY_ID or the credentials file"
@@ -238,13 +238,23 @@ func openS3(ctx context.Context, raw string) (*s3Store, error) {
 	}
 	return &s3Store{
 		bucket:          u.Host,
-		redacted:        u.Redacted(),
+		redacted:        displayURL(u),
 		client:          client,
 		blob:            b,
 		requestChecksum: cfg.RequestChecksumCalculation,
 		partSize:        s3MinPart,
 		uploaders:       s3Uploaders,
 	}, nil
+}
+
+// displayURL is the store URL as an operator wrote it (query unescaped,
+// so the endpoint reads as a URL), with any password hidden.
+func displayURL(u *url.URL) string {
+	r := u.Redacted()
+	if d, err := url.QueryUnescape(r); err == nil {
+		return d
+	}
+	return r
 }
 
 // notWorthRetrying stops the SDK from retrying what a retry within

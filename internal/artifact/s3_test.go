@@ -84,7 +84,7 @@ func TestS3RefusalIsOneRequest(t *testing.T) {
 			require.ErrorAs(t, err, &se)
 			require.Equal(t, tc.code, se.Code)
 			msg := err.Error()
-			for _, part := range []string{"s3://relman-artifacts", "bucket relman-artifacts", "refused to list sha256/", tc.code, tc.want} {
+			for _, part := range []string{"s3://relman-artifacts?endpoint=" + srv.URL, "bucket relman-artifacts", "refused to list sha256/", tc.code, tc.want} {
 				require.Contains(t, msg, part)
 			}
 			require.NotContains(t, msg, "not-the-secret")
@@ -151,6 +151,24 @@ func TestNotWorthRetrying(t *testing.T) {
 			require.Equal(t, tc.want, notWorthRetrying(tc.err))
 		})
 	}
+}
+
+// TestS3NoCredentials: with no keys anywhere the SDK looks, the store
+// says so instead of sending an unsigned request or asking for instance
+// metadata.
+func TestS3NoCredentials(t *testing.T) {
+	isolateAWS(t, "", "")
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(srv.Close)
+	err := Check(context.Background(), s3URL("relman-artifacts", srv.URL))
+	require.ErrorIs(t, err, ErrRefused)
+	require.Contains(t, err.Error(), "no credentials found")
+	require.Contains(t, err.Error(), "bucket relman-artifacts")
+	require.Zero(t, requests.Load(), "requests without credentials")
 }
 
 func TestS3URLRefusesCredentials(t *testing.T) {
