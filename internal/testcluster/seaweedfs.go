@@ -39,7 +39,7 @@ func StartS3(ctx context.Context, weed, dir, bucket string) (*S3, error) {
 	if err := need(weed); err != nil {
 		return nil, err
 	}
-	ports, err := lowPorts(8)
+	ports, err := lowPorts(10)
 	if err != nil {
 		return nil, err
 	}
@@ -70,6 +70,9 @@ func StartS3(ctx context.Context, weed, dir, bucket string) (*S3, error) {
 		"-master.port=" + p(2), "-master.port.grpc=" + p(3),
 		"-volume.port=" + p(4), "-volume.port.grpc=" + p(5),
 		"-filer.port=" + p(6), "-filer.port.grpc=" + p(7),
+		// The admin server runs even without its UI; left alone it takes
+		// fixed ports, which two instances would fight over.
+		"-admin.port=" + p(8), "-admin.port.grpc=" + p(9),
 		// Sockets named after ports in /tmp would clash with another
 		// instance that drew the same port in another test process.
 		"-filer.localSocket=" + filepath.Join(dir, "filer.sock"),
