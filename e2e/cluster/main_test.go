@@ -110,7 +110,8 @@ func run(m *testing.M) int {
 }
 
 // slow.sh is the build of project "slow": it says which transaction it
-// builds, then takes a while, so a test can kill a service in the middle.
+// builds, then takes a while (20 s), so a test can keep a service down for
+// longer than a 10 s heartbeat timeout in the middle of it.
 const slowScript = `#!/bin/sh
 set -eu
 echo "$RELMAN_TRANSACTION $$" >> "$RELMAN_WHOFILE"
@@ -148,7 +149,7 @@ func setup(ctx context.Context) error {
 	}
 	src := config.Source{Git: repo}
 	builds := map[string]config.BuildBehavior{
-		"slow": {Source: src, Env: map[string]string{"RELMAN_WHOFILE": env.Path("who.log")},
+		"slow": {Source: src, Env: map[string]string{"RELMAN_WHOFILE": env.Path("who.log"), "RELMAN_SLEEP": "20"},
 			Steps:   []config.Step{{Name: "slow", Run: []string{"sh", "slow.sh"}}},
 			Outputs: map[string]config.Output{"slowout": {Path: "out/slow"}}},
 		"app": {Source: src,

@@ -161,6 +161,10 @@ func freshSlow(t *testing.T, requester string) workflows.Request {
 	return freshRequest(t, "slow", "test", requester)
 }
 
+// outage is how long a killed service stays down before it is started
+// again (its start takes a few seconds more).
+const outage = 8 * time.Second
+
 // TestServiceKilledMidBuild kills one Temporal service with SIGKILL while
 // the builder runs a build step, and starts it again: the release
 // completes on both hosts, and the build step ran once (the builder's
@@ -176,8 +180,9 @@ func TestServiceKilledMidBuild(t *testing.T) {
 
 			require.NoError(t, temp.Kill(svc))
 			killed := time.Now()
-			// A crash is not over at once: the service stays away a moment.
-			time.Sleep(2 * time.Second)
+			// Down for a while, as after a crash: with the restart this
+			// is longer than a 10 s heartbeat timeout.
+			time.Sleep(outage)
 			require.NoError(t, temp.StartService(ctx, svc))
 			back := time.Now()
 
@@ -217,7 +222,7 @@ func TestFrontendRestartWhileFollowing(t *testing.T) {
 	require.Eventually(t, func() bool { return len(builds(t, txid)) > 0 }, 2*time.Minute, 100*time.Millisecond, "the build step of %s did not start", txid)
 
 	require.NoError(t, temp.Kill(testcluster.Frontend))
-	time.Sleep(2 * time.Second)
+	time.Sleep(outage)
 	require.NoError(t, temp.StartService(ctx, testcluster.Frontend))
 
 	var r result
@@ -228,6 +233,7 @@ func TestFrontendRestartWhileFollowing(t *testing.T) {
 	}
 	require.Equal(t, cli.ExitOK, r.code, "stdout:\n%s\nstderr:\n%s", r.out, r.errOut)
 	require.Contains(t, r.out, string(workflows.StatusInstallCompleted))
+	t.Logf("relman release --follow across the frontend restart:\n%s%s", r.out, r.errOut)
 	d, err := env.Final(ctx, txid)
 	require.NoError(t, err)
 	require.Equal(t, workflows.StatusInstallCompleted, d.Status, d.Reason)
