@@ -188,6 +188,17 @@ func (c *Cluster) Running(service string) bool {
 	return ok && p.running()
 }
 
+// Pid is the process id of a running service, 0 when it is not running.
+func (c *Cluster) Pid(service string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.t.procs[service]
+	if !ok || !p.running() {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // Stop stops every service, then PostgreSQL, and removes PostgreSQL's
 // files.
 func (c *Cluster) Stop() error {

@@ -81,6 +81,13 @@ func TestCluster(t *testing.T) {
 	for _, p := range c.Ports() {
 		require.Less(t, p, 32768, "Temporal's rpc_port column is a SMALLINT")
 	}
+	pids := map[int]string{}
+	for _, svc := range testcluster.Services {
+		pid := c.Pid(svc)
+		require.NotZero(t, pid, svc)
+		pids[pid] = svc
+	}
+	require.Len(t, pids, len(testcluster.Services), "one process per service: %v", pids)
 
 	cl, err := c.Dial()
 	require.NoError(t, err)
@@ -125,11 +132,18 @@ func TestCluster(t *testing.T) {
 				return nil
 			}))
 
+			before := c.Pid(svc)
 			require.NoError(t, c.Kill(svc))
 			require.False(t, c.Running(svc))
+			for _, other := range testcluster.Services {
+				if other != svc {
+					require.True(t, c.Running(other), "%s still runs while %s is down", other, svc)
+				}
+			}
 			killed := time.Now()
 			require.NoError(t, c.StartService(ctx, svc))
 			serving := time.Now()
+			require.NotEqual(t, before, c.Pid(svc), "a new %s process", svc)
 
 			require.NoError(t, waitFor(ctx, func() error {
 				sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
