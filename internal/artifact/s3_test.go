@@ -202,3 +202,16 @@ func TestS3UploadRefusesChangedBytes(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckLocalStores(t *testing.T) {
+	tests := map[string]string{
+		"file, made on open": "file://" + filepath.Join(t.TempDir(), "new", "store"),
+		"plain directory":    t.TempDir(),
+		"mem":                "mem://",
+	}
+	for name, u := range tests {
+		t.Run(name, func(t *testing.T) {
+			require.NoError(t, Check(context.Background(), u))
+		})
+	}
+}
