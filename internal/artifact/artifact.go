@@ -273,6 +273,16 @@ func (s *store) writerOptions(size int64) *blob.WriterOptions {
 	return newWriterOptions()
 }
 
+// fail reports err from the bucket: a remote store's refusal or absence as
+// the *StoreError that already says everything, anything else behind
+// prefix.
+func (s *store) fail(prefix, op string, err error) error {
+	if cerr := s.classify(op, err); cerr != err {
+		return cerr
+	}
+	return fmt.Errorf("%s: %w", prefix, err)
+}
+
 // classify gives errors of remote stores their kind (ErrRefused,
 // ErrUnreachable) and the store's name; op says what was asked.
 func (s *store) classify(op string, err error) error {
@@ -359,7 +369,7 @@ func (s *store) PutFile(ctx context.Context, path string) (Ref, error) {
 	defer cancel()
 	w, err := s.bucket.NewWriter(wctx, ref.Key, newWriterOptions())
 	if err != nil {
-		return Ref{}, s.classify("write "+ref.Key, err)
+		return Ref{}, s.fail("put file "+path, "write "+ref.Key, err)
 	}
 	h2 := sha256.New()
 	n, err := copyBuffered(io.MultiWriter(w, h2), f)
@@ -369,10 +379,10 @@ func (s *store) PutFile(ctx context.Context, path string) (Ref, error) {
 	if err != nil {
 		cancel() // a cancelled context makes Close discard the partial object
 		_ = w.Close()
-		return Ref{}, fmt.Errorf("put file %s: %w", path, s.classify("write "+ref.Key, err))
+		return Ref{}, s.fail("put file "+path, "write "+ref.Key, err)
 	}
 	if err := w.Close(); err != nil {
-		return Ref{}, s.classify("write "+ref.Key, err)
+		return Ref{}, s.fail("put file "+path, "write "+ref.Key, err)
 	}
 	return ref, nil
 }
@@ -387,23 +397,23 @@ func (s *store) Put(ctx context.Context, r io.Reader) (ref Ref, err error) {
 	defer cancel()
 	w, err := s.bucket.NewWriter(wctx, tmpKey, s.writerOptions(-1))
 	if err != nil {
-		return Ref{}, s.classify("write "+tmpKey, err)
+		return Ref{}, s.fail("put", "write "+tmpKey, err)
 	}
 	h := sha256.New()
 	size, err := copyBuffered(io.MultiWriter(w, h), r)
 	if err != nil {
 		cancel()
 		_ = w.Close()
-		return Ref{}, fmt.Errorf("put: %w", s.classify("write "+tmpKey, err))
+		return Ref{}, s.fail("put", "write "+tmpKey, err)
 	}
 	if err := w.Close(); err != nil {
-		return Ref{}, s.classify("write "+tmpKey, err)
+		return Ref{}, s.fail("put", "write "+tmpKey, err)
 	}
 	defer func() {
 		// The temporary object must go even when the caller's context is
 		// already done, or failed puts would accumulate in the bucket.
 		if derr := s.bucket.Delete(context.WithoutCancel(ctx), tmpKey); derr != nil && err == nil {
-			err = s.classify("delete "+tmpKey, derr)
+			err = s.fail("put: remove temporary "+tmpKey, "delete "+tmpKey, derr)
 		}
 	}()
 
@@ -414,7 +424,7 @@ func (s *store) Put(ctx context.Context, r io.Reader) (ref Ref, err error) {
 		return ref, nil
 	}
 	if err := s.bucket.Copy(ctx, ref.Key, tmpKey, nil); err != nil {
-		return Ref{}, s.classify("copy "+tmpKey+" to "+ref.Key, err)
+		return Ref{}, s.fail("put: copy to "+ref.Key, "copy "+tmpKey+" to "+ref.Key, err)
 	}
 	return ref, nil
 }
@@ -436,10 +446,7 @@ func (s *store) has(ctx context.Context, ref Ref) (bool, error) {
 		return false, nil
 	}
 	if err != nil {
-		if cerr := s.classify("stat "+ref.Key, err); cerr != err {
-			return false, cerr
-		}
-		return false, fmt.Errorf("stat %s: %w", ref.Key, err)
+		return false, s.fail("stat "+ref.Key, "stat "+ref.Key, err)
 	}
 	return attrs.Size == ref.Size, nil
 }

@@ -45,10 +45,7 @@ func (s *store) PutIndex(ctx context.Context, key string, v any) error {
 		return fmt.Errorf("put index %s: %w", key, err)
 	}
 	if err := s.bucket.WriteAll(ctx, key, b, nil); err != nil {
-		if cerr := s.classify("write "+key, err); cerr != err {
-			return cerr
-		}
-		return fmt.Errorf("put index %s: %w", key, err)
+		return s.fail("put index "+key, "write "+key, err)
 	}
 	return nil
 }
