@@ -11,7 +11,19 @@ VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || ech
 LDFLAGS       := -X github.com/relman/relman/internal/cli.Version=$(VERSION)
 export RELMAN_TEMPORAL_BIN ?= $(ABSBIN)/temporal
 
-.PHONY: build test test-short bench bench-quick demo demo-ci lint fuzz clean prereqs-test prereqs-demo
+# The production-style Temporal of `make test-cluster` (issue 16): the server,
+# its sql tool and its PostgreSQL schema, all from one pinned module version.
+# v1.32.2 needs a newer Go than ours.
+TEMPORAL_SERVER_MOD := go.temporal.io/server
+TEMPORAL_SERVER_VER := v1.32.1
+# SeaweedFS, a real S3-compatible server. Its go.mod has a replace directive,
+# so `go install` refuses it: scripts/build-weed.sh builds it from a copy of
+# the module.
+SEAWEEDFS_MOD := github.com/seaweedfs/seaweedfs
+SEAWEEDFS_VER := v0.0.0-20261109003541-7506e5f91cd6
+
+
+.PHONY: build test test-short test-cluster cluster-tools bench bench-quick demo demo-ci lint fuzz clean prereqs-test prereqs-demo prereqs-cluster
 
 # What the system must have (git, subversion, ...): scripts/prereqs installs
 # it with apt-get when run as root, else names what to install.
@@ -19,6 +31,8 @@ prereqs-test:
 	@scripts/prereqs test
 prereqs-demo:
 	@scripts/prereqs demo
+prereqs-cluster:
+	@scripts/prereqs cluster
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/relman ./cmd/relman
@@ -42,6 +56,37 @@ test: prereqs-test $(BIN)/temporal $(BIN)/helm build
 .PHONY: chaos
 chaos: prereqs-test $(BIN)/temporal
 	$(GO) test -count=1 -timeout 30m ./chaos
+
+# The cluster tests (build tag `cluster`): relman on a Temporal cluster of
+# four service processes on PostgreSQL, and the artifact store on SeaweedFS.
+# One package at a time (-p 1): each starts its own servers, and two
+# clusters at once on two cores only make both slow.
+test-cluster: cluster-tools
+	RELMAN_CLUSTER_BIN=$(ABSBIN) $(GO) test -tags cluster -p 1 -count=1 -timeout 40m ./internal/testcluster ./internal/artifact ./e2e/cluster
+
+cluster-tools: prereqs-cluster $(BIN)/temporal-server $(BIN)/temporal-sql-tool $(BIN)/temporal-schema/.ok $(BIN)/weed
+
+# go install names binaries after their directory (server, sql): install
+# into a scratch GOBIN and give them names that say what they are.
+$(BIN)/temporal-server:
+	@mkdir -p $(BIN)/.gobin
+	GOBIN=$(ABSBIN)/.gobin $(GO) install $(TEMPORAL_SERVER_MOD)/cmd/server@$(TEMPORAL_SERVER_VER)
+	mv $(BIN)/.gobin/server $@
+
+$(BIN)/temporal-sql-tool:
+	@mkdir -p $(BIN)/.gobin
+	GOBIN=$(ABSBIN)/.gobin $(GO) install $(TEMPORAL_SERVER_MOD)/cmd/tools/sql@$(TEMPORAL_SERVER_VER)
+	mv $(BIN)/.gobin/sql $@
+
+# The PostgreSQL schema of the same server version, copied out of the module
+# cache so the tests need no Go tooling to find it.
+$(BIN)/temporal-schema/.ok:
+	scripts/copy-module-dir.sh $(TEMPORAL_SERVER_MOD)@$(TEMPORAL_SERVER_VER) schema/postgresql/v12 $(BIN)/temporal-schema
+	touch $@
+
+# About 8 minutes on two busy cores.
+$(BIN)/weed:
+	scripts/build-weed.sh $(SEAWEEDFS_MOD)@$(SEAWEEDFS_VER) $@
 
 test-short:
 	$(GO) test -short ./...
@@ -71,6 +116,7 @@ $(BIN)/workflowcheck:
 # go vet, gofmt, and Temporal's determinism check of the workflows.
 lint: $(BIN)/workflowcheck
 	$(GO) vet ./...
+	$(GO) vet -tags cluster ./internal/testcluster ./internal/artifact ./e2e/cluster
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	./$(BIN)/workflowcheck ./workflows/...
 

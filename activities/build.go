@@ -222,6 +222,10 @@ func classifyBuildError(ctx context.Context, err error) error {
 	if errors.Is(err, archive.ErrUnsafe) {
 		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrBuildFailed, nil)
 	}
+	if errors.Is(err, artifact.ErrRefused) {
+		// Wrong keys or a missing bucket: only an operator can fix that.
+		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrBuildFailed, nil)
+	}
 	return err
 }
 

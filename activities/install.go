@@ -152,6 +152,9 @@ func (i *Installer) classify(ctx context.Context, err error, attempt int32) erro
 		kind, nonRetryable = workflows.ErrBadArtifact, true
 	case errors.Is(err, archive.ErrUnsafe), errors.Is(err, behavior.ErrWrongFormat):
 		kind, nonRetryable = workflows.ErrBadArtifact, true
+	case errors.Is(err, artifact.ErrRefused):
+		// Wrong keys or a missing bucket: only an operator can fix that.
+		kind, nonRetryable = workflows.ErrInstallFailed, true
 	}
 	if kind == "" {
 		kind = workflows.ErrInstallFailed

@@ -143,6 +143,9 @@ type Store interface {
 type store struct {
 	bucket *blob.Bucket
 	url    string
+	// s3 is set for s3:// stores: it classifies their errors and sizes
+	// their uploads.
+	s3 *s3Store
 }
 
 // OpenStore opens the store at url: "file:///abs/dir", "file://./rel/dir", a
@@ -151,13 +154,30 @@ type store struct {
 func OpenStore(ctx context.Context, rawURL string) (Store, error) {
 	canonical, openURL, err := normaliseURL(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("open store %q: %w", rawURL, err)
+		return nil, fmt.Errorf("open store %q: %w", redact(rawURL), err)
+	}
+	if strings.HasPrefix(openURL, "s3://") {
+		s3s, err := openS3(ctx, openURL)
+		if err != nil {
+			return nil, fmt.Errorf("open store %q: %w", redact(rawURL), err)
+		}
+		return &store{bucket: s3s.blob, url: canonical, s3: s3s}, nil
 	}
 	b, err := blob.OpenBucket(ctx, openURL)
 	if err != nil {
-		return nil, fmt.Errorf("open store %q: %w", rawURL, err)
+		return nil, fmt.Errorf("open store %q: %w", redact(rawURL), err)
 	}
 	return &store{bucket: b, url: canonical}, nil
+}
+
+// redact hides a password in a store URL before it goes into an error:
+// errors end up in workflow histories and logs.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
 }
 
 // normaliseURL returns the URL to report from URL() and the URL to open the
@@ -245,6 +265,58 @@ func newWriterOptions() *blob.WriterOptions {
 	return &blob.WriterOptions{ContentType: "application/octet-stream"}
 }
 
+// writerOptions are the options of an upload of size bytes (-1: unknown).
+func (s *store) writerOptions(size int64) *blob.WriterOptions {
+	if s.s3 != nil {
+		return s.s3.writerOptions(size)
+	}
+	return newWriterOptions()
+}
+
+// fail reports err from the bucket: a remote store's refusal or absence as
+// the *StoreError that already says everything, anything else behind
+// prefix.
+func (s *store) fail(prefix, op string, err error) error {
+	if cerr := s.classify(op, err); cerr != err {
+		return cerr
+	}
+	return fmt.Errorf("%s: %w", prefix, err)
+}
+
+// classify gives errors of remote stores their kind (ErrRefused,
+// ErrUnreachable) and the store's name; op says what was asked.
+func (s *store) classify(op string, err error) error {
+	if s.s3 == nil || err == nil {
+		return err
+	}
+	return s.s3.classify(op, err)
+}
+
+// Check makes one cheap authenticated request to the store at rawURL and
+// returns nil if the store can be used: for s3:// a list of at most one key
+// (credentials, bucket and list permission), for file:// that the directory
+// is there or can be made. Roles call it at start so that a wrong key or a
+// store that is down shows up before the first release; its error wraps
+// ErrRefused or ErrUnreachable and names the store and the bucket.
+func Check(ctx context.Context, rawURL string) error {
+	s, err := OpenStore(ctx, rawURL)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.(*store).check(ctx)
+}
+
+func (s *store) check(ctx context.Context) error {
+	if s.s3 != nil {
+		return s.s3.check(ctx)
+	}
+	if _, err := s.bucket.IsAccessible(ctx); err != nil {
+		return fmt.Errorf("artifact store %s cannot be used: %w", s.url, err)
+	}
+	return nil
+}
+
 // intact reads a stored artifact through the verifying reader: an object
 // of the right size whose bytes went bad is then overwritten by the upload
 // instead of being trusted forever.
@@ -273,7 +345,7 @@ func (s *store) PutFile(ctx context.Context, path string) (Ref, error) {
 	ref := RefFor(hex.EncodeToString(h.Sum(nil)), size)
 
 	if ok, err := s.has(ctx, ref); err != nil {
-		return Ref{}, fmt.Errorf("put file %s: %w", path, err)
+		return Ref{}, err
 	} else if ok && s.intact(ctx, ref) {
 		return ref, nil
 	}
@@ -284,11 +356,20 @@ func (s *store) PutFile(ctx context.Context, path string) (Ref, error) {
 	// The file may change between hashing and uploading; hashing again on
 	// the way out means such a change aborts the upload instead of storing
 	// bytes under a key that does not describe them.
+	if s.s3 != nil {
+		if err := s.s3.upload(ctx, ref, f); err != nil {
+			if errors.Is(err, errChanged) {
+				return Ref{}, fmt.Errorf("put file: %s %w", path, err)
+			}
+			return Ref{}, err
+		}
+		return ref, nil
+	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w, err := s.bucket.NewWriter(wctx, ref.Key, newWriterOptions())
 	if err != nil {
-		return Ref{}, fmt.Errorf("put file %s: %w", path, err)
+		return Ref{}, s.fail("put file "+path, "write "+ref.Key, err)
 	}
 	h2 := sha256.New()
 	n, err := copyBuffered(io.MultiWriter(w, h2), f)
@@ -298,10 +379,10 @@ func (s *store) PutFile(ctx context.Context, path string) (Ref, error) {
 	if err != nil {
 		cancel() // a cancelled context makes Close discard the partial object
 		_ = w.Close()
-		return Ref{}, fmt.Errorf("put file %s: %w", path, err)
+		return Ref{}, s.fail("put file "+path, "write "+ref.Key, err)
 	}
 	if err := w.Close(); err != nil {
-		return Ref{}, fmt.Errorf("put file %s: %w", path, err)
+		return Ref{}, s.fail("put file "+path, "write "+ref.Key, err)
 	}
 	return ref, nil
 }
@@ -314,36 +395,36 @@ func (s *store) Put(ctx context.Context, r io.Reader) (ref Ref, err error) {
 
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w, err := s.bucket.NewWriter(wctx, tmpKey, newWriterOptions())
+	w, err := s.bucket.NewWriter(wctx, tmpKey, s.writerOptions(-1))
 	if err != nil {
-		return Ref{}, fmt.Errorf("put: %w", err)
+		return Ref{}, s.fail("put", "write "+tmpKey, err)
 	}
 	h := sha256.New()
 	size, err := copyBuffered(io.MultiWriter(w, h), r)
 	if err != nil {
 		cancel()
 		_ = w.Close()
-		return Ref{}, fmt.Errorf("put: %w", err)
+		return Ref{}, s.fail("put", "write "+tmpKey, err)
 	}
 	if err := w.Close(); err != nil {
-		return Ref{}, fmt.Errorf("put: %w", err)
+		return Ref{}, s.fail("put", "write "+tmpKey, err)
 	}
 	defer func() {
 		// The temporary object must go even when the caller's context is
 		// already done, or failed puts would accumulate in the bucket.
 		if derr := s.bucket.Delete(context.WithoutCancel(ctx), tmpKey); derr != nil && err == nil {
-			err = fmt.Errorf("put: remove temporary %s: %w", tmpKey, derr)
+			err = s.fail("put: remove temporary "+tmpKey, "delete "+tmpKey, derr)
 		}
 	}()
 
 	ref = RefFor(hex.EncodeToString(h.Sum(nil)), size)
 	if ok, err := s.has(ctx, ref); err != nil {
-		return Ref{}, fmt.Errorf("put: %w", err)
+		return Ref{}, err
 	} else if ok {
 		return ref, nil
 	}
 	if err := s.bucket.Copy(ctx, ref.Key, tmpKey, nil); err != nil {
-		return Ref{}, fmt.Errorf("put: copy to %s: %w", ref.Key, err)
+		return Ref{}, s.fail("put: copy to "+ref.Key, "copy "+tmpKey+" to "+ref.Key, err)
 	}
 	return ref, nil
 }
@@ -365,7 +446,7 @@ func (s *store) has(ctx context.Context, ref Ref) (bool, error) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("stat %s: %w", ref.Key, err)
+		return false, s.fail("stat "+ref.Key, "stat "+ref.Key, err)
 	}
 	return attrs.Size == ref.Size, nil
 }
@@ -375,10 +456,14 @@ func (s *store) Open(ctx context.Context, ref Ref) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("open artifact: %w", err)
 	}
 	r, err := s.bucket.NewReader(ctx, ref.Key, nil)
-	if gcerrors.Code(err) == gcerrors.NotFound {
-		return nil, fmt.Errorf("open artifact %s: %w: %w", ref.Key, ErrNotFound, err)
-	}
 	if err != nil {
+		// Before NotFound: a missing bucket is also a 404.
+		if cerr := s.classify("read "+ref.Key, err); cerr != err {
+			return nil, cerr
+		}
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			return nil, fmt.Errorf("open artifact %s: %w: %w", ref.Key, ErrNotFound, err)
+		}
 		return nil, fmt.Errorf("open artifact %s: %w", ref.Key, err)
 	}
 	return &verifyingReader{r: r, ref: ref, h: sha256.New()}, nil

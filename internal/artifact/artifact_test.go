@@ -29,7 +29,22 @@ func viaBucket(t *testing.T, s Store) func(string, []byte) {
 	}
 }
 
+// clusterBackends are added by the tests behind the cluster build tag,
+// which run every store test against a real S3 server too.
+var clusterBackends = map[string]backend{}
+
 func backends() map[string]backend {
+	m := map[string]backend{}
+	for name, b := range clusterBackends {
+		m[name] = b
+	}
+	for name, b := range localBackends() {
+		m[name] = b
+	}
+	return m
+}
+
+func localBackends() map[string]backend {
 	return map[string]backend{
 		"file": func(t *testing.T) (Store, func(string, []byte)) {
 			dir := filepath.Join(t.TempDir(), "store")

@@ -45,7 +45,7 @@ func (s *store) PutIndex(ctx context.Context, key string, v any) error {
 		return fmt.Errorf("put index %s: %w", key, err)
 	}
 	if err := s.bucket.WriteAll(ctx, key, b, nil); err != nil {
-		return fmt.Errorf("put index %s: %w", key, err)
+		return s.fail("put index "+key, "write "+key, err)
 	}
 	return nil
 }
@@ -57,10 +57,14 @@ func (s *store) GetIndex(ctx context.Context, key string, v any) (bool, error) {
 		return false, err
 	}
 	r, err := s.bucket.NewReader(ctx, key, nil)
-	if gcerrors.Code(err) == gcerrors.NotFound {
-		return false, nil
-	}
 	if err != nil {
+		// Before NotFound: a missing bucket is also a 404.
+		if cerr := s.classify("read "+key, err); cerr != err {
+			return false, cerr
+		}
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			return false, nil
+		}
 		return false, fmt.Errorf("get index %s: %w", key, err)
 	}
 	defer r.Close()
