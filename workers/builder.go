@@ -17,6 +17,7 @@ import (
 // builder runs one worker per advertised project on
 // relman-build-<project>, and keeps the builder's registration.
 func (r *role) builder(ctx context.Context, cfg *config.Builder) error {
+	go r.watchStore(ctx, cfg.Artifacts)
 	store, err := artifact.OpenStore(ctx, cfg.Artifacts)
 	if err != nil {
 		return fmt.Errorf("artifact store: %w", err)

@@ -20,6 +20,7 @@ import (
 // and keeps the host's registration of every (environment, named target)
 // it installs.
 func (r *role) installer(ctx context.Context, cfg *config.Installer) error {
+	go r.watchStore(ctx, cfg.Artifacts)
 	store, err := artifact.OpenStore(ctx, cfg.Artifacts)
 	if err != nil {
 		return fmt.Errorf("artifact store: %w", err)

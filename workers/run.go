@@ -14,6 +14,7 @@ package workers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,6 +27,7 @@ import (
 	authapi "github.com/relman/relman/auth"
 	"github.com/relman/relman/behavior"
 	"github.com/relman/relman/config"
+	"github.com/relman/relman/internal/artifact"
 	"github.com/relman/relman/internal/telemetry"
 	"github.com/relman/relman/internal/temporalclient"
 )
@@ -62,6 +64,9 @@ type Options struct {
 	// Ready is called once, when the role serves: its workers poll their
 	// queues and, for builders and hosts, the registration holds.
 	Ready func(Serving)
+	// StatusURL is called with the URL of /livez and /readyz as soon as
+	// they are served (status_address set), before Temporal is reached.
+	StatusURL func(string)
 }
 
 // Serving says what a role serves once it is ready.
@@ -182,6 +187,38 @@ func (r *role) connect(ctx context.Context, t config.Temporal, identity string, 
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}
+
+// watchStore checks a builder's or host's artifact store as the role
+// starts, and while the store is down or refuses it warns and checks again
+// with a growing pause until it answers (a refusal needs the store's
+// settings or rights fixed, which may happen meanwhile). The role serves all
+// the same, so a release that reaches it fails with the store's own error,
+// naming the store and the bucket; /readyz says the store is not usable.
+func (r *role) watchStore(ctx context.Context, url string) {
+	wait := time.Second
+	for {
+		err := artifact.Check(ctx, url)
+		if err == nil || ctx.Err() != nil {
+			if err == nil && wait > time.Second {
+				r.log.Info("artifact store usable again")
+				r.status.storeOK()
+			}
+			return
+		}
+		msg := fmt.Sprintf("artifact store not usable; checking again in %s", wait)
+		if errors.Is(err, artifact.ErrRefused) {
+			msg = fmt.Sprintf("artifact store refuses this role (fix its settings or rights); checking again in %s", wait)
+		}
+		r.status.storeBroken(err.Error())
+		r.log.Warn(msg, "error", err)
+		select {
+		case <-ctx.Done():
+			return
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 30*time.Second)

@@ -12,13 +12,16 @@ import (
 
 // status is what /livez and /readyz answer. A role is ready once its
 // workers poll their queues and, for builders and hosts, its registration
-// holds; it stops being ready while its registration cannot be renewed.
+// holds; it stops being ready while its registration cannot be renewed or
+// its artifact store is not usable.
 type status struct {
 	mu   sync.Mutex
 	ok   bool
 	why  string
 	once bool
 	url  string
+	// store says why the artifact store is not usable; empty when it is.
+	store string
 }
 
 // setReady marks the role ready and reports whether it is the first time.
@@ -37,10 +40,21 @@ func (s *status) notReady(why string) {
 	s.ok, s.why = false, why
 }
 
+func (s *status) storeBroken(why string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.store = why
+}
+
+func (s *status) storeOK() { s.storeBroken("") }
+
 func (s *status) get() (bool, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.ok && s.why == "" {
+	switch {
+	case s.store != "":
+		return false, s.store
+	case !s.ok && s.why == "":
 		return false, "starting"
 	}
 	return s.ok, s.why
@@ -77,6 +91,9 @@ func (r *role) serveStatus(addr string) (stop func(), err error) {
 		}
 	}()
 	r.log.Info("status served", "url", r.status.url)
+	if r.opts.StatusURL != nil {
+		r.opts.StatusURL(r.status.url)
+	}
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
