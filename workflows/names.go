@@ -1,5 +1,7 @@
 package workflows
 
+import "go.temporal.io/sdk/workflow"
+
 // Names under which workflows, queries, updates, signals and activities are
 // registered (workers.Register... holds the one list of what each role
 // registers). They are part of stored histories: never rename them.
@@ -65,11 +67,49 @@ const (
 	DefaultRegistryID   = "relman-registry"
 )
 
-// BuildQueue is the task queue a builder polls for a project.
-func BuildQueue(project string) string { return "relman-build-" + project }
+// BuildQueue is the task queue a builder polls for a project of the
+// manager on managerQueue: relman-build-<project> for the default manager,
+// as it always was, and <managerQueue>:relman-build-<project> for any other,
+// so that segmented managers share no queue and one manager's builder never
+// takes another's build. Project and host names have no ':', so no two
+// managers' names can meet.
+func BuildQueue(managerQueue, project string) string {
+	return scopedQueue(managerQueue, "relman-build-"+project)
+}
 
-// HostQueue is the task queue an installer host polls.
-func HostQueue(host string) string { return "relman-host-" + host }
+// HostQueue is the task queue an installer host polls for the manager on
+// managerQueue: relman-host-<host> for the default manager,
+// <managerQueue>:relman-host-<host> for any other.
+func HostQueue(managerQueue, host string) string {
+	return scopedQueue(managerQueue, "relman-host-"+host)
+}
+
+func scopedQueue(managerQueue, name string) string {
+	if managerQueue == "" || managerQueue == DefaultManagerQueue {
+		return name
+	}
+	return managerQueue + ":" + name
+}
+
+// scopedQueuesVersion marks workflows of a manager on a queue other than
+// relman-manager that send builds and installs to the queues BuildQueue and
+// HostQueue scope by that manager; before it every manager used the
+// default manager's names. The default manager's names never changed, so
+// its workflows never ask.
+const scopedQueuesVersion = "manager-scoped-queues"
+
+// queueScope is the manager queue that scopes the build and host queues of
+// the workflow running in ctx: its own task queue.
+func queueScope(ctx workflow.Context) string {
+	q := workflow.GetInfo(ctx).TaskQueueName
+	if q == DefaultManagerQueue {
+		return q
+	}
+	if workflow.GetVersion(ctx, scopedQueuesVersion, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return DefaultManagerQueue
+	}
+	return q
+}
 
 // WhereIDPrefix starts the workflow id of every Where workflow.
 const WhereIDPrefix = "where-"
