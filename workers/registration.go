@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/relman/relman/config"
@@ -20,6 +21,12 @@ import (
 // registry that does not answer must not hold the stop up, the lease
 // expires on its own.
 const deregisterTimeout = 3 * time.Second
+
+// reachTimeout bounds the check that Temporal answers at all before the
+// goodbye: the frontend answers it without a workflow task, so a healthy
+// server answers well within it, and an unreachable one does not hold the
+// stop up for deregisterTimeout.
+const reachTimeout = 500 * time.Millisecond
 
 // serve starts a builder's or host's workers, keeps its registration with
 // every manager it serves alive until ctx ends, then deregisters from each
@@ -66,6 +73,10 @@ func (r *role) serve(ctx context.Context, managers []config.ManagerRef, ws []wor
 	}
 	wg.Wait()
 
+	if err := r.reachable(ctx); err != nil {
+		r.log.Warn("Temporal does not answer; not deregistered, the leases expire on their own", "error", err)
+		regs = nil
+	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deregisterTimeout)
 	defer cancel()
 	for _, g := range regs {
@@ -81,6 +92,14 @@ func (r *role) serve(ctx context.Context, managers []config.ManagerRef, ws []wor
 	}
 	r.log.Info(r.name + " stopped")
 	return nil
+}
+
+// reachable checks that Temporal answers, within reachTimeout.
+func (r *role) reachable(ctx context.Context) error {
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reachTimeout)
+	defer cancel()
+	_, err := r.client.CheckHealth(hctx, &client.CheckHealthRequest{})
+	return err
 }
 
 // leases tracks which managers hold the role's registration: the role is

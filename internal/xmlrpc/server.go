@@ -262,7 +262,11 @@ func (s *Server) call(ctx context.Context, c *Call) (result any, err error) {
 			result, err = nil, Faultf(CodeInternalError, "%s failed inside the server; see the manager's log", c.Method)
 		}
 	}()
-	return m.Func(ctx, c.Params)
+	result, err = m.Func(ctx, c.Params)
+	if err != nil && errors.Is(context.Cause(ctx), ErrStopping) {
+		return nil, Faultf(CodeInternal, "%s was cut short: the server is stopping; try again in a moment", c.Method)
+	}
+	return result, err
 }
 
 // cappedReader reads at most left bytes and notes when the body has more.
@@ -325,7 +329,15 @@ const (
 	writeTimeout      = DefaultCallTimeout + 15*time.Second
 	idleTimeout       = 2 * time.Minute
 	shutdownTimeout   = 5 * time.Second
+	// closeGrace is how long calls in flight at Close may go on before
+	// their contexts end: a call waiting on an unreachable Temporal would
+	// otherwise hold a stopping manager for shutdownTimeout.
+	closeGrace = time.Second
 )
+
+// ErrStopping is the cause of the end of a call's context when its server
+// closes under it.
+var ErrStopping = errors.New("the server is stopping")
 
 // Listener is a running HTTP server for an XML-RPC handler.
 type Listener struct {
@@ -335,6 +347,8 @@ type Listener struct {
 	done chan error
 	once sync.Once
 	err  error
+	// stopCalls ends the contexts of the calls in flight.
+	stopCalls context.CancelCauseFunc
 }
 
 // Listen opens addr (host:port; port 0 picks a free one) and serves h on it
@@ -350,6 +364,7 @@ func Listen(addr string, h http.Handler, log *slog.Logger, tc *tls.Config) (*Lis
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	calls, stopCalls := context.WithCancelCause(context.Background())
 	l := &Listener{
 		srv: &http.Server{
 			Handler:           h,
@@ -359,10 +374,12 @@ func Listen(addr string, h http.Handler, log *slog.Logger, tc *tls.Config) (*Lis
 			IdleTimeout:       idleTimeout,
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+			BaseContext:       func(net.Listener) context.Context { return calls },
 		},
-		ln:   ln,
-		tls:  tc != nil,
-		done: make(chan error, 1),
+		ln:        ln,
+		tls:       tc != nil,
+		done:      make(chan error, 1),
+		stopCalls: stopCalls,
 	}
 	go func() {
 		err := l.srv.Serve(ln)
@@ -389,12 +406,16 @@ func (l *Listener) URL() string {
 // Done reports the server stopping on its own.
 func (l *Listener) Done() <-chan error { return l.done }
 
-// Close stops accepting calls and lets running ones finish for a few
-// seconds.
+// Close stops accepting calls and lets running ones finish for a moment
+// (closeGrace); then their contexts end, so each answers at once (a fault
+// saying the server is stopping) and Close returns.
 func (l *Listener) Close() error {
 	l.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()
+		t := time.AfterFunc(closeGrace, func() { l.stopCalls(ErrStopping) })
+		defer t.Stop()
+		defer l.stopCalls(ErrStopping)
 		if err := l.srv.Shutdown(ctx); err != nil {
 			_ = l.srv.Close()
 			l.err = err

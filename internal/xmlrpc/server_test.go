@@ -191,6 +191,45 @@ func TestListenFreePortAndClose(t *testing.T) {
 	assert.ErrorContains(t, err, "xml-rpc gateway on "+l2.Addr().String())
 }
 
+// A call still running when its listener closes (say, waiting on a
+// Temporal server that went away) gets a fault that says the server is
+// stopping, and Close does not wait out the call.
+func TestListenCloseEndsCallsInFlight(t *testing.T) {
+	s, _ := testServer(t, nil)
+	s.CallTimeout = time.Hour
+	entered := make(chan struct{})
+	s.Register("stuck", Method{Func: func(ctx context.Context, _ []any) (any, error) {
+		close(entered)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}})
+	l, err := Listen("127.0.0.1:0", s, nil, nil)
+	require.NoError(t, err)
+	answered := make(chan error, 1)
+	go func() {
+		var b bytes.Buffer
+		if err := EncodeCall(&b, "stuck"); err != nil {
+			answered <- err
+			return
+		}
+		resp, err := http.Post(l.URL(), "text/xml", &b)
+		if err != nil {
+			answered <- err
+			return
+		}
+		defer resp.Body.Close()
+		_, err = DecodeResponse(resp.Body)
+		answered <- err
+	}()
+	<-entered
+	require.NoError(t, l.Close())
+	err = <-answered
+	var f *Fault
+	require.ErrorAs(t, err, &f, "the client gets an answer, not a broken connection")
+	assert.Equal(t, CodeInternal, f.Code)
+	assert.Contains(t, f.Message, "stuck was cut short: the server is stopping; try again in a moment")
+}
+
 // The gateway's request checks run before Temporal is touched, so they are
 // tested here without a client; the e2e tests cover the rest.
 func TestGatewayRequestFaults(t *testing.T) {
