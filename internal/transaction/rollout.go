@@ -20,7 +20,8 @@ var transactionTypes = []string{workflows.ReleaseWorkflowName, workflows.Rollbac
 
 const transactionTypesQuery = "WorkflowType IN ('" + workflows.ReleaseWorkflowName + "', '" + workflows.RollbackWorkflowName + "')"
 
-func isTransactionType(name string) bool {
+// IsTransactionType reports whether a workflow type is a transaction's.
+func IsTransactionType(name string) bool {
 	for _, t := range transactionTypes {
 		if t == name {
 			return true

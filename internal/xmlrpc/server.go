@@ -143,7 +143,81 @@ func NewServer(log *slog.Logger) *Server {
 		Help:       "system.methodSignature(name) => [[return type, param types...]]: the method's signatures.",
 		Signatures: [][]string{{"array", "string"}},
 	})
+	s.Register("system.multicall", Method{
+		Func: s.multicall,
+		Help: `system.multicall([{methodName, params}, ...]) => [[result] or {faultCode, faultString}, ...].
+Several calls in one request (Python's xmlrpc.client.MultiCall), run in
+order; each answer is its result in a one-element array, or its fault as a
+struct, and a fault does not stop the calls after it. At most 100 calls;
+system.multicall cannot call itself.`,
+		Signatures: [][]string{{"array", "array"}},
+	})
 	return s
+}
+
+// MaxMulticall caps the calls of one system.multicall: they share one
+// call's timeout.
+const MaxMulticall = 100
+
+// multicall runs each call of a system.multicall in order, as the spec
+// (xmlrpc-c's system.multicall, which Python's MultiCall speaks) has it.
+func (s *Server) multicall(ctx context.Context, ps []any) (any, error) {
+	if len(ps) != 1 {
+		return nil, Faultf(CodeInvalidParams, "system.multicall takes one param, an array of {methodName, params} structs; got %d params", len(ps))
+	}
+	calls, ok := ps[0].([]any)
+	if !ok {
+		return nil, Faultf(CodeInvalidParams, "system.multicall takes an array of {methodName, params} structs, not %s", TypeName(ps[0]))
+	}
+	if len(calls) > MaxMulticall {
+		return nil, Faultf(CodeInvalidParams, "system.multicall got %d calls; send at most %d in one request", len(calls), MaxMulticall)
+	}
+	out := make([]any, len(calls))
+	for i, c := range calls {
+		res, err := s.subcall(ctx, i, c)
+		if err != nil {
+			var f *Fault
+			if !errors.As(err, &f) {
+				f = &Fault{Code: CodeInternal, Message: err.Error()}
+			}
+			out[i] = map[string]any{"faultCode": f.Code, "faultString": f.Message}
+			continue
+		}
+		out[i] = []any{res}
+	}
+	return out, nil
+}
+
+// subcall runs call i of a system.multicall.
+func (s *Server) subcall(ctx context.Context, i int, c any) (any, error) {
+	m, ok := c.(map[string]any)
+	if !ok {
+		return nil, Faultf(CodeInvalidParams, "call %d of system.multicall must be a {methodName, params} struct, not %s", i, TypeName(c))
+	}
+	name, ok := m["methodName"].(string)
+	if !ok || name == "" {
+		return nil, Faultf(CodeInvalidParams, "call %d of system.multicall needs methodName, a string", i)
+	}
+	params := []any{}
+	if p, present := m["params"]; present {
+		if params, ok = p.([]any); !ok {
+			return nil, Faultf(CodeInvalidParams, "params of call %d (%s) of system.multicall must be an array, not %s", i, clip(name), TypeName(p))
+		}
+	}
+	if name == "system.multicall" {
+		return nil, Faultf(CodeInvalidParams, "call %d: system.multicall cannot call itself", i)
+	}
+	start := time.Now()
+	res, err := s.invoke(ctx, &Call{Method: name, Params: params})
+	code := 0
+	var f *Fault
+	if errors.As(err, &f) {
+		code = f.Code
+	} else if err != nil {
+		code = CodeInternal
+	}
+	s.Log.Info("xml-rpc call", "method", clip(name), "in", "system.multicall", "fault", code, "took", time.Since(start).Round(time.Microsecond))
+	return res, err
 }
 
 // Register adds or replaces a method.
@@ -243,19 +317,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(buf.Bytes())
 }
 
-// call runs one method, turning a panic into a fault so one bad call never
-// takes the manager down.
-func (s *Server) call(ctx context.Context, c *Call) (result any, err error) {
-	m, ok := s.lookup(c.Method)
-	if !ok {
-		return nil, Faultf(CodeMethodNotFound, "method %q is not supported; see system.listMethods", clip(c.Method))
-	}
+// call runs one method within the call timeout.
+func (s *Server) call(ctx context.Context, c *Call) (any, error) {
 	timeout := s.CallTimeout
 	if timeout <= 0 {
 		timeout = DefaultCallTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	return s.invoke(ctx, c)
+}
+
+// invoke runs one method, turning a panic into a fault so one bad call
+// never takes the manager down.
+func (s *Server) invoke(ctx context.Context, c *Call) (result any, err error) {
+	m, ok := s.lookup(c.Method)
+	if !ok {
+		return nil, Faultf(CodeMethodNotFound, "method %q is not supported; see system.listMethods", clip(c.Method))
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			s.Log.Error("xml-rpc method panicked", "method", c.Method, "panic", p, "stack", string(debug.Stack()))

@@ -73,7 +73,7 @@ func TestServerCalls(t *testing.T) {
 
 	v, err = rpc(t, hs.URL+"/", "system.listMethods")
 	require.NoError(t, err)
-	assert.Equal(t, []any{"echo", "fail", "fault", "panic", "slow", "system.listMethods", "system.methodHelp", "system.methodSignature", "unencodable"}, v)
+	assert.Equal(t, []any{"echo", "fail", "fault", "panic", "slow", "system.listMethods", "system.methodHelp", "system.methodSignature", "system.multicall", "unencodable"}, v)
 
 	v, err = rpc(t, hs.URL, "system.methodHelp", "echo")
 	require.NoError(t, err)
@@ -104,6 +104,62 @@ func TestServerCalls(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			_, err := rpc(t, hs.URL, tt.method, tt.params...)
 			assert.Equal(t, tt.code, faultCode(t, err))
+		})
+	}
+}
+
+// system.multicall answers each call in order, a result in a one-element
+// array or a fault struct, and one call's fault does not stop the others.
+func TestServerMulticall(t *testing.T) {
+	_, hs := testServer(t, nil)
+	v, err := rpc(t, hs.URL, "system.multicall", []any{
+		map[string]any{"methodName": "echo", "params": []any{1, "a"}},
+		map[string]any{"methodName": "fault", "params": []any{}},
+		map[string]any{"methodName": "panic"},
+		map[string]any{"methodName": "nope", "params": []any{}},
+		map[string]any{"methodName": "system.multicall", "params": []any{[]any{}}},
+		map[string]any{"methodName": "echo", "params": "not an array"},
+		map[string]any{"params": []any{}},
+		"not a struct",
+		map[string]any{"methodName": "system.methodHelp", "params": []any{"echo"}},
+	})
+	require.NoError(t, err)
+	got, ok := v.([]any)
+	require.True(t, ok, "%#v", v)
+	require.Len(t, got, 9)
+	assert.Equal(t, []any{[]any{1, "a"}}, got[0])
+	assert.Equal(t, []any{"echo(...) => [params]"}, got[8])
+	wantFault := func(i, code int, part string) {
+		t.Helper()
+		f, ok := got[i].(map[string]any)
+		require.True(t, ok, "answer %d: %#v", i, got[i])
+		assert.Equal(t, code, f["faultCode"], "answer %d: %v", i, f["faultString"])
+		assert.Contains(t, f["faultString"], part, "answer %d", i)
+	}
+	wantFault(1, CodeUnknownProject, "no")
+	wantFault(2, CodeInternalError, "panic failed inside the server")
+	wantFault(3, CodeMethodNotFound, `"nope"`)
+	wantFault(4, CodeInvalidParams, "call 4: system.multicall cannot call itself")
+	wantFault(5, CodeInvalidParams, "params of call 5 (echo) of system.multicall must be an array, not string")
+	wantFault(6, CodeInvalidParams, "call 6 of system.multicall needs methodName")
+	wantFault(7, CodeInvalidParams, "call 7 of system.multicall must be a {methodName, params} struct, not string")
+
+	tests := map[string]struct {
+		params []any
+		want   string
+	}{
+		"no param":       {nil, "takes one param"},
+		"two params":     {[]any{[]any{}, []any{}}, "got 2 params"},
+		"not an array":   {[]any{"echo"}, "not string"},
+		"too many calls": {[]any{make([]any, MaxMulticall+1)}, "got 101 calls; send at most 100"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := rpc(t, hs.URL, "system.multicall", tc.params...)
+			var f *Fault
+			require.ErrorAs(t, err, &f)
+			assert.Equal(t, CodeInvalidParams, f.Code)
+			assert.Contains(t, f.Message, tc.want)
 		})
 	}
 }
