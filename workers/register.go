@@ -24,6 +24,7 @@ var Workflows = []struct {
 	{workflows.LockWorkflowName, workflows.Lock},
 	{workflows.PlanOnlyWorkflowName, workflows.PlanOnly},
 	{workflows.WhereWorkflowName, workflows.Where},
+	{workflows.DeskWorkflowName, workflows.Desk},
 }
 
 // WorkflowRegistry is what workflows are registered on: a worker, or a

@@ -14,6 +14,9 @@ const (
 	WhereWorkflowName = "Where"
 	// RollbackWorkflowName is a rollback transaction.
 	RollbackWorkflowName = "Rollback"
+	// DeskWorkflowName answers relman plan and relman where for one
+	// manager, as updates.
+	DeskWorkflowName = "Desk"
 
 	StatusQuery        = "status"
 	DetailQuery        = "detail"
@@ -24,6 +27,9 @@ const (
 	DeregisterUpdate = "deregister"
 	ApproveUpdate    = "approve"
 	RejectUpdate     = "reject"
+	// PlanUpdate and WhereUpdate are the questions a Desk answers.
+	PlanUpdate  = "plan"
+	WhereUpdate = "where"
 
 	// LockRequestSignal and LockReleaseSignal go to a Lock workflow;
 	// LockAnswerSignal goes back to the release that asked.
@@ -114,6 +120,10 @@ func queueScope(ctx workflow.Context) string {
 // WhereIDPrefix starts the workflow id of every Where workflow.
 const WhereIDPrefix = "where-"
 
+// DeskID is the workflow id of the Desk of the manager on managerQueue:
+// one per manager, like its registry.
+func DeskID(managerQueue string) string { return managerQueue + "-desk" }
+
 // Search attribute names. The dev stack registers them; a production
 // namespace needs them added once (see the README).
 const (
@@ -145,4 +155,7 @@ const (
 	ErrReleaseNotFound = "ReleaseNotFound"
 	// ErrHealthCheck: the target's health check failed after an install.
 	ErrHealthCheck = "HealthCheckFailed"
+	// ErrDeskHandingOver: the Desk is about to continue as new and takes
+	// no new question; ask again, the next run answers it.
+	ErrDeskHandingOver = "DeskHandingOver"
 )

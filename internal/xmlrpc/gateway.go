@@ -422,9 +422,9 @@ func (g *Gateway) parseRequest(data map[string]any) (workflows.Request, string, 
 	if requestID != "" {
 		// The request id becomes the workflow id; it must not name one of
 		// the manager's own workflows.
-		if requestID == g.Config.RegistryID || len(requestID) > 255 ||
+		if requestID == g.Config.RegistryID || requestID == workflows.DeskID(g.Config.ManagerQueue) || len(requestID) > 255 ||
 			strings.IndexFunc(requestID, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }) >= 0 {
-			return req, "", Faultf(CodeBadRequest, "request_id must be at most 255 printable characters without spaces, and not %q", g.Config.RegistryID)
+			return req, "", Faultf(CodeBadRequest, "request_id must be at most 255 printable characters without spaces, and neither %q nor %q", g.Config.RegistryID, workflows.DeskID(g.Config.ManagerQueue))
 		}
 	}
 	return req, requestID, nil
