@@ -2,15 +2,21 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/temporalproto"
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/relman/relman/internal/cli"
+	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
 )
 
@@ -64,4 +70,56 @@ func TestPlanAndWhereAskTheDesk(t *testing.T) {
 	_, errOut, code := relman(t, "plan", "no-such-project", "--env", "test")
 	assert.Equal(t, cli.ExitError, code)
 	assert.Contains(t, errOut, `unknown project "no-such-project"`)
+}
+
+// TestRecordDeskContinueAsNew asks the manager's Desk until its run
+// continues as new, checks it still answers after, and saves the first
+// run's history (the continue-as-new path) under workflows/testdata/histories
+// with RELMAN_UPDATE_HISTORIES=1. It takes several hundred questions, so it
+// only runs when asked.
+func TestRecordDeskContinueAsNew(t *testing.T) {
+	if os.Getenv("RELMAN_UPDATE_HISTORIES") == "" {
+		t.Skip("records histories; set RELMAN_UPDATE_HISTORIES=1")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	c := env.Client
+	desk := workflows.DeskID(workflows.DefaultManagerQueue)
+	req := workflows.Request{Project: "shop", Action: workflows.ActionInstall, Env: "test"}
+	_, err := transaction.Plan(ctx, c, workflows.DefaultManagerQueue, req, nil)
+	require.NoError(t, err)
+	first := c.GetWorkflow(ctx, desk, "").GetRunID()
+	continued := func() bool {
+		d, err := c.DescribeWorkflowExecution(ctx, desk, first)
+		require.NoError(t, err)
+		return d.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW
+	}
+	// Eight at a time: within Temporal's ten updates in flight, and the
+	// questions past the hand-over are asked again by the client.
+	for i := 0; !continued(); i++ {
+		require.Less(t, i, 300, "the desk never continued as new")
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				_, err := transaction.Plan(ctx, c, workflows.DefaultManagerQueue, req, nil)
+				assert.NoError(t, err)
+			})
+		}
+		wg.Wait()
+	}
+	res, err := transaction.Where(ctx, c, workflows.DefaultManagerQueue, "shop", "test")
+	require.NoError(t, err, "the next run answers")
+	assert.Contains(t, res.Hosts, "host-a")
+
+	dir := filepath.Join("..", "workflows", "testdata", "histories")
+	it := c.GetWorkflowHistory(ctx, desk, first, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	h := &historypb.History{}
+	for it.HasNext() {
+		e, err := it.Next()
+		require.NoError(t, err)
+		h.Events = append(h.Events, e)
+	}
+	b, err := temporalproto.CustomJSONMarshalOptions{Indent: "  "}.Marshal(h)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "desk-continued-as-new.json"), scrub(t, b), 0o644))
 }
