@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/relman/relman/internal/registry"
 	"github.com/relman/relman/internal/transaction"
+	"github.com/relman/relman/internal/xmlrpc"
 	"github.com/relman/relman/workflows"
 )
 
@@ -138,11 +141,21 @@ environments:
 		}
 	}
 
-	// The second manager has no gateway: its log names none.
+	// The second manager has no gateway: its log names none, and the port
+	// both configs name is the first manager's (it alone has project
+	// legacy).
 	b, err := os.ReadFile(mgr.Log)
 	require.NoError(t, err)
 	assert.NotContains(t, string(b), "xml-rpc gateway listening")
 	assert.True(t, mgr.Running(), "the second manager keeps running beside the first's gateway")
+	var call bytes.Buffer
+	require.NoError(t, xmlrpc.EncodeCall(&call, "list_projects"))
+	resp, err := http.Post(env.gatewayURL, "text/xml", &call)
+	require.NoError(t, err)
+	projects, err := xmlrpc.DecodeResponse(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	assert.Contains(t, projects, "legacy")
 
 	// A third manager given the first's registry id refuses to start, naming
 	// both managers.
