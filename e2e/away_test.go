@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"path/filepath"
 	"strings"
@@ -116,13 +117,21 @@ projects: {shop: {targets: [web]}}
 	require.NoError(t, srv.Stop(20*time.Second))
 	stopped(t, host, "an installer whose Temporal went away")
 	answer := make(chan error, 1)
+	sent := make(chan struct{})
 	go func() {
 		var b bytes.Buffer
 		if err := xmlrpc.EncodeCall(&b, "query_transaction", "some-transaction"); err != nil {
 			answer <- err
 			return
 		}
-		resp, err := http.Post(gateway, "text/xml", &b)
+		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			WroteRequest: func(httptrace.WroteRequestInfo) { close(sent) },
+		}), http.MethodPost, gateway, &b)
+		if err != nil {
+			answer <- err
+			return
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			answer <- err
 			return
@@ -131,9 +140,19 @@ projects: {shop: {targets: [web]}}
 		_, err = xmlrpc.DecodeResponse(resp.Body)
 		answer <- err
 	}()
+	// The call is on its way; one that needs no Temporal answering on a
+	// second connection means the gateway took the first one in (it
+	// accepts connections in order), so the call is in flight.
+	<-sent
+	var ping bytes.Buffer
+	require.NoError(t, xmlrpc.EncodeCall(&ping, "system.listMethods"))
+	resp, err := http.Post(gateway, "text/xml", &ping)
+	require.NoError(t, err)
+	resp.Body.Close()
 	stopped(t, mgr, "a manager whose Temporal went away, with an XML-RPC call in flight")
 	var f *xmlrpc.Fault
 	require.ErrorAs(t, <-answer, &f, "the call gets an answer")
 	assert.Equal(t, xmlrpc.CodeInternal, f.Code, f.Message)
+	assert.Contains(t, f.Message, "the server is stopping")
 	t.Logf("the call in flight got fault %d: %s", f.Code, f.Message)
 }
