@@ -176,4 +176,27 @@ projects: {shop: {targets: [web]}}
 	b, err = os.ReadFile(p.Log)
 	require.NoError(t, err)
 	assert.Contains(t, string(b), "registry relman-registry is the registry of the manager on queue relman-manager, not of manager relman-other")
+
+	// So does an installer that pairs the first manager's registry with
+	// another queue, and it leaves no registration behind.
+	wrong := filepath.Join(dir, "host-wrong.yaml")
+	require.NoError(t, os.WriteFile(wrong, []byte(`version: 1
+host: host-wrong
+managers:
+  - {manager_queue: relman-other, registry_id: relman-registry}
+artifacts: file://../artifacts
+work_dir: ./host-wrong/work
+lease: 10s
+environments:
+  multi: {web: {behavior: unarchive, path: ./host-wrong/www}}
+`), 0o644))
+	p, err = env.StartRole("host-wrong", "installer", wrong)
+	require.NoError(t, err)
+	err = p.Wait(time.Minute)
+	require.False(t, p.Running(), "an installer on another manager's registry must stop")
+	require.Error(t, err)
+	b, err = os.ReadFile(p.Log)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), "registry relman-registry is the registry of the manager on queue relman-manager, not of manager relman-other")
+	require.NoError(t, env.WaitGone(ctx, "host-wrong"))
 }
