@@ -75,8 +75,9 @@ func TestPlanAndWhereAskTheDesk(t *testing.T) {
 // TestRecordDeskContinueAsNew asks the manager's Desk until its run
 // continues as new, checks it still answers after, and saves the first
 // run's history (the continue-as-new path) under workflows/testdata/histories
-// with RELMAN_UPDATE_HISTORIES=1. It takes several hundred questions, so it
-// only runs when asked.
+// with RELMAN_UPDATE_HISTORIES=1, as desk-continued-as-new.json: gzip it
+// there, long histories are kept gzipped. It takes several hundred
+// questions, so it only runs when asked.
 func TestRecordDeskContinueAsNew(t *testing.T) {
 	if os.Getenv("RELMAN_UPDATE_HISTORIES") == "" {
 		t.Skip("records histories; set RELMAN_UPDATE_HISTORIES=1")

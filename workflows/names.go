@@ -39,8 +39,8 @@ const (
 )
 
 // Activity names. The manager's run on its queue (Plan as a local
-// activity), the builder's on relman-build-<project>, the installer's on
-// relman-host-<host>.
+// activity), the builder's on its manager's build queue of the project
+// (BuildQueue), the installer's on its manager's host queue (HostQueue).
 const (
 	// PlanActivity checks a request and finds its hosts (activities.Manager.Plan).
 	PlanActivity = "Plan"
