@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
@@ -94,11 +95,16 @@ func (r *role) serve(ctx context.Context, managers []config.ManagerRef, ws []wor
 	return nil
 }
 
-// reachable checks that Temporal answers, within reachTimeout.
+// reachable checks that Temporal answers, within reachTimeout. A frontend
+// (or a proxy before it) without the health service answers too.
 func (r *role) reachable(ctx context.Context) error {
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reachTimeout)
 	defer cancel()
 	_, err := r.client.CheckHealth(hctx, &client.CheckHealthRequest{})
+	var unimplemented *serviceerror.Unimplemented
+	if errors.As(err, &unimplemented) {
+		return nil
+	}
 	return err
 }
 
