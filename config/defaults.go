@@ -82,6 +82,7 @@ func (c *Manager) Default() {
 // because host names are case-insensitive and builder names are not.
 func (c *Builder) Default() {
 	dir := baseDir(c.path)
+	c.managersConflict = defaultManagers(&c.Service, c.Managers) || c.managersConflict
 	c.Service.defaults(dir)
 	if c.Name == "" {
 		if h, err := os.Hostname(); err == nil {
@@ -114,6 +115,7 @@ func (c *Builder) Default() {
 // against Dir.
 func (c *Installer) Default() {
 	dir := baseDir(c.path)
+	c.managersConflict = defaultManagers(&c.Service, c.Managers) || c.managersConflict
 	c.Service.defaults(dir)
 	c.Artifacts = artifactsURL(c.Artifacts, dir)
 	c.WorkDir = absPath(orDefault(c.WorkDir, DefaultWorkDir), dir)

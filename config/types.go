@@ -164,7 +164,13 @@ type Builder struct {
 	WorkDir   string                   `yaml:"work_dir"`
 	Lease     time.Duration            `yaml:"lease"` // default 60s; renewed every lease/3
 	Projects  map[string]BuildBehavior `yaml:"projects"`
-	path      string
+	// Managers are the managers the builder serves when it serves more
+	// than one (the seed's "register itself with multiple ReleaseManager
+	// instances"); empty: the one of manager_queue and registry_id.
+	Managers []ManagerRef `yaml:"managers"`
+	// managersConflict: manager_queue or registry_id disagree with Managers.
+	managersConflict bool
+	path             string
 }
 
 // BuildBehavior is how one project is built: the seed's BuildBehavior.
@@ -212,7 +218,11 @@ type Installer struct {
 	Lease     time.Duration `yaml:"lease"`
 	// Environments: env -> named target -> install behavior.
 	Environments map[string]map[string]InstallBehavior `yaml:"environments"`
-	path         string
+	// Managers are the managers the host serves when it serves more than
+	// one; empty: the one of manager_queue and registry_id.
+	Managers         []ManagerRef `yaml:"managers"`
+	managersConflict bool
+	path             string
 }
 
 // InstallBehavior is how a named target is installed: the seed's

@@ -157,6 +157,7 @@ func (c *Builder) Validate() error {
 	} else {
 		checkName(&ps, "name", c.Name)
 	}
+	validateManagers(&ps, c.Managers, c.managersConflict)
 	checkArtifacts(&ps, c.Artifacts)
 	checkLease(&ps, c.Lease)
 	if len(c.Projects) == 0 {
@@ -228,6 +229,7 @@ func (c *Installer) Validate() error {
 	} else {
 		checkName(&ps, "host", c.Host)
 	}
+	validateManagers(&ps, c.Managers, c.managersConflict)
 	checkArtifacts(&ps, c.Artifacts)
 	checkLease(&ps, c.Lease)
 	if len(c.Environments) == 0 {

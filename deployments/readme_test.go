@@ -105,7 +105,7 @@ func TestOperationsGuide(t *testing.T) {
 		assert.Contains(t, guide, "temporal operator search-attribute create --namespace relman --name "+sa+" --type Keyword")
 		assert.Contains(t, guide, sa, "the Cloud instructions")
 	}
-	for _, q := range []string{config.DefaultManagerQueue, workflows.BuildQueue("<project>"), workflows.HostQueue("<host>"), config.DefaultRegistryID} {
+	for _, q := range []string{config.DefaultManagerQueue, workflows.BuildQueue(config.DefaultManagerQueue, "<project>"), workflows.HostQueue(config.DefaultManagerQueue, "<host>"), config.DefaultRegistryID} {
 		assert.Contains(t, guide, "`"+q+"`")
 	}
 	stop := parseUnit(t, mustRead(t, filepath.Join("systemd", "relman-"+deployments.Roles[0]+".service")))["TimeoutStopSec"][0]

@@ -1,35 +1,94 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/relman/relman/internal/testenv"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/relman/relman/internal/devserver"
 )
 
-// TestGeneratedLayoutsStartAsTheyAre: `relman generate` layouts run with no
-// edit but the Temporal address.
-func TestGeneratedLayoutsStartAsTheyAre(t *testing.T) {
+// TestGeneratedLayoutsRelease: a manager, a builder and an installer made
+// by `relman generate` in one directory, started as generated, release the
+// example project to INSTALL_COMPLETED. The only edits are the ones the
+// manager's README names: a token, and listen_port (this machine's 10000
+// may be taken). They run against a Temporal of their own, as the
+// generated configs name the default manager.
+func TestGeneratedLayoutsRelease(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	port, err := freeTCPPort()
+	require.NoError(t, err)
+	srv, err := devserver.Start(ctx, devserver.Options{Bin: env.Temporal, Port: port, LogPath: env.Path("logs", "generated-temporal.log"), LogLevel: "error"})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Stop(20 * time.Second) })
+	env.AddLog(env.Path("logs", "generated-temporal.log"))
+
 	dir := t.TempDir()
-	for _, role := range []string{"builder", "installer"} {
-		out, err := exec.Command(env.Relman, "generate", role, "gen-"+role, "--dir", dir).CombinedOutput()
-		require.NoError(t, err, "%s", out)
+	names := map[string]string{"manager": "gen-manager", "builder": "gen-builder", "installer": "gen-installer"}
+	// run runs the relman binary in dir as a user would, against the
+	// layouts' Temporal.
+	run := func(dir string, args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, env.Relman, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+srv.Address)
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		if err != nil {
+			err = fmt.Errorf("relman %s: %w: %s%s", strings.Join(args, " "), err, out.String(), errb.String())
+		}
+		return out.String(), err
 	}
-	var procs []*testenv.Proc
-	for _, role := range []string{"builder", "installer"} {
-		p, err := env.StartRole("gen-"+role, role, filepath.Join(dir, "gen-"+role, "conf", role+".yaml"))
+	for _, role := range []string{"manager", "builder", "installer"} {
+		_, err := run(dir, "generate", role, names[role], "--dir", dir)
 		require.NoError(t, err)
-		procs = append(procs, p)
+	}
+	mgr := filepath.Join(dir, names["manager"])
+
+	// The README's steps: a token, and listen_port when 10000 is taken.
+	readme := readFile(t, filepath.Join(mgr, "README.md"))
+	const tokenStep = "relman token create deployer --users-file conf/users.yaml --roles deployer > conf/deployer.token"
+	require.Contains(t, readme, tokenStep)
+	require.Contains(t, readme, "set listen_port in\n   conf/manager.yaml to a free one")
+	token, err := run(mgr, "token", "create", "deployer", "--users-file", "conf/users.yaml", "--roles", "deployer")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(mgr, "conf", "deployer.token"), []byte(token), 0o600))
+	gatewayPort, err := freeTCPPort()
+	require.NoError(t, err)
+	cfg := filepath.Join(mgr, "conf", "manager.yaml")
+	body := readFile(t, cfg)
+	require.Contains(t, body, "listen_port: 10000")
+	require.NoError(t, os.WriteFile(cfg, []byte(strings.Replace(body, "listen_port: 10000", fmt.Sprintf("listen_port: %d", gatewayPort), 1)), 0o644))
+
+	// Each role started as its README says, from its own directory.
+	for _, role := range []string{"manager", "builder", "installer"} {
+		require.Contains(t, readFile(t, filepath.Join(dir, names[role], "README.md")), "relman "+role+" --config conf/"+role+".yaml")
+		p, err := env.StartProcess(names[role], []string{"TEMPORAL_ADDRESS=" + srv.Address},
+			env.Relman, role, "--config", filepath.Join(dir, names[role], "conf", role+".yaml"))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = p.Stop(20 * time.Second) })
 	}
 	require.Eventually(t, func() bool {
-		out, _, _ := relman(t, "registrations")
-		return strings.Contains(out, "gen-builder") && strings.Contains(out, "gen-installer")
-	}, 30*time.Second, 200*time.Millisecond)
-	for _, p := range procs {
-		require.NoError(t, p.Stop(20*time.Second))
-	}
+		out, err := run(mgr, "registrations")
+		return err == nil && strings.Contains(out, names["builder"]) && strings.Contains(out, names["installer"])
+	}, 2*time.Minute, 300*time.Millisecond, "the generated builder and installer register")
+
+	out, err := run(mgr, "release", "template", "--env", "test", "--wait", "--token-file", "conf/deployer.token")
+	require.NoError(t, err)
+	assert.Contains(t, out, "INSTALL_COMPLETED")
+	installed := filepath.Join(dir, names["installer"], "install_base", "test", "template")
+	assert.Contains(t, readFile(t, filepath.Join(installed, "index.html")), "<")
+	assert.Contains(t, readFile(t, filepath.Join(installed, "BUILD_INFO")), "built from")
+	entries, err := os.ReadDir(filepath.Join(dir, "artifacts"))
+	require.NoError(t, err)
+	assert.NotEmpty(t, entries, "the builder wrote the shared store")
 }

@@ -176,6 +176,8 @@ environments:
   autoroll: {rollout: {strategy: rolling, batch: 1, max_failures: 0, auto_rollback: true}}
   # behavior_test.go: only the custom installer serves it.
   custom: {}
+  # managers_test.go: only a host serving two managers serves it.
+  multi: {}
 projects:
   shop: {targets: [web, tool]}
   legacy: {targets: [web]}

@@ -25,8 +25,8 @@ import (
 
 // pythonClient runs e2e/testdata/xmlrpc_client.py (Python's own
 // xmlrpc.client, the seed's clients) against the manager's gateway and
-// decodes the JSON it prints.
-func pythonClient(t *testing.T, mode, gatewayURL string, out any) {
+// decodes the JSON it prints. args follow the URL.
+func pythonClient(t *testing.T, mode, gatewayURL string, out any, args ...string) {
 	t.Helper()
 	py, err := exec.LookPath("python3")
 	if err != nil {
@@ -41,7 +41,7 @@ func pythonClient(t *testing.T, mode, gatewayURL string, out any) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, py, script, mode, gatewayURL)
+	cmd := exec.CommandContext(ctx, py, append([]string{script, mode, gatewayURL}, args...)...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	require.NoError(t, cmd.Run(), "python client %s:\n%s", mode, stderr.String())
 	require.NoError(t, json.Unmarshal(stdout.Bytes(), out), stdout.String())
@@ -117,12 +117,13 @@ func TestXMLRPCSeedSession(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "py-tester", d.Request.Requester)
 	assert.Equal(t, workflows.Selector{Trunk: true}, d.Request.Source)
-	assertNoPassword(t, r.TransID)
+	assertNoPassword(t, r.TransID, "request_action")
 }
 
 // assertNoPassword checks the password Python sent is in no log of the
-// manager and nowhere in the transaction's workflow history.
-func assertNoPassword(t *testing.T, txid string) {
+// manager and nowhere in the transaction's workflow history, and that the
+// manager logged the call of method.
+func assertNoPassword(t *testing.T, txid, method string) {
 	t.Helper()
 	logs, _ := filepath.Glob(filepath.Join(env.Root, "logs", "manager.*"))
 	require.NotEmpty(t, logs)
@@ -131,7 +132,7 @@ func assertNoPassword(t *testing.T, txid string) {
 		b, err := os.ReadFile(f)
 		require.NoError(t, err)
 		assert.False(t, strings.Contains(string(b), "hunter2"), "the password is in %s", f)
-		calls = calls || strings.Contains(string(b), `msg="xml-rpc call" role=manager component=xml-rpc method=request_action`)
+		calls = calls || strings.Contains(string(b), `msg="xml-rpc call" role=manager component=xml-rpc method=`+method)
 	}
 	assert.True(t, calls, "the gateway logs its calls in the manager's log")
 	it := env.Client.GetWorkflowHistory(context.Background(), txid, "", false, 0)
@@ -287,4 +288,84 @@ func TestXMLRPCInstallFrom(t *testing.T) {
 	assert.Equal(t, b.Artifacts, d.Artifacts)
 	assert.Equal(t, 4, r.Bad.Fault.FaultCode)
 	assert.Contains(t, r.Bad.Fault.FaultString, "needs action install")
+}
+
+// TestXMLRPCWhereRollbackMulticall: from Python, where says what is live,
+// rollback switches it back as a transaction query_transaction and
+// query_history follow, and system.multicall (Python's MultiCall) answers
+// several calls at once, faults among them.
+func TestXMLRPCWhereRollbackMulticall(t *testing.T) {
+	first := releaseSite(t, "site xmlrpc 1\n")
+	second := releaseSite(t, "site xmlrpc 2\n")
+	type row struct {
+		Host        string   `json:"host"`
+		Target      string   `json:"target"`
+		Transaction string   `json:"transaction"`
+		InstalledAt string   `json:"installed_at"`
+		SHA256      string   `json:"sha256"`
+		Releases    []string `json:"releases"`
+		Error       string   `json:"error"`
+	}
+	var r struct {
+		Before           []row    `json:"before"`
+		Rollback         string   `json:"rollback"`
+		Status           string   `json:"status"`
+		After            []row    `json:"after"`
+		HistoryEvents    []string `json:"history_events"`
+		InstalledAtTypes []string `json:"installed_at_types"`
+		Multicall        []pyCall `json:"multicall"`
+		UnknownProject   pyCall   `json:"unknown_project"`
+		RollbackBadKey   pyCall   `json:"rollback_unknown_key"`
+	}
+	pythonClient(t, "rollout", env.gatewayURL, &r, "site", "test")
+
+	live := func(rows []row) map[string]string {
+		out := map[string]string{}
+		for _, x := range rows {
+			assert.Empty(t, x.Error, "%s", x.Host)
+			if x.Target == "app" {
+				out[x.Host] = x.Transaction
+			}
+		}
+		return out
+	}
+	assert.Equal(t, map[string]string{"host-a": second, "host-b": second}, live(r.Before))
+	for _, x := range r.Before {
+		if x.Target == "app" {
+			assert.Len(t, x.SHA256, 64)
+			assert.Contains(t, x.Releases, first)
+			assert.Regexp(t, `^\d{8}T\d{2}:\d{2}:\d{2}$`, x.InstalledAt)
+		}
+	}
+	assert.Equal(t, []string{"DateTime"}, r.InstalledAtTypes, "installed_at is a dateTime.iso8601")
+
+	assert.Equal(t, "ROLLBACK_COMPLETED", r.Status)
+	assert.Equal(t, map[string]string{"host-a": first, "host-b": first}, live(r.After))
+	for _, h := range []string{"host-a", "host-b"} {
+		rel, index := siteCurrent(t, h)
+		assert.Equal(t, first, rel)
+		assert.Equal(t, "site xmlrpc 1\n", index)
+	}
+	assert.Contains(t, r.HistoryEvents, "status ROLLBACK_COMPLETED")
+	d, err := transaction.Get(context.Background(), env.Client, r.Rollback)
+	require.NoError(t, err)
+	assert.Equal(t, workflows.ActionRollback, d.Request.Action)
+	assert.Equal(t, "py-tester", d.Request.Requester)
+	assertNoPassword(t, r.Rollback, "rollback")
+
+	require.Len(t, r.Multicall, 5)
+	assert.Equal(t, "ROLLBACK_COMPLETED", r.Multicall[0].Result)
+	assert.Contains(t, r.Multicall[1].Result, "site")
+	assert.NotEmpty(t, r.Multicall[2].Result)
+	require.NotNil(t, r.Multicall[3].Fault)
+	assert.Equal(t, xmlrpc.CodeMethodNotFound, r.Multicall[3].Fault.Code)
+	require.NotNil(t, r.Multicall[4].Fault)
+	assert.Equal(t, xmlrpc.CodeBadRequest, r.Multicall[4].Fault.Code)
+	assert.Contains(t, r.Multicall[4].Fault.String, `unknown env "no-such-env"`)
+
+	require.NotNil(t, r.UnknownProject.Fault)
+	assert.Equal(t, xmlrpc.CodeUnknownProject, r.UnknownProject.Fault.Code)
+	require.NotNil(t, r.RollbackBadKey.Fault)
+	assert.Equal(t, xmlrpc.CodeBadRequest, r.RollbackBadKey.Fault.Code)
+	assert.Contains(t, r.RollbackBadKey.Fault.String, "rollback accepts: env, project, to")
 }

@@ -14,8 +14,9 @@ import (
 	"github.com/relman/relman/workflows"
 )
 
-// builder runs one worker per advertised project on
-// relman-build-<project>, and keeps the builder's registration.
+// builder runs one worker per manager it serves and advertised project, on
+// that manager's build queue of the project (workflows.BuildQueue), and
+// keeps the builder's registration with every manager.
 func (r *role) builder(ctx context.Context, cfg *config.Builder) error {
 	go r.watchStore(ctx, cfg.Artifacts)
 	store, err := artifact.OpenStore(ctx, cfg.Artifacts)
@@ -25,13 +26,14 @@ func (r *role) builder(ctx context.Context, cfg *config.Builder) error {
 	defer store.Close()
 	a := &activities.Builder{Config: cfg, Store: store, Log: r.log}
 	var ws []worker.Worker
-	var projects []string
-	for _, p := range slices.Sorted(maps.Keys(cfg.Projects)) {
-		w := worker.New(r.client, workflows.BuildQueue(p), worker.Options{WorkerStopTimeout: stopTimeout})
-		registerActivities(w, builderActivities(a))
-		ws = append(ws, w)
-		projects = append(projects, p)
+	projects := slices.Sorted(maps.Keys(cfg.Projects))
+	for _, m := range cfg.Served() {
+		for _, p := range projects {
+			w := worker.New(r.client, workflows.BuildQueue(m.ManagerQueue, p), worker.Options{WorkerStopTimeout: stopTimeout})
+			registerActivities(w, builderActivities(a))
+			ws = append(ws, w)
+		}
 	}
 	reg := workflows.Registration{Role: workflows.RoleBuilder, ID: cfg.Name, Projects: projects, Lease: cfg.Lease}
-	return r.serve(ctx, &cfg.Service, ws, reg)
+	return r.serve(ctx, cfg.Served(), ws, reg)
 }

@@ -16,9 +16,9 @@ import (
 	"github.com/relman/relman/workflows"
 )
 
-// installer runs one worker on the host's own queue relman-host-<host>,
-// and keeps the host's registration of every (environment, named target)
-// it installs.
+// installer runs one worker per manager it serves on the host's own queue
+// of that manager (workflows.HostQueue), and keeps the host's registration
+// of every (environment, named target) it installs with every manager.
 func (r *role) installer(ctx context.Context, cfg *config.Installer) error {
 	go r.watchStore(ctx, cfg.Artifacts)
 	store, err := artifact.OpenStore(ctx, cfg.Artifacts)
@@ -32,12 +32,16 @@ func (r *role) installer(ctx context.Context, cfg *config.Installer) error {
 		r.log.Warn("stale downloads not removed", "error", err)
 	}
 	a := &activities.Installer{Config: cfg, Store: store, Log: r.log, Behaviors: r.opts.Behaviors}
-	w := worker.New(r.client, workflows.HostQueue(cfg.Host), worker.Options{WorkerStopTimeout: stopTimeout})
-	registerActivities(w, installerActivities(a))
+	var ws []worker.Worker
+	for _, m := range cfg.Served() {
+		w := worker.New(r.client, workflows.HostQueue(m.ManagerQueue, cfg.Host), worker.Options{WorkerStopTimeout: stopTimeout})
+		registerActivities(w, installerActivities(a))
+		ws = append(ws, w)
+	}
 	targets := map[string][]string{}
 	for env, ts := range cfg.Environments {
 		targets[env] = slices.Sorted(maps.Keys(ts))
 	}
 	reg := workflows.Registration{Role: workflows.RoleInstaller, ID: cfg.Host, Targets: targets, Lease: cfg.Lease}
-	return r.serve(ctx, &cfg.Service, []worker.Worker{w}, reg)
+	return r.serve(ctx, cfg.Served(), ws, reg)
 }

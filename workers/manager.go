@@ -2,6 +2,7 @@ package workers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -66,12 +67,22 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 		serving.GatewayURL = gw.URL()
 		r.log.Info("xml-rpc gateway listening", "url", gw.URL())
 	}
+	// A registry id another manager uses already would mix the two
+	// managers' builders and hosts: refuse to start rather than plan onto
+	// the other's.
+	reg := registry.Registry{Client: r.client, ID: cfg.RegistryID, ManagerQueue: cfg.ManagerQueue}
+	switch err := reg.CheckOwner(ctx); {
+	case errors.Is(err, registry.ErrOtherManager):
+		return fmt.Errorf("manager on %s: %w", cfg.ManagerQueue, err)
+	case err != nil && ctx.Err() == nil:
+		r.log.Warn("registry not checked", "registry", cfg.RegistryID, "error", err)
+	}
 	w := worker.New(r.client, cfg.ManagerQueue, worker.Options{WorkerStopTimeout: stopTimeout})
 	RegisterWorkflows(w)
 	registerActivities(w, managerActivities(
 		&activities.Manager{
 			Config:       cfg,
-			Registry:     registry.Registry{Client: r.client, ID: cfg.RegistryID, ManagerQueue: cfg.ManagerQueue},
+			Registry:     reg,
 			Transactions: transactions{r},
 			Secret:       secret,
 			Realms:       realms,

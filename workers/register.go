@@ -24,6 +24,7 @@ var Workflows = []struct {
 	{workflows.LockWorkflowName, workflows.Lock},
 	{workflows.PlanOnlyWorkflowName, workflows.PlanOnly},
 	{workflows.WhereWorkflowName, workflows.Where},
+	{workflows.DeskWorkflowName, workflows.Desk},
 }
 
 // WorkflowRegistry is what workflows are registered on: a worker, or a
@@ -58,12 +59,14 @@ func managerActivities(m *activities.Manager, c *activities.Coordinator) []named
 	}
 }
 
-// builderActivities run on relman-build-<project>.
+// builderActivities run on a manager's build queue of a project
+// (workflows.BuildQueue: relman-build-<project> for the default manager).
 func builderActivities(b *activities.Builder) []namedActivity {
 	return []namedActivity{{workflows.BuildActivity, b.Build}}
 }
 
-// installerActivities run on the host's own queue relman-host-<host>.
+// installerActivities run on the host's own queue of a manager
+// (workflows.HostQueue: relman-host-<host> for the default manager).
 func installerActivities(i *activities.Installer) []namedActivity {
 	return []namedActivity{
 		{workflows.InstallActivity, i.Install},

@@ -4,8 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/relman/relman/config"
@@ -13,20 +18,32 @@ import (
 	"github.com/relman/relman/workflows"
 )
 
-// deregisterTimeout bounds the goodbye to the registry at a stop: a
+// deregisterTimeout bounds the goodbye to the registries at a stop: a
 // registry that does not answer must not hold the stop up, the lease
 // expires on its own.
 const deregisterTimeout = 3 * time.Second
 
-// serve starts a builder's or host's workers, keeps its registration alive
-// until ctx ends, then deregisters first (so no new work is planned here)
-// and stops the workers.
-func (r *role) serve(ctx context.Context, svc *config.Service, ws []worker.Worker, reg workflows.Registration) error {
+// reachTimeout bounds the check that Temporal answers at all before the
+// goodbye: the frontend answers it without a workflow task, so a healthy
+// server answers well within it, and an unreachable one does not hold the
+// stop up for deregisterTimeout.
+const reachTimeout = 500 * time.Millisecond
+
+// serve starts a builder's or host's workers, keeps its registration with
+// every manager it serves alive until ctx ends, then deregisters from each
+// first (so no new work is planned here) and stops the workers. A registry
+// that turns out to be another manager's stops the role: two managers were
+// given one registry id, and retrying cannot fix that.
+func (r *role) serve(ctx context.Context, managers []config.ManagerRef, ws []worker.Worker, reg workflows.Registration) error {
 	var started []worker.Worker
 	defer func() {
+		// The workers stop together: each waits up to stopTimeout for its
+		// running activities, and one after the other they would add up.
+		var wg sync.WaitGroup
 		for _, w := range started {
-			w.Stop()
+			wg.Go(w.Stop)
 		}
+		wg.Wait()
 	}()
 	for _, w := range ws {
 		if err := w.Start(); err != nil {
@@ -34,45 +51,137 @@ func (r *role) serve(ctx context.Context, svc *config.Service, ws []worker.Worke
 		}
 		started = append(started, w)
 	}
-	g := registry.Registry{Client: r.client, ID: svc.RegistryID, ManagerQueue: svc.ManagerQueue}
-	r.log.Info(r.name+" started", "id", reg.ID, "projects", reg.Projects, "targets", reg.Targets, "lease", reg.Lease)
-	r.keepRegistered(ctx, g, reg)
+	names := make([]string, len(managers))
+	regs := make([]registry.Registry, len(managers))
+	for i, m := range managers {
+		names[i] = m.ManagerQueue
+		regs[i] = registry.Registry{Client: r.client, ID: m.RegistryID, ManagerQueue: m.ManagerQueue}
+	}
+	r.log.Info(r.name+" started", "id", reg.ID, "managers", names, "projects", reg.Projects, "targets", reg.Targets, "lease", reg.Lease)
+
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	held := newLeases(r, len(regs))
+	var fatal error
+	var once sync.Once
+	var wg sync.WaitGroup
+	for i, g := range regs {
+		wg.Go(func() {
+			if err := r.keepRegistered(rctx, g, reg, i, held); err != nil {
+				once.Do(func() { fatal = err; stop() })
+			}
+		})
+	}
+	wg.Wait()
+
+	if err := r.reachable(ctx); err != nil {
+		r.log.Warn("Temporal does not answer; not deregistered, the leases expire on their own", "error", err)
+		regs = nil
+	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deregisterTimeout)
 	defer cancel()
-	if err := g.Deregister(dctx, reg.Role, reg.ID); err != nil {
-		r.log.Warn("not deregistered; the lease expires on its own", "error", err)
+	for _, g := range regs {
+		wg.Go(func() {
+			if err := g.Deregister(dctx, reg.Role, reg.ID); err != nil {
+				r.log.Warn("not deregistered; the lease expires on its own", "registry", g.ID, "error", err)
+			}
+		})
+	}
+	wg.Wait()
+	if fatal != nil {
+		return fatal
 	}
 	r.log.Info(r.name + " stopped")
 	return nil
 }
 
-// keepRegistered registers reg and renews it every lease/3 until ctx ends.
-// A failed renewal is logged and tried again soon: the role keeps serving
-// while its manager is away, and is not ready until the registration
-// holds again.
-func (r *role) keepRegistered(ctx context.Context, g registry.Registry, reg workflows.Registration) {
+// reachable checks that Temporal answers, within reachTimeout. A frontend
+// (or a proxy before it) without the health service answers too.
+func (r *role) reachable(ctx context.Context) error {
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reachTimeout)
+	defer cancel()
+	_, err := r.client.CheckHealth(hctx, &client.CheckHealthRequest{})
+	var unimplemented *serviceerror.Unimplemented
+	if errors.As(err, &unimplemented) {
+		return nil
+	}
+	return err
+}
+
+// leases tracks which managers hold the role's registration: the role is
+// ready while every one does.
+type leases struct {
+	r   *role
+	mu  sync.Mutex
+	ok  []bool
+	why []string // why a manager's registration does not hold; "" not known yet
+}
+
+func newLeases(r *role, n int) *leases {
+	return &leases{r: r, ok: make([]bool, n), why: make([]string, n)}
+}
+
+// set records whether manager i holds the registration: why is empty when
+// it does.
+func (l *leases) set(i int, why string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ok[i], l.why[i] = why == "", why
+	if !slices.Contains(l.ok, false) {
+		l.r.ready(Serving{})
+		return
+	}
+	var whys []string
+	for j, ok := range l.ok {
+		if !ok && l.why[j] != "" {
+			whys = append(whys, l.why[j])
+		}
+	}
+	if len(whys) > 0 {
+		l.r.status.notReady(strings.Join(whys, "; "))
+	}
+}
+
+// keepRegistered registers reg with one manager's registry g and renews it
+// every lease/3 until ctx ends. A failed renewal is logged and tried again
+// soon: the role keeps serving while its manager is away, and is not ready
+// until the registration holds again. It returns an error only when g is
+// another manager's registry.
+func (r *role) keepRegistered(ctx context.Context, g registry.Registry, reg workflows.Registration, i int, held *leases) error {
 	every := max(reg.Lease/3, time.Second)
+	checked := false
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 			rctx, cancel := context.WithTimeout(ctx, every)
 			_, err := g.Register(rctx, reg)
+			if err == nil && !checked {
+				// The registry runs where the first to register started it:
+				// a registry id two managers share runs on one queue only.
+				err = g.CheckOwner(rctx)
+				if errors.Is(err, registry.ErrOtherManager) {
+					cancel()
+					r.log.Error("registered with another manager's registry; stopping", "registry", g.ID, "manager_queue", g.ManagerQueue, "error", err)
+					return fmt.Errorf("%s %s: %w", r.name, reg.ID, err)
+				}
+				checked = err == nil
+			}
 			cancel()
 			switch {
 			case err == nil:
-				r.ready(Serving{})
+				held.set(i, "")
 				t.Reset(every)
 			case ctx.Err() != nil:
-				return
+				return nil
 			default:
 				if !errors.Is(err, context.Canceled) {
-					r.log.Warn("registration not renewed; retrying", "registry", g.ID, "error", err)
+					r.log.Warn("registration not renewed; retrying", "registry", g.ID, "manager_queue", g.ManagerQueue, "error", err)
 				}
-				r.status.notReady(fmt.Sprintf("registration with %s not renewed: %v", g.ID, err))
+				held.set(i, fmt.Sprintf("registration with %s not renewed: %v", g.ID, err))
 				t.Reset(2 * time.Second)
 			}
 		}

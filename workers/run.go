@@ -36,6 +36,9 @@ import (
 // before it hands them back to Temporal for another worker.
 const stopTimeout = 10 * time.Second
 
+// telemetryFlushTimeout bounds the flush of traces and metrics at a stop.
+const telemetryFlushTimeout = 2 * time.Second
+
 // Options adjust how Run runs a role. The zero value runs it as
 // `relman manager|builder|installer --config F` does.
 type Options struct {
@@ -127,7 +130,13 @@ func Run(ctx context.Context, cfg config.File, opts Options) error {
 		if err != nil {
 			return err
 		}
-		defer tel.Shutdown(context.WithoutCancel(ctx))
+		defer func() {
+			// Spans for a collector that does not answer are lost either
+			// way; the stop does not wait for them.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), telemetryFlushTimeout)
+			defer cancel()
+			_ = tel.Shutdown(sctx)
+		}()
 		with := []func(*client.Options){tel.Apply}
 		if opts.ClientOptions != nil {
 			with = append(with, opts.ClientOptions)

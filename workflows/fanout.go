@@ -8,7 +8,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// hostCall is one activity on one host's own queue (relman-host-<host>).
+// hostCall is one activity on one host's own queue (HostQueue).
 type hostCall struct {
 	host     string
 	activity string
@@ -25,7 +25,7 @@ func fanOut(ctx workflow.Context, opts workflow.ActivityOptions, calls []hostCal
 	sel := workflow.NewSelector(ctx)
 	for i, c := range calls {
 		o := opts
-		o.TaskQueue = HostQueue(c.host)
+		o.TaskQueue = HostQueue(queueScope(ctx), c.host)
 		f := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, o), c.activity, c.input)
 		sel.AddFuture(f, func(f workflow.Future) { done(i, f) })
 	}

@@ -1,5 +1,7 @@
 package workflows
 
+import "go.temporal.io/sdk/workflow"
+
 // Names under which workflows, queries, updates, signals and activities are
 // registered (workers.Register... holds the one list of what each role
 // registers). They are part of stored histories: never rename them.
@@ -12,6 +14,9 @@ const (
 	WhereWorkflowName = "Where"
 	// RollbackWorkflowName is a rollback transaction.
 	RollbackWorkflowName = "Rollback"
+	// DeskWorkflowName answers relman plan and relman where for one
+	// manager, as updates.
+	DeskWorkflowName = "Desk"
 
 	StatusQuery        = "status"
 	DetailQuery        = "detail"
@@ -22,6 +27,9 @@ const (
 	DeregisterUpdate = "deregister"
 	ApproveUpdate    = "approve"
 	RejectUpdate     = "reject"
+	// PlanUpdate and WhereUpdate are the questions a Desk answers.
+	PlanUpdate  = "plan"
+	WhereUpdate = "where"
 
 	// LockRequestSignal and LockReleaseSignal go to a Lock workflow;
 	// LockAnswerSignal goes back to the release that asked.
@@ -31,8 +39,8 @@ const (
 )
 
 // Activity names. The manager's run on its queue (Plan as a local
-// activity), the builder's on relman-build-<project>, the installer's on
-// relman-host-<host>.
+// activity), the builder's on its manager's build queue of the project
+// (BuildQueue), the installer's on its manager's host queue (HostQueue).
 const (
 	// PlanActivity checks a request and finds its hosts (activities.Manager.Plan).
 	PlanActivity = "Plan"
@@ -65,14 +73,56 @@ const (
 	DefaultRegistryID   = "relman-registry"
 )
 
-// BuildQueue is the task queue a builder polls for a project.
-func BuildQueue(project string) string { return "relman-build-" + project }
+// BuildQueue is the task queue a builder polls for a project of the
+// manager on managerQueue: relman-build-<project> for the default manager,
+// as it always was, and <managerQueue>:relman-build-<project> for any other,
+// so that segmented managers share no queue and one manager's builder never
+// takes another's build. Project and host names have no ':', so no two
+// managers' names can meet.
+func BuildQueue(managerQueue, project string) string {
+	return scopedQueue(managerQueue, "relman-build-"+project)
+}
 
-// HostQueue is the task queue an installer host polls.
-func HostQueue(host string) string { return "relman-host-" + host }
+// HostQueue is the task queue an installer host polls for the manager on
+// managerQueue: relman-host-<host> for the default manager,
+// <managerQueue>:relman-host-<host> for any other.
+func HostQueue(managerQueue, host string) string {
+	return scopedQueue(managerQueue, "relman-host-"+host)
+}
+
+func scopedQueue(managerQueue, name string) string {
+	if managerQueue == "" || managerQueue == DefaultManagerQueue {
+		return name
+	}
+	return managerQueue + ":" + name
+}
+
+// scopedQueuesVersion marks workflows of a manager on a queue other than
+// relman-manager that send builds and installs to the queues BuildQueue and
+// HostQueue scope by that manager; before it every manager used the
+// default manager's names. The default manager's names never changed, so
+// its workflows never ask.
+const scopedQueuesVersion = "manager-scoped-queues"
+
+// queueScope is the manager queue that scopes the build and host queues of
+// the workflow running in ctx: its own task queue.
+func queueScope(ctx workflow.Context) string {
+	q := workflow.GetInfo(ctx).TaskQueueName
+	if q == DefaultManagerQueue {
+		return q
+	}
+	if workflow.GetVersion(ctx, scopedQueuesVersion, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return DefaultManagerQueue
+	}
+	return q
+}
 
 // WhereIDPrefix starts the workflow id of every Where workflow.
 const WhereIDPrefix = "where-"
+
+// DeskID is the workflow id of the Desk of the manager on managerQueue:
+// one per manager, like its registry.
+func DeskID(managerQueue string) string { return managerQueue + "-desk" }
 
 // Search attribute names. The dev stack registers them; a production
 // namespace needs them added once (see the README).
@@ -105,4 +155,7 @@ const (
 	ErrReleaseNotFound = "ReleaseNotFound"
 	// ErrHealthCheck: the target's health check failed after an install.
 	ErrHealthCheck = "HealthCheckFailed"
+	// ErrDeskHandingOver: the Desk is about to continue as new and takes
+	// no new question; ask again, the next run answers it.
+	ErrDeskHandingOver = "DeskHandingOver"
 )

@@ -70,7 +70,19 @@ type PlanOnlyResult struct {
 // PlanOnly answers `relman plan`: it runs the Plan activity on the manager
 // for a request, as a release would, and returns the plan with its
 // batches, doing nothing else.
+//
+// `relman plan` asks the manager's Desk now (desk.go); PlanOnly stays
+// registered so the executions it ran still replay.
 func PlanOnly(ctx workflow.Context, in PlanInput) (*PlanOnlyResult, error) {
+	if in.Transaction == "" {
+		in.Transaction = workflow.GetInfo(ctx).WorkflowExecution.ID
+	}
+	return planOnly(ctx, in)
+}
+
+// planOnly runs the Plan activity for a request and adds its batches: the
+// plan a release would follow, and nothing done.
+func planOnly(ctx workflow.Context, in PlanInput) (*PlanOnlyResult, error) {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
@@ -78,9 +90,6 @@ func PlanOnly(ctx workflow.Context, in PlanInput) (*PlanOnlyResult, error) {
 			NonRetryableErrorTypes: []string{ErrRejected},
 		},
 	})
-	if in.Transaction == "" {
-		in.Transaction = workflow.GetInfo(ctx).WorkflowExecution.ID
-	}
 	var plan Plan
 	if err := workflow.ExecuteActivity(ctx, PlanActivity, in).Get(ctx, &plan); err != nil {
 		return nil, err

@@ -192,7 +192,7 @@ func (r *release) noteRejection(err error) {
 
 func (r *release) build(ctx workflow.Context, plan Plan) (BuildResult, error) {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:              BuildQueue(r.in.Request.Project),
+		TaskQueue:              BuildQueue(queueScope(ctx), r.in.Request.Project),
 		ScheduleToStartTimeout: orDefault(r.in.HostTimeout, DefaultHostTimeout),
 		StartToCloseTimeout:    orDefault(r.in.BuildTimeout, DefaultBuildTimeout),
 		HeartbeatTimeout:       r.heartbeat,

@@ -114,7 +114,9 @@ func goodBuild(in workflows.BuildInput) workflows.BuildResult {
 
 func (s *stand) Install(ctx context.Context, in workflows.InstallInput) (workflows.InstallResult, error) {
 	info := activity.GetInfo(ctx)
-	host := strings.TrimPrefix(info.TaskQueue, "relman-host-")
+	// The host is what follows relman-host- in a queue named for any
+	// manager (HostQueue).
+	_, host, _ := strings.Cut(info.TaskQueue, "relman-host-")
 	s.mu.Lock()
 	s.installs = append(s.installs, installCall{Host: host, In: in, Info: info})
 	fn := s.install
@@ -277,7 +279,7 @@ func TestReleaseInstallSuccess(t *testing.T) {
 	builds := s.buildCalls()
 	require.Len(t, builds, 1)
 	assert.Equal(t, workflows.BuildInput{Transaction: testTX, Project: "template", Source: workflows.Selector{Branch: "main"}, Targets: []string{"web", "api"}}, builds[0].In)
-	assert.Equal(t, workflows.BuildQueue("template"), builds[0].Info.TaskQueue)
+	assert.Equal(t, workflows.BuildQueue(workflows.DefaultManagerQueue, "template"), builds[0].Info.TaskQueue)
 
 	// Fan-out: exactly one install per (host, target), each on the host's
 	// queue with its target's artifact.
@@ -291,11 +293,11 @@ func TestReleaseInstallSuccess(t *testing.T) {
 		assert.Equal(t, int32(1), c.Info.Attempt)
 	}
 	want := []key{
-		{workflows.HostQueue("host-a"), "api", apiArtifact.Key},
-		{workflows.HostQueue("host-a"), "web", webArtifact.Key},
-		{workflows.HostQueue("host-b"), "api", apiArtifact.Key},
-		{workflows.HostQueue("host-b"), "web", webArtifact.Key},
-		{workflows.HostQueue("host-c"), "web", webArtifact.Key},
+		{workflows.HostQueue(workflows.DefaultManagerQueue, "host-a"), "api", apiArtifact.Key},
+		{workflows.HostQueue(workflows.DefaultManagerQueue, "host-a"), "web", webArtifact.Key},
+		{workflows.HostQueue(workflows.DefaultManagerQueue, "host-b"), "api", apiArtifact.Key},
+		{workflows.HostQueue(workflows.DefaultManagerQueue, "host-b"), "web", webArtifact.Key},
+		{workflows.HostQueue(workflows.DefaultManagerQueue, "host-c"), "web", webArtifact.Key},
 	}
 	sort.Slice(got, func(i, j int) bool {
 		if got[i].queue != got[j].queue {

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
@@ -27,6 +28,7 @@ func rolloutEnv(t *testing.T, rollback func(context.Context, workflows.RollbackH
 	t.Helper()
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{TaskQueue: workflows.DefaultManagerQueue})
 	env.RegisterWorkflowWithOptions(workflows.Rollback, workflow.RegisterOptions{Name: workflows.RollbackWorkflowName})
 	env.RegisterWorkflowWithOptions(workflows.Where, workflow.RegisterOptions{Name: workflows.WhereWorkflowName})
 	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.HostsInput) (workflows.HostsResult, error) {
@@ -47,7 +49,7 @@ func rolloutEnv(t *testing.T, rollback func(context.Context, workflows.RollbackH
 	}, activity.RegisterOptions{Name: workflows.AuthorizeActivity})
 	env.RegisterActivityWithOptions(func(ctx context.Context, in workflows.WhereHostInput) (map[string]workflows.LiveInstall, error) {
 		host := activity.GetInfo(ctx).TaskQueue
-		if host == workflows.HostQueue("host-b") {
+		if host == workflows.HostQueue(workflows.DefaultManagerQueue, "host-b") {
 			return nil, temporal.NewNonRetryableApplicationError("host host-b: disk on fire", "Boom", nil)
 		}
 		return map[string]workflows.LiveInstall{"app": {Target: "app", Transaction: "tx-3"}}, nil
@@ -74,7 +76,7 @@ func TestRollbackCompletes(t *testing.T) {
 	assert.Equal(t, workflows.ActionRollback, d.Request.Action)
 	assert.True(t, d.Status.Final(d.Request.Action))
 	assert.True(t, d.Status.Succeeded(d.Request.Action))
-	assert.ElementsMatch(t, []string{workflows.HostQueue("host-a"), workflows.HostQueue("host-b")}, hosts)
+	assert.ElementsMatch(t, []string{workflows.HostQueue(workflows.DefaultManagerQueue, "host-a"), workflows.HostQueue(workflows.DefaultManagerQueue, "host-b")}, hosts)
 	require.Len(t, d.Installs, 2)
 	for _, in := range d.Installs {
 		assert.Equal(t, workflows.InstallInstalled, in.State)
@@ -89,7 +91,7 @@ func TestRollbackCompletes(t *testing.T) {
 
 func TestRollbackFailsOnOneHost(t *testing.T) {
 	env := rolloutEnv(t, func(ctx context.Context, in workflows.RollbackHostInput) (workflows.RollbackHostResult, error) {
-		if activity.GetInfo(ctx).TaskQueue == workflows.HostQueue("host-b") {
+		if activity.GetInfo(ctx).TaskQueue == workflows.HostQueue(workflows.DefaultManagerQueue, "host-b") {
 			return workflows.RollbackHostResult{}, temporal.NewNonRetryableApplicationError(
 				"host host-b installs app with the unarchive behavior; rollback needs the release behavior", workflows.ErrRollbackUnsupported, nil)
 		}

@@ -9,8 +9,24 @@ import (
 )
 
 func TestQueues(t *testing.T) {
-	assert.Equal(t, "relman-build-template", workflows.BuildQueue("template"))
-	assert.Equal(t, "relman-host-host-a", workflows.HostQueue("host-a"))
+	tests := map[string]struct {
+		managerQueue, build, host string
+	}{
+		// The default manager's names never changed: running transactions
+		// and saved histories use them.
+		"default manager": {workflows.DefaultManagerQueue, "relman-build-template", "relman-host-host-a"},
+		"unnamed":         {"", "relman-build-template", "relman-host-host-a"},
+		"another manager": {"team-b", "team-b:relman-build-template", "team-b:relman-host-host-a"},
+		// A manager queue that looks like the start of a default name
+		// still gets names of its own.
+		"lookalike": {"relman", "relman:relman-build-template", "relman:relman-host-host-a"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			assert.Equal(t, tc.build, workflows.BuildQueue(tc.managerQueue, "template"))
+			assert.Equal(t, tc.host, workflows.HostQueue(tc.managerQueue, "host-a"))
+		})
+	}
 }
 
 func TestSelector(t *testing.T) {

@@ -52,9 +52,19 @@ type WhereResult struct {
 
 // Where answers which transaction is live for each named target of a
 // project on every host registered for the environment. It is short-lived
-// (workflow id "where-..."): the CLI starts it and waits for its result. A
-// host that does not answer is reported in Errors, not as a failure.
+// (workflow id "where-..."): the CLI started it and waited for its result.
+// A host that does not answer is reported in Errors, not as a failure.
+//
+// `relman where` asks the manager's Desk now (desk.go); Where stays
+// registered so the executions it ran still replay.
 func Where(ctx workflow.Context, in WhereInput) (WhereResult, error) {
+	return where(ctx, in, fanOut)
+}
+
+// where asks every host of the environment what is live, sending the
+// calls out through fan (fanOut, or the Desk's fan-out that keeps its
+// pending activities in bounds).
+func where(ctx workflow.Context, in WhereInput, fan func(workflow.Context, workflow.ActivityOptions, []hostCall, func(int, workflow.Future))) (WhereResult, error) {
 	res := WhereResult{Project: in.Project, Env: in.Env, Hosts: map[string]map[string]LiveInstall{}}
 	hosts, err := registeredHosts(ctx, in.Project, in.Env)
 	if err != nil {
@@ -71,7 +81,7 @@ func Where(ctx workflow.Context, in WhereInput) (WhereResult, error) {
 		StartToCloseTimeout:    whereHostTimeout,
 		RetryPolicy:            &temporal.RetryPolicy{MaximumAttempts: 2},
 	}
-	fanOut(ctx, opts, calls, func(i int, f workflow.Future) {
+	fan(ctx, opts, calls, func(i int, f workflow.Future) {
 		h := names[i]
 		var live map[string]LiveInstall
 		if err := f.Get(ctx, &live); err != nil {

@@ -1,7 +1,7 @@
 """A legacy ReleaseManager client: Python's own xmlrpc.client against the
 relman XML-RPC gateway. Prints one JSON object for the Go test to check.
 
-usage: xmlrpc_client.py session|checks URL
+usage: xmlrpc_client.py session|checks|from|rollout URL [ARGS...]
 """
 import json
 import sys
@@ -9,7 +9,8 @@ import time
 import urllib.request
 import xmlrpc.client
 
-FINAL = {'INSTALL_COMPLETED', 'REJECTED', 'BUILD_FAILED', 'INSTALL_FAILED', 'CANCELLED'}
+FINAL = {'INSTALL_COMPLETED', 'REJECTED', 'BUILD_FAILED', 'INSTALL_FAILED', 'CANCELLED',
+         'ROLLBACK_COMPLETED', 'ROLLBACK_FAILED'}
 
 
 def fault(f):
@@ -130,9 +131,46 @@ def install_from(url):
     return {'build': build, 'built': built, 'install': install, 'installed': installed, 'bad': bad}
 
 
+def rollout(url, project, env):
+    # where, rollback, and several calls in one request, as Python's own
+    # MultiCall sends them.
+    relman = xmlrpc.client.ServerProxy(url)
+    cred = dict(username='py-tester', password='hunter2')
+    data = dict(project=project, env=env)
+    before = relman.where(cred, data)
+    rb = relman.rollback(cred, data)
+    status = wait(relman, rb, FINAL)
+    after = relman.where(cred, data)
+    history = relman.query_history(cred, rb)
+    mc = xmlrpc.client.MultiCall(relman)
+    mc.query_transaction(cred, rb)
+    mc.list_projects(cred)
+    mc.where(cred, data)
+    mc.no_such_method()
+    mc.rollback(cred, dict(project=project, env='no-such-env'))
+    answers = []
+    results = mc()
+    for i in range(5):
+        try:
+            answers.append({'result': results[i]})
+        except xmlrpc.client.Fault as f:
+            answers.append({'fault': fault(f)})
+    return {
+        'before': before,
+        'rollback': rb,
+        'status': status,
+        'after': after,
+        'history_events': [h['event'] for h in history],
+        'installed_at_types': sorted({type(r['installed_at']).__name__ for r in before if 'installed_at' in r}),
+        'multicall': answers,
+        'unknown_project': call(relman.where, cred, dict(project='no-such-project', env=env)),
+        'rollback_unknown_key': call(relman.rollback, cred, dict(project=project, env=env, branch='x')),
+    }
+
+
 def main():
-    mode, url = sys.argv[1], sys.argv[2]
-    result = {'session': session, 'checks': checks, 'from': install_from}[mode](url)
+    mode, url, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+    result = {'session': session, 'checks': checks, 'from': install_from, 'rollout': rollout}[mode](url, *args)
     json.dump(result, sys.stdout, default=str)
 
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/vbauerster/mpb/v8"
@@ -68,51 +70,140 @@ func stamp(t time.Time) string {
 	return t.Local().Format("15:04:05.000")
 }
 
-// followBars draws one bar for the build and one per (host, target).
+// followBars draws one line for the build and one bar per (host, named
+// target) until the release ends.
 func followBars(ctx context.Context, c client.Client, txid string, w io.Writer) (*workflows.Detail, error) {
-	p := mpb.NewWithContext(ctx, mpb.WithOutput(w), mpb.WithWidth(40), mpb.WithRefreshRate(120*time.Millisecond))
-	build := p.AddSpinner(1, mpb.PrependDecorators(decor.Name("build   ", decor.WCSyncSpaceR)),
-		mpb.AppendDecorators(decor.OnComplete(decor.Elapsed(decor.ET_STYLE_GO), "done")))
-	status := workflows.Status("")
-	statusName := func(decor.Statistics) string { return string(status) }
-	bars := map[string]*mpb.Bar{}
-	d, err := transaction.Wait(ctx, c, txid, func(d *workflows.Detail) {
-		status = d.Status
-		if d.Status != workflows.StatusStarted && build.Current() == 0 {
-			build.SetCurrent(1)
-		}
-		for _, in := range d.Installs {
-			k := in.Host + "/" + in.Target
-			b, ok := bars[k]
-			if !ok {
-				name := fmt.Sprintf("%s %s", in.Host, in.Target)
-				b = p.AddBar(1, mpb.PrependDecorators(decor.Name(name, decor.WCSyncSpaceR)),
-					mpb.AppendDecorators(decor.Any(func(decor.Statistics) string { return "" })))
-				bars[k] = b
-			}
-			switch in.State {
-			case workflows.InstallInstalled:
-				b.SetCurrent(1)
-			case workflows.InstallFailedS, workflows.InstallCancelled:
-				b.Abort(false)
-			}
-		}
-		if d.Status.Final(d.Request.Action) {
-			if build.Current() == 0 {
-				build.Abort(false)
-			}
-			for _, b := range bars {
-				if !b.Completed() {
-					b.Abort(false)
-				}
-			}
-		}
-	})
-	_ = statusName
-	build.Abort(false)
-	for _, b := range bars {
-		b.Abort(false)
-	}
-	p.Wait()
+	b := newBars(ctx, w)
+	d, err := transaction.Wait(ctx, c, txid, b.show)
+	b.close()
 	return d, err
+}
+
+// bars is the live picture of one release on a terminal. Each line ends in
+// what became of its step: the build "done", or "failed", "rejected",
+// "cancelled" when the release ended without it; each install its state.
+// A line that ended shows no spinner or bar.
+type bars struct {
+	p     *mpb.Progress
+	build *mpb.Bar
+	mu    sync.Mutex
+	// buildEnd is "" while the build runs, then what became of it.
+	buildEnd string
+	installs map[string]*mpb.Bar
+	states   map[string]workflows.InstallState
+}
+
+func newBars(ctx context.Context, w io.Writer, opts ...mpb.ContainerOption) *bars {
+	b := &bars{installs: map[string]*mpb.Bar{}, states: map[string]workflows.InstallState{}}
+	b.p = mpb.NewWithContext(ctx, append([]mpb.ContainerOption{mpb.WithOutput(w), mpb.WithWidth(40), mpb.WithRefreshRate(120 * time.Millisecond)}, opts...)...)
+	elapsed := decor.Elapsed(decor.ET_STYLE_GO)
+	b.build = b.p.AddSpinner(1,
+		mpb.PrependDecorators(decor.Name("build   ", decor.WCSyncSpaceR)),
+		mpb.AppendDecorators(decor.Any(func(st decor.Statistics) string {
+			if end := b.ended(); end != "" {
+				return end
+			}
+			s, _ := elapsed.Decor(st)
+			return s
+		})),
+		mpb.BarFillerClearOnComplete(), mpb.BarFillerClearOnAbort())
+	return b
+}
+
+func (b *bars) ended() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buildEnd
+}
+
+func (b *bars) state(k string) workflows.InstallState {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.states[k]
+}
+
+// show draws what the detail says.
+func (b *bars) show(d *workflows.Detail) {
+	final := d.Status.Final(d.Request.Action)
+	b.mu.Lock()
+	switch {
+	case b.buildEnd != "":
+	case len(d.Artifacts) > 0:
+		b.buildEnd = "done"
+	case final:
+		b.buildEnd = stepEnd(d.Status)
+	}
+	buildEnd := b.buildEnd
+	b.mu.Unlock()
+	switch {
+	case buildEnd == "done":
+		b.build.SetCurrent(1)
+	case buildEnd != "":
+		b.build.Abort(false)
+	}
+	for _, in := range d.Installs {
+		k := in.Host + "/" + in.Target
+		bar, ok := b.installs[k]
+		if !ok {
+			bar = b.p.AddBar(1,
+				mpb.PrependDecorators(decor.Name(in.Host+" "+in.Target, decor.WCSyncSpaceR)),
+				mpb.AppendDecorators(decor.Any(func(decor.Statistics) string { return string(b.state(k)) })),
+				mpb.BarFillerClearOnAbort())
+			b.installs[k] = bar
+		}
+		b.mu.Lock()
+		b.states[k] = in.State
+		b.mu.Unlock()
+		switch in.State {
+		case workflows.InstallInstalled:
+			bar.SetCurrent(1)
+		case workflows.InstallFailedS, workflows.InstallCancelled, workflows.InstallSkipped:
+			bar.Abort(false)
+		}
+	}
+	if final {
+		for k, bar := range b.installs {
+			if !bar.Completed() {
+				b.mu.Lock()
+				if st := b.states[k]; st == workflows.InstallPending || st == workflows.InstallInstalling {
+					b.states[k] = workflows.InstallState(stepEnd(d.Status))
+				}
+				b.mu.Unlock()
+				bar.Abort(false)
+			}
+		}
+	}
+}
+
+// close ends every line still running (the follow stopped early) and
+// waits for the last picture.
+func (b *bars) close() {
+	b.mu.Lock()
+	if b.buildEnd == "" {
+		b.buildEnd = "stopped following"
+	}
+	b.mu.Unlock()
+	if !b.build.Completed() {
+		b.build.Abort(false)
+	}
+	for _, bar := range b.installs {
+		if !bar.Completed() {
+			bar.Abort(false)
+		}
+	}
+	b.p.Wait()
+}
+
+// stepEnd is what became of a step that did not finish when its release
+// ended in status s.
+func stepEnd(s workflows.Status) string {
+	switch s {
+	case workflows.StatusBuildFailed, workflows.StatusInstallFailed, workflows.StatusRollbackFailed:
+		return "failed"
+	case workflows.StatusRejected:
+		return "rejected"
+	case workflows.StatusCancelled:
+		return "cancelled"
+	}
+	return strings.ToLower(string(s))
 }

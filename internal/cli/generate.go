@@ -15,23 +15,33 @@ import (
 
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/deployments"
+	"github.com/relman/relman/examples"
 )
 
 // layouts are the directories `relman generate` makes per role, after the
-// seed's relman_ctl layouts.
+// seed's relman_ctl layouts. Every role generated into one directory shares
+// sharedStore beside them: builders write it, installers read it.
 var layouts = map[string][]string{
 	"manager":   {"conf", "log", "work"},
-	"builder":   {"conf", "log", "work", "archive", "checkout"},
-	"installer": {"conf", "log", "work", "install_base/dev", "install_base/qa", "install_base/test", "install_base/prod"},
+	"builder":   {"conf", "log", "work", "checkout", "../" + sharedStore},
+	"installer": {"conf", "log", "work", "install_base/dev", "install_base/qa", "install_base/test", "install_base/prod", "../" + sharedStore},
 }
+
+// sharedStore is the file:// artifact store of the roles generated into one
+// directory, in that directory.
+const sharedStore = "artifacts"
 
 // unitWritable are the layout directories a role's systemd unit may write:
 // everything else is read-only to it (ProtectSystem=strict).
 var unitWritable = map[string][]string{
 	"manager":   {"log", "work"},
-	"builder":   {"log", "work", "archive"},
+	"builder":   {"log", "work", "../" + sharedStore},
 	"installer": {"log", "work", "install_base"},
 }
+
+// exampleCheckout is where a generated builder finds the example project its
+// config builds.
+const exampleCheckout = "checkout/template"
 
 func (a *app) generateCommand() *cobra.Command {
 	var dir string
@@ -39,10 +49,14 @@ func (a *app) generateCommand() *cobra.Command {
 		Use:   "generate manager|builder|installer NAME",
 		Short: "Make a ready-to-run layout for a manager, builder or installer (the seed's relman_ctl generate)",
 		Long: `Make NAME/ under --dir with a README, conf/<role>.yaml (a commented example
-config that starts as it is), log/ and work/ (a builder also gets archive/ and
-checkout/, an installer install_base/<env>/), and a systemd unit. Existing
-files are never overwritten: they are kept and listed.`,
-		Example: `  relman generate builder build-1 --dir /srv/relman
+config), log/ and work/ (a builder also gets checkout/ holding the example
+project as a git repository, an installer install_base/<env>/), and a
+systemd unit. Roles generated into the same --dir work together as they are:
+builders write the artifact store --dir/artifacts, installers read it, and
+the example project releases to test once the manager's README steps are
+done. Existing files are never overwritten: they are kept and listed.`,
+		Example: `  relman generate manager mgr --dir /srv/relman
+  relman generate builder build-1 --dir /srv/relman
   relman generate installer web-1 --dir /srv/relman
   relman installer --config /srv/relman/web-1/conf/installer.yaml`,
 		Args: cobra.ExactArgs(2),
@@ -55,17 +69,21 @@ files are never overwritten: they are kept and listed.`,
 			if !config.ValidName(name) {
 				return usageErr("name %q must be lowercase letters, digits, '.', '_' or '-', starting with a letter or digit", name)
 			}
-			root, err := filepath.Abs(filepath.Join(dir, name))
+			if name == sharedStore {
+				return usageErr("name %q is the artifact store the roles of --dir share; choose another name", name)
+			}
+			parent, err := filepath.Abs(dir)
 			if err != nil {
 				return err
 			}
+			root := filepath.Join(parent, name)
 			for _, d := range dirs {
 				if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 					return err
 				}
 			}
 			relman, _ := os.Executable()
-			data := map[string]string{"Role": role, "Name": name, "Root": root, "Relman": relman}
+			data := map[string]string{"Role": role, "Name": name, "Root": root, "Dir": parent, "Relman": relman, "Store": sharedStore}
 			// The unit comes from the same template as the units under
 			// deployments/systemd, so both get the same hardening.
 			u := deployments.Unit{
@@ -115,41 +133,93 @@ files are never overwritten: they are kept and listed.`,
 			for _, k := range kept {
 				fmt.Fprintf(a.opts.Stdout, "kept existing %s\n", k)
 			}
+			if role == "builder" {
+				// The example project as a repository, so the first release
+				// has something to build; a repository there is kept.
+				if err := examples.MakeRepo(cmd.Context(), filepath.Join(root, exampleCheckout)); err != nil {
+					return fmt.Errorf("the example project in %s: %w; install git, or point source.git in conf/builder.yaml at your own repository", exampleCheckout, err)
+				}
+				fmt.Fprintf(a.opts.Stdout, "the example project: %s (a git repository)\n", exampleCheckout)
+			}
+			if role != "manager" {
+				fmt.Fprintf(a.opts.Stdout, "artifact store: %s, shared with the roles generated into %s\n", filepath.Join(parent, sharedStore), parent)
+			}
+			fmt.Fprintf(a.opts.Stdout, "next: see %s\n", filepath.Join(root, "README.md"))
 			fmt.Fprintf(a.opts.Stdout, "start it: relman %s --config %s\n", role, filepath.Join(root, "conf", role+".yaml"))
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dir, "dir", ".", "where to make the NAME directory")
+	cmd.Flags().StringVar(&dir, "dir", ".", "where to make the NAME directory; generate every role of one setup into the same one")
 	return cmd
 }
 
 const generateReadme = `# {{.Name}}: a relman {{.Role}}
 
-Made by ` + "`relman generate {{.Role}} {{.Name}}`" + `.
+Made by ` + "`relman generate {{.Role}} {{.Name}}`" + ` in {{.Dir}}. Generate a manager, a
+builder and an installer into that same directory and they work together as
+they are. The commands below run in this directory.
 
 - ` + "`conf/{{.Role}}.yaml`" + `: the config; paths in it are relative to conf/.
   Check it with ` + "`relman config check conf/{{.Role}}.yaml`" + `.
 - ` + "`log/`" + `: the log file (logging.path).
 - ` + "`work/`" + `: scratch space.
+{{- if eq .Role "manager"}}
+- ` + "`conf/users.yaml`" + `: the users and their tokens (made by the first
+  ` + "`relman token create`" + ` or ` + "`relman user add`" + `).
+{{- end}}
 {{- if eq .Role "builder"}}
-- ` + "`archive/`" + `: the artifact store (file://); installers must reach the
-  same store, so on several machines use a shared mount or s3://.
-- ` + "`checkout/`" + `: put a project's repository here, or point source.git
-  at its URL.
+- ` + "`checkout/template/`" + `: the example project as a git repository; the
+  config builds it. Point source.git at your own repositories.
+- ` + "`../{{.Store}}/`" + `: the artifact store (file://) this builder writes and
+  the installers generated beside it read. On several machines use a shared
+  mount or s3:// (artifacts: in every builder's and installer's config).
 {{- end}}
 {{- if eq .Role "installer"}}
-- ` + "`install_base/<env>/`" + `: where named targets are installed by default.
+- ` + "`install_base/<env>/`" + `: where named targets are installed.
+- ` + "`../{{.Store}}/`" + `: the artifact store the builders generated beside it
+  write (artifacts: in conf/installer.yaml).
 {{- end}}
 - ` + "`relman-{{.Role}}-{{.Name}}.service`" + `: a hardened systemd unit running as
   the user relman-{{.Role}} (group relman), which may write only log/, work/
-{{- if eq .Role "builder"}} and archive/{{end}}{{if eq .Role "installer"}} and install_base/{{end}}.
+{{- if eq .Role "builder"}} and ../{{.Store}}/{{end}}{{if eq .Role "installer"}} and install_base/{{end}}.
   Make the user (deployments/systemd/relman.sysusers), give it those
   directories (` + "`chown -R relman-{{.Role}}:relman ...`" + `), put TEMPORAL_* settings
   and secrets in conf/{{.Role}}.env, copy the unit to /etc/systemd/system and
   ` + "`systemctl enable --now relman-{{.Role}}-{{.Name}}`" + `.
 
-Start it by hand: ` + "`relman {{.Role}} --config conf/{{.Role}}.yaml`" + `
-(TEMPORAL_ADDRESS or --address says where Temporal is).
+## Start it
+
+The {{.Role}} talks to Temporal: TEMPORAL_ADDRESS or --address says where
+(default localhost:7233; for a try on one machine, ` + "`temporal server start-dev`" + `).
+Started while Temporal is away, it warns and serves once Temporal comes.
+{{- if eq .Role "manager"}}
+
+1. A user who may release, and their token (the policy in conf/manager.yaml
+   lets role deployer release anything):
+
+       relman token create deployer --users-file conf/users.yaml --roles deployer > conf/deployer.token
+
+2. The XML-RPC gateway listens on 127.0.0.1:10000 (listen_port). If another
+   manager or relman dev on this machine has that port, set listen_port in
+   conf/manager.yaml to a free one, or turn the gateway off with
+   ` + "`gateway: {off: true}`" + `.
+
+3. Start the manager here, and the builder and the installer generated
+   beside it from their directories (their READMEs say how):
+
+       relman manager --config conf/manager.yaml
+
+4. Release the example project to test and wait for INSTALL_COMPLETED:
+
+       relman release template --env test --wait --token-file conf/deployer.token
+{{- else}}
+
+    relman {{.Role}} --config conf/{{.Role}}.yaml
+
+It registers with the manager on relman-manager (manager_queue and
+registry_id in the config; list several under managers to serve more than
+one).
+{{- end}}
 `
 
 var generateConfigs = map[string]string{
@@ -201,7 +271,7 @@ temporal:
 logging:
   path: ../log/builder.log
   level: info
-artifacts: file://../archive  # installers read the same store
+artifacts: file://../../{{.Store}}   # shared with the installers generated beside it
 work_dir: ../work
 lease: 60s                    # registration renewed every lease/3
 projects:
@@ -224,7 +294,7 @@ temporal:
 logging:
   path: ../log/installer.log
   level: info
-artifacts: file://../../builder/archive   # the builders' store
+artifacts: file://../../{{.Store}}   # the store the builders generated beside it write
 work_dir: ../work
 lease: 60s
 # environment -> named target -> install behavior and path

@@ -15,8 +15,8 @@ import (
 
 var roleShort = map[string]string{
 	"manager":   "Run a manager: the Release and Registry workflows and the manager's checks, on the manager queue",
-	"builder":   "Run a builder: builds the projects its config lists, on relman-build-<project>",
-	"installer": "Run an installer host: installs its named targets, on relman-host-<host>",
+	"builder":   "Run a builder: builds the projects its config lists for every manager it serves, on relman-build-<project>",
+	"installer": "Run an installer host: installs its named targets for every manager it serves, on relman-host-<host>",
 }
 
 func (a *app) roleCommand(role string) *cobra.Command {

@@ -10,10 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -80,7 +78,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	if err := writeExamples(dir); err != nil {
 		return nil, err
 	}
-	if err := makeRepo(ctx, filepath.Join(dir, "repos", "template")); err != nil {
+	if err := examples.MakeRepo(ctx, filepath.Join(dir, "repos", "template")); err != nil {
 		return nil, err
 	}
 	s := &Stack{Dir: dir, Hosts: map[string]string{}, errs: make(chan error, 8)}
@@ -205,48 +203,6 @@ func writeExamples(dir string) error {
 		}
 		if err := os.WriteFile(dst, b, 0o644); err != nil {
 			return err
-		}
-	}
-	return nil
-}
-
-// makeRepo makes a git repository of the example project, once.
-func makeRepo(ctx context.Context, repo string) error {
-	if _, err := os.Stat(filepath.Join(repo, ".git")); err == nil {
-		return nil
-	}
-	err := fs.WalkDir(examples.FS, "template", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel("template", p)
-		dst := filepath.Join(repo, rel)
-		if d.IsDir() {
-			return os.MkdirAll(dst, 0o755)
-		}
-		b, err := examples.FS.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		mode := os.FileMode(0o644)
-		if filepath.Ext(p) == ".sh" {
-			mode = 0o755
-		}
-		return os.WriteFile(dst, b, mode)
-	})
-	if err != nil {
-		return fmt.Errorf("example project: %w", err)
-	}
-	for _, args := range [][]string{
-		{"init", "-q", "-b", "main"},
-		{"add", "-A"},
-		{"-c", "user.name=relman dev", "-c", "user.email=dev@relman.invalid", "commit", "-q", "-m", "example project"},
-	} {
-		cmd := exec.CommandContext(ctx, "git", args...)
-		cmd.Dir = repo
-		cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("git %s in %s: %v: %s", args[0], repo, err, out)
 		}
 	}
 	return nil

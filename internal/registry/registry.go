@@ -51,6 +51,33 @@ func (g Registry) Register(ctx context.Context, r workflows.Registration) (workf
 	return l, nil
 }
 
+// ErrOtherManager: the registry runs on the queue of a manager other than
+// the one it was named with; two managers were given one registry id.
+var ErrOtherManager = errors.New("registry of another manager")
+
+// CheckOwner makes sure the registry is this manager's: a registry already
+// running on another manager's queue would mix the two managers'
+// registrations, so one manager would plan onto the other's builders and
+// hosts. A registry not running yet is anyone's.
+func (g Registry) CheckOwner(ctx context.Context) error {
+	d, err := g.Client.DescribeWorkflowExecution(ctx, g.ID, "")
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return fmt.Errorf("read registry %s: %w", g.ID, err)
+	}
+	if d.GetWorkflowExecutionInfo().GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return nil
+	}
+	if q := d.GetExecutionConfig().GetTaskQueue().GetName(); q != g.ManagerQueue {
+		return fmt.Errorf("registry %s is the registry of the manager on queue %s, not of manager %s; each manager needs a registry_id of its own: %w",
+			g.ID, q, g.ManagerQueue, ErrOtherManager)
+	}
+	return nil
+}
+
 // Deregister removes a registration at once, as a worker shuts down.
 func (g Registry) Deregister(ctx context.Context, role workflows.Role, id string) error {
 	h, err := g.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -20,7 +19,8 @@ var transactionTypes = []string{workflows.ReleaseWorkflowName, workflows.Rollbac
 
 const transactionTypesQuery = "WorkflowType IN ('" + workflows.ReleaseWorkflowName + "', '" + workflows.RollbackWorkflowName + "')"
 
-func isTransactionType(name string) bool {
+// IsTransactionType reports whether a workflow type is a transaction's.
+func IsTransactionType(name string) bool {
 	for _, t := range transactionTypes {
 		if t == name {
 			return true
@@ -50,23 +50,12 @@ func StartRollback(ctx context.Context, c client.Client, queue string, req workf
 	return run.GetID(), nil
 }
 
-// Where runs a Where workflow and returns what is live on every host of
-// env for each named target of project.
+// Where asks the Desk of the manager on queue what is live on every host
+// of env for each named target of project. No workflow execution is
+// started for it.
 func Where(ctx context.Context, c client.Client, queue, project, env string) (*workflows.WhereResult, error) {
-	u, err := uuid.NewV7()
-	if err != nil {
-		return nil, err
-	}
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       workflows.WhereIDPrefix + u.String(),
-		TaskQueue:                queue,
-		WorkflowExecutionTimeout: 2 * time.Minute,
-	}, workflows.WhereWorkflowName, workflows.WhereInput{Project: project, Env: env})
-	if err != nil {
-		return nil, fmt.Errorf("ask where %s runs in %s: %w", project, env, err)
-	}
 	var res workflows.WhereResult
-	if err := run.Get(ctx, &res); err != nil {
+	if err := ask(ctx, c, queue, workflows.WhereUpdate, workflows.WhereInput{Project: project, Env: env}, &res); err != nil {
 		var app *temporal.ApplicationError
 		if errors.As(err, &app) {
 			return nil, fmt.Errorf("where %s runs in %s: %s", project, env, app.Message())

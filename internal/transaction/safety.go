@@ -48,8 +48,10 @@ func Decide(ctx context.Context, c client.Client, txid string, approve bool, d w
 	return "", fmt.Errorf("%s %s: %w", name, txid, err)
 }
 
-// Plan asks the manager what a request would do, without doing it: the
-// PlanOnly workflow runs the manager's Plan activity.
+// Plan asks the Desk of the manager on queue what a request would do,
+// without doing it: the manager's Plan activity and the batches. No
+// workflow execution is started for it. The signature is bound to a
+// plan-<uuid> id, as it was when each plan was a PlanOnly workflow.
 func Plan(ctx context.Context, c client.Client, queue string, req workflows.Request, sign Signer) (*workflows.PlanOnlyResult, error) {
 	u, err := uuid.NewV7()
 	if err != nil {
@@ -60,12 +62,8 @@ func Plan(ctx context.Context, c client.Client, queue string, req workflows.Requ
 	if sign != nil {
 		in.Signature = sign(id, req)
 	}
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: queue}, workflows.PlanOnlyWorkflowName, in)
-	if err != nil {
-		return nil, fmt.Errorf("plan %s: %w", req.Project, err)
-	}
 	var res workflows.PlanOnlyResult
-	if err := run.Get(ctx, &res); err != nil {
+	if err := ask(ctx, c, queue, workflows.PlanUpdate, in, &res); err != nil {
 		var app *temporal.ApplicationError
 		if errors.As(err, &app) {
 			return nil, errors.New(app.Message())

@@ -131,7 +131,7 @@ func Get(ctx context.Context, c client.Client, txid string) (*workflows.Detail, 
 		return nil, fmt.Errorf("read transaction %s: %w", txid, err)
 	}
 	info := desc.GetWorkflowExecutionInfo()
-	if !isTransactionType(info.GetType().GetName()) {
+	if !IsTransactionType(info.GetType().GetName()) {
 		return nil, fmt.Errorf("%s is a %s workflow, not a relman transaction", txid, info.GetType().GetName())
 	}
 	if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {

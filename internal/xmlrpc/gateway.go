@@ -108,7 +108,10 @@ Faults: 1 unknown project, 3 credentials rejected, 4 bad request_data,
 		Func: g.queryTransaction,
 		Help: `query_transaction([credentials,] trans_id) => status word.
 STARTED, BUILD_COMPLETED, INSTALL_COMPLETED, REJECTED, BUILD_FAILED,
-INSTALL_FAILED or CANCELLED. Faults: 2 unknown transaction.`,
+INSTALL_FAILED or CANCELLED; while a release waits, WAITING (for another
+release's lock) or AWAITING_APPROVAL; a rollback ends ROLLBACK_COMPLETED or
+ROLLBACK_FAILED. Faults: 2 unknown transaction, 3 credentials rejected,
+6 not allowed to read it.`,
 		Signatures: [][]string{{"string", "string"}, {"string", "struct", "string"}},
 	})
 	s.Register("query_history", Method{
@@ -132,6 +135,7 @@ named targets) holding a live lease with this manager.`,
 		Signatures: [][]string{{"array", "struct"}, {"array"}},
 	})
 	g.registerApproval(s)
+	g.registerRollout(s)
 	return s
 }
 
@@ -418,9 +422,9 @@ func (g *Gateway) parseRequest(data map[string]any) (workflows.Request, string, 
 	if requestID != "" {
 		// The request id becomes the workflow id; it must not name one of
 		// the manager's own workflows.
-		if requestID == g.Config.RegistryID || len(requestID) > 255 ||
+		if requestID == g.Config.RegistryID || requestID == workflows.DeskID(g.Config.ManagerQueue) || len(requestID) > 255 ||
 			strings.IndexFunc(requestID, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }) >= 0 {
-			return req, "", Faultf(CodeBadRequest, "request_id must be at most 255 printable characters without spaces, and not %q", g.Config.RegistryID)
+			return req, "", Faultf(CodeBadRequest, "request_id must be at most 255 printable characters without spaces, and neither %q nor %q", g.Config.RegistryID, workflows.DeskID(g.Config.ManagerQueue))
 		}
 	}
 	return req, requestID, nil
@@ -462,8 +466,9 @@ func txParamID(method string, ps []any) (string, error) {
 	return id, nil
 }
 
-// checkTransaction faults unless id is a Release workflow, so other
-// workflows in the namespace (the registry) never pass for transactions.
+// checkTransaction faults unless id is a transaction (a Release or a
+// Rollback workflow), so other workflows in the namespace (the registry,
+// locks) never pass for transactions.
 func (g *Gateway) checkTransaction(ctx context.Context, id string) error {
 	desc, err := g.Client.DescribeWorkflowExecution(ctx, id, "")
 	if err != nil {
@@ -474,7 +479,7 @@ func (g *Gateway) checkTransaction(ctx context.Context, id string) error {
 		}
 		return Faultf(CodeInternal, "could not read transaction %s: %v", clip(id), err)
 	}
-	if desc.GetWorkflowExecutionInfo().GetType().GetName() != workflows.ReleaseWorkflowName {
+	if !transaction.IsTransactionType(desc.GetWorkflowExecutionInfo().GetType().GetName()) {
 		return Faultf(CodeUnknownTransaction, "no transaction %q", clip(id))
 	}
 	return nil

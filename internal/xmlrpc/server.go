@@ -143,7 +143,81 @@ func NewServer(log *slog.Logger) *Server {
 		Help:       "system.methodSignature(name) => [[return type, param types...]]: the method's signatures.",
 		Signatures: [][]string{{"array", "string"}},
 	})
+	s.Register("system.multicall", Method{
+		Func: s.multicall,
+		Help: `system.multicall([{methodName, params}, ...]) => [[result] or {faultCode, faultString}, ...].
+Several calls in one request (Python's xmlrpc.client.MultiCall), run in
+order; each answer is its result in a one-element array, or its fault as a
+struct, and a fault does not stop the calls after it. At most 100 calls;
+system.multicall cannot call itself.`,
+		Signatures: [][]string{{"array", "array"}},
+	})
 	return s
+}
+
+// MaxMulticall caps the calls of one system.multicall: they share one
+// call's timeout.
+const MaxMulticall = 100
+
+// multicall runs each call of a system.multicall in order, as the spec
+// (xmlrpc-c's system.multicall, which Python's MultiCall speaks) has it.
+func (s *Server) multicall(ctx context.Context, ps []any) (any, error) {
+	if len(ps) != 1 {
+		return nil, Faultf(CodeInvalidParams, "system.multicall takes one param, an array of {methodName, params} structs; got %d params", len(ps))
+	}
+	calls, ok := ps[0].([]any)
+	if !ok {
+		return nil, Faultf(CodeInvalidParams, "system.multicall takes an array of {methodName, params} structs, not %s", TypeName(ps[0]))
+	}
+	if len(calls) > MaxMulticall {
+		return nil, Faultf(CodeInvalidParams, "system.multicall got %d calls; send at most %d in one request", len(calls), MaxMulticall)
+	}
+	out := make([]any, len(calls))
+	for i, c := range calls {
+		res, err := s.subcall(ctx, i, c)
+		if err != nil {
+			var f *Fault
+			if !errors.As(err, &f) {
+				f = &Fault{Code: CodeInternal, Message: err.Error()}
+			}
+			out[i] = map[string]any{"faultCode": f.Code, "faultString": f.Message}
+			continue
+		}
+		out[i] = []any{res}
+	}
+	return out, nil
+}
+
+// subcall runs call i of a system.multicall.
+func (s *Server) subcall(ctx context.Context, i int, c any) (any, error) {
+	m, ok := c.(map[string]any)
+	if !ok {
+		return nil, Faultf(CodeInvalidParams, "call %d of system.multicall must be a {methodName, params} struct, not %s", i, TypeName(c))
+	}
+	name, ok := m["methodName"].(string)
+	if !ok || name == "" {
+		return nil, Faultf(CodeInvalidParams, "call %d of system.multicall needs methodName, a string", i)
+	}
+	params := []any{}
+	if p, present := m["params"]; present {
+		if params, ok = p.([]any); !ok {
+			return nil, Faultf(CodeInvalidParams, "params of call %d (%s) of system.multicall must be an array, not %s", i, clip(name), TypeName(p))
+		}
+	}
+	if name == "system.multicall" {
+		return nil, Faultf(CodeInvalidParams, "call %d: system.multicall cannot call itself", i)
+	}
+	start := time.Now()
+	res, err := s.invoke(ctx, &Call{Method: name, Params: params})
+	code := 0
+	var f *Fault
+	if errors.As(err, &f) {
+		code = f.Code
+	} else if err != nil {
+		code = CodeInternal
+	}
+	s.Log.Info("xml-rpc call", "method", clip(name), "in", "system.multicall", "fault", code, "took", time.Since(start).Round(time.Microsecond))
+	return res, err
 }
 
 // Register adds or replaces a method.
@@ -243,26 +317,35 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(buf.Bytes())
 }
 
-// call runs one method, turning a panic into a fault so one bad call never
-// takes the manager down.
-func (s *Server) call(ctx context.Context, c *Call) (result any, err error) {
-	m, ok := s.lookup(c.Method)
-	if !ok {
-		return nil, Faultf(CodeMethodNotFound, "method %q is not supported; see system.listMethods", clip(c.Method))
-	}
+// call runs one method within the call timeout.
+func (s *Server) call(ctx context.Context, c *Call) (any, error) {
 	timeout := s.CallTimeout
 	if timeout <= 0 {
 		timeout = DefaultCallTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	return s.invoke(ctx, c)
+}
+
+// invoke runs one method, turning a panic into a fault so one bad call
+// never takes the manager down.
+func (s *Server) invoke(ctx context.Context, c *Call) (result any, err error) {
+	m, ok := s.lookup(c.Method)
+	if !ok {
+		return nil, Faultf(CodeMethodNotFound, "method %q is not supported; see system.listMethods", clip(c.Method))
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			s.Log.Error("xml-rpc method panicked", "method", c.Method, "panic", p, "stack", string(debug.Stack()))
 			result, err = nil, Faultf(CodeInternalError, "%s failed inside the server; see the manager's log", c.Method)
 		}
 	}()
-	return m.Func(ctx, c.Params)
+	result, err = m.Func(ctx, c.Params)
+	if err != nil && errors.Is(context.Cause(ctx), ErrStopping) {
+		return nil, Faultf(CodeInternal, "%s was cut short: the server is stopping; try again in a moment", c.Method)
+	}
+	return result, err
 }
 
 // cappedReader reads at most left bytes and notes when the body has more.
@@ -325,7 +408,15 @@ const (
 	writeTimeout      = DefaultCallTimeout + 15*time.Second
 	idleTimeout       = 2 * time.Minute
 	shutdownTimeout   = 5 * time.Second
+	// closeGrace is how long calls in flight at Close may go on before
+	// their contexts end: a call waiting on an unreachable Temporal would
+	// otherwise hold a stopping manager for shutdownTimeout.
+	closeGrace = time.Second
 )
+
+// ErrStopping is the cause of the end of a call's context when its server
+// closes under it.
+var ErrStopping = errors.New("the server is stopping")
 
 // Listener is a running HTTP server for an XML-RPC handler.
 type Listener struct {
@@ -335,6 +426,8 @@ type Listener struct {
 	done chan error
 	once sync.Once
 	err  error
+	// stopCalls ends the contexts of the calls in flight.
+	stopCalls context.CancelCauseFunc
 }
 
 // Listen opens addr (host:port; port 0 picks a free one) and serves h on it
@@ -350,6 +443,7 @@ func Listen(addr string, h http.Handler, log *slog.Logger, tc *tls.Config) (*Lis
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	calls, stopCalls := context.WithCancelCause(context.Background())
 	l := &Listener{
 		srv: &http.Server{
 			Handler:           h,
@@ -359,10 +453,12 @@ func Listen(addr string, h http.Handler, log *slog.Logger, tc *tls.Config) (*Lis
 			IdleTimeout:       idleTimeout,
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+			BaseContext:       func(net.Listener) context.Context { return calls },
 		},
-		ln:   ln,
-		tls:  tc != nil,
-		done: make(chan error, 1),
+		ln:        ln,
+		tls:       tc != nil,
+		done:      make(chan error, 1),
+		stopCalls: stopCalls,
 	}
 	go func() {
 		err := l.srv.Serve(ln)
@@ -389,12 +485,16 @@ func (l *Listener) URL() string {
 // Done reports the server stopping on its own.
 func (l *Listener) Done() <-chan error { return l.done }
 
-// Close stops accepting calls and lets running ones finish for a few
-// seconds.
+// Close stops accepting calls and lets running ones finish for a moment
+// (closeGrace); then their contexts end, so each answers at once (a fault
+// saying the server is stopping) and Close returns.
 func (l *Listener) Close() error {
 	l.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()
+		t := time.AfterFunc(closeGrace, func() { l.stopCalls(ErrStopping) })
+		defer t.Stop()
+		defer l.stopCalls(ErrStopping)
 		if err := l.srv.Shutdown(ctx); err != nil {
 			_ = l.srv.Close()
 			l.err = err

@@ -73,7 +73,7 @@ func TestServerCalls(t *testing.T) {
 
 	v, err = rpc(t, hs.URL+"/", "system.listMethods")
 	require.NoError(t, err)
-	assert.Equal(t, []any{"echo", "fail", "fault", "panic", "slow", "system.listMethods", "system.methodHelp", "system.methodSignature", "unencodable"}, v)
+	assert.Equal(t, []any{"echo", "fail", "fault", "panic", "slow", "system.listMethods", "system.methodHelp", "system.methodSignature", "system.multicall", "unencodable"}, v)
 
 	v, err = rpc(t, hs.URL, "system.methodHelp", "echo")
 	require.NoError(t, err)
@@ -104,6 +104,62 @@ func TestServerCalls(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			_, err := rpc(t, hs.URL, tt.method, tt.params...)
 			assert.Equal(t, tt.code, faultCode(t, err))
+		})
+	}
+}
+
+// system.multicall answers each call in order, a result in a one-element
+// array or a fault struct, and one call's fault does not stop the others.
+func TestServerMulticall(t *testing.T) {
+	_, hs := testServer(t, nil)
+	v, err := rpc(t, hs.URL, "system.multicall", []any{
+		map[string]any{"methodName": "echo", "params": []any{1, "a"}},
+		map[string]any{"methodName": "fault", "params": []any{}},
+		map[string]any{"methodName": "panic"},
+		map[string]any{"methodName": "nope", "params": []any{}},
+		map[string]any{"methodName": "system.multicall", "params": []any{[]any{}}},
+		map[string]any{"methodName": "echo", "params": "not an array"},
+		map[string]any{"params": []any{}},
+		"not a struct",
+		map[string]any{"methodName": "system.methodHelp", "params": []any{"echo"}},
+	})
+	require.NoError(t, err)
+	got, ok := v.([]any)
+	require.True(t, ok, "%#v", v)
+	require.Len(t, got, 9)
+	assert.Equal(t, []any{[]any{1, "a"}}, got[0])
+	assert.Equal(t, []any{"echo(...) => [params]"}, got[8])
+	wantFault := func(i, code int, part string) {
+		t.Helper()
+		f, ok := got[i].(map[string]any)
+		require.True(t, ok, "answer %d: %#v", i, got[i])
+		assert.Equal(t, code, f["faultCode"], "answer %d: %v", i, f["faultString"])
+		assert.Contains(t, f["faultString"], part, "answer %d", i)
+	}
+	wantFault(1, CodeUnknownProject, "no")
+	wantFault(2, CodeInternalError, "panic failed inside the server")
+	wantFault(3, CodeMethodNotFound, `"nope"`)
+	wantFault(4, CodeInvalidParams, "call 4: system.multicall cannot call itself")
+	wantFault(5, CodeInvalidParams, "params of call 5 (echo) of system.multicall must be an array, not string")
+	wantFault(6, CodeInvalidParams, "call 6 of system.multicall needs methodName")
+	wantFault(7, CodeInvalidParams, "call 7 of system.multicall must be a {methodName, params} struct, not string")
+
+	tests := map[string]struct {
+		params []any
+		want   string
+	}{
+		"no param":       {nil, "takes one param"},
+		"two params":     {[]any{[]any{}, []any{}}, "got 2 params"},
+		"not an array":   {[]any{"echo"}, "not string"},
+		"too many calls": {[]any{make([]any, MaxMulticall+1)}, "got 101 calls; send at most 100"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := rpc(t, hs.URL, "system.multicall", tc.params...)
+			var f *Fault
+			require.ErrorAs(t, err, &f)
+			assert.Equal(t, CodeInvalidParams, f.Code)
+			assert.Contains(t, f.Message, tc.want)
 		})
 	}
 }
@@ -189,6 +245,45 @@ func TestListenFreePortAndClose(t *testing.T) {
 	defer l2.Close()
 	_, err = Listen(l2.Addr().String(), hs.Config.Handler, nil, nil)
 	assert.ErrorContains(t, err, "xml-rpc gateway on "+l2.Addr().String())
+}
+
+// A call still running when its listener closes (say, waiting on a
+// Temporal server that went away) gets a fault that says the server is
+// stopping, and Close does not wait out the call.
+func TestListenCloseEndsCallsInFlight(t *testing.T) {
+	s, _ := testServer(t, nil)
+	s.CallTimeout = time.Hour
+	entered := make(chan struct{})
+	s.Register("stuck", Method{Func: func(ctx context.Context, _ []any) (any, error) {
+		close(entered)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}})
+	l, err := Listen("127.0.0.1:0", s, nil, nil)
+	require.NoError(t, err)
+	answered := make(chan error, 1)
+	go func() {
+		var b bytes.Buffer
+		if err := EncodeCall(&b, "stuck"); err != nil {
+			answered <- err
+			return
+		}
+		resp, err := http.Post(l.URL(), "text/xml", &b)
+		if err != nil {
+			answered <- err
+			return
+		}
+		defer resp.Body.Close()
+		_, err = DecodeResponse(resp.Body)
+		answered <- err
+	}()
+	<-entered
+	require.NoError(t, l.Close())
+	err = <-answered
+	var f *Fault
+	require.ErrorAs(t, err, &f, "the client gets an answer, not a broken connection")
+	assert.Equal(t, CodeInternal, f.Code)
+	assert.Contains(t, f.Message, "stuck was cut short: the server is stopping; try again in a moment")
 }
 
 // The gateway's request checks run before Temporal is touched, so they are
