@@ -15,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+
+	"github.com/relman/relman/workflows"
 )
 
 // TestManagerBinary builds my-manager, runs it against a Temporal dev
@@ -23,7 +26,7 @@ import (
 // xmlrpc.client with realm htpasswd: the authenticator and its freeze
 // work in the binary as they do in the unit tests.
 func TestManagerBinary(t *testing.T) {
-	temporal := temporalBinary(t)
+	temporalBin := temporalBinary(t)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "my-manager")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -31,7 +34,13 @@ func TestManagerBinary(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{ExistingPath: temporal, LogLevel: "error", Stdout: io.Discard, Stderr: io.Discard})
+	// A manager needs relman's search attributes on its namespace.
+	var sas []temporal.SearchAttributeUpdate
+	for _, name := range workflows.SearchAttributes {
+		sas = append(sas, temporal.NewSearchAttributeKeyKeyword(name).ValueSet(""))
+	}
+	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{ExistingPath: temporalBin, LogLevel: "error", Stdout: io.Discard, Stderr: io.Discard,
+		SearchAttributes: temporal.NewSearchAttributes(sas...)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,12 +153,13 @@ except xmlrpc.client.Fault as f:
 
 // waitGateway returns once the gateway answers, or fails if the manager
 // exits first.
-func waitGateway(t *testing.T, url string, exited <-chan error) {
+func waitGateway(t *testing.T, url string, exited chan error) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-exited:
+			exited <- err // the cleanup waits for the exit too
 			t.Fatalf("my-manager exited: %v", err)
 		default:
 		}
