@@ -222,6 +222,8 @@ func checkPod(t *testing.T, r rendered, name string, p podOf) {
 	require.NotNil(t, c.ReadinessProbe)
 	if c.Name == "codec-server" {
 		assert.Contains(t, c.Args, "--listen-address", "the Service must reach it")
+		assert.Contains(t, c.Args, "--token-file", "the codec refuses calls without a token")
+		codecServerAccepts(t, c.Args)
 		return
 	}
 

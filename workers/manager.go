@@ -3,6 +3,7 @@ package workers
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 
 	"go.temporal.io/sdk/worker"
@@ -10,9 +11,9 @@ import (
 	"github.com/relman/relman/activities"
 	authapi "github.com/relman/relman/auth"
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/auth"
 	"github.com/relman/relman/internal/realm"
 	"github.com/relman/relman/internal/registry"
+	"github.com/relman/relman/internal/secretfile"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/internal/xmlrpc"
 	"github.com/relman/relman/workflows"
@@ -25,11 +26,18 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 	var secret []byte
 	switch {
 	case cfg.Auth.Enabled():
-		s, err := auth.LoadSecret(cfg.Auth.SecretFile)
+		s, err := secretfile.LoadOrCreate(cfg.Auth.SecretFile, 32, r.warn)
 		if err != nil {
 			return fmt.Errorf("gateway secret: %w", err)
 		}
 		secret = s
+		if st, err := os.Stat(cfg.Auth.UsersFile); err == nil {
+			// The users file holds password hashes: read them and they
+			// can be cracked offline.
+			if w := secretfile.Warning(cfg.Auth.UsersFile, st.Mode()); w != "" {
+				r.log.Warn(w)
+			}
+		}
 		if cfg.Auth.Anonymous {
 			r.log.Warn("anonymous requests are allowed as principal \"anonymous\"; the policy decides what they may do")
 		}
@@ -48,7 +56,9 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 	if !cfg.Gateway.Off {
 		// The gateway for the seed's clients; a port that cannot be opened
 		// stops the role.
-		gw, err := xmlrpc.ListenGateway(r.client, cfg, r.log.With("component", "xml-rpc"), r.opts.GatewayAddress, realms)
+		gw, err := xmlrpc.ListenGateway(&xmlrpc.Gateway{
+			Client: r.client, Config: cfg, Log: r.log.With("component", "xml-rpc"), Realms: realms, Secret: secret,
+		}, r.opts.GatewayAddress)
 		if err != nil {
 			return err
 		}

@@ -202,15 +202,3 @@ func TestPolicy(t *testing.T) {
 	assert.Empty(t, p.Validate())
 	assert.Len(t, Policy{{Actions: []string{"deploy"}, Projects: []string{"["}}}.Validate(), 3)
 }
-
-func TestLoadSecretMakesOneOnce(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "gateway.secret")
-	a, err := LoadSecret(path)
-	require.NoError(t, err)
-	b, err := LoadSecret(path)
-	require.NoError(t, err)
-	assert.Equal(t, a, b)
-	assert.Len(t, a, 32)
-	fi, _ := os.Stat(path)
-	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
-}

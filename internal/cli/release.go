@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"os"
 	"os/user"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/relman/relman/internal/auth"
+	"github.com/relman/relman/internal/secretfile"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
 )
@@ -202,7 +202,7 @@ func (a *app) tokenKey() (ed25519.PrivateKey, error) {
 		file, _ = a.opts.LookupEnv("RELMAN_TOKEN_FILE")
 	}
 	if file != "" {
-		b, err := os.ReadFile(file)
+		b, err := secretfile.Read(file, a.warnSecret)
 		if err != nil {
 			return nil, fmt.Errorf("token file: %w", err)
 		}

@@ -44,7 +44,7 @@ func Options(t config.Temporal, logger *slog.Logger, identity string, with ...fu
 		o.Credentials = client.NewAPIKeyStaticCredentials(t.APIKey)
 	}
 	if t.EncryptionKeyFile != "" {
-		c, err := codec.LoadKeys(t.EncryptionKeyFile)
+		c, err := codec.LoadKeys(t.EncryptionKeyFile, func(msg string) { logger.Warn(msg) })
 		if err != nil {
 			return o, err
 		}

@@ -49,11 +49,13 @@ func NewHandler(c client.Client, cfg *config.Manager, log *slog.Logger) *Server 
 	return (&Gateway{Client: c, Config: cfg, Log: log}).Server()
 }
 
-// ListenGateway serves the gateway on addr (host:port; empty: the manager's
+// ListenGateway serves g on addr (host:port; empty: the manager's
 // listen_address and listen_port) until Close, over TLS when the manager's
-// gateway has a certificate. realms are the manager's (internal/realm); nil
-// builds them from the config alone.
-func ListenGateway(c client.Client, cfg *config.Manager, log *slog.Logger, addr string, realms *authapi.Registry) (*Listener, error) {
+// gateway has a certificate. g.Realms nil builds the realms from the config
+// alone; with authentication on, g.Secret must hold the signing secret the
+// manager checks (the manager role loads it once for both).
+func ListenGateway(g *Gateway, addr string) (*Listener, error) {
+	cfg := g.Config
 	if addr == "" {
 		host := cfg.ListenAddress
 		if host == "" {
@@ -61,14 +63,12 @@ func ListenGateway(c client.Client, cfg *config.Manager, log *slog.Logger, addr 
 		}
 		addr = net.JoinHostPort(host, strconv.Itoa(cfg.ListenPort))
 	}
-	g := &Gateway{Client: c, Config: cfg, Log: log, Realms: realms}
 	if cfg.Auth.Enabled() {
-		s, err := auth.LoadSecret(cfg.Auth.SecretFile)
-		if err != nil {
-			return nil, fmt.Errorf("gateway secret: %w", err)
+		if len(g.Secret) == 0 {
+			return nil, fmt.Errorf("xml-rpc gateway: authentication is on but no signing secret was given")
 		}
-		g.Secret = s
 		if g.Realms == nil {
+			var err error
 			if g.Realms, err = realm.Registry(cfg.Auth, nil); err != nil {
 				return nil, err
 			}
@@ -82,7 +82,7 @@ func ListenGateway(c client.Client, cfg *config.Manager, log *slog.Logger, addr 
 		}
 		tc = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	return Listen(addr, g.Server(), log, tc)
+	return Listen(addr, g.Server(), g.Log, tc)
 }
 
 // Server builds the XML-RPC server holding the gateway's methods.
