@@ -49,11 +49,13 @@ func TestPlanRules(t *testing.T) {
 	assert.Equal(t, "10%", p.Rollout.MaxFailures)
 	assert.Equal(t, 30*time.Second, p.Rollout.Pause)
 
-	// An environment with nothing set: today's behavior, plus the lock.
+	// An environment with only protected set: today's rollout, the lock
+	// with its default timeout, and approval with four eyes.
 	p, err = m.Plan(context.Background(), workflows.PlanInput{Request: install("web", "prod")})
 	require.NoError(t, err)
 	assert.True(t, p.Rollout.Legacy())
-	assert.False(t, p.Approval.Required)
+	assert.Equal(t, time.Hour, p.LockTimeout)
+	assert.Equal(t, workflows.Approval{Required: true, FourEyes: true, Timeout: 24 * time.Hour}, p.Approval)
 	assert.Empty(t, p.Webhooks)
 }
 

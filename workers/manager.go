@@ -3,9 +3,12 @@ package workers
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/relman/relman/activities"
@@ -43,6 +46,11 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 		}
 	default:
 		r.log.Warn("authentication is off (no auth.users_file or auth.realms): anyone who can reach Temporal or the gateway may build and install anything; not recommended")
+		for _, name := range slices.Sorted(maps.Keys(cfg.Environments)) {
+			if cfg.Environments[name].Protected {
+				r.log.Warn(fmt.Sprintf("environment %s is protected, but with authentication off anyone may approve releases into it under any name", name))
+			}
+		}
 	}
 	// The gateway and the manager's activities share one set of realms.
 	realms, err := Realms(cfg, r.opts.Authenticators)
@@ -73,6 +81,7 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 			Config:       cfg,
 			Registry:     registry.Registry{Client: r.client, ID: cfg.RegistryID, ManagerQueue: cfg.ManagerQueue},
 			Transactions: transactions{r},
+			Runs:         runs{r},
 			Secret:       secret,
 			Realms:       realms,
 		},
@@ -95,6 +104,36 @@ type transactions struct{ r *role }
 
 func (t transactions) Get(ctx context.Context, txid string) (*workflows.Detail, error) {
 	return transaction.Get(ctx, t.r.client, txid)
+}
+
+// runs finds other runs of a workflow id through visibility.
+type runs struct{ r *role }
+
+// OtherRuns counts the runs of id other than runID. id is a transaction id
+// the manager has checked (a uuid or r-<hex>), so it quotes safely.
+func (x runs) OtherRuns(ctx context.Context, id, runID string) (int, error) {
+	if strings.ContainsAny(id, `'"\`) {
+		return 0, fmt.Errorf("workflow id %q cannot be looked up", id)
+	}
+	n := 0
+	var token []byte
+	for {
+		resp, err := x.r.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("WorkflowId = '%s'", id), NextPageToken: token,
+		})
+		if err != nil {
+			return 0, err
+		}
+		for _, e := range resp.GetExecutions() {
+			if e.GetExecution().GetRunId() != runID {
+				n++
+			}
+		}
+		token = resp.GetNextPageToken()
+		if len(token) == 0 {
+			return n, nil
+		}
+	}
 }
 
 // Realms builds a manager's realms: its users file, the realms of its

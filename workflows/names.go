@@ -22,6 +22,8 @@ const (
 	DeregisterUpdate = "deregister"
 	ApproveUpdate    = "approve"
 	RejectUpdate     = "reject"
+	// CancelUpdate asks a transaction to stop, signed and authorized.
+	CancelUpdate = "cancel"
 
 	// LockRequestSignal and LockReleaseSignal go to a Lock workflow;
 	// LockAnswerSignal goes back to the release that asked.

@@ -183,14 +183,17 @@ func requester(lookup func(string) (string, bool)) string {
 // signer signs requests with the user's token: --token-file, then
 // $RELMAN_TOKEN_FILE, then $RELMAN_TOKEN. No token, no signature (a manager
 // with authentication on then refuses the request).
-func (a *app) signer() (transaction.Signer, error) {
+func (a *app) signer() (*transaction.Signer, error) {
 	key, err := a.tokenKey()
 	if key == nil || err != nil {
 		return nil, err
 	}
-	return func(txid string, req workflows.Request) *auth.Signature {
-		s := auth.SignWithToken(key, workflows.SignedPayload(txid, req), time.Now())
-		return &s
+	return &transaction.Signer{
+		ID: auth.TokenSigner(auth.KeyID(key.Public().(ed25519.PublicKey))),
+		Sign: func(payload []byte) *auth.Signature {
+			s := auth.SignWithToken(key, payload, time.Now())
+			return &s
+		},
 	}, nil
 }
 

@@ -132,6 +132,7 @@ named targets) holding a live lease with this manager.`,
 		Signatures: [][]string{{"array", "struct"}, {"array"}},
 	})
 	g.registerApproval(s)
+	g.registerCancel(s)
 	return s
 }
 
@@ -230,8 +231,12 @@ func (g *Gateway) authenticate(ctx context.Context, cred any) (auth.Principal, e
 // allowed applies the manager's policy, then the Authorizer of the
 // principal's realm, if it has one.
 func (g *Gateway) allowed(ctx context.Context, p auth.Principal, action, project, env string) error {
-	if !g.Config.Policy.Allowed(p, action, project, env) {
-		return Faultf(CodeForbidden, "user %s may not %s project %q%s", p.ID(), action, project, inEnv(env))
+	if !g.Config.Allowed(p, action, project, env) {
+		msg := ""
+		if e, ok := g.Config.Environments[env]; ok && e.Protected {
+			msg = fmt.Sprintf(" (environment %q is protected: only a policy rule that names it counts)", env)
+		}
+		return Faultf(CodeForbidden, "user %s may not %s project %q%s%s", p.ID(), action, project, inEnv(env), msg)
 	}
 	if p.Realm == "" {
 		// anonymous: no realm vouched for it, so none has a say.
@@ -295,7 +300,7 @@ func (g *Gateway) requestAction(ctx context.Context, ps []any) (any, error) {
 		return nil, err
 	}
 	req.Requester = who
-	var sign transaction.Signer
+	var sign *transaction.Signer
 	if g.Config.Auth.Enabled() {
 		action, env := auth.ActionBuild, ""
 		if req.Action == workflows.ActionInstall {
@@ -304,16 +309,13 @@ func (g *Gateway) requestAction(ctx context.Context, ps []any) (any, error) {
 		if err := g.allowed(ctx, p, action, req.Project, env); err != nil {
 			return nil, err
 		}
-		// Anonymous has no realm to vouch for it and goes unsigned.
-		if p.Realm != "" {
-			sign = func(txid string, r workflows.Request) *auth.Signature {
-				s := auth.SignAsGateway(g.Secret, p, workflows.SignedPayload(txid, r), time.Now())
-				return &s
-			}
-		}
+		sign = g.signer(p)
 	}
 	txid, err := transaction.StartSigned(ctx, g.Client, g.Config.ManagerQueue, requestID, req, sign)
-	if errors.Is(err, transaction.ErrBadRequestID) {
+	switch {
+	case errors.Is(err, transaction.ErrBadRequestID):
+		return nil, Faultf(CodeBadRequest, "request_data request_id: %v", err)
+	case errors.Is(err, transaction.ErrRequestIDReused):
 		return nil, Faultf(CodeBadRequest, "%v", err)
 	}
 	if err != nil {
@@ -322,6 +324,18 @@ func (g *Gateway) requestAction(ctx context.Context, ps []any) (any, error) {
 	}
 	g.log().Info("xml-rpc request_action", "transaction", txid, "project", req.Project, "action", req.Action, "env", req.Env, "requester", who)
 	return txid, nil
+}
+
+// signer signs for a principal the gateway authenticated; anonymous has no
+// realm to vouch for it and goes unsigned (nil).
+func (g *Gateway) signer(p auth.Principal) *transaction.Signer {
+	if p.Realm == "" {
+		return nil
+	}
+	return &transaction.Signer{ID: auth.GatewaySigner(p), Sign: func(payload []byte) *auth.Signature {
+		s := auth.SignAsGateway(g.Secret, p, payload, time.Now())
+		return &s
+	}}
 }
 
 // parseRequest turns request_data into a Request, checking what can be
@@ -415,14 +429,9 @@ func (g *Gateway) parseRequest(data map[string]any) (workflows.Request, string, 
 	if req.From != "" && req.Action != workflows.ActionInstall {
 		return req, "", Faultf(CodeBadRequest, "from (install an earlier build) needs action install")
 	}
-	if requestID != "" {
-		// The request id becomes the workflow id; it must not name one of
-		// the manager's own workflows.
-		if requestID == g.Config.RegistryID || len(requestID) > 255 ||
-			strings.IndexFunc(requestID, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }) >= 0 {
-			return req, "", Faultf(CodeBadRequest, "request_id must be at most 255 printable characters without spaces, and not %q", g.Config.RegistryID)
-		}
-	}
+	// A request id never becomes a workflow id as it is (see
+	// transaction.StartSigned), so it cannot name relman's own workflows or
+	// another user's transaction; StartSigned checks its form.
 	return req, requestID, nil
 }
 
@@ -462,8 +471,9 @@ func txParamID(method string, ps []any) (string, error) {
 	return id, nil
 }
 
-// checkTransaction faults unless id is a Release workflow, so other
-// workflows in the namespace (the registry) never pass for transactions.
+// checkTransaction faults unless id is a transaction (a Release or a
+// Rollback workflow), so other workflows in the namespace (the registry,
+// the locks) never pass for transactions.
 func (g *Gateway) checkTransaction(ctx context.Context, id string) error {
 	desc, err := g.Client.DescribeWorkflowExecution(ctx, id, "")
 	if err != nil {
@@ -474,7 +484,7 @@ func (g *Gateway) checkTransaction(ctx context.Context, id string) error {
 		}
 		return Faultf(CodeInternal, "could not read transaction %s: %v", clip(id), err)
 	}
-	if desc.GetWorkflowExecutionInfo().GetType().GetName() != workflows.ReleaseWorkflowName {
+	if !transaction.IsTransactionType(desc.GetWorkflowExecutionInfo().GetType().GetName()) {
 		return Faultf(CodeUnknownTransaction, "no transaction %q", clip(id))
 	}
 	return nil
