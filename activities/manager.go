@@ -96,7 +96,7 @@ func (m *Manager) Plan(ctx context.Context, in workflows.PlanInput) (workflows.P
 	if !ok {
 		return plan, nil
 	}
-	plan.Webhooks = slices.Clone(env.Webhooks)
+	plan.Hooks = hooks(req.Env, env)
 	if req.Action != workflows.ActionInstall {
 		return plan, nil
 	}
@@ -122,7 +122,7 @@ func (m *Manager) rejection(req workflows.Request, err error, rej workflows.Plan
 		return err
 	}
 	if env, ok := m.Config.Environments[req.Env]; ok {
-		rej.Webhooks = slices.Clone(env.Webhooks)
+		rej.Hooks = hooks(req.Env, env)
 	}
 	return temporal.NewNonRetryableApplicationError(app.Message(), workflows.ErrRejected, nil, rej)
 }
@@ -469,6 +469,15 @@ func (m *Manager) realmAuthorizes(ctx context.Context, who auth.Principal, actio
 		return rejected("user %s may not %s project %q: %v", who.ID(), action, project, err)
 	}
 	return nil
+}
+
+// hooks names the environment's webhooks for a plan, never their URLs.
+func hooks(name string, env config.Environment) []workflows.WebhookRef {
+	var out []workflows.WebhookRef
+	for i, u := range env.Webhooks {
+		out = append(out, workflows.WebhookRef{Env: name, Index: i, Name: config.RedactURL(u)})
+	}
+	return out
 }
 
 // protectedHint says why a rule naming every environment was not enough.

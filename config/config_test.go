@@ -715,3 +715,44 @@ policy:
 	assert.Equal(t, map[string]string{"cn=deployers": "deployer", "testers": "tester"}, l.Roles)
 	assert.Nil(t, c.Auth.Realms["htpasswd"].LDAP)
 }
+
+// TestProtectedAndLockTimeout: protected implies approval with four eyes
+// and refuses approval: none; lock_timeout defaults to an hour.
+func TestProtectedAndLockTimeout(t *testing.T) {
+	base := "version: 1\nauth: {anonymous: true}\nprojects: {p: {targets: [a]}}\n"
+	c, err := LoadManager(write(t, "manager.yaml", base+"environments: {prod: {protected: true}, test: {lock_timeout: 5m}}\n"))
+	require.NoError(t, err)
+	prod := c.Environments["prod"]
+	assert.Equal(t, "required", prod.Approval)
+	assert.True(t, prod.FourEyes)
+	assert.Equal(t, DefaultLockTimeout, prod.LockTimeout)
+	assert.Equal(t, 5*time.Minute, c.Environments["test"].LockTimeout)
+	assert.Equal(t, "none", c.Environments["test"].Approval)
+
+	for name, tc := range map[string]struct{ env, want string }{
+		"protected without approval": {"{prod: {protected: true, approval: none}}", "environments.prod.approval"},
+		"negative lock_timeout":      {"{test: {lock_timeout: -1s}}", "environments.test.lock_timeout"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := LoadManager(write(t, "manager.yaml", base+"environments: "+tc.env+"\n"))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://hooks.slack.com/services/T0/B0/XXXXSECRET":  "https://hooks.slack.com/…",
+		"https://chat.example.com/hook?token=s3cret":         "https://chat.example.com/…",
+		"https://user:pass@chat.example.com":                 "https://chat.example.com/…",
+		"http://127.0.0.1:8080/":                             "http://127.0.0.1:8080",
+		"http://127.0.0.1:8080":                              "http://127.0.0.1:8080",
+		"::not a url":                                        "(a webhook URL)",
+		"https://chat.example.com/#fragment-with-secret-key": "https://chat.example.com/…",
+	} {
+		got := RedactURL(raw)
+		assert.Equal(t, want, got, raw)
+		assert.NotContains(t, got, "SECRET")
+	}
+}

@@ -85,7 +85,7 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 			Secret:       secret,
 			Realms:       realms,
 		},
-		&activities.Coordinator{Client: r.client, Log: r.log},
+		&activities.Coordinator{Client: r.client, Config: cfg, Log: r.log},
 	))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("manager worker on %s: %w", cfg.ManagerQueue, err)

@@ -63,7 +63,11 @@ type Plan struct {
 	// LockTimeout bounds a wait for the lock; zero: DefaultLockTimeout.
 	LockTimeout time.Duration `json:"lock_timeout,omitempty"`
 	Approval    Approval      `json:"approval"`
-	Webhooks    []string      `json:"webhooks,omitempty"`
+	// Hooks name the environment's webhooks; Webhooks are their URLs, as
+	// plans made before hooks carried them (never again: a URL may hold a
+	// secret, and a plan stays in the history).
+	Hooks    []WebhookRef `json:"hooks,omitempty"`
+	Webhooks []string     `json:"webhooks,omitempty"`
 }
 
 // hostList is every host of the plan once, sorted.
@@ -83,7 +87,8 @@ func (p Plan) hostList() []string {
 // PlanRejection rides as the details of a Rejected plan error, so a release
 // rejected at planning still notifies its environment's webhooks.
 type PlanRejection struct {
-	Webhooks []string `json:"webhooks,omitempty"`
+	Hooks    []WebhookRef `json:"hooks,omitempty"`
+	Webhooks []string     `json:"webhooks,omitempty"`
 	// Requester is who asked as far as the manager could tell: the
 	// authenticated principal, the claimed name with authentication off,
 	// empty when the request did not authenticate. Signer likewise.

@@ -87,7 +87,9 @@ type release struct {
 	// gate: approval and locks, reporting into d.
 	gate
 
-	// webhooks are notified of final statuses and of waits for approval.
+	// hooks are notified of final statuses and of waits for approval;
+	// webhooks are the URLs of releases planned before hooks.
+	hooks    []WebhookRef
 	webhooks []string
 	// completed overrides the INSTALL_COMPLETED detail of a rollout.
 	completed string
@@ -118,7 +120,7 @@ func (r *release) run(ctx workflow.Context) (*Detail, error) {
 		}
 		return r.end(ctx, err, StatusRejected)
 	}
-	r.webhooks = plan.Webhooks
+	r.hooks, r.webhooks = plan.Hooks, plan.Webhooks
 	r.approval = plan.Approval
 	r.d.Signer = plan.Signer
 	// With authentication on, the manager names a principal; approval
@@ -213,7 +215,7 @@ func (r *release) noteRejection(err error) PlanRejection {
 	var rej PlanRejection
 	if errors.As(err, &app) && app.HasDetails() {
 		if app.Details(&rej) == nil {
-			r.webhooks = rej.Webhooks
+			r.hooks, r.webhooks = rej.Hooks, rej.Webhooks
 		}
 	}
 	return rej

@@ -234,3 +234,20 @@ func TestRollbackAsksApprovalAndLock(t *testing.T) {
 	assert.True(t, strings.HasPrefix(d.Events[0].Detail, "rollback of site in test"))
 	assert.Contains(t, d.Events[0].Detail, "requested by bob")
 }
+
+// TestWebhookReferencesOnly: a release whose plan names its webhooks
+// notifies through references; no URL reaches an activity's input (and so
+// the history).
+func TestWebhookReferencesOnly(t *testing.T) {
+	p := farmPlan()
+	p.Hooks = []workflows.WebhookRef{{Env: "test", Index: 0, Name: "https://chat.example.com/…"}}
+	s := newStand(p)
+	env, ss := newSafetyEnv(t, s)
+	env.ExecuteWorkflow(workflows.ReleaseWorkflowName, installRequest())
+	require.NoError(t, env.GetWorkflowError())
+	require.Len(t, ss.notified, 1)
+	assert.Empty(t, ss.notified[0].URL)
+	require.NotNil(t, ss.notified[0].Webhook)
+	assert.Equal(t, workflows.WebhookRef{Env: "test", Index: 0, Name: "https://chat.example.com/…"}, *ss.notified[0].Webhook)
+	assert.Equal(t, workflows.StatusInstallCompleted, ss.notified[0].Notification.Status)
+}
