@@ -756,3 +756,33 @@ func TestRedactURL(t *testing.T) {
 		assert.NotContains(t, got, "SECRET")
 	}
 }
+
+// TestGatewayTransport: the gateway carries passwords, so off loopback it
+// serves TLS, or plain HTTP only where the config says insecure: true in
+// so many words.
+func TestGatewayTransport(t *testing.T) {
+	base := "version: 1\nauth: {anonymous: true}\nenvironments: {test: {}}\nprojects: {p: {targets: [a]}}\n"
+	for name, tc := range map[string]struct {
+		extra string
+		want  string // "" for accepted
+	}{
+		"loopback, plain":              {"listen_address: 127.0.0.1\n", ""},
+		"default address, plain":       {"", ""},
+		"every interface, plain":       {"listen_address: 0.0.0.0\n", "passwords would cross the network in clear"},
+		"a host's address, plain":      {"listen_address: 192.0.2.10\n", "gateway.tls_cert_path"},
+		"every interface, TLS":         {"listen_address: 0.0.0.0\ngateway: {tls_cert_path: c.pem, tls_key_path: k.pem}\n", ""},
+		"every interface, insecure":    {"listen_address: 0.0.0.0\ngateway: {insecure: true}\n", ""},
+		"every interface, gateway off": {"listen_address: 0.0.0.0\ngateway: {off: true}\n", ""},
+		"certificate without key":      {"gateway: {tls_cert_path: c.pem}\n", "tls_cert_path and tls_key_path go together"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := LoadManager(write(t, "manager.yaml", base+tc.extra))
+			if tc.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}

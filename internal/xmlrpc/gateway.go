@@ -42,6 +42,9 @@ type Gateway struct {
 	// Realms authenticate credentials (auth on): the realm in them picks
 	// the authenticator.
 	Realms *authapi.Registry
+
+	// logins slows down password guessing (throttle.go); Server makes it.
+	logins *throttle
 }
 
 // NewHandler returns the gateway's XML-RPC server.
@@ -88,6 +91,7 @@ func ListenGateway(g *Gateway, addr string) (*Listener, error) {
 // Server builds the XML-RPC server holding the gateway's methods.
 func (g *Gateway) Server() *Server {
 	s := NewServer(g.Log)
+	g.logins = newThrottle(g.Now, g.log())
 	s.Register("request_action", Method{
 		Func: g.requestAction,
 		Help: `request_action(credentials, request_data) => transaction id.
@@ -201,11 +205,20 @@ func (g *Gateway) authenticate(ctx context.Context, cred any) (auth.Principal, e
 		}
 	}
 	rejected := Faultf(CodeCredentialsRejected, "credentials rejected; send {username, password} or {token}")
+	addr, user := remote(ctx), throttleUser(c.Username, c.Realm)
+	if c.Token != "" {
+		user = ""
+	}
 	if c.Username == "" && c.Password == "" && c.Token == "" {
 		if a.Anonymous {
 			return auth.Principal{Name: anonymous, Roles: []string{anonymous}}, nil
 		}
+		g.logins.failed("", addr)
 		return auth.Principal{}, rejected
+	}
+	// Locked out: refused before any password is checked.
+	if err := g.logins.check(user, addr); err != nil {
+		return auth.Principal{}, err
 	}
 	p, err := g.Realms.Authenticate(ctx, c)
 	var unknownRealm *authapi.UnknownRealmError
@@ -213,8 +226,10 @@ func (g *Gateway) authenticate(ctx context.Context, cred any) (auth.Principal, e
 	var failed *authapi.RealmError
 	switch {
 	case err == nil:
+		g.logins.succeeded(user)
 		return p, nil
 	case errors.Is(err, authapi.ErrDenied):
+		g.logins.failed(user, addr)
 		return auth.Principal{}, rejected
 	case errors.As(err, &unknownRealm), errors.As(err, &role):
 		return auth.Principal{}, Faultf(CodeCredentialsRejected, "%v", err)
