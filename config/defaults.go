@@ -29,7 +29,7 @@ const (
 	DefaultBehaviorTimeout  = 10 * time.Minute
 	DefaultCopyMode         = "0644"
 	// DefaultSigningKeyFile is where a builder keeps the key of its build
-	// records, beside its config.
+	// records, in its work dir.
 	DefaultSigningKeyFile = "build-signing.key"
 	// DefaultLockTimeout bounds a release's wait for an environment's lock.
 	DefaultLockTimeout = time.Hour
@@ -95,7 +95,11 @@ func (c *Builder) Default() {
 	}
 	c.Artifacts = artifactsURL(c.Artifacts, dir)
 	c.WorkDir = absPath(orDefault(c.WorkDir, DefaultWorkDir), dir)
-	c.SigningKeyFile = absPath(orDefault(c.SigningKeyFile, DefaultSigningKeyFile), dir)
+	if c.SigningKeyFile == "" {
+		// The work dir: a builder can always write there to make the key.
+		c.SigningKeyFile = filepath.Join(c.WorkDir, DefaultSigningKeyFile)
+	}
+	c.SigningKeyFile = absPath(c.SigningKeyFile, dir)
 	if c.Lease == 0 {
 		c.Lease = DefaultLease
 	}

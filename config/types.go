@@ -168,8 +168,7 @@ type Builder struct {
 	Lease     time.Duration `yaml:"lease"` // default 60s; renewed every lease/3
 	// SigningKeyFile holds the key that signs the builder's build records
 	// in the artifact store (build once), made on first start; builders
-	// sharing a store share it. Default build-signing.key beside the
-	// config.
+	// sharing a store share it. Default build-signing.key in work_dir.
 	SigningKeyFile string                   `yaml:"signing_key_file"`
 	Projects       map[string]BuildBehavior `yaml:"projects"`
 	path           string

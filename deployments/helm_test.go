@@ -263,6 +263,12 @@ func checkPod(t *testing.T, r rendered, name string, p podOf) {
 		}
 	case *config.Builder:
 		assert.True(t, writable(mounts, cfg.WorkDir), "the work dir must be a writable volume")
+		// Every builder holds the same key for the build records: a
+		// Secret, not a key each pod makes for itself.
+		m, ok := mounts[filepath.Dir(cfg.SigningKeyFile)]
+		if assert.True(t, ok, "signing_key_file %s is not mounted", cfg.SigningKeyFile) {
+			assert.NotNil(t, volumes[m.Name].Secret, "the build-record key comes from a Secret")
+		}
 	case *config.Installer:
 		assert.Equal(t, "DaemonSet", p.kind)
 		// The host id is the node's name, from the downward API.
