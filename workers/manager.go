@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 
@@ -34,13 +33,9 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 			return fmt.Errorf("gateway secret: %w", err)
 		}
 		secret = s
-		if st, err := os.Stat(cfg.Auth.UsersFile); err == nil {
-			// The users file holds password hashes: read them and they
-			// can be cracked offline.
-			if w := secretfile.Warning(cfg.Auth.UsersFile, st.Mode()); w != "" {
-				r.log.Warn(w)
-			}
-		}
+		// The users file holds password hashes: read them and they can be
+		// cracked offline.
+		secretfile.Check(cfg.Auth.UsersFile, r.warn)
 		if cfg.Auth.Anonymous {
 			r.log.Warn("anonymous requests are allowed as principal \"anonymous\"; the policy decides what they may do")
 		}

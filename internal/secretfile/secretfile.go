@@ -47,6 +47,21 @@ func Read(path string, warn func(string)) ([]byte, error) {
 	return io.ReadAll(f)
 }
 
+// Check warns (through warn) when group or others may read the secret
+// file at path: for files another library reads (TLS keys), and for files
+// read often where one warning at start is enough (the users file). A
+// file that is not there is left for its reader to report.
+func Check(path string, warn func(string)) {
+	if path == "" || warn == nil {
+		return
+	}
+	if st, err := os.Stat(path); err == nil {
+		if w := Warning(path, st.Mode()); w != "" {
+			warn(w)
+		}
+	}
+}
+
 // LoadOrCreate reads the secret at path, or on first use makes one of size
 // random bytes there (0600, its directory 0700). Processes that race to
 // make it end up sharing the one that was written first.

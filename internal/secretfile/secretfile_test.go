@@ -82,3 +82,20 @@ func TestWriteAndProtect(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), "stdout redirected to a file ends owner-only")
 }
+
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	loose := filepath.Join(dir, "tls.key")
+	require.NoError(t, os.WriteFile(loose, []byte("k"), 0o644))
+	require.NoError(t, os.Chmod(loose, 0o644))
+	tight := filepath.Join(dir, "users.yaml")
+	require.NoError(t, os.WriteFile(tight, []byte("u"), 0o600))
+	var warned []string
+	warn := func(s string) { warned = append(warned, s) }
+	secretfile.Check(loose, warn)
+	secretfile.Check(tight, warn)
+	secretfile.Check(filepath.Join(dir, "missing"), warn)
+	secretfile.Check("", warn)
+	require.Len(t, warned, 1)
+	assert.Contains(t, warned[0], "chmod 600 "+loose)
+}

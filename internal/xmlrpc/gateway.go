@@ -21,6 +21,7 @@ import (
 	"github.com/relman/relman/internal/auth"
 	"github.com/relman/relman/internal/realm"
 	"github.com/relman/relman/internal/registry"
+	"github.com/relman/relman/internal/secretfile"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
 )
@@ -79,6 +80,7 @@ func ListenGateway(g *Gateway, addr string) (*Listener, error) {
 	}
 	var tc *tls.Config
 	if gw := cfg.Gateway; gw.TLS() {
+		secretfile.Check(gw.TLSKeyPath, func(msg string) { g.log().Warn(msg) })
 		cert, err := tls.LoadX509KeyPair(gw.TLSCertPath, gw.TLSKeyPath)
 		if err != nil {
 			return nil, fmt.Errorf("xml-rpc gateway certificate: %w; check gateway.tls_cert_path and gateway.tls_key_path", err)
@@ -98,7 +100,8 @@ func (g *Gateway) Server() *Server {
 Starts a release. request_data keys: project (required), action ("build" or
 "install", default "install"), env (required for install), one source
 selector of trunk (boolean), branch, tag, revision or url, request_id (an
-idempotency key: the same request_id returns the same transaction), and from
+idempotency key: the same request_id from the same user with the same
+request returns the same transaction; with another request, fault 4), and from
 (a transaction whose build to install instead of building again), and
 rebuild (boolean: build even if the commit was built before).
 credentials: {username, password} or {token}, with realm (which
