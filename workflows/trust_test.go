@@ -251,3 +251,35 @@ func TestWebhookReferencesOnly(t *testing.T) {
 	assert.Equal(t, workflows.WebhookRef{Env: "test", Index: 0, Name: "https://chat.example.com/…"}, *ss.notified[0].Webhook)
 	assert.Equal(t, workflows.StatusInstallCompleted, ss.notified[0].Notification.Status)
 }
+
+// TestRequestTransactionID: one request id names different transactions for
+// different signers and managers, and never a workflow id as it is.
+func TestRequestTransactionID(t *testing.T) {
+	base := workflows.RequestTransactionID("relman-manager", "token:aaaa", "ci-release-42")
+	assert.Regexp(t, `^r-[0-9a-f]{32}$`, base)
+	for name, id := range map[string]string{
+		"another signer":  workflows.RequestTransactionID("relman-manager", "gateway:alice@local", "ci-release-42"),
+		"another manager": workflows.RequestTransactionID("relman-other", "token:aaaa", "ci-release-42"),
+		"another key":     workflows.RequestTransactionID("relman-manager", "token:aaaa", "ci-release-43"),
+	} {
+		assert.NotEqual(t, base, id, name)
+	}
+	assert.Equal(t, base, workflows.RequestTransactionID("relman-manager", "token:aaaa", "ci-release-42"), "stable")
+}
+
+func TestSameRequest(t *testing.T) {
+	a := workflows.Request{Project: "shop", Action: workflows.ActionInstall, Env: "prod", Requester: "bob", RequestID: "x"}
+	for name, tc := range map[string]struct {
+		b    workflows.Request
+		same bool
+	}{
+		"identical":          {a, true},
+		"another requester":  {func() workflows.Request { b := a; b.Requester = "alice"; return b }(), true},
+		"another env":        {func() workflows.Request { b := a; b.Env = "test"; return b }(), false},
+		"another source":     {func() workflows.Request { b := a; b.Source.Branch = "x"; return b }(), false},
+		"a rollout override": {func() workflows.Request { b := a; b.Rollout = &rollout.Policy{Batch: "2"}; return b }(), false},
+		"rebuild":            {func() workflows.Request { b := a; b.Rebuild = true; return b }(), false},
+	} {
+		assert.Equal(t, tc.same, workflows.SameRequest(a, tc.b), name)
+	}
+}
