@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/worker"
@@ -104,29 +105,58 @@ func (t transactions) Get(ctx context.Context, txid string) (*workflows.Detail, 
 // runs finds other runs of a workflow id through visibility.
 type runs struct{ r *role }
 
-// OtherRuns counts the runs of id other than runID. id is a transaction id
-// the manager has checked (a uuid or r-<hex>), so it quotes safely.
+// runsWait bounds how long OtherRuns waits for visibility to show the run
+// that asks.
+const runsWait = 15 * time.Second
+
+// OtherRuns counts the runs of id other than runID. Visibility lags behind
+// the history (under load, by seconds), so it first waits until runID
+// itself is listed: the runs before it started before it, and by then are
+// listed too. id is a transaction id the manager has checked (a uuid or
+// r-<hex>), so it quotes safely.
 func (x runs) OtherRuns(ctx context.Context, id, runID string) (int, error) {
 	if strings.ContainsAny(id, `'"\`) {
 		return 0, fmt.Errorf("workflow id %q cannot be looked up", id)
 	}
-	n := 0
+	ctx, cancel := context.WithTimeout(ctx, runsWait)
+	defer cancel()
+	for {
+		n, self, err := x.list(ctx, id, runID)
+		if err != nil {
+			return 0, err
+		}
+		if self {
+			return n, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("visibility has not listed run %s of %s within %s; try again", runID, id, runsWait)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// list counts the listed runs of id other than runID, and says whether
+// runID itself is listed.
+func (x runs) list(ctx context.Context, id, runID string) (others int, self bool, err error) {
 	var token []byte
 	for {
 		resp, err := x.r.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
 			Query: fmt.Sprintf("WorkflowId = '%s'", id), NextPageToken: token,
 		})
 		if err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		for _, e := range resp.GetExecutions() {
-			if e.GetExecution().GetRunId() != runID {
-				n++
+			if e.GetExecution().GetRunId() == runID {
+				self = true
+			} else {
+				others++
 			}
 		}
 		token = resp.GetNextPageToken()
 		if len(token) == 0 {
-			return n, nil
+			return others, self, nil
 		}
 	}
 }
