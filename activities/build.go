@@ -27,6 +27,9 @@ type Builder struct {
 	Config *config.Builder
 	Store  artifact.Store
 	Log    *slog.Logger
+	// Key signs and verifies the build records in the store (build once);
+	// without one no build is reused.
+	Key []byte
 }
 
 // Build checks out the project's source at the selector, runs its steps and

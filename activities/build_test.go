@@ -70,7 +70,8 @@ func newBuildFixture(t *testing.T) buildFixture {
 			},
 		},
 	}
-	return buildFixture{repo: repo, head: head, store: store, storeAt: dir, b: &activities.Builder{Config: cfg, Store: store, Log: quietLog}}
+	return buildFixture{repo: repo, head: head, store: store, storeAt: dir,
+		b: &activities.Builder{Config: cfg, Store: store, Log: quietLog, Key: []byte("builders-share-this-32-byte-key!")}}
 }
 
 func TestBuildSuccess(t *testing.T) {

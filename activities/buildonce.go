@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -19,6 +20,13 @@ import (
 // it, without running a step, when the same commit is asked for again with
 // the same config and every artifact is still stored. `relman release
 // --rebuild` skips the lookup.
+//
+// Whoever can write the store could rewrite an index to point at objects of
+// their own, and every host would install them. So each index is signed
+// (HMAC-SHA256, over its store key and its content) with a key only the
+// builders hold (signing_key_file), and an index that does not verify is
+// never reused: the builder logs it and builds again, and its new signed
+// index replaces the bad one.
 
 // buildIndex is the document stored for one build.
 type buildIndex struct {
@@ -29,6 +37,29 @@ type buildIndex struct {
 	Built       time.Time                        `json:"built"`
 	Artifacts   map[string]workflows.ArtifactRef `json:"artifacts"`
 	Steps       []workflows.StepResult           `json:"steps"`
+	// MAC signs the record and where it is stored (sign).
+	MAC string `json:"mac,omitempty"`
+}
+
+// sign is the record's MAC under key: the store key is in it, so a valid
+// record copied to another commit's or build config's key does not verify.
+func (idx buildIndex) sign(key []byte, storeKey string) string {
+	idx.MAC = ""
+	b, _ := json.Marshal(idx)
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("relman-build-record-v1\n" + storeKey + "\n"))
+	m.Write(b)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// verify reports whether the record was signed with key for storeKey.
+func (idx buildIndex) verify(key []byte, storeKey string) bool {
+	got, err := hex.DecodeString(idx.MAC)
+	if err != nil || len(key) == 0 {
+		return false
+	}
+	want, _ := hex.DecodeString(idx.sign(key, storeKey))
+	return hmac.Equal(got, want)
 }
 
 // buildConfigHash is the sha256 of the parts of a project's build config
@@ -90,7 +121,14 @@ func (b *Builder) reuse(ctx context.Context, key string, in workflows.BuildInput
 		b.logger().Warn("build index unreadable; building", "key", key, "error", err)
 		return workflows.BuildResult{}, false
 	}
-	if !ok || idx.Commit != commit {
+	if !ok {
+		return workflows.BuildResult{}, false
+	}
+	if !idx.verify(b.Key, key) {
+		b.logger().Warn("build record does not verify: not written by a builder holding this store's signing key; building again", "key", key)
+		return workflows.BuildResult{}, false
+	}
+	if idx.Commit != commit || idx.Project != in.Project {
 		return workflows.BuildResult{}, false
 	}
 	res := workflows.BuildResult{Builder: b.Config.Name, Commit: commit, Artifacts: map[string]workflows.ArtifactRef{}, Steps: idx.Steps, Reused: true}
@@ -113,8 +151,13 @@ func (b *Builder) reuse(ctx context.Context, key string, in workflows.BuildInput
 // remember writes the index of a finished build. Failing to write it only
 // costs a rebuild next time.
 func (b *Builder) remember(ctx context.Context, key string, in workflows.BuildInput, res workflows.BuildResult) {
+	if len(b.Key) == 0 {
+		// Nothing to sign with: an unsigned record would never be reused.
+		return
+	}
 	idx := buildIndex{Project: in.Project, Commit: res.Commit, Builder: res.Builder, Transaction: in.Transaction,
 		Built: time.Now().UTC(), Artifacts: res.Artifacts, Steps: res.Steps}
+	idx.MAC = idx.sign(b.Key, key)
 	if err := b.Store.PutIndex(ctx, key, idx); err != nil {
 		b.logger().Warn("build index not written", "key", key, "error", err)
 	}

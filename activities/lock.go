@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 
+	"github.com/relman/relman/config"
 	"github.com/relman/relman/workflows"
 )
 
@@ -19,6 +20,8 @@ import (
 // outside world for a release: the locks and the webhooks.
 type Coordinator struct {
 	Client client.Client
+	// Config is the manager's: the webhooks a release's references name.
+	Config *config.Manager
 	// HTTP posts webhooks; nil means a client with a 10s timeout.
 	HTTP *http.Client
 	Log  *slog.Logger

@@ -16,6 +16,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/google/uuid"
 	authapi "github.com/relman/relman/auth"
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/auth"
@@ -34,6 +35,12 @@ type TransactionReader interface {
 	Get(ctx context.Context, txid string) (*workflows.Detail, error)
 }
 
+// RunFinder counts the other runs of a workflow id (through visibility),
+// so a signed start that Temporal was told to run again is refused.
+type RunFinder interface {
+	OtherRuns(ctx context.Context, workflowID, runID string) (int, error)
+}
+
 // Manager holds the manager's activities.
 type Manager struct {
 	Config *config.Manager
@@ -45,7 +52,9 @@ type Manager struct {
 	Realms       *authapi.Registry
 	Registry     RegistryReader
 	Transactions TransactionReader
-	Now          func() time.Time
+	// Runs finds earlier runs of a transaction id; nil checks none (tests).
+	Runs RunFinder
+	Now  func() time.Time
 }
 
 func (m *Manager) now() time.Time {
@@ -55,28 +64,39 @@ func (m *Manager) now() time.Time {
 	return time.Now()
 }
 
-// Plan is the Plan activity: it checks a request against the manager's
-// projects and environments, who asked and the live registrations, finds
-// the hosts to install on, and adds the environment's rules (rollout, lock,
-// approval, webhooks), the request's rollout overriding the environment's.
-// Anything missing is a non-retryable Rejected error that names it; a
-// rejection carries the environment's webhooks, so it is notified too.
+// Plan is the Plan activity: it checks who asked (the signature over
+// everything that runs, the transaction id, a first run), the request
+// against the manager's projects and environments and the live
+// registrations, finds the hosts to install on, and adds the environment's
+// rules (rollout, lock, approval, webhooks), the request's rollout
+// overriding the environment's. Anything missing is a non-retryable
+// Rejected error that names it; a rejection carries the environment's
+// webhooks, so it is notified too, and who asked as far as it is known.
 func (m *Manager) Plan(ctx context.Context, in workflows.PlanInput) (workflows.Plan, error) {
 	req := in.Request
+	who, signer, err := m.authenticate(ctx, in)
+	if err != nil {
+		return workflows.Plan{}, m.rejection(req, err, workflows.PlanRejection{})
+	}
+	rej := workflows.PlanRejection{Requester: req.Requester, Signer: signer}
+	if m.Config.Auth.Enabled() {
+		rej.Requester = who.ID()
+	}
 	if req.Rollout != nil {
 		if err := req.Rollout.Validate(); err != nil {
-			return workflows.Plan{}, m.withWebhooks(req, rejected("the request's %v", err))
+			return workflows.Plan{}, m.rejection(req, rejected("the request's %v", err), rej)
 		}
 	}
-	plan, err := m.check(ctx, in)
+	plan, err := m.check(ctx, in, who)
 	if err != nil {
-		return plan, m.withWebhooks(req, err)
+		return plan, m.rejection(req, err, rej)
 	}
+	plan.Signer = signer
 	env, ok := m.Config.Environments[req.Env]
 	if !ok {
 		return plan, nil
 	}
-	plan.Webhooks = slices.Clone(env.Webhooks)
+	plan.Hooks = hooks(req.Env, env)
 	if req.Action != workflows.ActionInstall {
 		return plan, nil
 	}
@@ -86,6 +106,7 @@ func (m *Manager) Plan(ctx context.Context, in workflows.PlanInput) (workflows.P
 	}
 	if env.Lock != rollout.LockOff {
 		plan.Lock = env.Lock
+		plan.LockTimeout = env.LockTimeout
 	}
 	if env.Approval == rollout.ApprovalRequired {
 		plan.Approval = workflows.Approval{Required: true, FourEyes: env.FourEyes, Timeout: env.ApprovalTimeout}
@@ -93,20 +114,23 @@ func (m *Manager) Plan(ctx context.Context, in workflows.PlanInput) (workflows.P
 	return plan, nil
 }
 
-func (m *Manager) withWebhooks(req workflows.Request, err error) error {
-	env, ok := m.Config.Environments[req.Env]
+// rejection adds to a Rejected error what the release keeps of it: who
+// asked, and the environment's webhooks to notify.
+func (m *Manager) rejection(req workflows.Request, err error, rej workflows.PlanRejection) error {
 	var app *temporal.ApplicationError
-	if !ok || len(env.Webhooks) == 0 || !errors.As(err, &app) || app.Type() != workflows.ErrRejected {
+	if !errors.As(err, &app) || app.Type() != workflows.ErrRejected {
 		return err
 	}
-	return temporal.NewNonRetryableApplicationError(app.Message(), workflows.ErrRejected, nil,
-		workflows.PlanRejection{Webhooks: slices.Clone(env.Webhooks)})
+	if env, ok := m.Config.Environments[req.Env]; ok {
+		rej.Hooks = hooks(req.Env, env)
+	}
+	return temporal.NewNonRetryableApplicationError(app.Message(), workflows.ErrRejected, nil, rej)
 }
 
 // check is Plan without the environment's rules: the project, action,
 // source, environment, who asked, and a builder and hosts for every named
 // target.
-func (m *Manager) check(ctx context.Context, in workflows.PlanInput) (workflows.Plan, error) {
+func (m *Manager) check(ctx context.Context, in workflows.PlanInput, who auth.Principal) (workflows.Plan, error) {
 	req := in.Request
 	var plan workflows.Plan
 	proj, ok := m.Config.Projects[req.Project]
@@ -133,23 +157,19 @@ func (m *Manager) check(ctx context.Context, in workflows.PlanInput) (workflows.
 	if err != nil {
 		return plan, err
 	}
-	who, err := m.authenticate(in)
-	if err != nil {
-		return plan, err
-	}
 	plan.Principal = who.ID()
 	if m.Config.Auth.Enabled() {
 		action, env := auth.ActionBuild, ""
 		if req.Action == workflows.ActionInstall {
 			action, env = auth.ActionInstall, req.Env
 		}
-		if !m.Config.Policy.Allowed(who, action, req.Project, env) {
+		if !m.Config.Allowed(who, action, req.Project, env) {
 			where := ""
 			if env != "" {
 				where = " into environment " + strconv.Quote(env)
 			}
-			return plan, rejected("user %s (roles %s) may not %s project %q%s; ask an administrator for a policy rule that allows it",
-				who.ID(), strings.Join(who.Roles, ", "), action, req.Project, where)
+			return plan, rejected("user %s (roles %s) may not %s project %q%s; ask an administrator for a policy rule that allows it%s",
+				who.ID(), strings.Join(who.Roles, ", "), action, req.Project, where, m.protectedHint(env))
 		}
 		if err := m.realmAuthorizes(ctx, who, action, req.Project, env); err != nil {
 			return plan, err
@@ -213,13 +233,22 @@ func (m *Manager) Hosts(ctx context.Context, in workflows.HostsInput) (workflows
 	if !ok {
 		return res, rejected("unknown project %q; this manager knows %s", in.Project, list(keys(m.Config.Projects)))
 	}
-	if _, ok := m.Config.Environments[in.Env]; !ok {
+	env, ok := m.Config.Environments[in.Env]
+	if !ok {
 		return res, rejected("unknown environment %q; this manager knows %s", in.Env, list(keys(m.Config.Environments)))
 	}
 	leases, err := m.Registry.List(ctx, m.now())
 	if err != nil {
 		return res, err
 	}
+	// The rules a rollback obeys as a release into env does.
+	if env.Lock != rollout.LockOff {
+		res.Lock, res.LockTimeout = env.Lock, env.LockTimeout
+	}
+	if env.Approval == rollout.ApprovalRequired {
+		res.Approval = workflows.Approval{Required: true, FourEyes: env.FourEyes, Timeout: env.ApprovalTimeout}
+	}
+	res.AuthOn = m.Config.Auth.Enabled()
 	res.Targets = slices.Clone(proj.Targets)
 	res.Hosts = map[string][]string{}
 	res.HostTimeout = m.Config.Timeouts.Host
@@ -270,9 +299,12 @@ func (m *Manager) EarlierBuild(ctx context.Context, req workflows.Request) (work
 	return workflows.BuildResult{Builder: d.Builder, Commit: d.Commit, Artifacts: d.Artifacts, Steps: d.Steps}, nil
 }
 
-// Authorize checks who signed a rollback request or an approval decision,
-// and that the policy lets them do it. With authentication off the claimed
-// name stands. It returns the principal's name.
+// Authorize checks who signed a rollback request, an approval decision or
+// a cancel, and that the policy lets them do it. With authentication off
+// the claimed name stands. A rollback's start (RunID set) is also checked
+// as Plan checks a release's: the signature when the run started, the
+// transaction id, and that no other run of it exists. It returns the
+// principal's name.
 func (m *Manager) Authorize(ctx context.Context, in workflows.AuthorizeInput) (string, error) {
 	a := m.Config.Auth
 	if !a.Enabled() {
@@ -285,7 +317,7 @@ func (m *Manager) Authorize(ctx context.Context, in workflows.AuthorizeInput) (s
 		if err != nil {
 			return "", err
 		}
-		who, err = users.Verify(m.Secret, *in.Signature, in.Payload, m.now(), a.MaxAge)
+		who, err = users.Verify(m.Secret, *in.Signature, in.Payload, m.at(in.RunStarted), a.MaxAge)
 		if err != nil {
 			return "", rejected("%s not authenticated: %v", in.Action, err)
 		}
@@ -297,8 +329,16 @@ func (m *Manager) Authorize(ctx context.Context, in workflows.AuthorizeInput) (s
 	default:
 		return "", rejected("%s not authenticated: sign it with a relman token (RELMAN_TOKEN) or use the XML-RPC gateway with credentials", in.Action)
 	}
-	if !m.Config.Policy.Allowed(who, in.Action, in.Project, in.Env) {
-		return "", rejected("user %s (roles %s) may not %s project %q in environment %q", who.ID(), strings.Join(who.Roles, ", "), in.Action, in.Project, in.Env)
+	if in.RunID != "" {
+		if err := checkOwnID(in.Transaction); err != nil {
+			return "", err
+		}
+		if err := m.firstRun(ctx, in.Transaction, in.RunID); err != nil {
+			return "", err
+		}
+	}
+	if !m.Config.Allowed(who, in.Action, in.Project, in.Env) {
+		return "", rejected("user %s (roles %s) may not %s project %q in environment %q%s", who.ID(), strings.Join(who.Roles, ", "), in.Action, in.Project, in.Env, m.protectedHint(in.Env))
 	}
 	if err := m.realmAuthorizes(ctx, who, in.Action, in.Project, in.Env); err != nil {
 		return "", err
@@ -306,32 +346,97 @@ func (m *Manager) Authorize(ctx context.Context, in workflows.AuthorizeInput) (s
 	return who.ID(), nil
 }
 
-// authenticate finds who asked. With auth on, a request must carry a valid
-// signature, or be anonymous where the config allows that; the name the
-// client claims counts for nothing. With auth off the claim stands.
-func (m *Manager) authenticate(in workflows.PlanInput) (auth.Principal, error) {
+// at is the time a signature is checked at: when the run it starts began
+// (Temporal's clock, which no client sets), else now.
+func (m *Manager) at(runStarted time.Time) time.Time {
+	if !runStarted.IsZero() {
+		return runStarted
+	}
+	return m.now()
+}
+
+// authenticate finds who asked and the signer the transaction id is
+// scoped to. With auth on, a request must carry a valid signature over
+// what its run really got, or be anonymous where the config allows that;
+// the name the client claims counts for nothing. With auth off the claim
+// stands. Either way the transaction id must be one relman gives: the one
+// derived for the request id and this signer, or a uuid. With auth on, a
+// second run of a transaction id is refused: its signature was good once.
+func (m *Manager) authenticate(ctx context.Context, in workflows.PlanInput) (auth.Principal, string, error) {
 	a := m.Config.Auth
-	if !a.Enabled() {
-		return auth.Principal{}, nil
-	}
-	if in.Signature == nil {
-		if a.Anonymous {
-			return auth.Principal{Name: "anonymous", Roles: []string{"anonymous"}}, nil
+	var who auth.Principal
+	signer := workflows.ClaimedSigner(in.Request.Requester)
+	switch {
+	case !a.Enabled():
+	case in.Signature == nil && a.Anonymous:
+		who = auth.Principal{Name: "anonymous", Roles: []string{"anonymous"}}
+	case in.Signature == nil:
+		return who, "", rejected("request not authenticated: this manager needs requests signed with a relman token (set RELMAN_TOKEN; an administrator makes one with relman token create) or sent through its XML-RPC gateway with credentials")
+	default:
+		users, err := auth.Load(a.UsersFile)
+		if err != nil {
+			return who, "", err
 		}
-		return auth.Principal{}, rejected("request not authenticated: this manager needs requests signed with a relman token (set RELMAN_TOKEN; an administrator makes one with relman token create) or sent through its XML-RPC gateway with credentials")
+		who, err = users.Verify(m.Secret, *in.Signature, in.Signed().Payload(), m.at(in.RunStarted), a.MaxAge)
+		if err != nil {
+			return who, "", rejected("request not authenticated: %v", err)
+		}
+		if err := m.knownRealm(who, "request"); err != nil {
+			return who, "", err
+		}
+		signer = in.Signature.Signer()
 	}
-	users, err := auth.Load(a.UsersFile)
+	if in.Transaction != "" && in.Workflow != workflows.PlanOnlyWorkflowName {
+		if err := m.checkTransactionID(in.Transaction, signer, in.Request.RequestID); err != nil {
+			return who, "", err
+		}
+	}
+	if a.Enabled() && in.RunID != "" {
+		if err := m.firstRun(ctx, in.Transaction, in.RunID); err != nil {
+			return who, "", err
+		}
+	}
+	return who, signer, nil
+}
+
+// checkTransactionID refuses a transaction id relman would not have given
+// this request: with a request id, the one derived from it for this signer
+// on this manager; without, a uuid. So a release started under an id of
+// someone's choosing (a lock's, another requester's) goes no further.
+func (m *Manager) checkTransactionID(txid, signer, requestID string) error {
+	if requestID == "" {
+		return checkOwnID(txid)
+	}
+	if want := workflows.RequestTransactionID(m.Config.ManagerQueue, signer, requestID); txid != want {
+		return rejected("transaction id %q is not the one relman gives request id %q of this requester; send request ids with relman release --request-id or the gateway's request_id, never as a workflow id", txid, requestID)
+	}
+	return nil
+}
+
+// checkOwnID refuses a transaction id that is not a uuid, the ids relman
+// gives transactions without a request id.
+func checkOwnID(txid string) error {
+	if u, err := uuid.Parse(txid); err != nil || u.String() != txid {
+		return rejected("transaction id %q is not one relman gives (a uuid, or r-... for a request id); start transactions with relman or the XML-RPC gateway", txid)
+	}
+	return nil
+}
+
+// firstRun refuses a run of a transaction id that has run before: Temporal
+// runs an id again when told to (an id reuse policy of AllowDuplicate), and
+// the signature of its input was good for one run.
+func (m *Manager) firstRun(ctx context.Context, txid, runID string) error {
+	if m.Runs == nil {
+		return nil
+	}
+	n, err := m.Runs.OtherRuns(ctx, txid, runID)
 	if err != nil {
-		return auth.Principal{}, err
+		return fmt.Errorf("look up earlier runs of %s: %w", txid, err)
 	}
-	who, err := users.Verify(m.Secret, *in.Signature, workflows.SignedPayload(in.Transaction, in.Request), m.now(), a.MaxAge)
-	if err != nil {
-		return auth.Principal{}, rejected("request not authenticated: %v", err)
+	if n > 0 {
+		return rejected("transaction %s has run before; a signed request is good for one run, so start a new transaction", txid)
 	}
-	if err := m.knownRealm(who, "request"); err != nil {
-		return auth.Principal{}, err
-	}
-	return who, nil
+	return nil
 }
 
 // knownRealm refuses a principal of a realm this manager does not have,
@@ -364,6 +469,23 @@ func (m *Manager) realmAuthorizes(ctx context.Context, who auth.Principal, actio
 		return rejected("user %s may not %s project %q: %v", who.ID(), action, project, err)
 	}
 	return nil
+}
+
+// hooks names the environment's webhooks for a plan, never their URLs.
+func hooks(name string, env config.Environment) []workflows.WebhookRef {
+	var out []workflows.WebhookRef
+	for i, u := range env.Webhooks {
+		out = append(out, workflows.WebhookRef{Env: name, Index: i, Name: config.RedactURL(u)})
+	}
+	return out
+}
+
+// protectedHint says why a rule naming every environment was not enough.
+func (m *Manager) protectedHint(env string) string {
+	if e, ok := m.Config.Environments[env]; ok && e.Protected {
+		return fmt.Sprintf(" (environment %q is protected: only a rule that names it counts, a glob such as \"*\" does not)", env)
+	}
+	return ""
 }
 
 func rejected(format string, args ...any) error {

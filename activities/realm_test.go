@@ -39,7 +39,8 @@ func realmManager(t *testing.T) *activities.Manager {
 	t.Helper()
 	cfg := testManagerConfig()
 	cfg.Auth = config.Auth{UsersFile: filepath.Join(t.TempDir(), "users.yaml"), MaxAge: 10 * time.Minute}
-	cfg.Policy = auth.Policy{{Roles: []string{"deployer"}, Actions: []string{"build", "install", "approve"}, Projects: []string{"*"}, Environments: []string{"*"}}}
+	// prod is protected: only a rule naming it lets anyone install there.
+	cfg.Policy = auth.Policy{{Roles: []string{"deployer"}, Actions: []string{"build", "install", "approve"}, Projects: []string{"*"}, Environments: []string{"*", "prod"}}}
 	realms := &authapi.Registry{}
 	if err := realms.Register("corp", directory{}); err != nil {
 		t.Fatal(err)
@@ -55,7 +56,7 @@ func realmManager(t *testing.T) *activities.Manager {
 func TestPlanTrustsSignedRealmAndRoles(t *testing.T) {
 	m := realmManager(t)
 	sign := func(p authapi.Principal, txid string, req workflows.Request) *auth.Signature {
-		s := auth.SignAsGateway(gatewaySecret, p, workflows.SignedPayload(txid, req), planNow)
+		s := auth.SignAsGateway(gatewaySecret, p, workflows.ReleaseStart(txid, workflows.ReleaseInput{Request: req}).Payload(), planNow)
 		return &s
 	}
 	req := install("web", "prod")
@@ -65,28 +66,28 @@ func TestPlanTrustsSignedRealmAndRoles(t *testing.T) {
 		want string // the principal, or a substring of the rejection
 		ok   bool
 	}{
-		"ldap user, signed": {sig: sign(alice, "tx-1", req), want: "alice@corp", ok: true},
+		"ldap user, signed": {sig: sign(alice, tx1, req), want: "alice@corp", ok: true},
 		"roles forged": {sig: func() *auth.Signature {
-			s := sign(authapi.Principal{Name: "alice", Roles: []string{"tester"}, Realm: "corp"}, "tx-1", req)
+			s := sign(authapi.Principal{Name: "alice", Roles: []string{"tester"}, Realm: "corp"}, tx1, req)
 			s.Roles = []string{"deployer"}
 			return s
 		}(), want: "request not authenticated"},
 		"realm forged": {sig: func() *auth.Signature {
-			s := sign(alice, "tx-1", req)
+			s := sign(alice, tx1, req)
 			s.Realm = "frozen"
 			return s
 		}(), want: "request not authenticated"},
-		"another transaction": {sig: sign(alice, "tx-2", req), want: "request not authenticated"},
-		"realm this manager lacks": {sig: sign(authapi.Principal{Name: "alice", Roles: []string{"deployer"}, Realm: "nis"}, "tx-1", req),
+		"another transaction": {sig: sign(alice, tx2, req), want: "request not authenticated"},
+		"realm this manager lacks": {sig: sign(authapi.Principal{Name: "alice", Roles: []string{"deployer"}, Realm: "nis"}, tx1, req),
 			want: `realm "nis" is not one of this manager's ("corp", "frozen")`},
-		"role the policy does not know": {sig: sign(authapi.Principal{Name: "alice", Roles: []string{"tester"}, Realm: "corp"}, "tx-1", req),
+		"role the policy does not know": {sig: sign(authapi.Principal{Name: "alice", Roles: []string{"tester"}, Realm: "corp"}, tx1, req),
 			want: "user alice@corp (roles tester) may not install"},
-		"realm's authorizer refuses": {sig: sign(authapi.Principal{Name: "alice", Roles: []string{"deployer"}, Realm: "frozen"}, "tx-1", req),
+		"realm's authorizer refuses": {sig: sign(authapi.Principal{Name: "alice", Roles: []string{"deployer"}, Realm: "frozen"}, tx1, req),
 			want: `realm "frozen" refuses: a change freeze is on for prod`},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			plan, err := m.Plan(context.Background(), workflows.PlanInput{Request: req, Transaction: "tx-1", Signature: tc.sig})
+			plan, err := m.Plan(context.Background(), workflows.PlanInput{Request: req, Transaction: tx1, Signature: tc.sig})
 			if tc.ok {
 				if err != nil {
 					t.Fatal(err)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,7 +39,8 @@ func TestPlanRules(t *testing.T) {
 	assert.Equal(t, rollout.Policy{Strategy: "rolling", Batch: "2", Pause: 30 * time.Second, MaxFailures: "0", Unreachable: "fail"}, p.Rollout)
 	assert.Equal(t, rollout.LockWait, p.Lock, "lock defaults to wait")
 	assert.Equal(t, workflows.Approval{Required: true, FourEyes: true, Timeout: time.Hour}, p.Approval)
-	assert.Equal(t, []string{"http://hooks.invalid/a"}, p.Webhooks)
+	assert.Equal(t, []workflows.WebhookRef{{Env: "test", Index: 0, Name: "http://hooks.invalid/…"}}, p.Hooks, "the plan names the webhook, never its URL")
+	assert.Empty(t, p.Webhooks)
 	assert.Equal(t, [][]string{{"web-1", "web-2"}, {"web-3"}}, p.Rollout.Batches([]string{"web-1", "web-2", "web-3"}))
 
 	// The request's rollout wins where it says something.
@@ -49,11 +52,13 @@ func TestPlanRules(t *testing.T) {
 	assert.Equal(t, "10%", p.Rollout.MaxFailures)
 	assert.Equal(t, 30*time.Second, p.Rollout.Pause)
 
-	// An environment with nothing set: today's behavior, plus the lock.
+	// An environment with only protected set: today's rollout, the lock
+	// with its default timeout, and approval with four eyes.
 	p, err = m.Plan(context.Background(), workflows.PlanInput{Request: install("web", "prod")})
 	require.NoError(t, err)
 	assert.True(t, p.Rollout.Legacy())
-	assert.False(t, p.Approval.Required)
+	assert.Equal(t, time.Hour, p.LockTimeout)
+	assert.Equal(t, workflows.Approval{Required: true, FourEyes: true, Timeout: 24 * time.Hour}, p.Approval)
 	assert.Empty(t, p.Webhooks)
 }
 
@@ -69,7 +74,7 @@ func TestPlanRulesRejections(t *testing.T) {
 	// A rejection carries the environment's webhooks.
 	var rej workflows.PlanRejection
 	require.NoError(t, app.Details(&rej))
-	assert.Equal(t, []string{"http://hooks.invalid/a"}, rej.Webhooks)
+	assert.Equal(t, []workflows.WebhookRef{{Env: "test", Index: 0, Name: "http://hooks.invalid/…"}}, rej.Hooks)
 
 	_, err = m.Plan(context.Background(), workflows.PlanInput{Request: install("nope", "test")})
 	require.ErrorAs(t, err, &app)
@@ -99,4 +104,43 @@ func TestNotifyPostsJSON(t *testing.T) {
 	assert.Contains(t, err.Error(), "502")
 	var app *temporal.ApplicationError
 	assert.False(t, errors.As(err, &app) && app.NonRetryable(), "a failing webhook is retried")
+}
+
+// TestNotifyKeepsWebhookSecrets: a release carries a reference to the
+// webhook; Notify finds the URL in the manager's config, and neither its
+// error (which reaches the history) nor its log names the URL's secret
+// parts.
+func TestNotifyKeepsWebhookSecrets(t *testing.T) {
+	got := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.URL.RequestURI()
+		if strings.Contains(r.URL.Path, "down") {
+			w.WriteHeader(http.StatusBadGateway)
+		}
+	}))
+	defer srv.Close()
+	secret := "/hooks/T0001/B0002/s3cr3tT0k3n?key=hunter2"
+	cfg := &config.Manager{Environments: map[string]config.Environment{"test": {Webhooks: []string{
+		srv.URL + secret, srv.URL + "/down/s3cr3tT0k3n", "http://user:hunter2@127.0.0.1:1/s3cr3tT0k3n",
+	}}}}
+	var logs strings.Builder
+	c := &activities.Coordinator{Config: cfg, Log: slog.New(slog.NewTextHandler(&logs, nil))}
+	n := workflows.Notification{Transaction: "tx-1", Project: "web", Env: "test", Status: workflows.StatusInstallCompleted}
+	require.NoError(t, c.Notify(context.Background(), workflows.NotifyInput{Webhook: &workflows.WebhookRef{Env: "test", Index: 0}, Notification: n}))
+	assert.Equal(t, secret, <-got, "the webhook got its whole URL")
+	for i, want := range map[int]string{1: "502", 2: "refused"} {
+		err := c.Notify(context.Background(), workflows.NotifyInput{Webhook: &workflows.WebhookRef{Env: "test", Index: i}, Notification: n})
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), want)
+		assert.NotContains(t, err.Error(), "s3cr3tT0k3n")
+		assert.NotContains(t, err.Error(), "hunter2")
+	}
+	err := c.Notify(context.Background(), workflows.NotifyInput{Webhook: &workflows.WebhookRef{Env: "test", Index: 7}, Notification: n})
+	var app *temporal.ApplicationError
+	require.ErrorAs(t, err, &app)
+	assert.True(t, app.NonRetryable())
+	assert.Contains(t, app.Message(), "webhook 7 of environment test is no longer in the manager's config")
+	assert.Contains(t, logs.String(), "webhook notified")
+	assert.NotContains(t, logs.String(), "s3cr3tT0k3n")
+	assert.NotContains(t, logs.String(), "hunter2")
 }

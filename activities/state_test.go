@@ -2,6 +2,7 @@ package activities_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -262,5 +263,111 @@ func TestBuildOnceMissingArtifactRebuilds(t *testing.T) {
 	third, err := f.b.Build(ctx, workflows.BuildInput{Transaction: "tx-3", Project: "web", Targets: []string{"env"}})
 	if err != nil || !third.Reused || len(third.Artifacts) != 1 {
 		t.Fatalf("narrower request: %+v (%v)", third, err)
+	}
+}
+
+// TestBuildRecordCannotBePoisoned: whoever writes the artifact store
+// rewrites a build record to name an object of their own (its sha256 and
+// size right, so the store serves it). The record no longer verifies, so
+// the builder builds again and returns its own artifacts, never theirs; a
+// record moved from another build's key, or written by a builder with
+// another key, is refused alike.
+func TestBuildRecordCannotBePoisoned(t *testing.T) {
+	f, counter := countingBuild(t)
+	ctx := context.Background()
+	first, err := f.b.Build(ctx, workflows.BuildInput{Transaction: "tx-1", Project: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil, err := f.store.Put(ctx, strings.NewReader("#!/bin/sh\nrm -rf /\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	records, err := filepath.Glob(filepath.Join(f.storeAt, "builds", "web", "*.json"))
+	if err != nil || len(records) != 1 {
+		t.Fatalf("build records %v (%v), want one", records, err)
+	}
+	rewrite := func(edit func(map[string]any)) {
+		t.Helper()
+		b, err := os.ReadFile(records[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(b, &doc); err != nil {
+			t.Fatal(err)
+		}
+		edit(doc)
+		if b, err = json.Marshal(doc); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(records[0], b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	point := func(doc map[string]any) {
+		arts := doc["artifacts"].(map[string]any)
+		arts["site"] = map[string]any{"key": evil.Key, "sha256": evil.SHA256, "size": evil.Size, "format": "tar.gz"}
+	}
+	for name, edit := range map[string]func(map[string]any){
+		"pointed at another object": point,
+		"pointed, mac removed":      func(doc map[string]any) { point(doc); delete(doc, "mac") },
+		"pointed, mac of its own": func(doc map[string]any) {
+			point(doc)
+			doc["mac"] = strings.Repeat("ab", 32)
+		},
+	} {
+		rewrite(edit)
+		before := runs(t, counter)
+		res, err := f.b.Build(ctx, workflows.BuildInput{Transaction: "tx-" + name, Project: "web"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Reused || runs(t, counter) != before+1 {
+			t.Fatalf("%s: reused=%v runs=%d, want a real build", name, res.Reused, runs(t, counter))
+		}
+		if res.Artifacts["site"].SHA256 == evil.SHA256 || res.Artifacts["site"] != first.Artifacts["site"] {
+			t.Fatalf("%s: site = %+v, want the builder's own %+v", name, res.Artifacts["site"], first.Artifacts["site"])
+		}
+	}
+	// The rebuild wrote a good record again: the next build reuses it.
+	again, err := f.b.Build(ctx, workflows.BuildInput{Transaction: "tx-again", Project: "web"})
+	if err != nil || !again.Reused {
+		t.Fatalf("after the rebuild: reused=%v err=%v, want the new record reused", again.Reused, err)
+	}
+	// A valid record copied over another build config's record does not
+	// pass for it.
+	p := f.b.Config.Projects["web"]
+	p.Env["EXTRA"] = "changed"
+	f.b.Config.Projects["web"] = p
+	if _, err := f.b.Build(ctx, workflows.BuildInput{Transaction: "tx-changed", Project: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	all, _ := filepath.Glob(filepath.Join(f.storeAt, "builds", "web", "*.json"))
+	if len(all) != 2 {
+		t.Fatalf("build records %v, want two", all)
+	}
+	valid, err := os.ReadFile(records[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range all {
+		if r != records[0] {
+			if err := os.WriteFile(r, valid, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	before := runs(t, counter)
+	moved, err := f.b.Build(ctx, workflows.BuildInput{Transaction: "tx-moved", Project: "web"})
+	if err != nil || moved.Reused || runs(t, counter) != before+1 {
+		t.Fatalf("moved record: reused=%v runs=%d err=%v, want a real build", moved.Reused, runs(t, counter), err)
+	}
+	// A builder with another key trusts none of it.
+	other := *f.b
+	other.Key = []byte("another-store-another-key-32-byt")
+	res, err := other.Build(ctx, workflows.BuildInput{Transaction: "tx-other", Project: "web"})
+	if err != nil || res.Reused {
+		t.Fatalf("another key: reused=%v err=%v", res.Reused, err)
 	}
 }

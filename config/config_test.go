@@ -715,3 +715,74 @@ policy:
 	assert.Equal(t, map[string]string{"cn=deployers": "deployer", "testers": "tester"}, l.Roles)
 	assert.Nil(t, c.Auth.Realms["htpasswd"].LDAP)
 }
+
+// TestProtectedAndLockTimeout: protected implies approval with four eyes
+// and refuses approval: none; lock_timeout defaults to an hour.
+func TestProtectedAndLockTimeout(t *testing.T) {
+	base := "version: 1\nauth: {anonymous: true}\nprojects: {p: {targets: [a]}}\n"
+	c, err := LoadManager(write(t, "manager.yaml", base+"environments: {prod: {protected: true}, test: {lock_timeout: 5m}}\n"))
+	require.NoError(t, err)
+	prod := c.Environments["prod"]
+	assert.Equal(t, "required", prod.Approval)
+	assert.True(t, prod.FourEyes)
+	assert.Equal(t, DefaultLockTimeout, prod.LockTimeout)
+	assert.Equal(t, 5*time.Minute, c.Environments["test"].LockTimeout)
+	assert.Equal(t, "none", c.Environments["test"].Approval)
+
+	for name, tc := range map[string]struct{ env, want string }{
+		"protected without approval": {"{prod: {protected: true, approval: none}}", "environments.prod.approval"},
+		"negative lock_timeout":      {"{test: {lock_timeout: -1s}}", "environments.test.lock_timeout"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := LoadManager(write(t, "manager.yaml", base+"environments: "+tc.env+"\n"))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://hooks.slack.com/services/T0/B0/XXXXSECRET":  "https://hooks.slack.com/…",
+		"https://chat.example.com/hook?token=s3cret":         "https://chat.example.com/…",
+		"https://user:pass@chat.example.com":                 "https://chat.example.com/…",
+		"http://127.0.0.1:8080/":                             "http://127.0.0.1:8080",
+		"http://127.0.0.1:8080":                              "http://127.0.0.1:8080",
+		"::not a url":                                        "(a webhook URL)",
+		"https://chat.example.com/#fragment-with-secret-key": "https://chat.example.com/…",
+	} {
+		got := RedactURL(raw)
+		assert.Equal(t, want, got, raw)
+		assert.NotContains(t, got, "SECRET")
+	}
+}
+
+// TestGatewayTransport: the gateway carries passwords, so off loopback it
+// serves TLS, or plain HTTP only where the config says insecure: true in
+// so many words.
+func TestGatewayTransport(t *testing.T) {
+	base := "version: 1\nauth: {anonymous: true}\nenvironments: {test: {}}\nprojects: {p: {targets: [a]}}\n"
+	for name, tc := range map[string]struct {
+		extra string
+		want  string // "" for accepted
+	}{
+		"loopback, plain":              {"listen_address: 127.0.0.1\n", ""},
+		"default address, plain":       {"", ""},
+		"every interface, plain":       {"listen_address: 0.0.0.0\n", "passwords would cross the network in clear"},
+		"a host's address, plain":      {"listen_address: 192.0.2.10\n", "gateway.tls_cert_path"},
+		"every interface, TLS":         {"listen_address: 0.0.0.0\ngateway: {tls_cert_path: c.pem, tls_key_path: k.pem}\n", ""},
+		"every interface, insecure":    {"listen_address: 0.0.0.0\ngateway: {insecure: true}\n", ""},
+		"every interface, gateway off": {"listen_address: 0.0.0.0\ngateway: {off: true}\n", ""},
+		"certificate without key":      {"gateway: {tls_cert_path: c.pem}\n", "tls_cert_path and tls_key_path go together"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := LoadManager(write(t, "manager.yaml", base+tc.extra))
+			if tc.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}

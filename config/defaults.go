@@ -28,6 +28,11 @@ const (
 	DefaultStepTimeout      = 30 * time.Minute
 	DefaultBehaviorTimeout  = 10 * time.Minute
 	DefaultCopyMode         = "0644"
+	// DefaultSigningKeyFile is where a builder keeps the key of its build
+	// records, in its work dir.
+	DefaultSigningKeyFile = "build-signing.key"
+	// DefaultLockTimeout bounds a release's wait for an environment's lock.
+	DefaultLockTimeout = time.Hour
 )
 
 // Default fills in what the file left out and makes its paths absolute
@@ -91,6 +96,11 @@ func (c *Builder) Default() {
 	}
 	c.Artifacts = artifactsURL(c.Artifacts, dir)
 	c.WorkDir = absPath(orDefault(c.WorkDir, DefaultWorkDir), dir)
+	if c.SigningKeyFile == "" {
+		// The work dir: a builder can always write there to make the key.
+		c.SigningKeyFile = filepath.Join(c.WorkDir, DefaultSigningKeyFile)
+	}
+	c.SigningKeyFile = absPath(c.SigningKeyFile, dir)
 	if c.Lease == 0 {
 		c.Lease = DefaultLease
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 
+	"github.com/relman/relman/auth"
 	"github.com/relman/relman/rollout"
 )
 
@@ -11,6 +12,15 @@ func (c *Manager) defaultEnvironments() {
 	for name, e := range c.Environments {
 		e.Rollout.Default()
 		e.Lock = orDefault(e.Lock, rollout.LockWait)
+		if e.LockTimeout == 0 {
+			e.LockTimeout = DefaultLockTimeout
+		}
+		if e.Protected {
+			// Protected means approved by someone else, whatever else
+			// the file says (validate refuses approval: none).
+			e.Approval = orDefault(e.Approval, rollout.ApprovalRequired)
+			e.FourEyes = true
+		}
 		e.Approval = orDefault(e.Approval, rollout.ApprovalNone)
 		if e.Approval == rollout.ApprovalRequired && e.ApprovalTimeout == 0 {
 			e.ApprovalTimeout = rollout.DefaultApprovalTimeout
@@ -29,8 +39,13 @@ func (e Environment) validate(ps *problems, f string) {
 	if !rollout.ValidApproval(e.Approval) {
 		ps.add(f+".approval", "%q is unknown; want required or none", e.Approval)
 	}
-	if e.FourEyes && e.Approval != rollout.ApprovalRequired {
+	if e.Protected && e.Approval != rollout.ApprovalRequired {
+		ps.add(f+".approval", "%q, but a protected environment needs approval: required (drop approval, or protected)", e.Approval)
+	} else if e.FourEyes && e.Approval != rollout.ApprovalRequired {
 		ps.add(f+".four_eyes", "needs approval: required")
+	}
+	if e.LockTimeout < 0 {
+		ps.add(f+".lock_timeout", "%s is negative", e.LockTimeout)
 	}
 	if e.ApprovalTimeout < 0 {
 		ps.add(f+".approval_timeout", "%s is negative", e.ApprovalTimeout)
@@ -41,4 +56,41 @@ func (e Environment) validate(ps *problems, f string) {
 			ps.add(fmt.Sprintf("%s.webhooks[%d]", f, i), "%q is not an http:// or https:// URL", w)
 		}
 	}
+}
+
+// Allowed reports whether the policy lets who do action on project in env.
+// In a protected environment only rules that name the environment itself
+// count for what changes or decides what runs there (install, approve,
+// cancel): a rule for every environment ("*") is not enough.
+func (c *Manager) Allowed(who auth.Principal, action, project, env string) bool {
+	if e, ok := c.Environments[env]; ok && e.Protected && action != auth.ActionRead {
+		return c.Policy.AllowedByName(who, action, project, env)
+	}
+	return c.Policy.Allowed(who, action, project, env)
+}
+
+// RedactURL is a URL without the parts that may hold a secret: it keeps the
+// scheme, host and port, and drops the user, password, path, query and
+// fragment (a webhook's token is often its path: /hooks/T0/B0/XXXX). For
+// logs, errors and plans.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(a webhook URL)"
+	}
+	out := u.Scheme + "://" + u.Host
+	if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		out += "/…"
+	}
+	return out
+}
+
+// Webhook is the URL of webhook index of environment env, or false when
+// the config has none there (it changed since the release was planned).
+func (c *Manager) Webhook(env string, index int) (string, bool) {
+	e, ok := c.Environments[env]
+	if !ok || index < 0 || index >= len(e.Webhooks) {
+		return "", false
+	}
+	return e.Webhooks[index], true
 }

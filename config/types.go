@@ -118,12 +118,18 @@ func (a Auth) Enabled() bool { return a.UsersFile != "" || len(a.Realms) > 0 }
 
 // Environment is a place releases go to (dev, qa, test, prod).
 type Environment struct {
+	// Protected: every release and rollback into it needs approval with
+	// four eyes, and only a policy rule that names the environment itself
+	// (not a glob such as "*") lets anyone install, approve or cancel there.
 	Protected bool `yaml:"protected"`
 	// How releases go through the environment's hosts.
 	Rollout rollout.Policy `yaml:"rollout"`
 	// Lock: wait (default) for another release of the same named target
 	// to end, refuse the second release, or off.
 	Lock string `yaml:"lock"`
+	// LockTimeout bounds a wait for the lock; then the release ends
+	// REJECTED naming the holder. Default 1h.
+	LockTimeout time.Duration `yaml:"lock_timeout"`
 	// Approval: required pauses a release after its build until someone
 	// approves it; none (default) does not.
 	Approval        string        `yaml:"approval"`
@@ -159,11 +165,15 @@ type ReleaseTimeouts struct {
 type Builder struct {
 	Service `yaml:",inline"`
 	// Name identifies this builder in the registry; default the host name.
-	Name      string                   `yaml:"name"`
-	Artifacts string                   `yaml:"artifacts"` // store URL: file://DIR, s3://BUCKET?..., mem://
-	WorkDir   string                   `yaml:"work_dir"`
-	Lease     time.Duration            `yaml:"lease"` // default 60s; renewed every lease/3
-	Projects  map[string]BuildBehavior `yaml:"projects"`
+	Name      string        `yaml:"name"`
+	Artifacts string        `yaml:"artifacts"` // store URL: file://DIR, s3://BUCKET?..., mem://
+	WorkDir   string        `yaml:"work_dir"`
+	Lease     time.Duration `yaml:"lease"` // default 60s; renewed every lease/3
+	// SigningKeyFile holds the key that signs the builder's build records
+	// in the artifact store (build once), made on first start; builders
+	// sharing a store share it. Default build-signing.key in work_dir.
+	SigningKeyFile string                   `yaml:"signing_key_file"`
+	Projects       map[string]BuildBehavior `yaml:"projects"`
 	// Managers are the managers the builder serves when it serves more
 	// than one (the seed's "register itself with multiple ReleaseManager
 	// instances"); empty: the one of manager_queue and registry_id.

@@ -222,6 +222,8 @@ func checkPod(t *testing.T, r rendered, name string, p podOf) {
 	require.NotNil(t, c.ReadinessProbe)
 	if c.Name == "codec-server" {
 		assert.Contains(t, c.Args, "--listen-address", "the Service must reach it")
+		assert.Contains(t, c.Args, "--token-file", "the codec refuses calls without a token")
+		codecServerAccepts(t, c.Args)
 		return
 	}
 
@@ -261,6 +263,12 @@ func checkPod(t *testing.T, r rendered, name string, p podOf) {
 		}
 	case *config.Builder:
 		assert.True(t, writable(mounts, cfg.WorkDir), "the work dir must be a writable volume")
+		// Every builder holds the same key for the build records: a
+		// Secret, not a key each pod makes for itself.
+		m, ok := mounts[filepath.Dir(cfg.SigningKeyFile)]
+		if assert.True(t, ok, "signing_key_file %s is not mounted", cfg.SigningKeyFile) {
+			assert.NotNil(t, volumes[m.Name].Secret, "the build-record key comes from a Secret")
+		}
 	case *config.Installer:
 		assert.Equal(t, "DaemonSet", p.kind)
 		// The host id is the node's name, from the downward API.

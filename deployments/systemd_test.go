@@ -428,3 +428,38 @@ func TestProtectHomeFollowsTheLayout(t *testing.T) {
 		})
 	}
 }
+
+// TestCodecServerUnitFlags: the codec-server unit's command line is one
+// the codec-server accepts.
+func TestCodecServerUnitFlags(t *testing.T) {
+	unit := parseUnit(t, mustRead(t, filepath.Join("systemd", "relman-codec-server.service")))
+	require.Len(t, unit["ExecStart"], 1)
+	argv := strings.Fields(unit["ExecStart"][0])
+	require.Greater(t, len(argv), 2)
+	args := argv[1:]
+	for i, a := range args {
+		// systemd fills these in from the environment file.
+		switch a {
+		case "${RELMAN_CODEC_PORT}":
+			args[i] = "8081"
+		case "${RELMAN_UI_ORIGIN}":
+			args[i] = "http://localhost:8233"
+		}
+	}
+	assert.Contains(t, args, "--token-file", "the codec refuses calls without a token")
+	codecServerAccepts(t, args)
+}
+
+// codecServerAccepts runs args (codec-server and its flags, as a unit or a
+// chart passes them) through the real CLI: every flag must be one it
+// defines, so it gets as far as reading the key file, which is not here.
+func codecServerAccepts(t *testing.T, args []string) {
+	t.Helper()
+	require.Equal(t, "codec-server", args[0])
+	var out, errb bytes.Buffer
+	code := cli.Execute(context.Background(), args, cli.Options{Stdout: &out, Stderr: &errb,
+		LookupEnv: func(string) (string, bool) { return "", false }})
+	assert.NotEqual(t, cli.ExitUsage, code, "codec-server %v: %s", args[1:], errb.String())
+	assert.NotContains(t, errb.String(), "unknown flag")
+	assert.Contains(t, errb.String(), "encryption key file", "it parsed the flags and went on to read the keys")
+}

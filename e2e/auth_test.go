@@ -6,10 +6,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,12 +36,37 @@ type secureStack struct {
 	token    string // bob's
 	carol    string // carol's token: an approver
 	queue    string
+	dir      string
+	// hookSecret is in the URL of the test environment's webhook, which
+	// hooks receives.
+	hookSecret string
+	hooks      *webhookSink
+}
+
+// webhookSink records the webhook calls it receives.
+type webhookSink struct {
+	mu    sync.Mutex
+	paths []string
+	srv   *httptest.Server
+}
+
+func (w *webhookSink) received() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.paths)
 }
 
 func startSecure(t *testing.T) *secureStack {
 	t.Helper()
-	s := &secureStack{password: "alice-Pa55word-e2e"}
+	s := &secureStack{password: "alice-Pa55word-e2e", hookSecret: "hOOk-s3cr3t-T0ken", hooks: &webhookSink{}}
+	s.hooks.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.hooks.mu.Lock()
+		s.hooks.paths = append(s.hooks.paths, r.URL.RequestURI())
+		s.hooks.mu.Unlock()
+	}))
+	t.Cleanup(s.hooks.srv.Close)
 	dir := filepath.Join(env.Root, "secure")
+	s.dir = dir
 	require.NoError(t, os.MkdirAll(dir, 0o755))
 	f, err := auth.Load(filepath.Join(dir, "users.yaml"))
 	require.NoError(t, err)
@@ -55,12 +84,17 @@ logging: {path: logs/manager.log, level: debug}
 auth: {users_file: users.yaml}
 policy:
   - {roles: [tester], actions: [install, read], projects: [shop], environments: [test]}
-  - {roles: [deployer], actions: [build, install, approve, read], projects: ["*"], environments: ["*"]}
+  - {roles: [deployer], actions: [build, install, cancel, approve, read], projects: ["*"], environments: ["*"]}
   - {roles: [approver], actions: [approve, read], projects: ["*"], environments: ["*"]}
-environments: {test: {}, prod: {}, gated: {approval: required, four_eyes: true}}
+environments:
+  test: {webhooks: ["%s/hooks/%s?key=%s"]}
+  prod: {}
+  gated: {approval: required, four_eyes: true}
+  locked: {lock_timeout: 5s}
+  vault: {protected: true}
 projects:
   shop: {targets: [web]}
-`, port), []string{"test", "prod", "gated"})
+`, port, s.hooks.srv.URL, s.hookSecret, s.hookSecret), []string{"test", "prod", "gated", "locked", "vault"})
 	waitURL(t, s.gateway)
 	return s
 }

@@ -194,6 +194,8 @@ timeouts: {build: 5m, install: 2m, host: 30s}
 name: builder-e2e
 logging: {path: logs/builder.log, level: debug}
 artifacts: file://./artifacts
+# Shared with the builders of the other stacks here, which use this store.
+signing_key_file: build-signing.key
 work_dir: ./builder
 lease: 10s
 projects:

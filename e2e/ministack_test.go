@@ -34,6 +34,8 @@ func miniStack(t *testing.T, name, common, manager string, envs []string, cliArg
 		"manager.yaml": common + manager,
 		"builder.yaml": common + fmt.Sprintf(`name: builder-%s
 artifacts: file://../artifacts
+# Builders sharing a store share the key of its build records.
+signing_key_file: ../build-signing.key
 work_dir: ./builder
 lease: 10s
 projects:

@@ -103,7 +103,17 @@ func TestXMLRPCSeedSession(t *testing.T) {
 	require.NotEmpty(t, r.History)
 	assert.Equal(t, len(r.History), r.HistoryWithCredentials)
 	assert.Equal(t, "requested", r.History[0].Event)
-	assert.Contains(t, r.History[0].Detail, "install of shop from trunk into test by py-tester")
+	assert.Contains(t, r.History[0].Detail, "install of shop from trunk into test")
+	// Who asked is the requester the transaction recorded with STARTED
+	// (with authentication off, the credentials' username).
+	started := false
+	for _, h := range r.History {
+		if h.Event == "status STARTED" {
+			started = true
+			assert.Equal(t, "requested by py-tester", h.Detail)
+		}
+	}
+	assert.True(t, started, "the history has STARTED")
 	assert.Regexp(t, `^\d{8}T\d{2}:\d{2}:\d{2}$`, r.History[0].Time)
 	var events []string
 	for _, h := range r.History {
@@ -239,9 +249,11 @@ func TestXMLRPCMethodsAndFaults(t *testing.T) {
 	require.NoError(t, json.Unmarshal(r.MethodSignatureRaw, &r.MethodSignature))
 	assert.Equal(t, [][]string{{"string", "string"}, {"string", "struct", "string"}}, r.MethodSignature)
 
-	// The same request_id gives the same transaction.
-	assert.Equal(t, r.RequestID, r.RequestIDFirst)
+	// The same request_id gives the same transaction, whose id is derived
+	// from it, never the request id itself.
 	assert.Equal(t, r.RequestIDFirst, r.RequestIDSecond)
+	assert.NotEqual(t, r.RequestID, r.RequestIDFirst)
+	assert.True(t, strings.HasPrefix(r.RequestIDFirst, workflows.RequestIDPrefix), r.RequestIDFirst)
 
 	// Bad bodies get a fault in an HTTP 200, and the gateway answers after.
 	for name, raw := range map[string]pyRaw{"malformed": r.Malformed, "not xml": r.NotXML, "too deep": r.TooDeep, "too large": r.TooLarge} {
@@ -260,7 +272,7 @@ func TestXMLRPCMethodsAndFaults(t *testing.T) {
 	// idle builder.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	d, err := transaction.Wait(ctx, env.Client, r.RequestID, nil)
+	d, err := transaction.Wait(ctx, env.Client, r.RequestIDFirst, nil)
 	require.NoError(t, err)
 	assert.Equal(t, workflows.StatusBuildCompleted, d.Status, d.Reason)
 	assert.Equal(t, "py-tester", d.Request.Requester)

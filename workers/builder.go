@@ -11,6 +11,7 @@ import (
 	"github.com/relman/relman/activities"
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/artifact"
+	"github.com/relman/relman/internal/secretfile"
 	"github.com/relman/relman/workflows"
 )
 
@@ -24,7 +25,11 @@ func (r *role) builder(ctx context.Context, cfg *config.Builder) error {
 		return fmt.Errorf("artifact store: %w", err)
 	}
 	defer store.Close()
-	a := &activities.Builder{Config: cfg, Store: store, Log: r.log}
+	key, err := secretfile.LoadOrCreate(cfg.SigningKeyFile, 32, r.warn)
+	if err != nil {
+		return fmt.Errorf("build record signing key: %w", err)
+	}
+	a := &activities.Builder{Config: cfg, Store: store, Log: r.log, Key: key}
 	var ws []worker.Worker
 	projects := slices.Sorted(maps.Keys(cfg.Projects))
 	for _, m := range cfg.Served() {

@@ -4,16 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
+	"time"
 
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/relman/relman/activities"
 	authapi "github.com/relman/relman/auth"
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/auth"
 	"github.com/relman/relman/internal/realm"
 	"github.com/relman/relman/internal/registry"
+	"github.com/relman/relman/internal/secretfile"
 	"github.com/relman/relman/internal/temporalclient"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/internal/xmlrpc"
@@ -27,16 +31,24 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 	var secret []byte
 	switch {
 	case cfg.Auth.Enabled():
-		s, err := auth.LoadSecret(cfg.Auth.SecretFile)
+		s, err := secretfile.LoadOrCreate(cfg.Auth.SecretFile, 32, r.warn)
 		if err != nil {
 			return fmt.Errorf("gateway secret: %w", err)
 		}
 		secret = s
+		// The users file holds password hashes: read them and they can be
+		// cracked offline.
+		secretfile.Check(cfg.Auth.UsersFile, r.warn)
 		if cfg.Auth.Anonymous {
 			r.log.Warn("anonymous requests are allowed as principal \"anonymous\"; the policy decides what they may do")
 		}
 	default:
 		r.log.Warn("authentication is off (no auth.users_file or auth.realms): anyone who can reach Temporal or the gateway may build and install anything; not recommended")
+		for _, name := range slices.Sorted(maps.Keys(cfg.Environments)) {
+			if cfg.Environments[name].Protected {
+				r.log.Warn(fmt.Sprintf("environment %s is protected, but with authentication off anyone may approve releases into it under any name", name))
+			}
+		}
 	}
 	// Without its search attributes no transaction could start: every
 	// workflow task would fail on the first upsert, logged only at INFO.
@@ -59,7 +71,9 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 	if !cfg.Gateway.Off {
 		// The gateway for the seed's clients; a port that cannot be opened
 		// stops the role.
-		gw, err := xmlrpc.ListenGateway(r.client, cfg, r.log.With("component", "xml-rpc"), r.opts.GatewayAddress, realms)
+		gw, err := xmlrpc.ListenGateway(&xmlrpc.Gateway{
+			Client: r.client, Config: cfg, Log: r.log.With("component", "xml-rpc"), Realms: realms, Secret: secret,
+		}, r.opts.GatewayAddress)
 		if err != nil {
 			return err
 		}
@@ -84,10 +98,11 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 			Config:       cfg,
 			Registry:     reg,
 			Transactions: transactions{r},
+			Runs:         runs{r},
 			Secret:       secret,
 			Realms:       realms,
 		},
-		&activities.Coordinator{Client: r.client, Log: r.log},
+		&activities.Coordinator{Client: r.client, Config: cfg, Log: r.log},
 	))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("manager worker on %s: %w", cfg.ManagerQueue, err)
@@ -106,6 +121,65 @@ type transactions struct{ r *role }
 
 func (t transactions) Get(ctx context.Context, txid string) (*workflows.Detail, error) {
 	return transaction.Get(ctx, t.r.client, txid)
+}
+
+// runs finds other runs of a workflow id through visibility.
+type runs struct{ r *role }
+
+// runsWait bounds how long OtherRuns waits for visibility to show the run
+// that asks.
+const runsWait = 15 * time.Second
+
+// OtherRuns counts the runs of id other than runID. Visibility lags behind
+// the history (under load, by seconds), so it first waits until runID
+// itself is listed: the runs before it started before it, and by then are
+// listed too. id is a transaction id the manager has checked (a uuid or
+// r-<hex>), so it quotes safely.
+func (x runs) OtherRuns(ctx context.Context, id, runID string) (int, error) {
+	if strings.ContainsAny(id, `'"\`) {
+		return 0, fmt.Errorf("workflow id %q cannot be looked up", id)
+	}
+	ctx, cancel := context.WithTimeout(ctx, runsWait)
+	defer cancel()
+	for {
+		n, self, err := x.list(ctx, id, runID)
+		if err != nil {
+			return 0, err
+		}
+		if self {
+			return n, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("visibility has not listed run %s of %s within %s; try again", runID, id, runsWait)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// list counts the listed runs of id other than runID, and says whether
+// runID itself is listed.
+func (x runs) list(ctx context.Context, id, runID string) (others int, self bool, err error) {
+	var token []byte
+	for {
+		resp, err := x.r.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("WorkflowId = '%s'", id), NextPageToken: token,
+		})
+		if err != nil {
+			return 0, false, err
+		}
+		for _, e := range resp.GetExecutions() {
+			if e.GetExecution().GetRunId() == runID {
+				self = true
+			} else {
+				others++
+			}
+		}
+		token = resp.GetNextPageToken()
+		if len(token) == 0 {
+			return others, self, nil
+		}
+	}
 }
 
 // Realms builds a manager's realms: its users file, the realms of its

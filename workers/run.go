@@ -242,6 +242,10 @@ func (r *role) ready(s Serving) {
 	}
 }
 
+// warn logs a warning about the role's own files (a secret others can
+// read).
+func (r *role) warn(msg string) { r.log.Warn(msg) }
+
 // NewLogger writes a role's structured log to its logging path (the seed's
 // logging_path and logging_level), or to stderr when none is set.
 func NewLogger(l config.Logging, stderr io.Writer) (*slog.Logger, func(), error) {
@@ -254,7 +258,8 @@ func NewLogger(l config.Logging, stderr io.Writer) (*slog.Logger, func(), error)
 		if err := os.MkdirAll(filepath.Dir(l.Path), 0o755); err != nil {
 			return nil, nil, fmt.Errorf("logging path: %w", err)
 		}
-		f, err := os.OpenFile(l.Path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		// Not for others' eyes: a log names users, hosts and errors.
+		f, err := os.OpenFile(l.Path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
 		if err != nil {
 			return nil, nil, fmt.Errorf("logging path: %w", err)
 		}

@@ -37,10 +37,45 @@ type ApprovalRecord struct {
 	Time     time.Time `json:"time"`
 }
 
+// gate holds a transaction back until it may change an environment: a
+// person's approval where the environment asks for one (approval.go), then
+// the lock of every named target (lock.go). Release and Rollback embed it,
+// so a rollback asks exactly what a release into the same environment
+// asks.
+type gate struct {
+	// d is the transaction's detail, which the gate reports into.
+	d *Detail
+	// onAwait runs as the transaction starts waiting for approval (the
+	// release notifies its webhooks).
+	onAwait func(ctx workflow.Context)
+	// approval is the environment's rule; awaiting is true while the
+	// transaction waits for a decision; authOn: the manager authenticates,
+	// so decisions must be signed.
+	approval Approval
+	awaiting bool
+	authOn   bool
+	decision *ApprovalRecord
+	// locks are the lock workflow ids asked for, in order (lock.go).
+	locks []string
+	// resumed is the status, and its detail, the transaction goes back to
+	// once it had to wait for locks; zero: BUILD_COMPLETED, "locks
+	// granted; installing" (a release).
+	resumed       Status
+	resumedDetail string
+}
+
+func (g *gate) setStatus(ctx workflow.Context, s Status, detail string) {
+	recordStatus(ctx, g.d, s, detail)
+}
+
+func (g *gate) event(ctx workflow.Context, s Status, detail string) {
+	appendEvent(ctx, g.d, s, detail)
+}
+
 // setApprovalHandlers registers the approve and reject updates. Their
-// validators refuse a decision unless the release awaits one, so an update
-// on any other release leaves no trace in its history.
-func (r *release) setApprovalHandlers(ctx workflow.Context) error {
+// validators refuse a decision unless the transaction awaits one, so an
+// update on any other transaction leaves no trace in its history.
+func (g *gate) setApprovalHandlers(ctx workflow.Context) error {
 	for _, u := range []struct {
 		name    string
 		approve bool
@@ -48,13 +83,13 @@ func (r *release) setApprovalHandlers(ctx workflow.Context) error {
 		approve := u.approve
 		err := workflow.SetUpdateHandlerWithOptions(ctx, u.name,
 			func(ctx workflow.Context, d ApprovalDecision) (string, error) {
-				if r.authOn {
-					who, err := r.authorizeDecision(ctx, d, approve)
+				if g.authOn {
+					who, err := g.authorizeDecision(ctx, d, approve)
 					if err != nil {
 						return "", err
 					}
 					d.By = who
-					if err := r.validateDecision(d, approve); err != nil {
+					if err := g.validateDecision(d, approve); err != nil {
 						return "", temporal.NewNonRetryableApplicationError(err.Error(), ErrRejected, nil)
 					}
 				}
@@ -62,11 +97,11 @@ func (r *release) setApprovalHandlers(ctx workflow.Context) error {
 				if !approve {
 					rec.Decision = "rejected"
 				}
-				r.decision = rec
-				return fmt.Sprintf("%s %s by %s", r.d.Transaction, rec.Decision, d.By), nil
+				g.decision = rec
+				return fmt.Sprintf("%s %s by %s", g.d.Transaction, rec.Decision, d.By), nil
 			},
 			workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, d ApprovalDecision) error {
-				return r.validateDecision(d, approve)
+				return g.validateDecision(d, approve)
 			}},
 		)
 		if err != nil {
@@ -78,62 +113,64 @@ func (r *release) setApprovalHandlers(ctx workflow.Context) error {
 
 // authorizeDecision asks the manager who signed the decision and whether
 // they may approve releases of this project into this environment.
-func (r *release) authorizeDecision(ctx workflow.Context, d ApprovalDecision, approve bool) (string, error) {
+func (g *gate) authorizeDecision(ctx workflow.Context, d ApprovalDecision, approve bool) (string, error) {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5, NonRetryableErrorTypes: []string{ErrRejected}},
 	})
 	var who string
 	err := workflow.ExecuteActivity(ctx, AuthorizeActivity, AuthorizeInput{
-		Transaction: r.d.Transaction,
+		Transaction: g.d.Transaction,
 		Action:      "approve",
-		Project:     r.d.Request.Project,
-		Env:         r.d.Request.Env,
-		Payload:     DecisionPayload(r.d.Transaction, approve, d),
+		Project:     g.d.Request.Project,
+		Env:         g.d.Request.Env,
+		Payload:     DecisionPayload(g.d.Transaction, approve, d),
 		Signature:   d.Signature,
 		Claimed:     d.By,
 	}).Get(ctx, &who)
 	return who, err
 }
 
-func (r *release) validateDecision(d ApprovalDecision, approve bool) error {
-	if !r.awaiting || r.decision != nil {
-		return fmt.Errorf("transaction %s is %s, not awaiting approval", r.d.Transaction, r.d.Status)
+func (g *gate) validateDecision(d ApprovalDecision, approve bool) error {
+	if !g.awaiting || g.decision != nil {
+		return fmt.Errorf("transaction %s is %s, not awaiting approval", g.d.Transaction, g.d.Status)
 	}
 	if strings.TrimSpace(d.By) == "" {
-		return fmt.Errorf("a decision on %s needs the name of who decides", r.d.Transaction)
+		return fmt.Errorf("a decision on %s needs the name of who decides", g.d.Transaction)
 	}
-	if approve && r.approval.FourEyes && d.By == r.d.Request.Requester {
-		return fmt.Errorf("%s requested transaction %s and cannot approve it too (four eyes); ask someone else to approve it", d.By, r.d.Transaction)
+	if approve && g.approval.FourEyes && d.By == g.d.Request.Requester {
+		return fmt.Errorf("%s requested transaction %s and cannot approve it too (four eyes); ask someone else to approve it", d.By, g.d.Transaction)
 	}
 	return nil
 }
 
 // awaitApproval waits in AWAITING_APPROVAL for a decision, up to the
 // environment's approval timeout.
-func (r *release) awaitApproval(ctx workflow.Context) error {
-	timeout := orDefault(r.approval.Timeout, rollout.DefaultApprovalTimeout)
-	r.awaiting = true
-	defer func() { r.awaiting = false }()
+func (g *gate) awaitApproval(ctx workflow.Context) error {
+	timeout := orDefault(g.approval.Timeout, rollout.DefaultApprovalTimeout)
+	g.awaiting = true
+	defer func() { g.awaiting = false }()
 	rule := "approval"
-	if r.approval.FourEyes {
-		rule = "approval by someone other than " + orAnonymous(r.d.Request.Requester)
+	if g.approval.FourEyes {
+		rule = "approval by someone other than " + orAnonymous(g.d.Request.Requester)
 	}
-	r.d.Waiting = fmt.Sprintf("%s within %s (relman approve %s)", rule, timeout, r.d.Transaction)
-	r.setStatus(ctx, StatusAwaitingApproval, "waiting for "+r.d.Waiting)
-	r.notifyAsync(ctx)
-	ok, err := workflow.AwaitWithTimeout(ctx, timeout, func() bool { return r.decision != nil })
-	r.d.Waiting = ""
+	g.d.Waiting = fmt.Sprintf("%s within %s (relman approve %s)", rule, timeout, g.d.Transaction)
+	g.setStatus(ctx, StatusAwaitingApproval, "waiting for "+g.d.Waiting)
+	if g.onAwait != nil {
+		g.onAwait(ctx)
+	}
+	ok, err := workflow.AwaitWithTimeout(ctx, timeout, func() bool { return g.decision != nil })
+	g.d.Waiting = ""
 	if err != nil {
 		return err
 	}
 	if !ok {
-		r.d.Approval = &ApprovalRecord{Decision: "timed out", Time: workflow.Now(ctx)}
+		g.d.Approval = &ApprovalRecord{Decision: "timed out", Time: workflow.Now(ctx)}
 		return temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("nobody approved transaction %s within %s", r.d.Transaction, timeout), ErrRejected, nil)
+			fmt.Sprintf("nobody approved transaction %s within %s", g.d.Transaction, timeout), ErrRejected, nil)
 	}
-	d := r.decision
-	r.d.Approval = d
+	d := g.decision
+	g.d.Approval = d
 	if d.Decision != "approved" {
 		msg := fmt.Sprintf("rejected by %s", d.By)
 		if d.Comment != "" {
@@ -145,6 +182,6 @@ func (r *release) awaitApproval(ctx workflow.Context) error {
 	if d.Comment != "" {
 		msg += ": " + d.Comment
 	}
-	r.event(ctx, "", msg)
+	g.event(ctx, "", msg)
 	return nil
 }

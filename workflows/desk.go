@@ -88,6 +88,10 @@ func (d *desk) plan(ctx workflow.Context, in PlanInput) (*PlanOnlyResult, error)
 		// signing; unsigned questions get the update's own id.
 		in.Transaction = workflow.GetCurrentUpdateInfo(ctx).ID
 	}
+	// A plan's signature is a plan's, never a transaction's start: the
+	// manager checks it against the PlanOnly name, so it cannot start a
+	// release.
+	in.Workflow = PlanOnlyWorkflowName
 	return planOnly(ctx, in)
 }
 

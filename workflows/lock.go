@@ -13,8 +13,10 @@ import (
 
 // Defaults of a Lock workflow.
 const (
-	DefaultLockCheck = time.Minute
-	DefaultLockIdle  = 10 * time.Minute
+	// DefaultLockTimeout bounds how long a transaction waits for a lock.
+	DefaultLockTimeout = time.Hour
+	DefaultLockCheck   = time.Minute
+	DefaultLockIdle    = 10 * time.Minute
 	// maxLockHistory continues the lock as new before its history grows
 	// long, even when the server does not suggest it.
 	maxLockHistory = 5000
@@ -274,51 +276,76 @@ func takeDelivered(requests, releases workflow.ReceiveChannel) []LockSignal {
 // for no lock.
 const lockVersion = "lock-acquisition"
 
-// acquireLocks takes the lock of every named target in the environment, in
-// sorted order so two releases never hold one each of what both need. The
+// lockTimeoutVersion marks transactions whose wait for a lock ends after
+// the environment's lock_timeout.
+const lockTimeoutVersion = "lock-wait-timeout"
+
+// acquireLocks takes the lock of every named target in env, in sorted
+// order so two transactions never hold one each of what both need. The
 // locks are Lock workflows (see lock.go): held by a workflow, not a
-// process, so a crashed manager never leaves one held.
-func (r *release) acquireLocks(ctx workflow.Context, plan Plan) error {
-	if plan.Lock != rollout.LockWait && plan.Lock != rollout.LockRefuse {
+// process, so a crashed manager never leaves one held. mode is the
+// environment's lock rule (wait, refuse, off); a wait longer than timeout
+// (default DefaultLockTimeout) ends the transaction REJECTED, naming the
+// holder, and it leaves the lock's queue as it ends.
+func (g *gate) acquireLocks(ctx workflow.Context, mode, env string, targets []string, timeout time.Duration) error {
+	if mode != rollout.LockWait && mode != rollout.LockRefuse {
 		return nil
 	}
 	if workflow.GetVersion(ctx, lockVersion, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return nil
 	}
-	env := r.in.Request.Env
 	queue := workflow.GetInfo(ctx).TaskQueueName
 	answers := workflow.GetSignalChannel(ctx, LockAnswerSignal)
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5},
 	})
-	targets := slices.Clone(plan.Targets)
+	targets = slices.Clone(targets)
 	slices.Sort(targets)
 	waited := false
+	// The wait's end, from when the transaction first waits: nil until
+	// then, and for transactions started before lock timeouts.
+	var deadline workflow.Future
+	var stopDeadline workflow.CancelFunc
+	defer func() {
+		if stopDeadline != nil {
+			stopDeadline()
+		}
+	}()
+	timeout = orDefault(timeout, DefaultLockTimeout)
 	for _, t := range targets {
 		id := LockID(queue, env, t)
-		req := LockRequest{Lock: id, Env: env, Target: t, Transaction: r.d.Transaction, Refuse: plan.Lock == rollout.LockRefuse}
-		// Remembered before asking: a release that ends while queued
+		req := LockRequest{Lock: id, Env: env, Target: t, Transaction: g.d.Transaction, Refuse: mode == rollout.LockRefuse}
+		// Remembered before asking: a transaction that ends while queued
 		// leaves the queue.
-		r.locks = append(r.locks, id)
+		g.locks = append(g.locks, id)
 		if err := workflow.ExecuteActivity(actx, RequestLockActivity, req).Get(ctx, nil); err != nil {
 			return err
 		}
+		holder := ""
 		for {
 			var a LockAnswer
-			cancelled := false
+			cancelled, expired := false, false
 			sel := workflow.NewSelector(ctx)
 			sel.AddReceive(answers, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &a) })
 			sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) { cancelled = true })
+			if deadline != nil {
+				sel.AddFuture(deadline, func(f workflow.Future) { expired = f.Get(ctx, nil) == nil })
+			}
 			sel.Select(ctx)
 			if cancelled {
 				return temporal.NewCanceledError()
+			}
+			if expired {
+				return temporal.NewNonRetryableApplicationError(
+					fmt.Sprintf("waited %s for lock %s, held by transaction %s, and gave up (the environment's lock_timeout); try again when it has ended",
+						timeout, id, holder), ErrRejected, nil)
 			}
 			if a.Lock != id {
 				continue
 			}
 			if a.Granted {
-				r.event(ctx, "", fmt.Sprintf("holding lock %s", id))
+				g.event(ctx, "", fmt.Sprintf("holding lock %s", id))
 				break
 			}
 			if a.Refused {
@@ -326,36 +353,46 @@ func (r *release) acquireLocks(ctx workflow.Context, plan Plan) error {
 					fmt.Sprintf("named target %s in %s is being released by transaction %s and the environment's lock is refuse; try again when it has ended",
 						t, env, a.Holder), ErrRejected, nil)
 			}
-			r.d.Waiting = fmt.Sprintf("lock %s held by transaction %s", id, a.Holder)
+			holder = a.Holder
+			g.d.Waiting = fmt.Sprintf("lock %s held by transaction %s", id, a.Holder)
 			if a.Position > 1 {
-				r.d.Waiting += fmt.Sprintf(" (%d in the queue)", a.Position)
+				g.d.Waiting += fmt.Sprintf(" (%d in the queue)", a.Position)
 			}
-			r.setStatus(ctx, StatusWaiting, "waiting for "+r.d.Waiting)
+			g.setStatus(ctx, StatusWaiting, "waiting for "+g.d.Waiting)
 			waited = true
+			if deadline == nil && workflow.GetVersion(ctx, lockTimeoutVersion, workflow.DefaultVersion, 1) == 1 {
+				var tctx workflow.Context
+				tctx, stopDeadline = workflow.WithCancel(ctx)
+				deadline = workflow.NewTimer(tctx, timeout)
+			}
 		}
 	}
 	if waited {
-		r.d.Waiting = ""
-		r.setStatus(ctx, StatusBuildCompleted, "locks granted; installing")
+		g.d.Waiting = ""
+		if g.resumed != "" {
+			g.setStatus(ctx, g.resumed, g.resumedDetail)
+		} else {
+			g.setStatus(ctx, StatusBuildCompleted, "locks granted; installing")
+		}
 	}
 	return nil
 }
 
 // unlock gives back every lock asked for, on a context that survives
-// cancellation, so an ended release never keeps one held or queued.
-func (r *release) unlock(ctx workflow.Context) {
-	if len(r.locks) == 0 {
+// cancellation, so an ended transaction never keeps one held or queued.
+func (g *gate) unlock(ctx workflow.Context) {
+	if len(g.locks) == 0 {
 		return
 	}
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	var fs []workflow.Future
-	for i := len(r.locks) - 1; i >= 0; i-- {
-		fs = append(fs, workflow.SignalExternalWorkflow(dctx, r.locks[i], "", LockReleaseSignal, LockRelease{Transaction: r.d.Transaction}))
+	for i := len(g.locks) - 1; i >= 0; i-- {
+		fs = append(fs, workflow.SignalExternalWorkflow(dctx, g.locks[i], "", LockReleaseSignal, LockRelease{Transaction: g.d.Transaction}))
 	}
 	for _, f := range fs {
 		if err := f.Get(dctx, nil); err != nil {
 			workflow.GetLogger(ctx).Warn("lock not released; the lock frees itself once it sees this release closed", "error", err)
 		}
 	}
-	r.locks = nil
+	g.locks = nil
 }

@@ -30,6 +30,8 @@ const (
 	// PlanUpdate and WhereUpdate are the questions a Desk answers.
 	PlanUpdate  = "plan"
 	WhereUpdate = "where"
+	// CancelUpdate asks a transaction to stop, signed and authorized.
+	CancelUpdate = "cancel"
 
 	// LockRequestSignal and LockReleaseSignal go to a Lock workflow;
 	// LockAnswerSignal goes back to the release that asked.

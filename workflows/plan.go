@@ -16,6 +16,28 @@ type PlanInput struct {
 	Request     Request         `json:"request"`
 	Transaction string          `json:"transaction,omitempty"`
 	Signature   *auth.Signature `json:"signature,omitempty"`
+	// Workflow is the workflow that plans (Release, PlanOnly; empty is
+	// Release), and the timeouts those of its input: with the request and
+	// the transaction id they are what the signature covers (SignedStart).
+	Workflow       string        `json:"workflow,omitempty"`
+	BuildTimeout   time.Duration `json:"build_timeout,omitempty"`
+	InstallTimeout time.Duration `json:"install_timeout,omitempty"`
+	HostTimeout    time.Duration `json:"host_timeout,omitempty"`
+	// RunID and RunStarted are the workflow run's, from Temporal: the
+	// signature must have been good when the run started, and no other run
+	// of the transaction id may exist.
+	RunID      string    `json:"run_id,omitempty"`
+	RunStarted time.Time `json:"run_started,omitempty"`
+}
+
+// Signed is what the request's signature must cover.
+func (in PlanInput) Signed() SignedStart {
+	w := in.Workflow
+	if w == "" {
+		w = ReleaseWorkflowName
+	}
+	return SignedStart{Workflow: w, Transaction: in.Transaction, Request: in.Request,
+		BuildTimeout: in.BuildTimeout, InstallTimeout: in.InstallTimeout, HostTimeout: in.HostTimeout}
 }
 
 // Plan is what the manager found for a request: every named target of the
@@ -30,14 +52,22 @@ type Plan struct {
 	HostTimeout    time.Duration `json:"host_timeout,omitempty"`
 	// Principal is who the manager found asked, when authentication is on.
 	Principal string `json:"principal,omitempty"`
+	// Signer is the verified signer (Detail.Signer).
+	Signer string `json:"signer,omitempty"`
 	// HeartbeatTimeout: how long a silent build or install counts as lost.
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
 	// The environment's rules; their zero values are the behavior releases
 	// had before them, which the saved histories rely on.
-	Rollout  rollout.Policy `json:"rollout"`
-	Lock     string         `json:"lock,omitempty"` // wait, refuse, or off/empty
-	Approval Approval       `json:"approval"`
-	Webhooks []string       `json:"webhooks,omitempty"`
+	Rollout rollout.Policy `json:"rollout"`
+	Lock    string         `json:"lock,omitempty"` // wait, refuse, or off/empty
+	// LockTimeout bounds a wait for the lock; zero: DefaultLockTimeout.
+	LockTimeout time.Duration `json:"lock_timeout,omitempty"`
+	Approval    Approval      `json:"approval"`
+	// Hooks name the environment's webhooks; Webhooks are their URLs, as
+	// plans made before hooks carried them (never again: a URL may hold a
+	// secret, and a plan stays in the history).
+	Hooks    []WebhookRef `json:"hooks,omitempty"`
+	Webhooks []string     `json:"webhooks,omitempty"`
 }
 
 // hostList is every host of the plan once, sorted.
@@ -57,7 +87,13 @@ func (p Plan) hostList() []string {
 // PlanRejection rides as the details of a Rejected plan error, so a release
 // rejected at planning still notifies its environment's webhooks.
 type PlanRejection struct {
-	Webhooks []string `json:"webhooks,omitempty"`
+	Hooks    []WebhookRef `json:"hooks,omitempty"`
+	Webhooks []string     `json:"webhooks,omitempty"`
+	// Requester is who asked as far as the manager could tell: the
+	// authenticated principal, the claimed name with authentication off,
+	// empty when the request did not authenticate. Signer likewise.
+	Requester string `json:"requester,omitempty"`
+	Signer    string `json:"signer,omitempty"`
 }
 
 // PlanOnlyResult is what `relman plan` shows: the plan and its batches.
@@ -74,9 +110,12 @@ type PlanOnlyResult struct {
 // `relman plan` asks the manager's Desk now (desk.go); PlanOnly stays
 // registered so the executions it ran still replay.
 func PlanOnly(ctx workflow.Context, in PlanInput) (*PlanOnlyResult, error) {
-	if in.Transaction == "" {
-		in.Transaction = workflow.GetInfo(ctx).WorkflowExecution.ID
-	}
+	// What the signature must cover is this workflow's own id and type,
+	// whatever the input says.
+	info := workflow.GetInfo(ctx)
+	in.Transaction = info.WorkflowExecution.ID
+	in.Workflow = PlanOnlyWorkflowName
+	in.RunID, in.RunStarted = info.WorkflowExecution.RunID, info.WorkflowStartTime
 	return planOnly(ctx, in)
 }
 

@@ -55,6 +55,8 @@ type ReleaseInput struct {
 // failed and callers branch on the type.
 func Release(ctx workflow.Context, in ReleaseInput) (*Detail, error) {
 	r := &release{in: in}
+	r.gate.d = &r.d
+	r.onAwait = r.notifyAsync
 	r.d.Transaction = workflow.GetInfo(ctx).WorkflowExecution.ID
 	r.d.Request = in.Request
 	r.d.Started = workflow.Now(ctx)
@@ -67,7 +69,13 @@ func Release(ctx workflow.Context, in ReleaseInput) (*Detail, error) {
 	if err := r.setApprovalHandlers(ctx); err != nil {
 		return nil, err
 	}
-	return r.run(ctx)
+	// The work runs under its own context, so an authorized cancel update
+	// stops it as a cancel from Temporal does.
+	run, cancel := workflow.WithCancel(ctx)
+	if err := setCancelHandler(ctx, &r.d, cancel); err != nil {
+		return nil, err
+	}
+	return r.run(run)
 }
 
 // release is the Release workflow's state; its detail d is what the
@@ -76,43 +84,62 @@ type release struct {
 	in        ReleaseInput
 	d         Detail
 	heartbeat time.Duration
+	// gate: approval and locks, reporting into d.
+	gate
 
-	// webhooks are notified of final statuses and of waits for approval.
+	// hooks are notified of final statuses and of waits for approval;
+	// webhooks are the URLs of releases planned before hooks.
+	hooks    []WebhookRef
 	webhooks []string
-	// approval is the environment's rule; awaiting is true while the
-	// release waits for a decision; authOn: the manager authenticates, so
-	// decisions must be signed (approval.go).
-	approval Approval
-	awaiting bool
-	authOn   bool
-	decision *ApprovalRecord
-	// locks are the lock workflow ids asked for, in order (lock.go).
-	locks []string
 	// completed overrides the INSTALL_COMPLETED detail of a rollout.
 	completed string
 }
 
+// startedAfterPlanVersion marks releases that record STARTED once the
+// plan has authenticated who asked, so the STARTED event, the timeline and
+// the requester search attribute name the principal, never the name the
+// client claimed.
+const startedAfterPlanVersion = "started-after-plan"
+
 func (r *release) run(ctx workflow.Context) (*Detail, error) {
 	req := r.in.Request
-	r.setStatus(ctx, StatusStarted, fmt.Sprintf("%s of %s from %s requested by %s", req.Action, req.Project, req.Source, orAnonymous(req.Requester)))
+	v := workflow.GetVersion(ctx, startedAfterPlanVersion, workflow.DefaultVersion, 1)
+	if v == workflow.DefaultVersion {
+		r.setStatus(ctx, StatusStarted, fmt.Sprintf("%s of %s from %s requested by %s", req.Action, req.Project, req.Source, orAnonymous(req.Requester)))
+	} else {
+		// Queries answer STARTED meanwhile; the event waits for the plan.
+		r.d.Status = StatusStarted
+	}
 
 	plan, err := r.plan(ctx)
 	if err != nil {
-		r.noteRejection(err)
+		rej := r.noteRejection(err)
+		if v != workflow.DefaultVersion {
+			r.d.Request.Requester = rej.Requester
+			r.d.Signer = rej.Signer
+		}
 		return r.end(ctx, err, StatusRejected)
 	}
-	r.webhooks = plan.Webhooks
+	r.hooks, r.webhooks = plan.Hooks, plan.Webhooks
 	r.approval = plan.Approval
+	r.d.Signer = plan.Signer
 	// With authentication on, the manager names a principal; approval
 	// decisions are then authenticated too.
 	r.authOn = plan.Principal != ""
-	if plan.Principal != "" && plan.Principal != r.d.Request.Requester {
-		// The requester is who the manager authenticated, not who the
-		// client claimed to be.
-		r.d.Request.Requester = plan.Principal
-		if err := workflow.UpsertTypedSearchAttributes(ctx, saRequester.ValueSet(plan.Principal)); err != nil {
-			workflow.GetLogger(ctx).Warn("search attributes not updated", "error", err)
+	if v == workflow.DefaultVersion {
+		if plan.Principal != "" && plan.Principal != r.d.Request.Requester {
+			// The requester is who the manager authenticated, not who the
+			// client claimed to be.
+			r.d.Request.Requester = plan.Principal
+			if err := workflow.UpsertTypedSearchAttributes(ctx, saRequester.ValueSet(plan.Principal)); err != nil {
+				workflow.GetLogger(ctx).Warn("search attributes not updated", "error", err)
+			}
 		}
+	} else {
+		if plan.Principal != "" {
+			r.d.Request.Requester = plan.Principal
+		}
+		r.setStatus(ctx, StatusStarted, fmt.Sprintf("%s of %s from %s requested by %s", req.Action, req.Project, req.Source, orAnonymous(r.d.Request.Requester)))
 	}
 	r.in.BuildTimeout = orDefault(r.in.BuildTimeout, plan.BuildTimeout)
 	r.in.InstallTimeout = orDefault(r.in.InstallTimeout, plan.InstallTimeout)
@@ -142,7 +169,7 @@ func (r *release) run(ctx workflow.Context) (*Detail, error) {
 	if req.Action == ActionBuild {
 		return r.finish(ctx), nil
 	}
-	if err := r.gate(ctx, plan); err != nil {
+	if err := r.hold(ctx, plan); err != nil {
 		return r.end(ctx, err, StatusRejected)
 	}
 	if err := r.install(ctx, plan, build); err != nil {
@@ -166,7 +193,10 @@ const planLocalVersion = "plan-local-activity"
 // BENCHMARKS.md). Releases started before keep the queued activity.
 func (r *release) plan(ctx workflow.Context) (Plan, error) {
 	retry := &temporal.RetryPolicy{MaximumAttempts: 5, NonRetryableErrorTypes: []string{ErrRejected}}
-	in := PlanInput{Request: r.in.Request, Transaction: r.d.Transaction, Signature: r.in.Signature}
+	info := workflow.GetInfo(ctx)
+	in := PlanInput{Request: r.in.Request, Transaction: r.d.Transaction, Signature: r.in.Signature,
+		Workflow: ReleaseWorkflowName, BuildTimeout: r.in.BuildTimeout, InstallTimeout: r.in.InstallTimeout, HostTimeout: r.in.HostTimeout,
+		RunID: info.WorkflowExecution.RunID, RunStarted: info.WorkflowStartTime}
 	var plan Plan
 	if workflow.GetVersion(ctx, planLocalVersion, workflow.DefaultVersion, 1) == 1 {
 		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 30 * time.Second, RetryPolicy: retry})
@@ -179,15 +209,16 @@ func (r *release) plan(ctx workflow.Context) (Plan, error) {
 }
 
 // noteRejection keeps the webhooks a Rejected plan carries, so the
-// rejection is notified too.
-func (r *release) noteRejection(err error) {
+// rejection is notified too, and returns what the plan found of who asked.
+func (r *release) noteRejection(err error) PlanRejection {
 	var app *temporal.ApplicationError
+	var rej PlanRejection
 	if errors.As(err, &app) && app.HasDetails() {
-		var rej PlanRejection
 		if app.Details(&rej) == nil {
-			r.webhooks = rej.Webhooks
+			r.hooks, r.webhooks = rej.Hooks, rej.Webhooks
 		}
 	}
+	return rej
 }
 
 func (r *release) build(ctx workflow.Context, plan Plan) (BuildResult, error) {
@@ -245,15 +276,15 @@ func (r *release) earlierBuild(ctx workflow.Context, plan Plan) (BuildResult, er
 	return res, nil
 }
 
-// gate holds an install back until it may go: approved when the
+// hold holds an install back until it may go: approved when the
 // environment needs approval, then holding the lock of every named target.
-func (r *release) gate(ctx workflow.Context, plan Plan) error {
+func (r *release) hold(ctx workflow.Context, plan Plan) error {
 	if plan.Approval.Required {
 		if err := r.awaitApproval(ctx); err != nil {
 			return err
 		}
 	}
-	return r.acquireLocks(ctx, plan)
+	return r.acquireLocks(ctx, plan.Lock, r.in.Request.Env, plan.Targets, plan.LockTimeout)
 }
 
 // end records a failure and fails the workflow with the status as its type.
@@ -261,7 +292,7 @@ func (r *release) gate(ctx workflow.Context, plan Plan) error {
 func (r *release) end(ctx workflow.Context, err error, status Status) (*Detail, error) {
 	if temporal.IsCanceledError(err) || ctx.Err() != nil {
 		dctx, _ := workflow.NewDisconnectedContext(ctx)
-		r.d.Reason = "cancelled by request"
+		r.d.Reason = cancelledReason(&r.d)
 		r.unlock(dctx)
 		r.setStatus(dctx, StatusCancelled, r.d.Reason)
 		r.closing(dctx)
@@ -292,7 +323,7 @@ func (r *release) closing(ctx workflow.Context) {
 }
 
 func (r *release) setStatus(ctx workflow.Context, s Status, detail string) {
-	recordStatus(ctx, &r.d, r.in.Request, s, detail)
+	recordStatus(ctx, &r.d, s, detail)
 }
 
 func (r *release) event(ctx workflow.Context, s Status, detail string) {
@@ -301,13 +332,21 @@ func (r *release) event(ctx workflow.Context, s Status, detail string) {
 
 // recordStatus sets a transaction's status word, logs it in the detail and
 // upserts the search attributes that the Web UI and relman list filter on;
-// the first status also sets project, environment and requester.
-func recordStatus(ctx workflow.Context, d *Detail, req Request, s Status, detail string) {
+// the first status recorded (STARTED, or REJECTED when the plan refused
+// the request) also sets project, environment and requester: the
+// requester d names, which is the authenticated principal where there is
+// one, and none for a request that did not authenticate.
+func recordStatus(ctx workflow.Context, d *Detail, s Status, detail string) {
+	first := len(d.Events) == 0
 	d.Status = s
 	appendEvent(ctx, d, s, detail)
 	updates := []temporal.SearchAttributeUpdate{saStatus.ValueSet(string(s))}
-	if s == StatusStarted {
-		updates = append(updates, saProject.ValueSet(req.Project), saRequester.ValueSet(orAnonymous(req.Requester)))
+	if s == StatusStarted || first {
+		req := d.Request
+		updates = append(updates, saProject.ValueSet(req.Project))
+		if s == StatusStarted || req.Requester != "" {
+			updates = append(updates, saRequester.ValueSet(orAnonymous(req.Requester)))
+		}
 		if req.Env != "" {
 			updates = append(updates, saEnv.ValueSet(req.Env))
 		}

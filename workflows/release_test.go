@@ -420,7 +420,10 @@ func TestReleaseRejected(t *testing.T) {
 	assert.True(t, app.NonRetryable())
 	assert.Equal(t, workflows.StatusRejected, d.Status)
 	assert.Contains(t, d.Reason, "no installer advertises target api in env test")
-	assert.Equal(t, []workflows.Status{workflows.StatusStarted, workflows.StatusRejected}, statusEvents(d))
+	// STARTED is recorded once the plan knows who asked; a rejected plan
+	// leaves only REJECTED, and the claimed name is not taken as who asked.
+	assert.Equal(t, []workflows.Status{workflows.StatusRejected}, statusEvents(d))
+	assert.Empty(t, d.Request.Requester, "a plan that did not say who asked leaves the requester unknown")
 	assert.False(t, d.Ended.IsZero())
 	assert.Equal(t, workflows.StatusRejected, queryStatus(t, env))
 	q := queryDetail(t, env)

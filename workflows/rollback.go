@@ -70,6 +70,8 @@ type RollbackRecord struct {
 func Rollback(ctx workflow.Context, in RollbackInput) (*Detail, error) {
 	in.Request.Action = ActionRollback
 	rb := &rollback{in: in}
+	rb.gate.d = &rb.d
+	rb.resumed, rb.resumedDetail = StatusStarted, "locks granted; rolling back"
 	rb.d.Transaction = workflow.GetInfo(ctx).WorkflowExecution.ID
 	rb.d.Request = in.Request
 	rb.d.Started = workflow.Now(ctx)
@@ -79,13 +81,28 @@ func Rollback(ctx workflow.Context, in RollbackInput) (*Detail, error) {
 	if err := workflow.SetQueryHandler(ctx, DetailQuery, func() (*Detail, error) { return &rb.d, nil }); err != nil {
 		return nil, err
 	}
-	return rb.run(ctx)
+	if err := rb.setApprovalHandlers(ctx); err != nil {
+		return nil, err
+	}
+	run, cancel := workflow.WithCancel(ctx)
+	if err := setCancelHandler(ctx, &rb.d, cancel); err != nil {
+		return nil, err
+	}
+	return rb.run(run)
 }
 
 type rollback struct {
 	in RollbackInput
 	d  Detail
+	// gate: the approval and locks a release into the environment needs.
+	gate
 }
+
+// rollbackPolicyVersion marks rollbacks that obey the environment's rules
+// as a release does: STARTED is recorded once the manager has checked who
+// asked (naming them), then approval with four eyes where the environment
+// asks for it, then the lock of every named target.
+const rollbackPolicyVersion = "rollback-policy"
 
 func (rb *rollback) run(ctx workflow.Context) (*Detail, error) {
 	req := rb.in.Request
@@ -93,35 +110,66 @@ func (rb *rollback) run(ctx workflow.Context) (*Detail, error) {
 	if rb.in.To != "" {
 		to = "the release of " + rb.in.To
 	}
-	rb.setStatus(ctx, StatusStarted, fmt.Sprintf("rollback of %s in %s to %s requested by %s", req.Project, req.Env, to, orAnonymous(req.Requester)))
+	v := workflow.GetVersion(ctx, rollbackPolicyVersion, workflow.DefaultVersion, 1)
+	if v == workflow.DefaultVersion {
+		rb.setStatus(ctx, StatusStarted, fmt.Sprintf("rollback of %s in %s to %s requested by %s", req.Project, req.Env, to, orAnonymous(req.Requester)))
+	} else {
+		rb.d.Status = StatusStarted
+	}
 	// A rollback changes what runs in the environment: it needs the
-	// install action, checked like a release's.
+	// install action, checked like a release's, and its signature is good
+	// for this one run.
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5, NonRetryableErrorTypes: []string{ErrRejected}},
 	})
+	info := workflow.GetInfo(ctx)
 	var who string
 	err := workflow.ExecuteActivity(actx, AuthorizeActivity, AuthorizeInput{
 		Transaction: rb.d.Transaction,
 		Action:      "install",
 		Project:     req.Project,
 		Env:         req.Env,
-		Payload:     SignedPayload(rb.d.Transaction, req),
+		Payload:     RollbackStart(rb.d.Transaction, rb.in).Payload(),
 		Signature:   rb.in.Signature,
 		Claimed:     req.Requester,
+		RunID:       info.WorkflowExecution.RunID,
+		RunStarted:  info.WorkflowStartTime,
 	}).Get(actx, &who)
 	if err != nil {
+		if v != workflow.DefaultVersion {
+			// Who asked is unknown: the claim is not recorded as a fact.
+			rb.d.Request.Requester = ""
+		}
 		return rb.end(ctx, err, StatusRejected)
 	}
-	if who != "" && who != req.Requester {
-		rb.d.Request.Requester = who
-		if err := workflow.UpsertTypedSearchAttributes(ctx, saRequester.ValueSet(who)); err != nil {
-			workflow.GetLogger(ctx).Warn("search attributes not updated", "error", err)
+	if v == workflow.DefaultVersion {
+		if who != "" && who != req.Requester {
+			rb.d.Request.Requester = who
+			if err := workflow.UpsertTypedSearchAttributes(ctx, saRequester.ValueSet(who)); err != nil {
+				workflow.GetLogger(ctx).Warn("search attributes not updated", "error", err)
+			}
 		}
+	} else {
+		if who != "" {
+			rb.d.Request.Requester = who
+		}
+		rb.setStatus(ctx, StatusStarted, fmt.Sprintf("rollback of %s in %s to %s requested by %s", req.Project, req.Env, to, orAnonymous(rb.d.Request.Requester)))
 	}
 	hosts, err := registeredHosts(ctx, req.Project, req.Env)
 	if err != nil {
 		return rb.end(ctx, err, StatusRejected)
+	}
+	if v != workflow.DefaultVersion {
+		rb.authOn, rb.approval = hosts.AuthOn, hosts.Approval
+		if rb.approval.Required {
+			if err := rb.awaitApproval(ctx); err != nil {
+				return rb.end(ctx, err, StatusRejected)
+			}
+		}
+		if err := rb.acquireLocks(ctx, hosts.Lock, req.Env, sortedKeys(hosts.Hosts), hosts.LockTimeout); err != nil {
+			return rb.end(ctx, err, StatusRejected)
+		}
 	}
 	hostTimeout := orDefault(rb.in.HostTimeout, orDefault(hosts.HostTimeout, DefaultHostTimeout))
 	var calls []hostCall
@@ -174,6 +222,7 @@ func (rb *rollback) run(ctx workflow.Context) (*Detail, error) {
 			fmt.Sprintf("rollback failed on %d of %d host targets: %s", len(failed), len(calls), strings.Join(failed, "; ")),
 			string(StatusRollbackFailed), nil), StatusRollbackFailed)
 	}
+	rb.unlock(ctx)
 	rb.setStatus(ctx, StatusRollbackCompleted, fmt.Sprintf("rolled back on %d host target(s)", len(calls)))
 	rb.d.Ended = workflow.Now(ctx)
 	return &rb.d, nil
@@ -184,23 +233,17 @@ func (rb *rollback) run(ctx workflow.Context) (*Detail, error) {
 func (rb *rollback) end(ctx workflow.Context, err error, status Status) (*Detail, error) {
 	if temporal.IsCanceledError(err) || ctx.Err() != nil {
 		dctx, _ := workflow.NewDisconnectedContext(ctx)
-		rb.d.Reason = "cancelled by request"
+		rb.d.Reason = cancelledReason(&rb.d)
+		rb.unlock(dctx)
 		rb.setStatus(dctx, StatusCancelled, rb.d.Reason)
 		rb.d.Ended = workflow.Now(dctx)
 		return &rb.d, temporal.NewCanceledError(rb.d.Reason)
 	}
 	rb.d.Reason = reason(err, ReleaseInput{Request: rb.in.Request}, status)
+	rb.unlock(ctx)
 	rb.setStatus(ctx, status, rb.d.Reason)
 	rb.d.Ended = workflow.Now(ctx)
 	return &rb.d, temporal.NewNonRetryableApplicationError(rb.d.Reason, string(status), nil, rb.d)
-}
-
-func (rb *rollback) setStatus(ctx workflow.Context, s Status, detail string) {
-	recordStatus(ctx, &rb.d, rb.in.Request, s, detail)
-}
-
-func (rb *rollback) event(ctx workflow.Context, s Status, detail string) {
-	appendEvent(ctx, &rb.d, s, detail)
 }
 
 func orNone(s string) string {

@@ -125,6 +125,9 @@ type Request struct {
 	Rebuild bool `json:"rebuild,omitempty"`
 	// Rollout overrides the fields it sets of the environment's rollout.
 	Rollout *rollout.Policy `json:"rollout,omitempty"`
+	// RequestID is the requester's idempotency key; the transaction id is
+	// derived from it (RequestTransactionID), never the key itself.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // InstallState is the state of one (host, target) install.
@@ -167,21 +170,26 @@ type Event struct {
 
 // Detail is the whole picture of one transaction, the detail query's answer.
 type Detail struct {
-	Transaction string                 `json:"transaction"`
-	Request     Request                `json:"request"`
-	Status      Status                 `json:"status"`
-	Reason      string                 `json:"reason,omitempty"`
-	Builder     string                 `json:"builder,omitempty"`
-	Commit      string                 `json:"commit,omitempty"`
-	Artifacts   map[string]ArtifactRef `json:"artifacts,omitempty"`
-	Steps       []StepResult           `json:"steps,omitempty"`
-	Installs    []InstallRecord        `json:"installs,omitempty"`
+	Transaction string  `json:"transaction"`
+	Request     Request `json:"request"`
+	// Signer is who the manager verified signed the request
+	// (auth.Signature.Signer; ClaimedSigner with authentication off), once
+	// it has: a retry with the same request id must come from them.
+	Signer    string                 `json:"signer,omitempty"`
+	Status    Status                 `json:"status"`
+	Reason    string                 `json:"reason,omitempty"`
+	Builder   string                 `json:"builder,omitempty"`
+	Commit    string                 `json:"commit,omitempty"`
+	Artifacts map[string]ArtifactRef `json:"artifacts,omitempty"`
+	Steps     []StepResult           `json:"steps,omitempty"`
+	Installs  []InstallRecord        `json:"installs,omitempty"`
 	// Rollout is the effective rollout and Batches its hosts per batch.
 	Rollout *rollout.Policy `json:"rollout,omitempty"`
 	Batches [][]string      `json:"batches,omitempty"`
 	// Waiting says what a WAITING or AWAITING_APPROVAL release waits for.
 	Waiting   string           `json:"waiting,omitempty"`
 	Approval  *ApprovalRecord  `json:"approval,omitempty"`
+	Cancelled *CancelRecord    `json:"cancelled,omitempty"`
 	Rollbacks []RollbackRecord `json:"rollbacks,omitempty"`
 	Events    []Event          `json:"events"`
 	Started   time.Time        `json:"started"`

@@ -8,9 +8,24 @@ import (
 )
 
 // NotifyInput is the Notify activity's argument: one webhook, one payload.
+// Webhook names the webhook in the manager's config; URL is the webhook
+// itself, as releases planned before webhook references carried it.
 type NotifyInput struct {
-	URL          string       `json:"url"`
+	URL          string       `json:"url,omitempty"`
+	Webhook      *WebhookRef  `json:"webhook,omitempty"`
 	Notification Notification `json:"notification"`
+}
+
+// WebhookRef names one of an environment's webhooks without its URL: a
+// webhook URL often holds a secret (a token in its path or query), and
+// what a workflow carries stays in its history for good. The Notify
+// activity looks the URL up in the manager's config.
+type WebhookRef struct {
+	Env   string `json:"env"`
+	Index int    `json:"index"`
+	// Name is the URL without its secret parts (config.RedactURL), for
+	// people reading the plan.
+	Name string `json:"name"`
 }
 
 // Notification is the JSON body POSTed to an environment's webhooks.
@@ -76,7 +91,7 @@ func (r *release) notification(ctx workflow.Context) Notification {
 // activity, retried with backoff. A webhook that stays down never fails
 // the release.
 func (r *release) startNotify(ctx workflow.Context) []workflow.Future {
-	if len(r.webhooks) == 0 {
+	if len(r.webhooks) == 0 && len(r.hooks) == 0 {
 		return nil
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
@@ -90,6 +105,11 @@ func (r *release) startNotify(ctx workflow.Context) []workflow.Future {
 	})
 	n := r.notification(ctx)
 	var fs []workflow.Future
+	// A release planned since webhook references carries those; one
+	// planned before carries the URLs its plan recorded.
+	for _, h := range r.hooks {
+		fs = append(fs, workflow.ExecuteActivity(actx, NotifyActivity, NotifyInput{Webhook: &h, Notification: n}))
+	}
 	for _, u := range r.webhooks {
 		fs = append(fs, workflow.ExecuteActivity(actx, NotifyActivity, NotifyInput{URL: u, Notification: n}))
 	}

@@ -109,6 +109,13 @@ type HostsResult struct {
 	Hosts   map[string][]string `json:"hosts"` // target -> hosts, sorted
 	// HostTimeout bounds how long a host has to pick up its activity.
 	HostTimeout time.Duration `json:"host_timeout,omitempty"`
+	// The environment's rules a rollback obeys as a release does, and
+	// whether the manager authenticates (approval decisions are then
+	// signed).
+	Approval    Approval      `json:"approval"`
+	Lock        string        `json:"lock,omitempty"`
+	LockTimeout time.Duration `json:"lock_timeout,omitempty"`
+	AuthOn      bool          `json:"auth_on,omitempty"`
 }
 
 // ByHost turns target -> hosts into host -> targets, both sorted.

@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -32,6 +31,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	authapi "github.com/relman/relman/auth"
+	"github.com/relman/relman/internal/secretfile"
 )
 
 // ErrDenied is the one answer to a wrong user, a wrong password and a wrong
@@ -100,26 +100,7 @@ func (f *File) Save() error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(f.path), ".users-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), f.path)
+	return secretfile.Write(f.path, b)
 }
 
 // SetPassword adds or updates a user with a bcrypt hash of password.

@@ -125,14 +125,42 @@ func TestSignatures(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"tester"}, p.Roles)
 
-	// Signatures from before realms (v1) still verify, with the file's roles.
+	// Signatures from before expiries (v1, v2) are refused, though their
+	// value checks out: nothing bounds how long they could be used.
 	v1 := Signature{Method: "gateway", User: "alice", Time: now.UTC()}
 	m := hmac.New(sha256.New, secret)
 	m.Write(signed(v1, payload))
 	v1.Value = base64.StdEncoding.EncodeToString(m.Sum(nil))
-	p, err = f.Verify(secret, v1, payload, now, time.Minute)
+	_, err = f.Verify(secret, v1, payload, now, time.Minute)
+	assert.ErrorIs(t, err, ErrBadSignature)
+	assert.Contains(t, err.Error(), "no expiry")
+}
+
+// TestSignatureExpires: a signature is refused after its expiry, and its
+// expiry cannot be moved without breaking it.
+func TestSignatureExpires(t *testing.T) {
+	f := &File{Users: map[string]*User{}}
+	token, _, err := f.NewToken("bob", []string{"deployer"})
 	require.NoError(t, err)
-	assert.Equal(t, alice, p)
+	key, err := ParseToken(token)
+	require.NoError(t, err)
+	now := time.Now()
+	payload := []byte("start")
+	s := SignWithToken(key, payload, now)
+	assert.Equal(t, now.UTC().Add(SignatureTTL), s.Expires)
+	_, err = f.Verify(nil, s, payload, now.Add(SignatureTTL-time.Second), time.Hour)
+	require.NoError(t, err)
+	_, err = f.Verify(nil, s, payload, now.Add(SignatureTTL+time.Second), time.Hour)
+	require.ErrorIs(t, err, ErrBadSignature)
+	assert.Contains(t, err.Error(), "expired")
+	longer := s
+	longer.Expires = s.Expires.Add(time.Hour)
+	_, err = f.Verify(nil, longer, payload, now.Add(SignatureTTL+time.Second), time.Hour)
+	assert.ErrorIs(t, err, ErrBadSignature, "a moved expiry breaks the signature")
+	assert.Equal(t, "token:"+s.KeyID, s.Signer())
+	g := SignAsGateway([]byte("0123456789abcdef0123456789abcdef"), Principal{Name: "carol", Realm: "corp"}, payload, now)
+	assert.Equal(t, "gateway:carol@corp", g.Signer())
+	assert.Equal(t, "gateway:alice@local", GatewaySigner(Principal{Name: "alice"}))
 }
 
 func TestUsersFileAuthenticator(t *testing.T) {
@@ -201,16 +229,4 @@ func TestPolicy(t *testing.T) {
 	}
 	assert.Empty(t, p.Validate())
 	assert.Len(t, Policy{{Actions: []string{"deploy"}, Projects: []string{"["}}}.Validate(), 3)
-}
-
-func TestLoadSecretMakesOneOnce(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "gateway.secret")
-	a, err := LoadSecret(path)
-	require.NoError(t, err)
-	b, err := LoadSecret(path)
-	require.NoError(t, err)
-	assert.Equal(t, a, b)
-	assert.Len(t, a, 32)
-	fi, _ := os.Stat(path)
-	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 }

@@ -36,11 +36,24 @@ type Policy []Rule
 // Allowed reports whether p lets principal do action on project in env (env
 // empty for a build, which is not environment aware).
 func (p Policy) Allowed(who Principal, action, project, env string) bool {
+	return p.allowed(who, action, project, env, false)
+}
+
+// AllowedByName is Allowed counting only rules that name env itself, not
+// through a glob: what a protected environment asks.
+func (p Policy) AllowedByName(who Principal, action, project, env string) bool {
+	return p.allowed(who, action, project, env, true)
+}
+
+func (p Policy) allowed(who Principal, action, project, env string, byName bool) bool {
 	for _, r := range p {
 		if !overlaps(r.Roles, who.Roles) || !slices.Contains(r.Actions, action) {
 			continue
 		}
 		if !matchAny(r.Projects, project) {
+			continue
+		}
+		if byName && !slices.Contains(r.Environments, env) {
 			continue
 		}
 		if env != "" && !matchAny(r.Environments, env) {

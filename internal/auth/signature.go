@@ -3,14 +3,11 @@ package auth
 import (
 	"crypto/ed25519"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -18,8 +15,11 @@ import (
 )
 
 // Signature proves who asked for a request. It travels with the request
-// into the workflow and its history; it is no secret, and it signs one
-// transaction id, which Temporal never lets start twice.
+// into the workflow and its history; it is no secret. It covers one
+// transaction id and everything of the request that changes what runs, and
+// it expires: the manager refuses it after Expires, and refuses a second
+// run of the transaction id it signs (activities.Manager), so it is good
+// once.
 type Signature struct {
 	// Method is "token" (a user's API token signed it) or "gateway" (the
 	// manager's XML-RPC gateway authenticated the user and signed it).
@@ -33,17 +33,43 @@ type Signature struct {
 	Realm string    `json:"realm,omitempty"`
 	Roles []string  `json:"roles,omitempty"`
 	Time  time.Time `json:"time"`
-	Value string    `json:"value"`
+	// Expires ends the signature's use; signatures made before expiries
+	// have none and are refused.
+	Expires time.Time `json:"expires,omitempty"`
+	Value   string    `json:"value"`
 }
+
+// SignatureTTL is how long a signature made now stays good: enough for a
+// start to reach Temporal, short enough that a copied signature is soon
+// worthless. The manager's signature_max_age bounds it too.
+const SignatureTTL = 10 * time.Minute
 
 // ErrBadSignature: the signature does not check out.
 var ErrBadSignature = errors.New("request signature rejected")
 
-func signed(s Signature, payload []byte) []byte {
-	if s.Realm == "" {
-		msg := fmt.Sprintf("relman-request-v1\n%s\n%s\n%s\n%s\n", s.Method, s.KeyID, s.User, s.Time.UTC().Format(time.RFC3339Nano))
-		return append([]byte(msg), payload...)
+// Signer names who signs, the way the manager finds it in a verified
+// signature: a token's key id, or the user and realm the gateway vouched
+// for. It scopes request ids (workflows.RequestTransactionID).
+func (s Signature) Signer() string {
+	if s.Method == "gateway" {
+		return GatewaySigner(Principal{Name: s.User, Realm: s.Realm})
 	}
+	return TokenSigner(s.KeyID)
+}
+
+// TokenSigner is Signer for the token with key id keyID.
+func TokenSigner(keyID string) string { return "token:" + keyID }
+
+// GatewaySigner is Signer for a principal the gateway vouches for.
+func GatewaySigner(p Principal) string {
+	realm := p.Realm
+	if realm == "" {
+		realm = authapi.DefaultRealm
+	}
+	return "gateway:" + p.Name + "@" + realm
+}
+
+func signed(s Signature, payload []byte) []byte {
 	// JSON, so no role name can pass for a separator; nil and empty sign
 	// alike because omitempty drops both.
 	roles := s.Roles
@@ -51,34 +77,49 @@ func signed(s Signature, payload []byte) []byte {
 		roles = []string{}
 	}
 	rs, _ := json.Marshal(roles)
-	msg := fmt.Sprintf("relman-request-v2\n%s\n%s\n%s\n%s\n%s\n%s\n", s.Method, s.KeyID, s.User, s.Realm, rs, s.Time.UTC().Format(time.RFC3339Nano))
+	var msg string
+	switch {
+	case !s.Expires.IsZero():
+		msg = fmt.Sprintf("relman-request-v3\n%s\n%s\n%s\n%s\n%s\n%s\n%s\n", s.Method, s.KeyID, s.User, s.Realm, rs,
+			s.Time.UTC().Format(time.RFC3339Nano), s.Expires.UTC().Format(time.RFC3339Nano))
+	case s.Realm == "":
+		msg = fmt.Sprintf("relman-request-v1\n%s\n%s\n%s\n%s\n", s.Method, s.KeyID, s.User, s.Time.UTC().Format(time.RFC3339Nano))
+	default:
+		msg = fmt.Sprintf("relman-request-v2\n%s\n%s\n%s\n%s\n%s\n%s\n", s.Method, s.KeyID, s.User, s.Realm, rs, s.Time.UTC().Format(time.RFC3339Nano))
+	}
 	return append([]byte(msg), payload...)
 }
 
-// SignWithToken signs payload with a user's token.
+// SignWithToken signs payload with a user's token, good for SignatureTTL.
 func SignWithToken(key ed25519.PrivateKey, payload []byte, now time.Time) Signature {
-	s := Signature{Method: "token", KeyID: KeyID(key.Public().(ed25519.PublicKey)), Time: now.UTC()}
+	s := Signature{Method: "token", KeyID: KeyID(key.Public().(ed25519.PublicKey)), Time: now.UTC(), Expires: now.UTC().Add(SignatureTTL)}
 	s.Value = base64.StdEncoding.EncodeToString(ed25519.Sign(key, signed(s, payload)))
 	return s
 }
 
 // SignAsGateway vouches for a principal the gateway has authenticated, with
-// its realm and roles.
+// its realm and roles, for SignatureTTL.
 func SignAsGateway(secret []byte, p Principal, payload []byte, now time.Time) Signature {
 	realm := p.Realm
 	if realm == "" {
 		realm = authapi.DefaultRealm
 	}
-	s := Signature{Method: "gateway", User: p.Name, Realm: realm, Roles: slices.Clone(p.Roles), Time: now.UTC()}
+	s := Signature{Method: "gateway", User: p.Name, Realm: realm, Roles: slices.Clone(p.Roles), Time: now.UTC(), Expires: now.UTC().Add(SignatureTTL)}
 	m := hmac.New(sha256.New, secret)
 	m.Write(signed(s, payload))
 	s.Value = base64.StdEncoding.EncodeToString(m.Sum(nil))
 	return s
 }
 
-// Verify checks a signature over payload made within maxAge of now and
-// returns who signed it.
+// Verify checks a signature over payload, at now: made within maxAge of
+// now (clocks differ) and not expired. It returns who signed it.
 func (f *File) Verify(secret []byte, s Signature, payload []byte, now time.Time, maxAge time.Duration) (Principal, error) {
+	if s.Expires.IsZero() {
+		return Principal{}, fmt.Errorf("%w: it has no expiry, so an older relman client made it; upgrade the client", ErrBadSignature)
+	}
+	if now.After(s.Expires) {
+		return Principal{}, fmt.Errorf("%w: it expired at %s; sign the request again", ErrBadSignature, s.Expires.Format(time.RFC3339))
+	}
 	if d := now.Sub(s.Time); d > maxAge || d < -maxAge {
 		return Principal{}, fmt.Errorf("%w: signed at %s, more than %s from now; check the client's clock", ErrBadSignature, s.Time.Format(time.RFC3339), maxAge)
 	}
@@ -136,38 +177,4 @@ func (f *File) gatewayPrincipal(s Signature) (Principal, error) {
 		}
 	}
 	return p, nil
-}
-
-// LoadSecret reads the gateway's signing secret, making one on first use.
-// Managers that share a queue must share this file.
-func LoadSecret(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		if len(b) < 32 {
-			return nil, fmt.Errorf("secret file %s holds fewer than 32 bytes", path)
-		}
-		return b, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	b = make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return LoadSecret(path)
-		}
-		return nil, err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return b, f.Close()
 }

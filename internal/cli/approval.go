@@ -33,16 +33,16 @@ whoever requested a release cannot approve it.`,
 			if by == "" {
 				return usageErr("who you are is unknown; set RELMAN_REQUESTER")
 			}
+			key, err := a.tokenKey()
+			if err != nil {
+				return err
+			}
 			c, err := a.dial()
 			if err != nil {
 				return err
 			}
 			defer c.Close()
 			d := workflows.ApprovalDecision{By: by, Comment: comment}
-			key, err := a.tokenKey()
-			if err != nil {
-				return err
-			}
 			if key != nil {
 				s := auth.SignWithToken(key, workflows.DecisionPayload(args[0], approve, d), time.Now())
 				d.Signature = &s

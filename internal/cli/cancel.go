@@ -6,36 +6,54 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/relman/relman/internal/transaction"
 	"github.com/spf13/cobra"
-	"go.temporal.io/api/serviceerror"
+
+	"github.com/relman/relman/internal/transaction"
+	"github.com/relman/relman/workflows"
 )
 
 func (a *app) cancelCommand() *cobra.Command {
-	var timeout time.Duration
+	var (
+		timeout time.Duration
+		reason  string
+	)
 	cmd := &cobra.Command{
 		Use:   "cancel TXID",
 		Short: "Cancel a transaction: running build steps and installs are stopped; it ends CANCELLED",
-		Long: `Cancel a transaction. Running build steps are killed with their process
-group; installs in flight stop before their final swap, so every host keeps
-either its previous install or the new one, never a mix. The command waits
-until the transaction has ended and prints its final status.`,
+		Long: `Cancel a transaction. The manager checks who asks (the request is signed with
+your token, like a release) and that the policy lets them cancel (action
+cancel); whoever cancels is recorded in the transaction's detail and
+history. Running build steps are killed with their process group; installs
+in flight stop before their final swap, so every host keeps either its
+previous install or the new one, never a mix. The command waits until the
+transaction has ended and prints its final status.`,
 		Example: `  relman cancel 0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10
-  relman cancel 0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10 --timeout 2m`,
+  relman cancel 0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10 --reason 'wrong branch' --timeout 2m`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			txid := args[0]
+			by := requester(a.opts.LookupEnv)
+			if by == "" {
+				return usageErr("who you are is unknown; set RELMAN_REQUESTER")
+			}
+			sign, err := a.signer()
+			if err != nil {
+				return err
+			}
 			c, err := a.dial()
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			if err := c.CancelWorkflow(cmd.Context(), txid, ""); err != nil {
-				var nf *serviceerror.NotFound
-				if errors.As(err, &nf) {
-					return fmt.Errorf("no running transaction %s; it has ended or never existed (see `relman status %s`)", txid, txid)
+			r := workflows.CancelRequest{By: by, Reason: reason}
+			if sign != nil {
+				r.Signature = sign.Sign(workflows.CancelPayload(txid, r))
+			}
+			if _, err := transaction.Cancel(cmd.Context(), c, txid, r); err != nil {
+				if errors.Is(err, transaction.ErrCancelRefused) {
+					return fmt.Errorf("cancel of %s refused: %w", txid, err)
 				}
-				return fmt.Errorf("cancel %s: %w", txid, err)
+				return err
 			}
 			ctx, stop := context.WithTimeout(cmd.Context(), timeout)
 			defer stop()
@@ -51,5 +69,6 @@ until the transaction has ended and prints its final status.`,
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "how long to wait for the transaction to end")
+	cmd.Flags().StringVar(&reason, "reason", "", "recorded with the cancel")
 	return cmd
 }

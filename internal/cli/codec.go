@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/codec"
+	"github.com/relman/relman/internal/secretfile"
 )
 
 func (a *app) codecKeyCommand() *cobra.Command {
@@ -20,14 +23,17 @@ func (a *app) codecKeyCommand() *cobra.Command {
 		Short: "Print a new payload encryption key line (id:base64) for an encryption key file",
 		Long: `Print a new AES-256 key as a key file line. The first line of the key file
 encrypts; every line decrypts, so rotate by putting a new key first and
-keeping the old ones until no running transaction needs them.`,
-		Example: `  relman codec-key k2026 > conf/payload.keys
-  chmod 600 conf/payload.keys`,
-		Args: cobra.ExactArgs(1),
+keeping the old ones until no running transaction needs them. Redirected to
+a file, the file is made readable by its owner only (0600).`,
+		Example: `  relman codec-key k2026 > conf/payload.keys`,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			line, err := codec.NewKeyLine(args[0])
 			if err != nil {
 				return usageErr("%v", err)
+			}
+			if err := a.protectStdout(); err != nil {
+				return err
 			}
 			fmt.Fprintln(a.opts.Stdout, line)
 			return nil
@@ -35,32 +41,65 @@ keeping the old ones until no running transaction needs them.`,
 	}
 }
 
+// protectStdout makes standard output owner-only when it is a file, before
+// a secret is written to it.
+func (a *app) protectStdout() error {
+	if f, ok := a.opts.Stdout.(*os.File); ok {
+		return secretfile.Protect(f)
+	}
+	return nil
+}
+
+// warnSecret tells the user on stderr about a secret file others can read.
+func (a *app) warnSecret(msg string) { fmt.Fprintln(a.opts.Stderr, "Warning: "+msg) }
+
 func (a *app) codecServerCommand() *cobra.Command {
 	var (
-		port    int
-		origins []string
+		port      int
+		address   string
+		tokenFile string
+		origins   []string
 	)
 	cmd := &cobra.Command{
-		Use:   "codec-server --encryption-key-file F",
+		Use:   "codec-server --encryption-key-file F --token-file T",
 		Short: "Serve the payload codec so the Temporal Web UI can show encrypted payloads",
 		Long: `Serve /encode and /decode for the Temporal Web UI (Settings, Codec Server
-endpoint), on 127.0.0.1. Only the listed UI origins may call it.`,
-		Example: `  relman codec-server --encryption-key-file conf/payload.keys --port 8081 --ui-origin http://localhost:8233`,
-		Args:    cobra.NoArgs,
+endpoint) and the temporal CLI (--codec-endpoint). Every call must carry a
+bearer token from --token-file (one token a line): the UI sends it as its
+access token, the temporal CLI with --codec-auth 'Bearer TOKEN'. Whoever can
+call the codec reads every payload, so calls without the token are refused
+(401). Browsers may call it only from the --ui-origin origins. It listens on
+127.0.0.1 unless --listen-address says otherwise.`,
+		Example: `  relman codec-server --encryption-key-file conf/payload.keys --token-file conf/codec.token --port 8081 --ui-origin http://localhost:8233
+  relman codec-server --encryption-key-file /etc/relman/payload.keys --token-file /etc/relman/codec-server/token --listen-address 0.0.0.0`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			t := a.temporalSettings(a.conn)
 			if t.EncryptionKeyFile == "" {
 				return usageErr("relman codec-server needs --encryption-key-file (or RELMAN_ENCRYPTION_KEY_FILE)")
 			}
-			c, err := codec.LoadKeys(t.EncryptionKeyFile)
+			if tokenFile == "" {
+				return usageErr("relman codec-server needs --token-file: a file holding the bearer token callers must send (make one with `openssl rand -hex 32 > codec.token`)")
+			}
+			if net.ParseIP(address) == nil && address != "localhost" {
+				return usageErr("--listen-address %q is not an IP address; use e.g. 127.0.0.1, or 0.0.0.0 for every interface", address)
+			}
+			c, err := codec.LoadKeys(t.EncryptionKeyFile, a.warnSecret)
 			if err != nil {
 				return err
 			}
-			ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+			tokens, err := codec.LoadTokens(tokenFile, a.warnSecret)
 			if err != nil {
 				return err
 			}
-			srv := &http.Server{Handler: c.Handler(origins), ReadHeaderTimeout: 10 * time.Second}
+			if !config.Loopback(address) {
+				fmt.Fprintf(a.opts.Stderr, "Warning: the codec server serves plain HTTP on %s; put TLS in front of it (an ingress, a proxy) so the token does not cross the network in clear\n", address)
+			}
+			ln, err := net.Listen("tcp", net.JoinHostPort(address, strconv.Itoa(port)))
+			if err != nil {
+				return err
+			}
+			srv := &http.Server{Handler: c.Handler(origins, tokens), ReadHeaderTimeout: 10 * time.Second}
 			fmt.Fprintf(a.opts.Stdout, "codec server on http://%s for %v\n", ln.Addr(), origins)
 			go func() {
 				<-cmd.Context().Done()
@@ -74,7 +113,9 @@ endpoint), on 127.0.0.1. Only the listed UI origins may call it.`,
 			return nil
 		},
 	}
-	cmd.Flags().IntVar(&port, "port", 8081, "port on 127.0.0.1")
+	cmd.Flags().IntVar(&port, "port", 8081, "port to listen on")
+	cmd.Flags().StringVar(&address, "listen-address", "127.0.0.1", "address to listen on; 0.0.0.0 for every interface (a pod behind a Service)")
+	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the bearer token(s) callers must send, one a line (required)")
 	cmd.Flags().StringSliceVar(&origins, "ui-origin", []string{"http://localhost:8233"}, "Web UI origins allowed to call it")
 	return cmd
 }

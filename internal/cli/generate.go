@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"text/template"
 
 	"github.com/spf13/cobra"
@@ -16,6 +17,7 @@ import (
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/deployments"
 	"github.com/relman/relman/examples"
+	"github.com/relman/relman/internal/secretfile"
 )
 
 // layouts are the directories `relman generate` makes per role, after the
@@ -113,7 +115,13 @@ done. Existing files are never overwritten: they are kept and listed.`,
 				} else if err := template.Must(template.New(rel).Parse(files[rel])).Execute(&buf, data); err != nil {
 					return err
 				}
-				f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+				mode := os.FileMode(0o644)
+				if strings.HasPrefix(rel, "conf/") {
+					// A config is where an API key, a TLS key path or an
+					// svn password goes: owner only from the start.
+					mode = secretfile.Mode
+				}
+				f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 				if errors.Is(err, fs.ErrExist) {
 					kept = append(kept, rel)
 					continue

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,6 +108,9 @@ func TestGenerateLayoutsNeverOverwrite(t *testing.T) {
 		assert.FileExists(t, filepath.Join(root, "README.md"))
 		assert.FileExists(t, filepath.Join(root, "relman-"+role+"-"+role+"-1.service"))
 		conf := filepath.Join(root, "conf", role+".yaml")
+		st, err := os.Stat(conf)
+		require.NoError(t, err)
+		assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), "a config is where secrets go: owner only")
 		stdout, stderr, code := run(t, "config", "check", conf)
 		require.Equal(t, ExitOK, code, stderr)
 		assert.Contains(t, stdout, "ok ("+role+")")
@@ -125,4 +129,53 @@ func TestGenerateLayoutsNeverOverwrite(t *testing.T) {
 	assert.Contains(t, stderr, "unknown role")
 	_, _, code = run(t, "generate", "builder", "../escape", "--dir", dir)
 	assert.Equal(t, ExitUsage, code)
+}
+
+// TestSecretOutputIsOwnerOnly: a key or token printed into a file leaves a
+// file only its owner can read, whatever the umask; a token file others
+// can read is used, with a warning naming the chmod.
+func TestSecretOutputIsOwnerOnly(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users.yaml")
+	for name, args := range map[string][]string{
+		"payload.keys": {"codec-key", "k1"},
+		"bob.token":    {"token", "create", "bob", "--users-file", users, "--roles", "deployer"},
+	} {
+		p := filepath.Join(dir, name)
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+		require.NoError(t, err)
+		var errb bytes.Buffer
+		code := Execute(context.Background(), args, Options{Stdout: f, Stderr: &errb})
+		require.NoError(t, f.Close())
+		require.Equal(t, ExitOK, code, errb.String())
+		st, err := os.Stat(p)
+		require.NoError(t, err)
+		assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), name)
+	}
+	st, err := os.Stat(users)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), "the users file")
+
+	token := filepath.Join(dir, "bob.token")
+	require.NoError(t, os.Chmod(token, 0o644))
+	_, stderr, _ := run(t, "approve", "0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10", "--token-file", token, "--address", "127.0.0.1:1")
+	assert.Contains(t, stderr, "chmod 600 "+token)
+}
+
+// TestCodecServerRefusesToStartWithoutToken: a codec server nobody must
+// authenticate to decodes anything for anyone, so there is none.
+func TestCodecServerRefusesToStartWithoutToken(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "payload.keys")
+	f, err := os.Create(keys)
+	require.NoError(t, err)
+	code := Execute(context.Background(), []string{"codec-key", "k1"}, Options{Stdout: f, Stderr: io.Discard})
+	require.NoError(t, f.Close())
+	require.Equal(t, ExitOK, code)
+	_, stderr, code := run(t, "codec-server", "--encryption-key-file", keys)
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, stderr, "needs --token-file")
+	_, stderr, code = run(t, "codec-server", "--encryption-key-file", keys, "--token-file", filepath.Join(dir, "none"))
+	assert.Equal(t, ExitError, code)
+	assert.Contains(t, stderr, "codec token file")
 }

@@ -168,7 +168,13 @@ func printPlan(w io.Writer, res *workflows.PlanOnlyResult, builders []string, qu
 		fmt.Fprintf(w, " (%s)", strings.Join(ids, ", "))
 	}
 	fmt.Fprintln(w)
-	if len(p.Webhooks) > 0 {
+	if len(p.Hooks) > 0 {
+		var names []string
+		for _, h := range p.Hooks {
+			names = append(names, h.Name)
+		}
+		fmt.Fprintf(w, "  webhooks  %s\n", strings.Join(names, ", "))
+	} else if len(p.Webhooks) > 0 {
 		fmt.Fprintf(w, "  webhooks  %s\n", strings.Join(p.Webhooks, ", "))
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"os"
 	"os/user"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/relman/relman/internal/auth"
+	"github.com/relman/relman/internal/secretfile"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
 )
@@ -183,14 +183,17 @@ func requester(lookup func(string) (string, bool)) string {
 // signer signs requests with the user's token: --token-file, then
 // $RELMAN_TOKEN_FILE, then $RELMAN_TOKEN. No token, no signature (a manager
 // with authentication on then refuses the request).
-func (a *app) signer() (transaction.Signer, error) {
+func (a *app) signer() (*transaction.Signer, error) {
 	key, err := a.tokenKey()
 	if key == nil || err != nil {
 		return nil, err
 	}
-	return func(txid string, req workflows.Request) *auth.Signature {
-		s := auth.SignWithToken(key, workflows.SignedPayload(txid, req), time.Now())
-		return &s
+	return &transaction.Signer{
+		ID: auth.TokenSigner(auth.KeyID(key.Public().(ed25519.PublicKey))),
+		Sign: func(payload []byte) *auth.Signature {
+			s := auth.SignWithToken(key, payload, time.Now())
+			return &s
+		},
 	}, nil
 }
 
@@ -202,7 +205,7 @@ func (a *app) tokenKey() (ed25519.PrivateKey, error) {
 		file, _ = a.opts.LookupEnv("RELMAN_TOKEN_FILE")
 	}
 	if file != "" {
-		b, err := os.ReadFile(file)
+		b, err := secretfile.Read(file, a.warnSecret)
 		if err != nil {
 			return nil, fmt.Errorf("token file: %w", err)
 		}

@@ -69,7 +69,8 @@ func (a *app) tokenCommand() *cobra.Command {
 		Long: `Make an API token for a user. Keep it like a password: the CLI signs every
 request with it (RELMAN_TOKEN, RELMAN_TOKEN_FILE or --token-file), and an
 XML-RPC client may send it as credentials {'token': ...}. The users file keeps
-only the token's public key, so reading the file does not reveal a token.`,
+only the token's public key, so reading the file does not reveal a token.
+Redirected to a file, the file is made readable by its owner only (0600).`,
 		Example: `  relman token create alice --users-file conf/users.yaml > ~/.config/relman/token`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -85,6 +86,9 @@ only the token's public key, so reading the file does not reveal a token.`,
 				return usageErr("%v", err)
 			}
 			if err := f.Save(); err != nil {
+				return err
+			}
+			if err := a.protectStdout(); err != nil {
 				return err
 			}
 			fmt.Fprintln(a.opts.Stdout, token)

@@ -12,14 +12,15 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"regexp"
 	"strings"
 
+	"github.com/relman/relman/internal/secretfile"
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
 )
@@ -41,8 +42,9 @@ type Codec struct {
 
 // LoadKeys reads a key file: one key a line as `id:base64-of-32-bytes`;
 // blank lines and lines starting with # are skipped; the first key encrypts.
-func LoadKeys(path string) (*Codec, error) {
-	b, err := os.ReadFile(path)
+// warn (may be nil) hears of a key file others can read.
+func LoadKeys(path string, warn func(string)) (*Codec, error) {
+	b, err := secretfile.Read(path, warn)
 	if err != nil {
 		return nil, fmt.Errorf("encryption key file: %w", err)
 	}
@@ -153,9 +155,37 @@ func (c *Codec) DataConverter() converter.DataConverter {
 	return converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), c)
 }
 
-// Handler serves the codec for the Web UI (POST /encode, /decode), with
-// CORS for the UI's origin.
-func (c *Codec) Handler(origins []string) http.Handler {
+// LoadTokens reads the codec server's token file: one bearer token a line
+// (blank lines and lines starting with # skipped), each at least 16
+// characters, so a token can be added before the old one is removed.
+func LoadTokens(path string, warn func(string)) ([]string, error) {
+	b, err := secretfile.Read(path, warn)
+	if err != nil {
+		return nil, fmt.Errorf("codec token file: %w", err)
+	}
+	var out []string
+	for n, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if len(line) < 16 {
+			return nil, fmt.Errorf("codec token file %s:%d: a token needs at least 16 characters; make one with `openssl rand -hex 32`", path, n+1)
+		}
+		out = append(out, line)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("codec token file %s holds no token; put one in it, e.g. from `openssl rand -hex 32`", path)
+	}
+	return out, nil
+}
+
+// Handler serves the codec (POST /encode, /decode) to callers that send
+// one of tokens as a bearer token (Authorization: Bearer T; the Temporal
+// CLI sends it with --codec-auth, the Web UI as its access token), with
+// CORS for the UI's origins. Anything else gets 401 and decodes nothing:
+// whoever can call the codec can read every payload.
+func (c *Codec) Handler(origins []string, tokens []string) http.Handler {
 	h := converter.NewPayloadCodecHTTPHandler(c)
 	allowed := map[string]bool{}
 	for _, o := range origins {
@@ -172,11 +202,32 @@ func (c *Codec) Handler(origins []string) http.Handler {
 			w.Header().Set("Access-Control-Allow-Headers", "Content-Type,X-Namespace,Authorization")
 			w.Header().Set("Access-Control-Allow-Methods", "POST,OPTIONS")
 			w.Header().Add("Vary", "Origin")
+			if r.Method == http.MethodOptions {
+				// A browser's preflight carries no credentials; it
+				// learns only what it may send.
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
 		}
-		if r.Method == http.MethodOptions {
-			w.WriteHeader(http.StatusNoContent)
+		if !bearerOK(r.Header.Get("Authorization"), tokens) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="relman codec"`)
+			http.Error(w, "a bearer token is required (Authorization: Bearer TOKEN, from the codec server's --token-file)", http.StatusUnauthorized)
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// bearerOK compares in constant time against every token, so the answer
+// time says nothing about how much of a token was right.
+func bearerOK(header string, tokens []string) bool {
+	got, ok := strings.CutPrefix(header, "Bearer ")
+	if !ok || got == "" {
+		return false
+	}
+	found := 0
+	for _, t := range tokens {
+		found |= subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(t))
+	}
+	return found == 1
 }

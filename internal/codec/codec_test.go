@@ -3,6 +3,7 @@ package codec
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -30,7 +31,7 @@ func keyFile(t *testing.T, ids ...string) string {
 
 func TestRoundTripAndRotation(t *testing.T) {
 	p := keyFile(t, "k1")
-	c, err := LoadKeys(p)
+	c, err := LoadKeys(p, nil)
 	require.NoError(t, err)
 	dc := c.DataConverter()
 	pl, err := dc.ToPayload(map[string]string{"project": "secret-project"})
@@ -47,7 +48,7 @@ func TestRoundTripAndRotation(t *testing.T) {
 	nl, err := NewKeyLine("k2")
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(p, append([]byte(nl+"\n"), old...), 0o600))
-	c2, err := LoadKeys(p)
+	c2, err := LoadKeys(p, nil)
 	require.NoError(t, err)
 	require.NoError(t, c2.DataConverter().FromPayload(pl, &back))
 	pl2, err := c2.DataConverter().ToPayload("x")
@@ -55,7 +56,7 @@ func TestRoundTripAndRotation(t *testing.T) {
 	assert.Equal(t, "k2", string(pl2.Metadata[MetaKeyID]))
 
 	// Another key file cannot read it, and says which key it needs.
-	other, err := LoadKeys(keyFile(t, "k9"))
+	other, err := LoadKeys(keyFile(t, "k9"), nil)
 	require.NoError(t, err)
 	err = other.DataConverter().FromPayload(pl, &back)
 	assert.ErrorContains(t, err, `"k1"`)
@@ -83,24 +84,35 @@ func TestBadKeyFiles(t *testing.T) {
 	} {
 		p := filepath.Join(dir, name)
 		require.NoError(t, os.WriteFile(p, []byte(body), 0o600))
-		_, err := LoadKeys(p)
+		_, err := LoadKeys(p, nil)
 		assert.Error(t, err, name)
 	}
 }
 
-func TestCodecServerCORS(t *testing.T) {
-	c, err := LoadKeys(keyFile(t, "k1"))
+const testToken = "0123456789abcdef0123456789abcdef"
+
+// decodeRequest is a /decode call of the UI's shape for one payload.
+func decodeRequest(t *testing.T, c *Codec, url string) *http.Request {
+	t.Helper()
+	pl, err := c.DataConverter().ToPayload("hello")
 	require.NoError(t, err)
-	srv := httptest.NewServer(c.Handler([]string{"http://localhost:8233"}))
-	defer srv.Close()
-	pl, _ := c.DataConverter().ToPayload("hello")
 	body, _ := json.Marshal(map[string]any{"payloads": []any{map[string]any{
 		"metadata": map[string]string{"encoding": "YmluYXJ5L2VuY3J5cHRlZA==", MetaKeyID: "azE="},
 		"data":     pl.Data,
 	}}})
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/decode", bytes.NewReader(body))
-	req.Header.Set("Origin", "http://localhost:8233")
+	req, _ := http.NewRequest(http.MethodPost, url+"/decode", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	return req
+}
+
+func TestCodecServerCORS(t *testing.T) {
+	c, err := LoadKeys(keyFile(t, "k1"), nil)
+	require.NoError(t, err)
+	srv := httptest.NewServer(c.Handler([]string{"http://localhost:8233"}, []string{testToken}))
+	defer srv.Close()
+	req := decodeRequest(t, c, srv.URL)
+	req.Header.Set("Origin", "http://localhost:8233")
+	req.Header.Set("Authorization", "Bearer "+testToken)
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
@@ -115,10 +127,82 @@ func TestCodecServerCORS(t *testing.T) {
 	require.Len(t, got.Payloads, 1)
 	assert.Equal(t, `"hello"`, string(got.Payloads[0].Data))
 
-	req, _ = http.NewRequest(http.MethodPost, srv.URL+"/decode", bytes.NewReader(body))
+	req = decodeRequest(t, c, srv.URL)
 	req.Header.Set("Origin", "http://evil.example")
+	req.Header.Set("Authorization", "Bearer "+testToken)
 	resp2, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	resp2.Body.Close()
 	assert.Equal(t, http.StatusForbidden, resp2.StatusCode)
+}
+
+// TestCodecServerNeedsToken: without the bearer token, with a wrong one,
+// or with no Origin header at all (a script, not a browser), nothing is
+// decoded.
+func TestCodecServerNeedsToken(t *testing.T) {
+	c, err := LoadKeys(keyFile(t, "k1"), nil)
+	require.NoError(t, err)
+	srv := httptest.NewServer(c.Handler([]string{"http://localhost:8233"}, []string{testToken}))
+	defer srv.Close()
+	for name, tc := range map[string]struct {
+		origin, auth string
+		want         int
+	}{
+		"no origin, no token":    {"", "", http.StatusUnauthorized},
+		"UI origin, no token":    {"http://localhost:8233", "", http.StatusUnauthorized},
+		"wrong token":            {"", "Bearer " + testToken[:31] + "X", http.StatusUnauthorized},
+		"token without Bearer":   {"", testToken, http.StatusUnauthorized},
+		"right token, no origin": {"", "Bearer " + testToken, http.StatusOK},
+	} {
+		t.Run(name, func(t *testing.T) {
+			req := decodeRequest(t, c, srv.URL)
+			if tc.origin != "" {
+				req.Header.Set("Origin", tc.origin)
+			}
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			assert.Equal(t, tc.want, resp.StatusCode)
+			if tc.want != http.StatusOK {
+				assert.NotContains(t, string(b), "hello", "nothing decoded")
+				assert.Contains(t, string(b), "bearer token is required")
+			}
+		})
+	}
+	// The browser's preflight carries no token and learns only the rules.
+	req, _ := http.NewRequest(http.MethodOptions, srv.URL+"/decode", nil)
+	req.Header.Set("Origin", "http://localhost:8233")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNoContent, resp.StatusCode)
+}
+
+func TestLoadTokens(t *testing.T) {
+	for name, tc := range map[string]struct {
+		body string
+		want []string
+		err  string
+	}{
+		"two tokens":  {"# rotate\n" + testToken + "\n\n" + testToken + "2\n", []string{testToken, testToken + "2"}, ""},
+		"empty":       {"# nothing\n", nil, "holds no token"},
+		"short token": {"abc\n", nil, "at least 16 characters"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "token")
+			require.NoError(t, os.WriteFile(p, []byte(tc.body), 0o600))
+			got, err := LoadTokens(p, nil)
+			if tc.err != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+		})
+	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/codec"
+	"github.com/relman/relman/internal/secretfile"
 )
 
 // Options builds client options from the connection settings. The SDK's
@@ -35,7 +36,7 @@ func Options(t config.Temporal, logger *slog.Logger, identity string, with ...fu
 	if o.Namespace == "" {
 		o.Namespace = "default"
 	}
-	tc, err := tlsConfig(t)
+	tc, err := tlsConfig(t, func(msg string) { logger.Warn(msg) })
 	if err != nil {
 		return o, err
 	}
@@ -44,7 +45,7 @@ func Options(t config.Temporal, logger *slog.Logger, identity string, with ...fu
 		o.Credentials = client.NewAPIKeyStaticCredentials(t.APIKey)
 	}
 	if t.EncryptionKeyFile != "" {
-		c, err := codec.LoadKeys(t.EncryptionKeyFile)
+		c, err := codec.LoadKeys(t.EncryptionKeyFile, func(msg string) { logger.Warn(msg) })
 		if err != nil {
 			return o, err
 		}
@@ -77,12 +78,13 @@ func Identity(name string) string {
 	return fmt.Sprintf("%s@%s:%d", name, h, os.Getpid())
 }
 
-func tlsConfig(t config.Temporal) (*tls.Config, error) {
+func tlsConfig(t config.Temporal, warn func(string)) (*tls.Config, error) {
 	if !t.TLS && t.TLSCertPath == "" && t.TLSCACertPath == "" && t.TLSServerName == "" {
 		return nil, nil
 	}
 	tc := &tls.Config{ServerName: t.TLSServerName, MinVersion: tls.VersionTLS12}
 	if t.TLSCertPath != "" || t.TLSKeyPath != "" {
+		secretfile.Check(t.TLSKeyPath, warn)
 		cert, err := tls.LoadX509KeyPair(t.TLSCertPath, t.TLSKeyPath)
 		if err != nil {
 			return nil, fmt.Errorf("tls client certificate: %w", err)

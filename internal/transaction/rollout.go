@@ -32,7 +32,7 @@ func IsTransactionType(name string) bool {
 // StartRollback starts a Rollback transaction of project in env, to the
 // release of transaction to (empty: the release before the current one),
 // and returns its transaction id, a uuid v7.
-func StartRollback(ctx context.Context, c client.Client, queue string, req workflows.Request, to string, sign Signer) (string, error) {
+func StartRollback(ctx context.Context, c client.Client, queue string, req workflows.Request, to string, sign *Signer) (string, error) {
 	u, err := uuid.NewV7()
 	if err != nil {
 		return "", err
@@ -40,7 +40,7 @@ func StartRollback(ctx context.Context, c client.Client, queue string, req workf
 	req.Action = workflows.ActionRollback
 	in := workflows.RollbackInput{Request: req, To: to}
 	if sign != nil {
-		in.Signature = sign(u.String(), req)
+		in.Signature = sign.Sign(workflows.RollbackStart(u.String(), in).Payload())
 	}
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: u.String(), TaskQueue: queue, WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE},
 		workflows.RollbackWorkflowName, in)

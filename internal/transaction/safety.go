@@ -52,15 +52,15 @@ func Decide(ctx context.Context, c client.Client, txid string, approve bool, d w
 // without doing it: the manager's Plan activity and the batches. No
 // workflow execution is started for it. The signature is bound to a
 // plan-<uuid> id, as it was when each plan was a PlanOnly workflow.
-func Plan(ctx context.Context, c client.Client, queue string, req workflows.Request, sign Signer) (*workflows.PlanOnlyResult, error) {
+func Plan(ctx context.Context, c client.Client, queue string, req workflows.Request, sign *Signer) (*workflows.PlanOnlyResult, error) {
 	u, err := uuid.NewV7()
 	if err != nil {
 		return nil, err
 	}
 	id := "plan-" + u.String()
-	in := workflows.PlanInput{Request: req, Transaction: id}
+	in := workflows.PlanInput{Request: req, Transaction: id, Workflow: workflows.PlanOnlyWorkflowName}
 	if sign != nil {
-		in.Signature = sign(id, req)
+		in.Signature = sign.Sign(in.Signed().Payload())
 	}
 	var res workflows.PlanOnlyResult
 	if err := ask(ctx, c, queue, workflows.PlanUpdate, in, &res); err != nil {
@@ -78,3 +78,42 @@ type refused string
 
 func (r refused) Error() string        { return string(r) }
 func (r refused) Is(target error) bool { return target == ErrDecisionRefused }
+
+// ErrCancelRefused: the transaction refused a cancel (it has ended, or the
+// policy does not let the caller cancel it).
+var ErrCancelRefused = errors.New("cancel refused")
+
+// Cancel asks a transaction to stop through its cancel update: the manager
+// checks who signed the request and that the policy lets them cancel, and
+// records them. It returns the transaction's answer once the cancel is
+// under way; the transaction ends CANCELLED shortly after.
+func Cancel(ctx context.Context, c client.Client, txid string, r workflows.CancelRequest) (string, error) {
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   txid,
+		UpdateName:   workflows.CancelUpdate,
+		Args:         []any{r},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		var msg string
+		if err = h.Get(ctx, &msg); err == nil {
+			return msg, nil
+		}
+	}
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return "", fmt.Errorf("no running transaction %s; it has ended or never existed (see `relman status %s`): %w", txid, txid, ErrNotFound)
+	}
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return "", cancelRefused(app.Message())
+	}
+	return "", fmt.Errorf("cancel %s: %w", txid, err)
+}
+
+// cancelRefused is a cancel the transaction refused; its text is the
+// transaction's.
+type cancelRefused string
+
+func (r cancelRefused) Error() string        { return string(r) }
+func (r cancelRefused) Is(target error) bool { return target == ErrCancelRefused }

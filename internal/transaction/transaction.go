@@ -38,42 +38,126 @@ var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
 // workflow task is still queued).
 var ErrNotYet = errors.New("transaction has not answered yet")
 
+// ErrRequestIDReused: a request id sent again with a different request,
+// or one that names a transaction someone else started.
+var ErrRequestIDReused = errors.New("request id already used")
+
 // Start starts the Release workflow. A request id makes the start
-// idempotent: the same id returns the transaction already started.
+// idempotent: the same id from the same requester with the same request
+// returns the transaction already started.
 func Start(ctx context.Context, c client.Client, queue, requestID string, req workflows.Request) (string, error) {
 	return StartSigned(ctx, c, queue, requestID, req, nil)
 }
 
-// Signer signs a request for one transaction id (see internal/auth).
-type Signer func(txid string, req workflows.Request) *auth.Signature
+// Signer signs requests for one requester (see internal/auth).
+type Signer struct {
+	// ID is who signs as the manager finds it in a verified signature
+	// (auth.Signature.Signer): request ids are scoped to it.
+	ID string
+	// Sign signs a payload (workflows.SignedStart.Payload,
+	// CancelPayload, DecisionPayload).
+	Sign func(payload []byte) *auth.Signature
+}
 
-// StartSigned is Start with the request signed by sign, when not nil. A
-// transaction id never starts twice, so a signature cannot be replayed.
-func StartSigned(ctx context.Context, c client.Client, queue, requestID string, req workflows.Request, sign Signer) (string, error) {
-	txid := requestID
-	if txid != "" && !requestIDPattern.MatchString(txid) {
-		return "", fmt.Errorf("request id %q must be 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit: %w", requestID, ErrBadRequestID)
+// signerID is who a request is scoped to: its signer, or with none the
+// name it claims (all there is with authentication off).
+func signerID(sign *Signer, req workflows.Request) string {
+	if sign != nil {
+		return sign.ID
 	}
-	if txid == "" {
+	return workflows.ClaimedSigner(req.Requester)
+}
+
+// StartSigned is Start with the request signed by sign, when not nil. The
+// signature covers the transaction id and everything that runs, and the
+// manager refuses a second run of the id, so it cannot be replayed. With a
+// request id the transaction id is derived from it, the manager's queue
+// and the signer (workflows.RequestTransactionID): a request id never
+// becomes a workflow id as it is. When that transaction exists, it is
+// returned only if the same signer asked for the same request; otherwise
+// the start fails with ErrRequestIDReused.
+func StartSigned(ctx context.Context, c client.Client, queue, requestID string, req workflows.Request, sign *Signer) (string, error) {
+	var txid string
+	if requestID != "" {
+		if !requestIDPattern.MatchString(requestID) {
+			return "", fmt.Errorf("request id %q must be 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit: %w", requestID, ErrBadRequestID)
+		}
+		req.RequestID = requestID
+		txid = workflows.RequestTransactionID(queue, signerID(sign, req), requestID)
+	} else {
 		u, err := uuid.NewV7()
 		if err != nil {
 			return "", err
 		}
 		txid = u.String()
 	}
-	opts := client.StartWorkflowOptions{ID: txid, TaskQueue: queue, WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE}
-	if requestID != "" {
-		opts.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
+	opts := client.StartWorkflowOptions{
+		ID: txid, TaskQueue: queue,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		// An existing id is an answer to check, not one to hand back.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
 	}
 	in := workflows.ReleaseInput{Request: req}
 	if sign != nil {
-		in.Signature = sign(txid, req)
+		in.Signature = sign.Sign(workflows.ReleaseStart(txid, in).Payload())
 	}
 	run, err := c.ExecuteWorkflow(ctx, opts, workflows.ReleaseWorkflowName, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if requestID != "" && errors.As(err, &started) {
+		return txid, sameRequest(ctx, c, txid, signerID(sign, req), req)
+	}
 	if err != nil {
 		return "", fmt.Errorf("start release of %s: %w", req.Project, err)
 	}
 	return run.GetID(), nil
+}
+
+// sameRequestWait bounds how long a retry waits for the transaction its
+// request id names to have been checked by a manager.
+const sameRequestWait = 30 * time.Second
+
+// sameRequest checks that the transaction txid, which a request id named,
+// was asked for by signer with the same request. It waits until a manager
+// has checked who signed that transaction (its plan ran), so the answer
+// rests on a verified signer, never on a claim.
+func sameRequest(ctx context.Context, c client.Client, txid, signer string, req workflows.Request) error {
+	ctx, cancel := context.WithTimeout(ctx, sameRequestWait)
+	defer cancel()
+	var d *workflows.Detail
+	for {
+		var err error
+		d, err = Get(ctx, c, txid)
+		if err == nil && (d.Signer != "" || d.Status.Final(d.Request.Action)) {
+			break
+		}
+		if err != nil && !errors.Is(err, ErrNotYet) {
+			return fmt.Errorf("read transaction %s of request id %q: %w", txid, req.RequestID, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("transaction %s of request id %q has not been checked by a manager within %s; try again when a manager runs", txid, req.RequestID, sameRequestWait)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	switch {
+	case d.Signer == "":
+		return fmt.Errorf("request id %q names transaction %s, which was %s before a manager could tell who sent it (%s); send another request id: %w",
+			req.RequestID, txid, d.Status, d.Reason, ErrRequestIDReused)
+	case d.Signer != signer:
+		return fmt.Errorf("request id %q names transaction %s, which was not started by you; send another request id: %w", req.RequestID, txid, ErrRequestIDReused)
+	}
+	if !workflows.SameRequest(d.Request, req) {
+		return fmt.Errorf("request id %q was used for transaction %s, a different request (%s of %s%s from %s); send a new request id for a new request: %w",
+			req.RequestID, txid, d.Request.Action, d.Request.Project, intoEnv(d.Request.Env), d.Request.Source, ErrRequestIDReused)
+	}
+	return nil
+}
+
+func intoEnv(env string) string {
+	if env == "" {
+		return ""
+	}
+	return " into " + env
 }
 
 // Wait polls the detail until the status is final. Polling a query
@@ -188,6 +272,8 @@ type Step struct {
 func Timeline(ctx context.Context, c client.Client, txid string) ([]Step, error) {
 	it := c.GetWorkflowHistory(ctx, txid, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	acts := map[int64]*scheduled{}
+	// updates names each accepted update (approve, reject, cancel) by id.
+	updates := map[string]string{}
 	var out []Step
 	dc := converter.GetDefaultDataConverter()
 	for it.HasNext() {
@@ -206,24 +292,53 @@ func Timeline(ctx context.Context, c client.Client, txid string) ([]Step, error)
 			s := Step{Time: t, Event: "requested", Queue: a.GetTaskQueue().GetName()}
 			var in workflows.ReleaseInput
 			if p := a.GetInput().GetPayloads(); len(p) > 0 && dc.FromPayload(p[0], &in) == nil && in.Request.Project != "" {
+				// Who asked is not here: the input holds only the name the
+				// client claimed. The transaction records who the manager
+				// authenticated (the requester search attribute, below).
 				r := in.Request
 				s.Detail = fmt.Sprintf("%s of %s from %s", r.Action, r.Project, r.Source)
 				if r.Env != "" {
 					s.Detail += " into " + r.Env
 				}
-				if r.Requester != "" {
-					s.Detail += " by " + r.Requester
-				}
 			}
 			out = append(out, s)
 		case enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
 			f := ev.GetUpsertWorkflowSearchAttributesEventAttributes().GetSearchAttributes().GetIndexedFields()
+			var st, who string
 			if p, ok := f[workflows.SAStatus]; ok {
-				var st string
-				if dc.FromPayload(p, &st) == nil {
-					out = append(out, Step{Time: t, Event: "status " + st})
+				_ = dc.FromPayload(p, &st)
+			}
+			if p, ok := f[workflows.SARequester]; ok {
+				_ = dc.FromPayload(p, &who)
+			}
+			switch {
+			case st != "" && who != "":
+				out = append(out, Step{Time: t, Event: "status " + st, Detail: "requested by " + who})
+			case st != "":
+				out = append(out, Step{Time: t, Event: "status " + st})
+			case who != "":
+				out = append(out, Step{Time: t, Event: "requester", Detail: "authenticated as " + who})
+			}
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+			a := ev.GetWorkflowExecutionUpdateAcceptedEventAttributes()
+			updates[a.GetAcceptedRequest().GetMeta().GetUpdateId()] = a.GetAcceptedRequest().GetInput().GetName()
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
+			a := ev.GetWorkflowExecutionUpdateCompletedEventAttributes()
+			name := updates[a.GetMeta().GetUpdateId()]
+			if name == "" {
+				name = "update"
+			}
+			st := Step{Time: t, Event: name}
+			if f := a.GetOutcome().GetFailure(); f != nil {
+				st.Event += " refused"
+				st.Detail = f.GetMessage()
+			} else if p := a.GetOutcome().GetSuccess().GetPayloads(); len(p) > 0 {
+				var msg string
+				if dc.FromPayload(p[0], &msg) == nil {
+					st.Detail = msg
 				}
 			}
+			out = append(out, st)
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
 			a := ev.GetActivityTaskScheduledEventAttributes()
 			acts[ev.GetEventId()] = &scheduled{name: a.GetActivityType().GetName(), queue: a.GetTaskQueue().GetName()}

@@ -21,6 +21,7 @@ import (
 	"github.com/relman/relman/internal/auth"
 	"github.com/relman/relman/internal/realm"
 	"github.com/relman/relman/internal/registry"
+	"github.com/relman/relman/internal/secretfile"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
 )
@@ -42,6 +43,9 @@ type Gateway struct {
 	// Realms authenticate credentials (auth on): the realm in them picks
 	// the authenticator.
 	Realms *authapi.Registry
+
+	// logins slows down password guessing (throttle.go); Server makes it.
+	logins *throttle
 }
 
 // NewHandler returns the gateway's XML-RPC server.
@@ -49,11 +53,13 @@ func NewHandler(c client.Client, cfg *config.Manager, log *slog.Logger) *Server 
 	return (&Gateway{Client: c, Config: cfg, Log: log}).Server()
 }
 
-// ListenGateway serves the gateway on addr (host:port; empty: the manager's
+// ListenGateway serves g on addr (host:port; empty: the manager's
 // listen_address and listen_port) until Close, over TLS when the manager's
-// gateway has a certificate. realms are the manager's (internal/realm); nil
-// builds them from the config alone.
-func ListenGateway(c client.Client, cfg *config.Manager, log *slog.Logger, addr string, realms *authapi.Registry) (*Listener, error) {
+// gateway has a certificate. g.Realms nil builds the realms from the config
+// alone; with authentication on, g.Secret must hold the signing secret the
+// manager checks (the manager role loads it once for both).
+func ListenGateway(g *Gateway, addr string) (*Listener, error) {
+	cfg := g.Config
 	if addr == "" {
 		host := cfg.ListenAddress
 		if host == "" {
@@ -61,14 +67,12 @@ func ListenGateway(c client.Client, cfg *config.Manager, log *slog.Logger, addr 
 		}
 		addr = net.JoinHostPort(host, strconv.Itoa(cfg.ListenPort))
 	}
-	g := &Gateway{Client: c, Config: cfg, Log: log, Realms: realms}
 	if cfg.Auth.Enabled() {
-		s, err := auth.LoadSecret(cfg.Auth.SecretFile)
-		if err != nil {
-			return nil, fmt.Errorf("gateway secret: %w", err)
+		if len(g.Secret) == 0 {
+			return nil, fmt.Errorf("xml-rpc gateway: authentication is on but no signing secret was given")
 		}
-		g.Secret = s
 		if g.Realms == nil {
+			var err error
 			if g.Realms, err = realm.Registry(cfg.Auth, nil); err != nil {
 				return nil, err
 			}
@@ -76,25 +80,28 @@ func ListenGateway(c client.Client, cfg *config.Manager, log *slog.Logger, addr 
 	}
 	var tc *tls.Config
 	if gw := cfg.Gateway; gw.TLS() {
+		secretfile.Check(gw.TLSKeyPath, func(msg string) { g.log().Warn(msg) })
 		cert, err := tls.LoadX509KeyPair(gw.TLSCertPath, gw.TLSKeyPath)
 		if err != nil {
 			return nil, fmt.Errorf("xml-rpc gateway certificate: %w; check gateway.tls_cert_path and gateway.tls_key_path", err)
 		}
 		tc = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	return Listen(addr, g.Server(), log, tc)
+	return Listen(addr, g.Server(), g.Log, tc)
 }
 
 // Server builds the XML-RPC server holding the gateway's methods.
 func (g *Gateway) Server() *Server {
 	s := NewServer(g.Log)
+	g.logins = newThrottle(g.Now, g.log())
 	s.Register("request_action", Method{
 		Func: g.requestAction,
 		Help: `request_action(credentials, request_data) => transaction id.
 Starts a release. request_data keys: project (required), action ("build" or
 "install", default "install"), env (required for install), one source
 selector of trunk (boolean), branch, tag, revision or url, request_id (an
-idempotency key: the same request_id returns the same transaction), and from
+idempotency key: the same request_id from the same user with the same
+request returns the same transaction; with another request, fault 4), and from
 (a transaction whose build to install instead of building again), and
 rebuild (boolean: build even if the commit was built before).
 credentials: {username, password} or {token}, with realm (which
@@ -136,6 +143,7 @@ named targets) holding a live lease with this manager.`,
 	})
 	g.registerApproval(s)
 	g.registerRollout(s)
+	g.registerCancel(s)
 	return s
 }
 
@@ -204,11 +212,20 @@ func (g *Gateway) authenticate(ctx context.Context, cred any) (auth.Principal, e
 		}
 	}
 	rejected := Faultf(CodeCredentialsRejected, "credentials rejected; send {username, password} or {token}")
+	addr, user := remote(ctx), throttleUser(c.Username, c.Realm)
+	if c.Token != "" {
+		user = ""
+	}
 	if c.Username == "" && c.Password == "" && c.Token == "" {
 		if a.Anonymous {
 			return auth.Principal{Name: anonymous, Roles: []string{anonymous}}, nil
 		}
+		g.logins.failed("", addr)
 		return auth.Principal{}, rejected
+	}
+	// Locked out: refused before any password is checked.
+	if err := g.logins.check(user, addr); err != nil {
+		return auth.Principal{}, err
 	}
 	p, err := g.Realms.Authenticate(ctx, c)
 	var unknownRealm *authapi.UnknownRealmError
@@ -216,8 +233,10 @@ func (g *Gateway) authenticate(ctx context.Context, cred any) (auth.Principal, e
 	var failed *authapi.RealmError
 	switch {
 	case err == nil:
+		g.logins.succeeded(user)
 		return p, nil
 	case errors.Is(err, authapi.ErrDenied):
+		g.logins.failed(user, addr)
 		return auth.Principal{}, rejected
 	case errors.As(err, &unknownRealm), errors.As(err, &role):
 		return auth.Principal{}, Faultf(CodeCredentialsRejected, "%v", err)
@@ -234,8 +253,12 @@ func (g *Gateway) authenticate(ctx context.Context, cred any) (auth.Principal, e
 // allowed applies the manager's policy, then the Authorizer of the
 // principal's realm, if it has one.
 func (g *Gateway) allowed(ctx context.Context, p auth.Principal, action, project, env string) error {
-	if !g.Config.Policy.Allowed(p, action, project, env) {
-		return Faultf(CodeForbidden, "user %s may not %s project %q%s", p.ID(), action, project, inEnv(env))
+	if !g.Config.Allowed(p, action, project, env) {
+		msg := ""
+		if e, ok := g.Config.Environments[env]; ok && e.Protected {
+			msg = fmt.Sprintf(" (environment %q is protected: only a policy rule that names it counts)", env)
+		}
+		return Faultf(CodeForbidden, "user %s may not %s project %q%s%s", p.ID(), action, project, inEnv(env), msg)
 	}
 	if p.Realm == "" {
 		// anonymous: no realm vouched for it, so none has a say.
@@ -299,7 +322,7 @@ func (g *Gateway) requestAction(ctx context.Context, ps []any) (any, error) {
 		return nil, err
 	}
 	req.Requester = who
-	var sign transaction.Signer
+	var sign *transaction.Signer
 	if g.Config.Auth.Enabled() {
 		action, env := auth.ActionBuild, ""
 		if req.Action == workflows.ActionInstall {
@@ -308,16 +331,13 @@ func (g *Gateway) requestAction(ctx context.Context, ps []any) (any, error) {
 		if err := g.allowed(ctx, p, action, req.Project, env); err != nil {
 			return nil, err
 		}
-		// Anonymous has no realm to vouch for it and goes unsigned.
-		if p.Realm != "" {
-			sign = func(txid string, r workflows.Request) *auth.Signature {
-				s := auth.SignAsGateway(g.Secret, p, workflows.SignedPayload(txid, r), time.Now())
-				return &s
-			}
-		}
+		sign = g.signer(p)
 	}
 	txid, err := transaction.StartSigned(ctx, g.Client, g.Config.ManagerQueue, requestID, req, sign)
-	if errors.Is(err, transaction.ErrBadRequestID) {
+	switch {
+	case errors.Is(err, transaction.ErrBadRequestID):
+		return nil, Faultf(CodeBadRequest, "request_data request_id: %v", err)
+	case errors.Is(err, transaction.ErrRequestIDReused):
 		return nil, Faultf(CodeBadRequest, "%v", err)
 	}
 	if err != nil {
@@ -326,6 +346,18 @@ func (g *Gateway) requestAction(ctx context.Context, ps []any) (any, error) {
 	}
 	g.log().Info("xml-rpc request_action", "transaction", txid, "project", req.Project, "action", req.Action, "env", req.Env, "requester", who)
 	return txid, nil
+}
+
+// signer signs for a principal the gateway authenticated; anonymous has no
+// realm to vouch for it and goes unsigned (nil).
+func (g *Gateway) signer(p auth.Principal) *transaction.Signer {
+	if p.Realm == "" {
+		return nil
+	}
+	return &transaction.Signer{ID: auth.GatewaySigner(p), Sign: func(payload []byte) *auth.Signature {
+		s := auth.SignAsGateway(g.Secret, p, payload, time.Now())
+		return &s
+	}}
 }
 
 // parseRequest turns request_data into a Request, checking what can be
@@ -419,14 +451,9 @@ func (g *Gateway) parseRequest(data map[string]any) (workflows.Request, string, 
 	if req.From != "" && req.Action != workflows.ActionInstall {
 		return req, "", Faultf(CodeBadRequest, "from (install an earlier build) needs action install")
 	}
-	if requestID != "" {
-		// The request id becomes the workflow id; it must not name one of
-		// the manager's own workflows.
-		if requestID == g.Config.RegistryID || requestID == workflows.DeskID(g.Config.ManagerQueue) || len(requestID) > 255 ||
-			strings.IndexFunc(requestID, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }) >= 0 {
-			return req, "", Faultf(CodeBadRequest, "request_id must be at most 255 printable characters without spaces, and neither %q nor %q", g.Config.RegistryID, workflows.DeskID(g.Config.ManagerQueue))
-		}
-	}
+	// A request id never becomes a workflow id as it is (see
+	// transaction.StartSigned), so it cannot name relman's own workflows or
+	// another user's transaction; StartSigned checks its form.
 	return req, requestID, nil
 }
 

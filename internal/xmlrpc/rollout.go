@@ -173,19 +173,14 @@ func (g *Gateway) rollback(ctx context.Context, ps []any) (any, error) {
 		return nil, err
 	}
 	req := workflows.Request{Project: data["project"], Env: data["env"], Action: workflows.ActionRollback, Requester: p.ID()}
-	var sign transaction.Signer
+	var sign *transaction.Signer
 	if g.Config.Auth.Enabled() {
 		// A rollback changes what runs in the environment: the install
 		// action, as the Rollback workflow checks it too.
 		if err := g.allowed(ctx, p, auth.ActionInstall, req.Project, req.Env); err != nil {
 			return nil, err
 		}
-		if p.Realm != "" {
-			sign = func(txid string, r workflows.Request) *auth.Signature {
-				s := auth.SignAsGateway(g.Secret, p, workflows.SignedPayload(txid, r), time.Now())
-				return &s
-			}
-		}
+		sign = g.signer(p)
 	}
 	txid, err := transaction.StartRollback(ctx, g.Client, g.Config.ManagerQueue, req, data["to"], sign)
 	if err != nil {

@@ -292,7 +292,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err == nil {
 		method = call.Method
-		result, err = s.call(r.Context(), call)
+		result, err = s.call(withRemote(r.Context(), r.RemoteAddr), call)
 	}
 	var buf bytes.Buffer
 	if err == nil {

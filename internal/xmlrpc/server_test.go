@@ -311,7 +311,6 @@ func TestGatewayRequestFaults(t *testing.T) {
 		"trunk as string":   {[]any{cred, map[string]any{"project": "shop", "env": "test", "trunk": "yes"}}, CodeBadRequest, []string{"trunk must be a boolean"}},
 		"project as int":    {[]any{cred, map[string]any{"project": 1}}, CodeBadRequest, []string{"project must be a string, not int"}},
 		"two selectors":     {[]any{cred, map[string]any{"project": "shop", "env": "test", "trunk": true, "tag": "v1"}}, CodeBadRequest, []string{"one source selector"}},
-		"registry as id":    {[]any{cred, map[string]any{"project": "shop", "env": "test", "request_id": "relman-registry"}}, CodeBadRequest, []string{"request_id"}},
 		"spaces in id":      {[]any{cred, map[string]any{"project": "shop", "env": "test", "request_id": "a b"}}, CodeBadRequest, []string{"request_id"}},
 		"data not struct":   {[]any{cred, "shop"}, CodeInvalidParams, []string{"request_data must be a struct"}},
 		"cred not struct":   {[]any{"alice", map[string]any{}}, CodeInvalidParams, []string{"credentials must be a struct"}},

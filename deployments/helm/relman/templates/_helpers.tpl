@@ -200,6 +200,7 @@ container's logs belong.
 {{- define "relman.builderConfig" -}}
 {{- $c := mustMergeOverwrite (deepCopy .Values.builder.config) (include "relman.serviceConfig" . | fromJson) -}}
 {{- $_ := set $c "work_dir" "/var/lib/relman/work" -}}
+{{- $_ := set $c "signing_key_file" "/etc/relman/build-signing/build-signing.key" -}}
 {{- $_ := set $c "artifacts" (include "relman.artifactsURL" .) -}}
 {{- $_ := set $c "lease" .Values.builder.lease -}}
 {{- toYaml $c -}}
