@@ -12,6 +12,8 @@ const (
 	WhereWorkflowName = "Where"
 	// RollbackWorkflowName is a rollback transaction.
 	RollbackWorkflowName = "Rollback"
+	// RecordsWorkflowName reads closed-transaction records (record.go).
+	RecordsWorkflowName = "Records"
 
 	StatusQuery        = "status"
 	DetailQuery        = "detail"
@@ -48,6 +50,10 @@ const (
 	RequestLockActivity    = "RequestLock"
 	LockHolderOpenActivity = "LockHolderOpen"
 	NotifyActivity         = "Notify"
+	// RecordActivity writes a closed-transaction record; ReadRecordsActivity
+	// reads records for the Records workflow.
+	RecordActivity      = "Record"
+	ReadRecordsActivity = "ReadRecords"
 
 	BuildActivity = "Build"
 
@@ -105,4 +111,11 @@ const (
 	ErrReleaseNotFound = "ReleaseNotFound"
 	// ErrHealthCheck: the target's health check failed after an install.
 	ErrHealthCheck = "HealthCheckFailed"
+	// ErrNoRecord: the manager keeps records but none of that transaction;
+	// ErrNoRecords: the manager keeps no records (no artifacts);
+	// ErrRecordUnverified: the record does not verify (changed after the
+	// manager wrote it), so it is not shown.
+	ErrNoRecord         = "NoRecord"
+	ErrNoRecords        = "NoRecords"
+	ErrRecordUnverified = "RecordUnverified"
 )

@@ -266,6 +266,7 @@ func (r *release) end(ctx workflow.Context, err error, status Status) (*Detail, 
 		r.setStatus(dctx, StatusCancelled, r.d.Reason)
 		r.closing(dctx)
 		r.d.Ended = workflow.Now(dctx)
+		recordClosed(dctx, ReleaseWorkflowName, &r.d)
 		return &r.d, temporal.NewCanceledError(r.d.Reason)
 	}
 	r.d.Reason = reason(err, r.in, status)
@@ -273,12 +274,14 @@ func (r *release) end(ctx workflow.Context, err error, status Status) (*Detail, 
 	r.setStatus(ctx, status, r.d.Reason)
 	r.closing(ctx)
 	r.d.Ended = workflow.Now(ctx)
+	recordClosed(ctx, ReleaseWorkflowName, &r.d)
 	return &r.d, temporal.NewNonRetryableApplicationError(r.d.Reason, string(status), nil, r.d)
 }
 
 func (r *release) finish(ctx workflow.Context) *Detail {
 	r.closing(ctx)
 	r.d.Ended = workflow.Now(ctx)
+	recordClosed(ctx, ReleaseWorkflowName, &r.d)
 	return &r.d
 }
 

@@ -74,6 +74,7 @@ type stand struct {
 	plans    []workflows.PlanInput
 	builds   []buildCall
 	installs []installCall
+	records  []workflows.RecordInput // record_test.go
 }
 
 func newStand(plan workflows.Plan) *stand {
@@ -152,6 +153,7 @@ func newReleaseEnv(t *testing.T, s *stand) *testsuite.TestWorkflowEnvironment {
 	env.RegisterActivityWithOptions(s.Plan, activity.RegisterOptions{Name: workflows.PlanActivity})
 	env.RegisterActivityWithOptions(s.Build, activity.RegisterOptions{Name: workflows.BuildActivity})
 	env.RegisterActivityWithOptions(s.Install, activity.RegisterOptions{Name: workflows.InstallActivity})
+	env.RegisterActivityWithOptions(s.Record, activity.RegisterOptions{Name: workflows.RecordActivity})
 	return env
 }
 
