@@ -299,6 +299,9 @@ type Listed struct {
 	Requester   string    `json:"requester,omitempty"`
 	Started     time.Time `json:"started"`
 	Closed      time.Time `json:"closed,omitempty"`
+	// From is "record" for a transaction Temporal no longer has, listed
+	// from its closed-transaction record (records.go).
+	From string `json:"from,omitempty"`
 }
 
 // Filter narrows a list; empty fields match everything.
