@@ -131,7 +131,7 @@ type Store interface {
 	Has(ctx context.Context, ref Ref) (bool, error)
 	// PutIndex and GetIndex store and read a small JSON document under a
 	// builds/<project>/<name>.json key (see IndexKey) or a
-	// transactions/<id>.json key (see RecordKey); GetIndex reports false
+	// transactions/<namespace>/<id>.json key (see RecordKey); GetIndex reports false
 	// when the key holds nothing.
 	PutIndex(ctx context.Context, key string, v any) error
 	GetIndex(ctx context.Context, key string, v any) (bool, error)

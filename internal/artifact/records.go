@@ -18,8 +18,10 @@ import (
 // Closed-transaction records (internal/record) live beside the artifacts:
 // the record itself content-addressed under sha256/ like any artifact, and
 // one small index document per transaction under RecordPrefix that names
-// it. Transaction ids are uuids or request ids (letters, digits, '.', '_',
-// ':', '-'), never a '/', so a key cannot leave the prefix.
+// it, by Temporal namespace: transaction ids are unique in a namespace
+// only, and one store may serve several. Namespaces and transaction ids
+// (uuids, or request ids of letters, digits, '.', '_', ':', '-') never
+// hold a '/', so a key cannot leave its place.
 const (
 	// RecordPrefix holds the index of closed-transaction records.
 	RecordPrefix = "transactions/"
@@ -27,11 +29,11 @@ const (
 	IndexPrefix = indexPrefix
 )
 
-var recordKeyRE = regexp.MustCompile(`^transactions/[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\.json$`)
+var recordKeyRE = regexp.MustCompile(`^transactions/[A-Za-z0-9][A-Za-z0-9._-]{0,254}/[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\.json$`)
 
-// RecordKey is the index key of transaction txid's closed-transaction
-// record: transactions/<txid>.json.
-func RecordKey(txid string) string { return RecordPrefix + txid + ".json" }
+// RecordKey is the index key of the closed-transaction record of
+// transaction txid in namespace ns: transactions/<ns>/<txid>.json.
+func RecordKey(ns, txid string) string { return RecordPrefix + ns + "/" + txid + ".json" }
 
 // IndexEntry is one index document ListIndex found.
 type IndexEntry struct {

@@ -3,6 +3,7 @@ package artifact_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/relman/relman/internal/artifact"
@@ -20,7 +21,7 @@ func TestRecordIndexWrittenOnce(t *testing.T) {
 			}
 			defer s.Close()
 			type doc struct{ N int }
-			key := artifact.RecordKey("0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10")
+			key := artifact.RecordKey("default", "0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10")
 			if wrote, err := s.PutIndexOnce(ctx, key, doc{N: 1}); !wrote || err != nil {
 				t.Fatalf("first write: wrote=%v err=%v", wrote, err)
 			}
@@ -43,7 +44,7 @@ func TestListIndex(t *testing.T) {
 	}
 	defer s.Close()
 	for _, id := range []string{"tx-b", "tx-a", "req:2026.1"} {
-		if _, err := s.PutIndexOnce(ctx, artifact.RecordKey(id), map[string]string{"id": id}); err != nil {
+		if _, err := s.PutIndexOnce(ctx, artifact.RecordKey("relman.a1b2c", id), map[string]string{"id": id}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -61,7 +62,7 @@ func TestListIndex(t *testing.T) {
 		}
 		keys = append(keys, e.Key)
 	}
-	want := []string{"transactions/req:2026.1.json", "transactions/tx-a.json", "transactions/tx-b.json"}
+	want := []string{"transactions/relman.a1b2c/req:2026.1.json", "transactions/relman.a1b2c/tx-a.json", "transactions/relman.a1b2c/tx-b.json"}
 	if len(keys) != len(want) {
 		t.Fatalf("keys %v, want %v", keys, want)
 	}
@@ -84,7 +85,7 @@ func TestRecordKeysStayInTheirPrefix(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	for _, bad := range []string{"transactions/../x.json", "transactions/a/b.json", "transactions/.x.json", "transactions/x", "transactions/" + string(make([]byte, 200)) + ".json"} {
+	for _, bad := range []string{"transactions/default/../x.json", "transactions/../x.json", "transactions/a/b/c.json", "transactions/x.json", "transactions/default/.x.json", "transactions/default/x", "transactions/default/" + strings.Repeat("x", 200) + ".json"} {
 		if _, err := s.PutIndexOnce(ctx, bad, 1); !errors.Is(err, artifact.ErrInvalidRef) {
 			t.Errorf("PutIndexOnce(%q) = %v, want ErrInvalidRef", bad, err)
 		}

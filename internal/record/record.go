@@ -62,17 +62,20 @@ func KeyID(key ed25519.PrivateKey) string {
 	return auth.KeyID(key.Public().(ed25519.PublicKey))
 }
 
-// Keeper writes and reads one manager's records.
+// Keeper writes and reads one manager's records of the transactions of
+// one Temporal namespace.
 type Keeper struct {
-	store artifact.Store
-	key   ed25519.PrivateKey
-	keyID string
-	now   func() time.Time
+	store     artifact.Store
+	key       ed25519.PrivateKey
+	keyID     string
+	namespace string
+	now       func() time.Time
 }
 
-// New returns a Keeper writing to store, signing with key.
-func New(store artifact.Store, key ed25519.PrivateKey) *Keeper {
-	return &Keeper{store: store, key: key, keyID: KeyID(key), now: time.Now}
+// New returns a Keeper of namespace ns's records in store, signing with
+// key.
+func New(store artifact.Store, key ed25519.PrivateKey, ns string) *Keeper {
+	return &Keeper{store: store, key: key, keyID: KeyID(key), namespace: ns, now: time.Now}
 }
 
 // KeyID is the id of the key the keeper signs with.
@@ -93,6 +96,7 @@ type index struct {
 // list shows, so that listing needs no record read.
 type body struct {
 	Version     int                `json:"version"`
+	Namespace   string             `json:"namespace"`
 	Transaction string             `json:"transaction"`
 	Record      artifact.Ref       `json:"record"`
 	Row         transaction.Listed `json:"row"`
@@ -121,7 +125,7 @@ func (k *Keeper) Write(ctx context.Context, rec transaction.Record) (Written, er
 	if err != nil {
 		return Written{}, fmt.Errorf("record of %s: %w", rec.Transaction, err)
 	}
-	key := artifact.RecordKey(rec.Transaction)
+	key := artifact.RecordKey(k.namespace, rec.Transaction)
 	var clean transaction.Record
 	if err := json.Unmarshal(b, &clean); err != nil {
 		return Written{}, fmt.Errorf("record of %s: %w", rec.Transaction, err)
@@ -137,7 +141,7 @@ func (k *Keeper) Write(ctx context.Context, rec transaction.Record) (Written, er
 	if err != nil {
 		return Written{}, fmt.Errorf("record of %s: %w", rec.Transaction, err)
 	}
-	bb, err := json.Marshal(body{Version: version, Transaction: rec.Transaction, Record: ref, Row: clean.Listed()})
+	bb, err := json.Marshal(body{Version: version, Namespace: k.namespace, Transaction: rec.Transaction, Record: ref, Row: clean.Listed()})
 	if err != nil {
 		return Written{}, err
 	}
@@ -168,7 +172,7 @@ func (k *Keeper) Record(ctx context.Context, txid string) (*transaction.Record, 
 }
 
 func (k *Keeper) read(ctx context.Context, txid string) (*transaction.Record, artifact.Ref, error) {
-	key := artifact.RecordKey(txid)
+	key := artifact.RecordKey(k.namespace, txid)
 	b, err := k.index(ctx, txid, key)
 	if err != nil {
 		return nil, artifact.Ref{}, err
@@ -227,7 +231,8 @@ func (k *Keeper) index(ctx context.Context, txid, key string) (*body, error) {
 		return nil, fmt.Errorf("no closed-transaction record of %s in %s: %w", txid, k.store.URL(), transaction.ErrNoRecord)
 	}
 	if idx.KeyID != k.keyID {
-		return nil, unverified(txid, "it is signed with key %s, and this manager signs with %s; managers on one queue need the same records_key_file", idx.KeyID, k.keyID)
+		return nil, &unverifiedError{msg: fmt.Sprintf("the closed-transaction record of %s does not verify: it is signed with key %s, and this manager signs with %s (managers on one queue need the same records_key_file); it is not shown",
+			txid, idx.KeyID, k.keyID), otherKey: true}
 	}
 	if !ed25519.Verify(k.key.Public().(ed25519.PublicKey), signed(idx.Body), idx.Signature) {
 		return nil, unverified(txid, "its index was changed after the manager signed it")
@@ -239,8 +244,8 @@ func (k *Keeper) index(ctx context.Context, txid, key string) (*body, error) {
 	if b.Version != version {
 		return nil, fmt.Errorf("record of %s has format version %d; this relman reads version %d: upgrade relman", txid, b.Version, version)
 	}
-	if b.Transaction != txid || b.Row.Transaction != txid {
-		return nil, unverified(txid, "its index was signed for transaction %s", b.Transaction)
+	if b.Transaction != txid || b.Row.Transaction != txid || b.Namespace != k.namespace {
+		return nil, unverified(txid, "its index was signed for transaction %s of namespace %s", b.Transaction, b.Namespace)
 	}
 	if err := b.Record.Validate(); err != nil {
 		return nil, unverified(txid, "its index names no record: %v", err)
@@ -249,9 +254,25 @@ func (k *Keeper) index(ctx context.Context, txid, key string) (*body, error) {
 }
 
 func unverified(txid, format string, args ...any) error {
-	return fmt.Errorf("the closed-transaction record of %s does not verify: %s; it is not shown: %w",
-		txid, fmt.Sprintf(format, args...), transaction.ErrUnverified)
+	return &unverifiedError{msg: fmt.Sprintf("the closed-transaction record of %s does not verify: %s; it is not shown",
+		txid, fmt.Sprintf(format, args...))}
 }
+
+// unverifiedError is transaction.ErrUnverified with the reason as its whole
+// message; otherKey marks a record signed with a key this manager does not
+// have (errOtherKey).
+type unverifiedError struct {
+	msg      string
+	otherKey bool
+}
+
+func (e *unverifiedError) Error() string { return e.msg }
+func (e *unverifiedError) Is(target error) bool {
+	return target == transaction.ErrUnverified || e.otherKey && target == errOtherKey
+}
+
+// errOtherKey: the record is signed with another key than this manager's.
+var errOtherKey = errors.New("record signed with another key")
 
 // List returns the rows of the records that match f, newest first (by
 // when the record was written), reading one index document per row, and
@@ -261,7 +282,8 @@ func (k *Keeper) List(ctx context.Context, f transaction.Filter) ([]transaction.
 	if limit <= 0 {
 		limit = 20
 	}
-	entries, err := k.store.ListIndex(ctx, artifact.RecordPrefix)
+	prefix := artifact.RecordPrefix + k.namespace + "/"
+	entries, err := k.store.ListIndex(ctx, prefix)
 	if err != nil {
 		return nil, nil, fmt.Errorf("list closed-transaction records: %w", err)
 	}
@@ -277,8 +299,13 @@ func (k *Keeper) List(ctx context.Context, f transaction.Filter) ([]transaction.
 		if len(rows) == limit {
 			break
 		}
-		txid := strings.TrimSuffix(strings.TrimPrefix(e.Key, artifact.RecordPrefix), ".json")
+		txid := strings.TrimSuffix(strings.TrimPrefix(e.Key, prefix), ".json")
 		b, err := k.index(ctx, txid, e.Key)
+		if errors.Is(err, errOtherKey) {
+			// Another manager's record (a manager on another queue sharing
+			// the store): not this manager's to vouch for, nor a forgery.
+			continue
+		}
 		if errors.Is(err, transaction.ErrUnverified) {
 			bad = append(bad, txid)
 			continue

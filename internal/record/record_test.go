@@ -60,7 +60,7 @@ func newFixture(t *testing.T) fixture {
 	t.Cleanup(func() { s.Close() })
 	key, err := record.LoadKey(filepath.Join(dir, "records.key"))
 	require.NoError(t, err)
-	return fixture{dir: dir, store: s, keeper: record.New(s, key)}
+	return fixture{dir: dir, store: s, keeper: record.New(s, key, "default")}
 }
 
 func (f fixture) path(key string) string {
@@ -73,7 +73,7 @@ func TestWriteThenRead(t *testing.T) {
 	rec := sample("tx-1", "shop", "INSTALL_COMPLETED", t0)
 	w, err := f.keeper.Write(ctx, rec)
 	require.NoError(t, err)
-	assert.Equal(t, "transactions/tx-1.json", w.Key)
+	assert.Equal(t, "transactions/default/tx-1.json", w.Key)
 	assert.False(t, w.Existed)
 	ok, err := f.store.Has(ctx, w.Record)
 	require.NoError(t, err)
@@ -104,7 +104,7 @@ func TestWriteThenRead(t *testing.T) {
 	// Another manager on the queue with the same key file reads it.
 	key, err := record.LoadKey(filepath.Join(f.dir, "records.key"))
 	require.NoError(t, err)
-	_, err = record.New(f.store, key).Record(ctx, "tx-1")
+	_, err = record.New(f.store, key, "default").Record(ctx, "tx-1")
 	require.NoError(t, err)
 
 	_, err = f.keeper.Record(ctx, "tx-2")
@@ -151,18 +151,18 @@ func TestTamperedRecordsDoNotVerify(t *testing.T) {
 			tamper: func(t *testing.T, f fixture, w record.Written) {
 				_, err := f.keeper.Write(context.Background(), sample("tx-other", "shop", "INSTALL_FAILED", t0))
 				require.NoError(t, err)
-				b, err := os.ReadFile(f.path("transactions/tx-other.json"))
+				b, err := os.ReadFile(f.path("transactions/default/tx-other.json"))
 				require.NoError(t, err)
-				require.NoError(t, os.WriteFile(f.path("transactions/tx-1.json"), b, 0o644))
+				require.NoError(t, os.WriteFile(f.path("transactions/default/tx-1.json"), b, 0o644))
 			},
 			want: "its index was signed for transaction tx-other",
 		},
 		"signed with another key": {
 			tamper: func(t *testing.T, f fixture, w record.Written) {
-				require.NoError(t, os.Remove(f.path("transactions/tx-1.json")))
+				require.NoError(t, os.Remove(f.path("transactions/default/tx-1.json")))
 				key, err := record.LoadKey(filepath.Join(t.TempDir(), "other.key"))
 				require.NoError(t, err)
-				_, err = record.New(f.store, key).Write(context.Background(), sample("tx-1", "shop", "INSTALL_COMPLETED", t0))
+				_, err = record.New(f.store, key, "default").Write(context.Background(), sample("tx-1", "shop", "INSTALL_COMPLETED", t0))
 				require.NoError(t, err)
 			},
 			want: "managers on one queue need the same records_key_file",
@@ -175,7 +175,7 @@ func TestTamperedRecordsDoNotVerify(t *testing.T) {
 		},
 		"index not JSON": {
 			tamper: func(t *testing.T, f fixture, w record.Written) {
-				require.NoError(t, os.WriteFile(f.path("transactions/tx-1.json"), []byte("{not json"), 0o644))
+				require.NoError(t, os.WriteFile(f.path("transactions/default/tx-1.json"), []byte("{not json"), 0o644))
 			},
 			want: "is not an index document",
 		},
@@ -196,10 +196,16 @@ func TestTamperedRecordsDoNotVerify(t *testing.T) {
 			// names it. It reads the signed indexes only (one small read per
 			// row): a row whose index verifies is what the manager signed,
 			// and the record's own bytes are checked when it is read.
+			// Another manager's record (signed with its own key) is left
+			// out without a word: it is not this manager's to vouch for.
 			rows, bad, err := f.keeper.List(ctx, transaction.Filter{})
 			require.NoError(t, err)
 			if !strings.HasPrefix(name, "record ") || strings.Contains(name, "index") {
-				assert.Contains(t, bad, "tx-1")
+				if name == "signed with another key" {
+					assert.NotContains(t, bad, "tx-1")
+				} else {
+					assert.Contains(t, bad, "tx-1")
+				}
 				for _, r := range rows {
 					assert.NotEqual(t, "tx-1", r.Transaction)
 				}
@@ -214,7 +220,7 @@ func TestTamperedRecordsDoNotVerify(t *testing.T) {
 
 func editIndex(t *testing.T, f fixture, txid string, edit func(map[string]any)) {
 	t.Helper()
-	p := f.path("transactions/" + txid + ".json")
+	p := f.path("transactions/default/" + txid + ".json")
 	b, err := os.ReadFile(p)
 	require.NoError(t, err)
 	var idx map[string]any
@@ -268,8 +274,21 @@ func TestList(t *testing.T) {
 		_, err := f.keeper.Write(ctx, r)
 		require.NoError(t, err)
 		mt := t0.Add(time.Duration(i) * time.Hour)
-		require.NoError(t, os.Chtimes(f.path(artifact.RecordKey(r.Transaction)), mt, mt))
+		require.NoError(t, os.Chtimes(f.path(artifact.RecordKey("default", r.Transaction)), mt, mt))
 	}
+	// Records of another namespace, and of another manager in this one,
+	// in the same store: neither is listed, neither is flagged.
+	key, err := record.LoadKey(filepath.Join(t.TempDir(), "other.key"))
+	require.NoError(t, err)
+	_, err = record.New(f.store, key, "default").Write(ctx, sample("tx-theirs", "shop", "INSTALL_COMPLETED", t0))
+	require.NoError(t, err)
+	own, err := record.LoadKey(filepath.Join(f.dir, "records.key"))
+	require.NoError(t, err)
+	_, err = record.New(f.store, own, "staging").Write(ctx, sample("tx-1", "shop", "BUILD_FAILED", t0))
+	require.NoError(t, err)
+	got, err := record.New(f.store, own, "staging").Record(ctx, "tx-1")
+	require.NoError(t, err)
+	assert.Equal(t, workflows.Status("BUILD_FAILED"), got.Detail.Status, "the same id in another namespace is another transaction")
 	for name, tc := range map[string]struct {
 		f    transaction.Filter
 		want []string

@@ -36,6 +36,9 @@ type Record struct {
 	Workflow    string           `json:"workflow"` // Release or Rollback
 	Detail      workflows.Detail `json:"detail"`
 	Timeline    []Step           `json:"timeline"`
+	// Started is when Temporal started the transaction's workflow: the
+	// time its list row shows (the detail's Started is its first step).
+	Started time.Time `json:"started,omitempty"`
 	// Recorded is when the manager wrote the record.
 	Recorded time.Time `json:"recorded"`
 }
@@ -43,9 +46,13 @@ type Record struct {
 // Listed is the record's row in a list.
 func (r *Record) Listed() Listed {
 	d := r.Detail
+	started := r.Started
+	if started.IsZero() {
+		started = d.Started
+	}
 	return Listed{
 		Transaction: r.Transaction, Project: d.Request.Project, Env: d.Request.Env, Status: string(d.Status),
-		Requester: d.Request.Requester, Started: d.Started, Closed: d.Ended, From: FromRecord,
+		Requester: d.Request.Requester, Started: started, Closed: d.Ended, From: FromRecord,
 	}
 }
 
