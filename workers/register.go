@@ -24,6 +24,8 @@ var Workflows = []struct {
 	{workflows.LockWorkflowName, workflows.Lock},
 	{workflows.PlanOnlyWorkflowName, workflows.PlanOnly},
 	{workflows.WhereWorkflowName, workflows.Where},
+	{workflows.RecordTransactionWorkflowName, workflows.RecordTransaction},
+	{workflows.RecordsWorkflowName, workflows.Records},
 }
 
 // WorkflowRegistry is what workflows are registered on: a worker, or a
@@ -46,8 +48,10 @@ type namedActivity struct {
 
 // managerActivities run on the manager's queue (Plan also as a local
 // activity of the Release workflow).
-func managerActivities(m *activities.Manager, c *activities.Coordinator) []namedActivity {
+func managerActivities(m *activities.Manager, c *activities.Coordinator, rec *activities.Records) []namedActivity {
 	return []namedActivity{
+		{workflows.RecordActivity, rec.Record},
+		{workflows.ReadRecordsActivity, rec.ReadRecords},
 		{workflows.PlanActivity, m.Plan},
 		{workflows.EarlierBuildActivity, m.EarlierBuild},
 		{workflows.AuthorizeActivity, m.Authorize},

@@ -12,8 +12,11 @@ const (
 	WhereWorkflowName = "Where"
 	// RollbackWorkflowName is a rollback transaction.
 	RollbackWorkflowName = "Rollback"
-	// RecordsWorkflowName reads closed-transaction records (record.go).
-	RecordsWorkflowName = "Records"
+	// RecordTransactionWorkflowName writes a transaction's
+	// closed-transaction record once it has closed; RecordsWorkflowName
+	// reads records (record.go).
+	RecordTransactionWorkflowName = "RecordTransaction"
+	RecordsWorkflowName           = "Records"
 
 	StatusQuery        = "status"
 	DetailQuery        = "detail"
@@ -114,8 +117,11 @@ const (
 	// ErrNoRecord: the manager keeps records but none of that transaction;
 	// ErrNoRecords: the manager keeps no records (no artifacts);
 	// ErrRecordUnverified: the record does not verify (changed after the
-	// manager wrote it), so it is not shown.
+	// manager wrote it), so it is not shown; ErrRecordIndexTaken: the
+	// record's index key holds a document that does not verify, and the
+	// manager does not write over it.
 	ErrNoRecord         = "NoRecord"
 	ErrNoRecords        = "NoRecords"
 	ErrRecordUnverified = "RecordUnverified"
+	ErrRecordIndexTaken = "RecordIndexTaken"
 )

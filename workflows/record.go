@@ -3,30 +3,56 @@ package workflows
 import (
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
 
 // A transaction outlives Temporal's retention through its closed-transaction
-// record: when a Release or Rollback ends, the manager writes its detail and
-// timeline, signed, into its artifact store (internal/record), and readers
-// fall back to it once Temporal answers "not found". Reads go through the
-// manager (the Records workflow), which holds the store and the key.
+// record. Just before a Release or Rollback sets its final status, it
+// starts a RecordTransaction workflow that outlives it; that waits until
+// the transaction has closed, then has the manager write its detail and
+// whole timeline, signed, into its artifact store (internal/record).
+// Readers fall back to the record once Temporal answers "not found"; the
+// CLI reads through the manager (the Records workflow), which holds the
+// store and the key.
+//
+// A child that outlives its parent, rather than an activity at the end,
+// and started before the final status rather than after it: the final
+// status and the close then come in one workflow task, so a client that
+// sees the final status reads a history that has ended, exactly as before
+// records; a store that is away delays the record, never the transaction;
+// and the record holds the history up to its close event.
 
 // recordVersion marks transactions that have their record written when
 // they end; transactions started before it end without one.
 const recordVersion = "closed-transaction-record"
 
-// recordAttempts bounds how long a transaction whose status is final waits
-// for a store that is away (about five minutes): past that it closes
-// without a record rather than stay open.
-const recordAttempts = 10
+// RecordIDSuffix ends the workflow id of a transaction's recorder:
+// "<run id>/record", the run id of the transaction's workflow. The run id
+// rather than the transaction id because a replay knows the one and not
+// the other (saved histories replay under a made-up workflow id); and no
+// transaction id has a '/' (uuids, and request ids are letters, digits,
+// '.', '_', ':', '-'), so a recorder never takes one's id.
+const RecordIDSuffix = "/record"
 
-// RecordInput is the Record activity's argument: the transaction as it
-// ends, and its workflow type.
+// recordRetry outlasts a store that is away for a while: the recorder keeps
+// trying for a week, ten minutes apart at most, and holds nothing up.
+var recordRetry = &temporal.RetryPolicy{
+	InitialInterval:        time.Second,
+	BackoffCoefficient:     2,
+	MaximumInterval:        10 * time.Minute,
+	NonRetryableErrorTypes: []string{ErrRecordIndexTaken},
+}
+
+const recordScheduleToClose = 7 * 24 * time.Hour
+
+// RecordInput is the RecordTransaction workflow's and the Record
+// activity's argument: the transaction to record once it has closed, and
+// its workflow type.
 type RecordInput struct {
-	Workflow string `json:"workflow"`
-	Detail   Detail `json:"detail"`
+	Workflow    string `json:"workflow"`
+	Transaction string `json:"transaction"`
 }
 
 // RecordResult says where the record went; Key is empty when the manager
@@ -38,26 +64,40 @@ type RecordResult struct {
 	Existed bool `json:"existed,omitempty"`
 }
 
-// recordClosed has the manager write the transaction's closed-transaction
-// record, once its status is final and d.Ended set. A store that stays
-// away does not fail the transaction: it ends as it would have, logged.
-func recordClosed(ctx workflow.Context, workflowType string, d *Detail) {
+// recordClosed starts the transaction's recorder and waits only until it
+// has started: a child not yet started when its parent closes is never
+// started. A recorder that cannot start is logged; the transaction goes on
+// as it would have.
+func recordClosed(ctx workflow.Context, txid string) {
 	if workflow.GetVersion(ctx, recordVersion, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return
 	}
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    time.Minute,
-			MaximumAttempts:    recordAttempts,
-		},
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:        workflow.GetInfo(ctx).WorkflowExecution.RunID + RecordIDSuffix,
+		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
 	})
-	err := workflow.ExecuteActivity(actx, RecordActivity, RecordInput{Workflow: workflowType, Detail: *d}).Get(actx, nil)
-	if err != nil {
-		workflow.GetLogger(ctx).Warn("closed-transaction record not written", "transaction", d.Transaction, "error", err)
+	in := RecordInput{Workflow: workflow.GetInfo(ctx).WorkflowType.Name, Transaction: txid}
+	f := workflow.ExecuteChildWorkflow(cctx, RecordTransactionWorkflowName, in)
+	if err := f.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Warn("closed-transaction record not started", "transaction", txid, "error", err)
 	}
+}
+
+// RecordTransaction has the manager write the closed-transaction record of
+// the transaction that started it (RecordActivity), retried until the
+// store takes it.
+func RecordTransaction(ctx workflow.Context, in RecordInput) (*RecordResult, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    2 * time.Minute,
+		ScheduleToCloseTimeout: recordScheduleToClose,
+		HeartbeatTimeout:       30 * time.Second,
+		RetryPolicy:            recordRetry,
+	})
+	var res RecordResult
+	if err := workflow.ExecuteActivity(ctx, RecordActivity, in).Get(ctx, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
 }
 
 // RecordsInput asks the manager for closed-transaction records: the one of

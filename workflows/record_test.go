@@ -3,6 +3,8 @@ package workflows_test
 import (
 	"context"
 	"errors"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
@@ -23,7 +26,7 @@ func (s *stand) Record(_ context.Context, in workflows.RecordInput) (workflows.R
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.records = append(s.records, in)
-	return workflows.RecordResult{Key: "transactions/" + in.Detail.Transaction + ".json"}, nil
+	return workflows.RecordResult{Key: "transactions/default/" + in.Transaction + ".json"}, nil
 }
 
 func (s *stand) recordCalls() []workflows.RecordInput {
@@ -37,8 +40,34 @@ func recordNothing(context.Context, workflows.RecordInput) (workflows.RecordResu
 	return workflows.RecordResult{}, nil
 }
 
-// TestReleaseRecordsItsEnd: however a release ends, the manager is asked
-// once, after the final status, to record the detail the release ends with.
+// steps follows a transaction: its status upserts and its recorder's
+// start, in order.
+type steps struct {
+	mu  sync.Mutex
+	log []string
+}
+
+func (s *steps) add(x string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.log = append(s.log, x)
+}
+
+func (s *steps) follow(env *testsuite.TestWorkflowEnvironment) *steps {
+	env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+		if v, ok := args.Get(0).(temporal.SearchAttributes).GetKeyword(temporal.NewSearchAttributeKeyKeyword(workflows.SAStatus)); ok {
+			s.add("status " + v)
+		}
+	}).Return(nil)
+	env.SetOnChildWorkflowStartedListener(func(info *workflow.Info, _ workflow.Context, _ converter.EncodedValues) {
+		s.add("started " + info.WorkflowType.Name + " " + info.WorkflowExecution.ID)
+	})
+	return s
+}
+
+// TestReleaseRecordsItsEnd: however a release ends, it starts its
+// recorder once, just before its final status (so the final status and the
+// close come together), and the recorder has the manager record it.
 func TestReleaseRecordsItsEnd(t *testing.T) {
 	for name, tc := range map[string]struct {
 		in     func() workflows.ReleaseInput
@@ -80,33 +109,34 @@ func TestReleaseRecordsItsEnd(t *testing.T) {
 				tc.setup(s)
 			}
 			env := newReleaseEnv(t, s)
+			seen := (&steps{}).follow(env)
 			if tc.cancel {
 				env.RegisterDelayedCallback(env.CancelWorkflow, 200*time.Millisecond)
 			}
 			env.ExecuteWorkflow(workflows.ReleaseWorkflowName, tc.in())
 			require.True(t, env.IsWorkflowCompleted())
-			end := queryDetail(t, env)
-			require.Equal(t, tc.want, end.Status)
-			recs := s.recordCalls()
-			require.Len(t, recs, 1, "one record per transaction")
-			assert.Equal(t, workflows.ReleaseWorkflowName, recs[0].Workflow)
-			assert.Equal(t, end, recs[0].Detail, "the record holds the detail the release ends with")
-			assert.False(t, recs[0].Detail.Ended.IsZero())
-			assert.True(t, recs[0].Detail.Status.Final(recs[0].Detail.Request.Action))
+			require.Equal(t, tc.want, queryStatus(t, env))
+			recorder := "started " + workflows.RecordTransactionWorkflowName + " " + "default-test-run-id" + workflows.RecordIDSuffix
+			seen.mu.Lock()
+			log := seen.log
+			seen.mu.Unlock()
+			require.GreaterOrEqual(t, len(log), 2, "%v", log)
+			assert.Equal(t, []string{recorder, "status " + string(tc.want)}, log[len(log)-2:],
+				"the recorder starts just before the final status: %v", log)
+			assert.Equal(t, 1, strings.Count(strings.Join(log, "\n"), recorder), "one recorder: %v", log)
+			assert.Equal(t, []workflows.RecordInput{{Workflow: workflows.ReleaseWorkflowName, Transaction: testTX}}, s.recordCalls())
 		})
 	}
 }
 
-// TestReleaseEndsWithoutItsRecord: a store that stays away costs the
-// transaction its record, not its ending: it is retried, then the release
-// ends as it would have.
-func TestReleaseEndsWithoutItsRecord(t *testing.T) {
+// TestReleaseClosesBeforeItsRecord: a release closes as soon as its
+// recorder has started; the record is the recorder's business, so a store
+// that is away holds up nothing.
+func TestReleaseClosesBeforeItsRecord(t *testing.T) {
 	s := newStand(farmPlan())
 	env := newReleaseEnv(t, s)
-	attempts := 0
 	env.OnActivity(workflows.RecordActivity, mock.Anything, mock.Anything).Return(
 		func(context.Context, workflows.RecordInput) (workflows.RecordResult, error) {
-			attempts++
 			return workflows.RecordResult{}, errors.New("store unreachable")
 		})
 	env.ExecuteWorkflow(workflows.ReleaseWorkflowName, installRequest())
@@ -115,7 +145,49 @@ func TestReleaseEndsWithoutItsRecord(t *testing.T) {
 	var d workflows.Detail
 	require.NoError(t, env.GetWorkflowResult(&d))
 	assert.Equal(t, workflows.StatusInstallCompleted, d.Status)
-	assert.Equal(t, 10, attempts, "the record is retried before the release gives up on it")
+}
+
+// TestRecordTransactionRetries: the recorder tries again until the store
+// takes the record, and gives up at once on an index it must not replace.
+func TestRecordTransactionRetries(t *testing.T) {
+	for name, tc := range map[string]struct {
+		errs    []error
+		calls   int
+		wantErr string
+	}{
+		"store back after three tries": {errs: []error{errors.New("down"), errors.New("down"), errors.New("down")}, calls: 4},
+		"index taken": {
+			errs:    []error{temporal.NewNonRetryableApplicationError("index taken", workflows.ErrRecordIndexTaken, nil)},
+			calls:   1,
+			wantErr: workflows.ErrRecordIndexTaken,
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var ts testsuite.WorkflowTestSuite
+			env := ts.NewTestWorkflowEnvironment()
+			env.RegisterWorkflowWithOptions(workflows.RecordTransaction, workflow.RegisterOptions{Name: workflows.RecordTransactionWorkflowName})
+			calls := 0
+			env.RegisterActivityWithOptions(func(_ context.Context, in workflows.RecordInput) (workflows.RecordResult, error) {
+				calls++
+				if calls <= len(tc.errs) {
+					return workflows.RecordResult{}, tc.errs[calls-1]
+				}
+				return workflows.RecordResult{Key: "transactions/" + in.Transaction + ".json"}, nil
+			}, activity.RegisterOptions{Name: workflows.RecordActivity})
+			env.ExecuteWorkflow(workflows.RecordTransactionWorkflowName, workflows.RecordInput{Workflow: workflows.ReleaseWorkflowName, Transaction: "tx-9"})
+			require.True(t, env.IsWorkflowCompleted())
+			assert.Equal(t, tc.calls, calls)
+			if tc.wantErr != "" {
+				var app *temporal.ApplicationError
+				require.ErrorAs(t, env.GetWorkflowError(), &app)
+				assert.Equal(t, tc.wantErr, app.Type())
+				return
+			}
+			var res workflows.RecordResult
+			require.NoError(t, env.GetWorkflowResult(&res))
+			assert.Equal(t, "transactions/tx-9.json", res.Key)
+		})
+	}
 }
 
 func TestRollbackRecordsItsEnd(t *testing.T) {
@@ -128,14 +200,17 @@ func TestRollbackRecordsItsEnd(t *testing.T) {
 			recs = append(recs, in)
 			return workflows.RecordResult{}, nil
 		})
+	seen := (&steps{}).follow(env)
 	env.ExecuteWorkflow(workflows.RollbackWorkflowName, rollbackInput())
 	require.NoError(t, env.GetWorkflowError())
 	var d workflows.Detail
 	require.NoError(t, env.GetWorkflowResult(&d))
-	require.Len(t, recs, 1)
-	assert.Equal(t, workflows.RollbackWorkflowName, recs[0].Workflow)
-	assert.Equal(t, d, recs[0].Detail)
-	assert.Equal(t, workflows.StatusRollbackCompleted, recs[0].Detail.Status)
+	require.Equal(t, workflows.StatusRollbackCompleted, d.Status)
+	assert.Equal(t, []workflows.RecordInput{{Workflow: workflows.RollbackWorkflowName, Transaction: d.Transaction}}, recs)
+	log := seen.log
+	require.GreaterOrEqual(t, len(log), 2)
+	assert.Equal(t, "status "+string(workflows.StatusRollbackCompleted), log[len(log)-1])
+	assert.Contains(t, log[len(log)-2], workflows.RecordTransactionWorkflowName)
 }
 
 // TestRecordsWorkflow: the Records workflow hands the manager's answer

@@ -266,7 +266,6 @@ func (r *release) end(ctx workflow.Context, err error, status Status) (*Detail, 
 		r.setStatus(dctx, StatusCancelled, r.d.Reason)
 		r.closing(dctx)
 		r.d.Ended = workflow.Now(dctx)
-		recordClosed(dctx, ReleaseWorkflowName, &r.d)
 		return &r.d, temporal.NewCanceledError(r.d.Reason)
 	}
 	r.d.Reason = reason(err, r.in, status)
@@ -274,14 +273,12 @@ func (r *release) end(ctx workflow.Context, err error, status Status) (*Detail, 
 	r.setStatus(ctx, status, r.d.Reason)
 	r.closing(ctx)
 	r.d.Ended = workflow.Now(ctx)
-	recordClosed(ctx, ReleaseWorkflowName, &r.d)
 	return &r.d, temporal.NewNonRetryableApplicationError(r.d.Reason, string(status), nil, r.d)
 }
 
 func (r *release) finish(ctx workflow.Context) *Detail {
 	r.closing(ctx)
 	r.d.Ended = workflow.Now(ctx)
-	recordClosed(ctx, ReleaseWorkflowName, &r.d)
 	return &r.d
 }
 
@@ -306,6 +303,9 @@ func (r *release) event(ctx workflow.Context, s Status, detail string) {
 // upserts the search attributes that the Web UI and relman list filter on;
 // the first status also sets project, environment and requester.
 func recordStatus(ctx workflow.Context, d *Detail, req Request, s Status, detail string) {
+	if s.Final(req.Action) {
+		recordClosed(ctx, d.Transaction) // record.go
+	}
 	d.Status = s
 	appendEvent(ctx, d, s, detail)
 	updates := []temporal.SearchAttributeUpdate{saStatus.ValueSet(string(s))}

@@ -153,6 +153,7 @@ func newReleaseEnv(t *testing.T, s *stand) *testsuite.TestWorkflowEnvironment {
 	env.RegisterActivityWithOptions(s.Plan, activity.RegisterOptions{Name: workflows.PlanActivity})
 	env.RegisterActivityWithOptions(s.Build, activity.RegisterOptions{Name: workflows.BuildActivity})
 	env.RegisterActivityWithOptions(s.Install, activity.RegisterOptions{Name: workflows.InstallActivity})
+	env.RegisterWorkflowWithOptions(workflows.RecordTransaction, workflow.RegisterOptions{Name: workflows.RecordTransactionWorkflowName})
 	env.RegisterActivityWithOptions(s.Record, activity.RegisterOptions{Name: workflows.RecordActivity})
 	return env
 }

@@ -39,7 +39,7 @@ func TestReplaySavedHistoriesCoverEveryWorkflow(t *testing.T) {
 func TestReplaySavedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "histories", "*.json*"))
 	require.NoError(t, err)
-	require.GreaterOrEqual(t, len(files), 28, "saved histories are missing")
+	require.GreaterOrEqual(t, len(files), 37, "saved histories are missing")
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			// Registered from the managers' own list, so a workflow a

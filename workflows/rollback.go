@@ -176,7 +176,6 @@ func (rb *rollback) run(ctx workflow.Context) (*Detail, error) {
 	}
 	rb.setStatus(ctx, StatusRollbackCompleted, fmt.Sprintf("rolled back on %d host target(s)", len(calls)))
 	rb.d.Ended = workflow.Now(ctx)
-	recordClosed(ctx, RollbackWorkflowName, &rb.d)
 	return &rb.d, nil
 }
 
@@ -188,13 +187,11 @@ func (rb *rollback) end(ctx workflow.Context, err error, status Status) (*Detail
 		rb.d.Reason = "cancelled by request"
 		rb.setStatus(dctx, StatusCancelled, rb.d.Reason)
 		rb.d.Ended = workflow.Now(dctx)
-		recordClosed(dctx, RollbackWorkflowName, &rb.d)
 		return &rb.d, temporal.NewCanceledError(rb.d.Reason)
 	}
 	rb.d.Reason = reason(err, ReleaseInput{Request: rb.in.Request}, status)
 	rb.setStatus(ctx, status, rb.d.Reason)
 	rb.d.Ended = workflow.Now(ctx)
-	recordClosed(ctx, RollbackWorkflowName, &rb.d)
 	return &rb.d, temporal.NewNonRetryableApplicationError(rb.d.Reason, string(status), nil, rb.d)
 }
 

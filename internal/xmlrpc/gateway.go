@@ -42,6 +42,14 @@ type Gateway struct {
 	// Realms authenticate credentials (auth on): the realm in them picks
 	// the authenticator.
 	Realms *authapi.Registry
+	// Records answer for transactions Temporal no longer has (the
+	// manager's closed-transaction records); nil: none.
+	Records transaction.Records
+}
+
+// transactions reads transactions from Temporal, then from the records.
+func (g *Gateway) transactions() transaction.Reader {
+	return transaction.Reader{Client: g.Client, Records: g.Records}
 }
 
 // NewHandler returns the gateway's XML-RPC server.
@@ -52,8 +60,9 @@ func NewHandler(c client.Client, cfg *config.Manager, log *slog.Logger) *Server 
 // ListenGateway serves the gateway on addr (host:port; empty: the manager's
 // listen_address and listen_port) until Close, over TLS when the manager's
 // gateway has a certificate. realms are the manager's (internal/realm); nil
-// builds them from the config alone.
-func ListenGateway(c client.Client, cfg *config.Manager, log *slog.Logger, addr string, realms *authapi.Registry) (*Listener, error) {
+// builds them from the config alone. records are the manager's
+// closed-transaction records; nil for none.
+func ListenGateway(c client.Client, cfg *config.Manager, log *slog.Logger, addr string, realms *authapi.Registry, records transaction.Records) (*Listener, error) {
 	if addr == "" {
 		host := cfg.ListenAddress
 		if host == "" {
@@ -61,7 +70,7 @@ func ListenGateway(c client.Client, cfg *config.Manager, log *slog.Logger, addr 
 		}
 		addr = net.JoinHostPort(host, strconv.Itoa(cfg.ListenPort))
 	}
-	g := &Gateway{Client: c, Config: cfg, Log: log, Realms: realms}
+	g := &Gateway{Client: c, Config: cfg, Log: log, Realms: realms, Records: records}
 	if cfg.Auth.Enabled() {
 		s, err := auth.LoadSecret(cfg.Auth.SecretFile)
 		if err != nil {
@@ -108,15 +117,18 @@ Faults: 1 unknown project, 3 credentials rejected, 4 bad request_data,
 		Func: g.queryTransaction,
 		Help: `query_transaction([credentials,] trans_id) => status word.
 STARTED, BUILD_COMPLETED, INSTALL_COMPLETED, REJECTED, BUILD_FAILED,
-INSTALL_FAILED or CANCELLED. Faults: 2 unknown transaction.`,
+INSTALL_FAILED or CANCELLED. A transaction past the namespace's retention
+answers from the manager's closed-transaction record. Faults: 2 unknown
+transaction, 8 its record does not verify.`,
 		Signatures: [][]string{{"string", "string"}, {"string", "struct", "string"}},
 	})
 	s.Register("query_history", Method{
 		Func: g.queryHistory,
 		Help: `query_history([credentials,] trans_id) => [{time, event, detail, ...}].
-The transaction's history, oldest first, from its Temporal event history;
-steps of an activity also carry activity, queue, worker and attempt.
-Faults: 2 unknown transaction.`,
+The transaction's history, oldest first, from its Temporal event history
+(past the namespace's retention, from its closed-transaction record); steps
+of an activity also carry activity, queue, worker and attempt.
+Faults: 2 unknown transaction, 8 its record does not verify.`,
 		Signatures: [][]string{{"array", "string"}, {"array", "struct", "string"}},
 	})
 	s.Register("list_projects", Method{
@@ -253,7 +265,7 @@ func (g *Gateway) mayRead(ctx context.Context, p auth.Principal, id string) erro
 	if !g.Config.Auth.Enabled() {
 		return nil
 	}
-	d, err := transaction.Get(ctx, g.Client, id)
+	d, err := g.transactions().Get(ctx, id)
 	if err != nil && !errors.Is(err, transaction.ErrNotYet) {
 		return Faultf(CodeUnknownTransaction, "no transaction %q", clip(id))
 	}
@@ -469,7 +481,10 @@ func (g *Gateway) checkTransaction(ctx context.Context, id string) error {
 	if err != nil {
 		var nf *serviceerror.NotFound
 		var ia *serviceerror.InvalidArgument
-		if errors.As(err, &nf) || errors.As(err, &ia) {
+		if errors.As(err, &nf) {
+			return g.checkRecord(ctx, id)
+		}
+		if errors.As(err, &ia) {
 			return Faultf(CodeUnknownTransaction, "no transaction %q", clip(id))
 		}
 		return Faultf(CodeInternal, "could not read transaction %s: %v", clip(id), err)
@@ -501,11 +516,13 @@ func (g *Gateway) queryTransaction(ctx context.Context, ps []any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := transaction.Get(ctx, g.Client, id)
+	d, err := g.transactions().Get(ctx, id)
 	switch {
 	case errors.Is(err, transaction.ErrNotYet):
 		// Started, its first workflow task not run yet: the seed's STARTED.
 		return string(workflows.StatusStarted), nil
+	case errors.Is(err, transaction.ErrUnverified):
+		return nil, Faultf(CodeRecordUnverified, "%v", err)
 	case errors.Is(err, transaction.ErrNotFound):
 		return nil, Faultf(CodeUnknownTransaction, "no transaction %q", clip(id))
 	case err != nil:
@@ -519,7 +536,10 @@ func (g *Gateway) queryHistory(ctx context.Context, ps []any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	steps, err := transaction.Timeline(ctx, g.Client, id)
+	steps, err := g.transactions().Timeline(ctx, id)
+	if errors.Is(err, transaction.ErrUnverified) {
+		return nil, Faultf(CodeRecordUnverified, "%v", err)
+	}
 	if errors.Is(err, transaction.ErrNotFound) {
 		return nil, Faultf(CodeUnknownTransaction, "no transaction %q", clip(id))
 	}
