@@ -69,7 +69,7 @@ what was installed on each host; --once stops the stack after the demo.`,
 			// after Temporal deleted it.
 			after := "then gone (set artifacts in " + filepath.Join(s.Dir, "manager.yaml") + " to keep records)"
 			if s.Records != "" {
-				after = "then relman's closed-transaction records in " + s.Records
+				after = "then relman's records of closed transactions in " + s.Records
 			}
 			fmt.Fprintf(out, "retention  %s in Temporal, %s\n", temporalclient.FormatRetention(s.Retention.TTL), after)
 			if s.UIURL != "" {
