@@ -52,6 +52,7 @@ func startSecure(t *testing.T) *secureStack {
 	s.gateway = fmt.Sprintf("http://127.0.0.1:%d/", port)
 	_, s.queue = miniStack(t, "secure", "", fmt.Sprintf(`listen_port: %d
 logging: {path: logs/manager.log, level: debug}
+artifacts: file://../artifacts
 auth: {users_file: users.yaml}
 policy:
   - {roles: [tester], actions: [install, read], projects: [shop], environments: [test]}
@@ -204,6 +205,26 @@ func assertSecretsAbsent(t *testing.T, txid, secret string) {
 	desc, err := env.Client.DescribeWorkflowExecution(context.Background(), txid, "")
 	require.NoError(t, err)
 	assert.NotContains(t, desc.String(), secret)
+	// The transaction's closed-transaction record: its index and the
+	// record it names.
+	var rec workflows.RecordResult
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, env.Client.GetWorkflow(ctx, recorderID(t, txid), "").Get(ctx, &rec), "the secure manager records its transactions")
+	idx, err := os.ReadFile(filepath.Join(env.Root, "artifacts", filepath.FromSlash(rec.Key)))
+	require.NoError(t, err)
+	var ix struct {
+		Body struct {
+			Record struct{ Key string } `json:"record"`
+		} `json:"body"`
+	}
+	require.NoError(t, json.Unmarshal(idx, &ix))
+	body, err := os.ReadFile(filepath.Join(env.Root, "artifacts", filepath.FromSlash(ix.Body.Record.Key)))
+	require.NoError(t, err)
+	for _, f := range forms {
+		assert.NotContains(t, string(idx), f, "record index of %s", txid)
+		assert.NotContains(t, string(body), f, "record of %s", txid)
+	}
 	logs, _ := filepath.Glob(filepath.Join(env.Root, "secure", "logs", "*"))
 	logs2, _ := filepath.Glob(filepath.Join(env.Root, "logs", "secure-*"))
 	for _, l := range append(logs, logs2...) {
