@@ -189,6 +189,17 @@ func TestAuthentication(t *testing.T) {
 		require.NotEmpty(t, aliceTx)
 		assertSecretsAbsent(t, aliceTx, s.password)
 	})
+
+	t.Run("a transaction Temporal forgot is read from its record, with credentials", func(t *testing.T) {
+		require.NotEmpty(t, aliceTx)
+		forget(t, aliceTx)
+		cred := `dict(username='alice', password='` + s.password + `')`
+		res, code, msg := xmlrpcCall(t, s.gateway, `relman.query_transaction(`+cred+`, '`+aliceTx+`')`)
+		require.Zero(t, code, msg)
+		assert.Equal(t, "INSTALL_COMPLETED", res)
+		_, code, _ = xmlrpcCall(t, s.gateway, `relman.query_transaction('`+aliceTx+`')`)
+		assert.Equal(t, 3, code, "a record is read with credentials, as the transaction was")
+	})
 }
 
 // assertSecretsAbsent dumps the transaction's whole history, and every log

@@ -142,6 +142,11 @@ func TestTransactionOutlivesRetention(t *testing.T) {
 	require.Len(t, before.detail.Installs, 2)
 	assert.Equal(t, "ended", before.timeline[len(before.timeline)-1].Event,
 		"the final status and the close come together: the history has ended")
+	// What a namespace that archives serves once the execution is gone:
+	// the history, through the same API. Its close event holds the detail.
+	fromHistory, err := transaction.FromHistory(ctx, env.Client, txid)
+	require.NoError(t, err)
+	assert.Equal(t, before.detail, *fromHistory)
 
 	forget(t, txid)
 	_, _, code := relman(t, "status", "no-such-tx-"+txid[:8])
