@@ -144,9 +144,12 @@ func TestTransactionOutlivesRetention(t *testing.T) {
 		"the final status and the close come together: the history has ended")
 	// What a namespace that archives serves once the execution is gone:
 	// the history, through the same API. Its close event holds the detail.
-	fromHistory, err := transaction.FromHistory(ctx, env.Client, txid)
+	desc, err := env.Client.DescribeWorkflowExecution(ctx, txid, "")
+	require.NoError(t, err)
+	fromHistory, err := transaction.FromHistory(ctx, env.Client, txid, desc.GetWorkflowExecutionInfo().GetExecution().GetRunId())
 	require.NoError(t, err)
 	assert.Equal(t, before.detail, *fromHistory)
+	assert.Empty(t, transaction.ArchivedRun(ctx, env.Client, txid), "the dev server does not archive")
 
 	forget(t, txid)
 	_, _, code := relman(t, "status", "no-such-tx-"+txid[:8])

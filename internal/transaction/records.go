@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
@@ -106,9 +107,11 @@ func (r Reader) Get(ctx context.Context, txid string) (*workflows.Detail, error)
 	if !errors.Is(err, ErrNotFound) {
 		return d, err
 	}
-	if d, herr := FromHistory(ctx, r.Client, txid); herr == nil {
-		r.notice("%s is closed and gone from Temporal's visibility; this is its archived history", txid)
-		return d, nil
+	if run := ArchivedRun(ctx, r.Client, txid); run != "" {
+		if d, herr := FromHistory(ctx, r.Client, txid, run); herr == nil {
+			r.notice("%s is past the namespace's retention; this is its archived history", txid)
+			return d, nil
+		}
 	}
 	rec, rerr := r.record(ctx, txid, err)
 	if rerr != nil {
@@ -117,12 +120,17 @@ func (r Reader) Get(ctx context.Context, txid string) (*workflows.Detail, error)
 	return &rec.Detail, nil
 }
 
-// Timeline is Timeline (which Temporal serves from the archive where the
-// namespace archives), then the record.
+// Timeline is Timeline, then the archived history, then the record.
 func (r Reader) Timeline(ctx context.Context, txid string) ([]Step, error) {
 	steps, err := Timeline(ctx, r.Client, txid)
 	if !errors.Is(err, ErrNotFound) {
 		return steps, err
+	}
+	if run := ArchivedRun(ctx, r.Client, txid); run != "" {
+		if steps, herr := timeline(ctx, r.Client, txid, run); herr == nil {
+			r.notice("%s is past the namespace's retention; this is its archived history", txid)
+			return steps, nil
+		}
 	}
 	rec, rerr := r.record(ctx, txid, err)
 	if rerr != nil {
@@ -202,12 +210,35 @@ func (r Reader) List(ctx context.Context, f Filter) ([]Listed, error) {
 	return rows, nil
 }
 
-// FromHistory reads a closed transaction's detail from its event history:
-// the result, or the detail its failure carries. Where the namespace
-// archives, the frontend serves the history of a transaction past its
-// retention from the archive, so this answers when Describe no longer can.
-func FromHistory(ctx context.Context, c client.Client, txid string) (*workflows.Detail, error) {
-	it := c.GetWorkflowHistory(ctx, txid, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT)
+// ArchivedRun finds the run of a transaction past its namespace's
+// retention in the archived visibility, where the namespace archives; ""
+// when it does not (the dev server cannot), or holds no such run. The
+// frontend serves an archived history by workflow and run id only.
+func ArchivedRun(ctx context.Context, c client.Client, txid string) string {
+	if strings.ContainsAny(txid, `'"\`) {
+		return ""
+	}
+	resp, err := c.ListArchivedWorkflow(ctx, &workflowservice.ListArchivedWorkflowExecutionsRequest{
+		PageSize: 10, Query: fmt.Sprintf("WorkflowId = '%s'", txid),
+	})
+	if err != nil {
+		return ""
+	}
+	for _, e := range resp.GetExecutions() {
+		if e.GetExecution().GetWorkflowId() == txid && isTransactionType(e.GetType().GetName()) {
+			return e.GetExecution().GetRunId()
+		}
+	}
+	return ""
+}
+
+// FromHistory reads a closed transaction's detail from the event history
+// of its run (empty: the latest): the result, or the detail its failure
+// carries. Where the namespace archives, the frontend serves the history
+// of a run past its retention from the archive (ArchivedRun finds the run),
+// so this answers when Describe no longer can.
+func FromHistory(ctx context.Context, c client.Client, txid, run string) (*workflows.Detail, error) {
+	it := c.GetWorkflowHistory(ctx, txid, run, false, enumspb.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT)
 	if !it.HasNext() {
 		return nil, fmt.Errorf("no closed transaction %s in this namespace: %w", txid, ErrNotFound)
 	}

@@ -186,7 +186,13 @@ type Step struct {
 
 // Timeline reads a transaction's event history and turns it into steps.
 func Timeline(ctx context.Context, c client.Client, txid string) ([]Step, error) {
-	it := c.GetWorkflowHistory(ctx, txid, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	return timeline(ctx, c, txid, "")
+}
+
+// timeline is Timeline of one run (empty: the latest), which an archived
+// history needs (records.go).
+func timeline(ctx context.Context, c client.Client, txid, run string) ([]Step, error) {
+	it := c.GetWorkflowHistory(ctx, txid, run, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	acts := map[int64]*scheduled{}
 	var out []Step
 	dc := converter.GetDefaultDataConverter()

@@ -13,10 +13,20 @@ import (
 // wrote it); it is not shown.
 const CodeRecordUnverified = 8
 
-// checkRecord faults unless a transaction Temporal no longer has left a
-// closed-transaction record of a Release, the one kind of transaction the
-// seed's methods read; a record that does not verify faults as such.
+// checkRecord faults unless a transaction Temporal no longer has left what
+// the reads fall back to, of a Release, the one kind of transaction the
+// seed's methods read: its archived history (a namespace that archives), or
+// its closed-transaction record; a record that does not verify faults as
+// such.
 func (g *Gateway) checkRecord(ctx context.Context, id string) error {
+	if run := transaction.ArchivedRun(ctx, g.Client, id); run != "" {
+		if d, err := transaction.FromHistory(ctx, g.Client, id, run); err == nil {
+			if d.Request.Action == workflows.ActionRollback {
+				return Faultf(CodeUnknownTransaction, "no transaction %q", clip(id))
+			}
+			return nil
+		}
+	}
 	if g.Records == nil {
 		return Faultf(CodeUnknownTransaction, "no transaction %q", clip(id))
 	}
