@@ -17,8 +17,10 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/google/uuid"
+
 	authapi "github.com/relman/relman/auth"
 	"github.com/relman/relman/config"
+	"github.com/relman/relman/internal/artifact"
 	"github.com/relman/relman/internal/auth"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/rollout"
@@ -54,7 +56,11 @@ type Manager struct {
 	Transactions TransactionReader
 	// Runs finds earlier runs of a transaction id; nil checks none (tests).
 	Runs RunFinder
-	Now  func() time.Time
+	// Store is the manager's artifact store (config artifacts); with it,
+	// an install from an earlier transaction checks its build is still
+	// stored. The manager never reads artifacts' bytes.
+	Store artifact.Store
+	Now   func() time.Time
 }
 
 func (m *Manager) now() time.Time {
@@ -296,7 +302,35 @@ func (m *Manager) EarlierBuild(ctx context.Context, req workflows.Request) (work
 	if len(d.Artifacts) == 0 {
 		return res, rejected("transaction %s kept no artifacts", req.From)
 	}
+	if err := m.stillStored(ctx, req, d); err != nil {
+		return res, err
+	}
 	return workflows.BuildResult{Builder: d.Builder, Commit: d.Commit, Artifacts: d.Artifacts, Steps: d.Steps}, nil
+}
+
+// stillStored rejects an install from a transaction whose build is gone
+// from the store (pruned, or older than the store's own retention) before
+// any host is asked, naming what is missing and how to build it again.
+func (m *Manager) stillStored(ctx context.Context, req workflows.Request, d *workflows.Detail) error {
+	if m.Store == nil {
+		return nil
+	}
+	var missing []string
+	for _, t := range keys(d.Artifacts) {
+		a := d.Artifacts[t]
+		ok, err := m.Store.Has(ctx, artifact.Ref{Key: a.Key, SHA256: a.SHA256, Size: a.Size})
+		if err != nil {
+			return fmt.Errorf("check the build of %s in the artifact store: %w", req.From, err)
+		}
+		if !ok {
+			missing = append(missing, fmt.Sprintf("%s (sha256 %s)", t, a.SHA256))
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return rejected("the build of transaction %s is no longer in the artifact store %s: %s missing; build that commit again with `relman release %s --revision %s`",
+		req.From, m.Store.URL(), strings.Join(missing, ", "), d.Request.Project, d.Commit)
 }
 
 // Authorize checks who signed a rollback request, an approval decision or

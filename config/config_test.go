@@ -57,6 +57,9 @@ func TestLoadValid(t *testing.T) {
 				assert.Equal(t, 5*time.Minute, m.Timeouts.Host)
 				assert.True(t, m.Environments["prod"].Protected)
 				assert.Equal(t, []string{"web", "docs"}, m.Projects["template"].Targets)
+				assert.Empty(t, m.Artifacts, "a manager's store is optional: none, no records")
+				assert.Empty(t, m.RecordsKeyFile)
+				assert.Equal(t, 30*24*time.Hour, m.MinRetention)
 			},
 		},
 		"builder": {
@@ -348,6 +351,19 @@ func TestValidateRules(t *testing.T) {
 				`projects.q.targets[1]: target "a" is listed twice`,
 				"timeouts.host: -1s is negative",
 			},
+		},
+		"manager records": {
+			file: "manager.yaml",
+			body: "version: 1\nenvironments: {test: {}}\nprojects: {p: {targets: [a]}}\nauth: {anonymous: true}\nrecords_key_file: k\nmin_retention: -1h\n",
+			want: []string{
+				"records_key_file: set without artifacts; records need a store",
+				"min_retention: -1h0m0s is negative",
+			},
+		},
+		"manager records store": {
+			file: "manager.yaml",
+			body: "version: 1\nenvironments: {test: {}}\nprojects: {p: {targets: [a]}}\nauth: {anonymous: true}\nartifacts: \"://nope\"\n",
+			want: []string{`artifacts: "://nope" is not a store URL`},
 		},
 		"manager realms": {
 			file: "manager.yaml",
@@ -785,4 +801,16 @@ func TestGatewayTransport(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.want)
 		})
 	}
+}
+
+// TestManagerRecordsStore: a manager's artifacts resolve as a builder's do,
+// and its records key defaults to records.key beside the config.
+func TestManagerRecordsStore(t *testing.T) {
+	p := write(t, "manager.yaml", "version: 1\nenvironments: {test: {}}\nprojects: {p: {targets: [a]}}\nauth: {anonymous: true}\nartifacts: file://./store\nmin_retention: 168h\n")
+	m, err := LoadManager(p)
+	require.NoError(t, err)
+	dir := filepath.Dir(p)
+	assert.Equal(t, "file://"+filepath.Join(dir, "store"), m.Artifacts)
+	assert.Equal(t, filepath.Join(dir, "records.key"), m.RecordsKeyFile)
+	assert.Equal(t, 7*24*time.Hour, m.MinRetention)
 }

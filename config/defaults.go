@@ -33,6 +33,12 @@ const (
 	DefaultSigningKeyFile = "build-signing.key"
 	// DefaultLockTimeout bounds a release's wait for an environment's lock.
 	DefaultLockTimeout = time.Hour
+	// DefaultMinRetention is the namespace retention below which a manager
+	// warns: an audit of last month's releases should not depend on
+	// relman's own records alone.
+	DefaultMinRetention = 30 * 24 * time.Hour
+	// DefaultRecordsKeyFile is the manager's records key, beside its config.
+	DefaultRecordsKeyFile = "records.key"
 )
 
 // Default fills in what the file left out and makes its paths absolute
@@ -79,6 +85,15 @@ func (c *Manager) Default() {
 	}
 	if c.Auth.MaxAge == 0 {
 		c.Auth.MaxAge = 10 * time.Minute
+	}
+	if c.Artifacts != "" {
+		// Unlike a builder's, a manager's store is optional: empty stays
+		// empty (no records).
+		c.Artifacts = artifactsURL(c.Artifacts, dir)
+		c.RecordsKeyFile = absPath(orDefault(c.RecordsKeyFile, DefaultRecordsKeyFile), dir)
+	}
+	if c.MinRetention == 0 {
+		c.MinRetention = DefaultMinRetention
 	}
 }
 

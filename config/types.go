@@ -66,7 +66,20 @@ type Manager struct {
 	// Auth says who may ask; Policy what they may ask for.
 	Auth   Auth        `yaml:"auth"`
 	Policy auth.Policy `yaml:"policy"`
-	path   string
+	// Artifacts is the artifact store (file://DIR, s3://BUCKET?...) the
+	// manager writes a signed record of every closed transaction to, so
+	// that status, history, list and install --from still answer after
+	// Temporal's retention deleted it; install --from also checks there
+	// that the build is still stored. Empty: no records (said at start).
+	Artifacts string `yaml:"artifacts"`
+	// RecordsKeyFile holds the secret the manager signs its records with,
+	// made on first start; managers on one queue share it. Default:
+	// records.key beside this config.
+	RecordsKeyFile string `yaml:"records_key_file"`
+	// MinRetention is the shortest namespace retention the manager takes
+	// without a warning at start. Default 720h (30 days).
+	MinRetention time.Duration `yaml:"min_retention"`
+	path         string
 }
 
 // Gateway is how the XML-RPC gateway serves, beside listen_address and

@@ -123,6 +123,14 @@ func (c *Manager) Validate() error {
 		ps.add("policy", "a policy needs auth.users_file or auth.realms; without them everything is allowed")
 	}
 	c.Auth.validateRealms(&ps)
+	if c.Artifacts != "" {
+		checkArtifacts(&ps, c.Artifacts)
+	} else if c.RecordsKeyFile != "" {
+		ps.add("records_key_file", "set without artifacts; records need a store: set artifacts too, or remove records_key_file")
+	}
+	if c.MinRetention < 0 {
+		ps.add("min_retention", "%s is negative; want a duration such as 720h (30 days)", c.MinRetention)
+	}
 	return ps.err(label(c.path, "manager config"))
 }
 

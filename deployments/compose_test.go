@@ -170,6 +170,13 @@ func TestComposeStack(t *testing.T) {
 			case *config.Manager:
 				assert.Equal(t, "0.0.0.0", cfg.ListenAddress, "the gateway serves the published port")
 				assert.Equal(t, "10000", fmt.Sprint(cfg.ListenPort))
+				// Closed-transaction records: the store and the key.
+				u, err := url.Parse(cfg.Artifacts)
+				require.NoError(t, err)
+				writable(u.Path)
+				m, _ := mountOf(u.Path)
+				stores[name] = m.Source
+				writable(filepath.Dir(cfg.RecordsKeyFile))
 			case *config.Builder:
 				writable(cfg.WorkDir)
 				u, err := url.Parse(cfg.Artifacts)
@@ -201,8 +208,8 @@ func TestComposeStack(t *testing.T) {
 			}
 		})
 	}
-	assert.Equal(t, map[string]string{"builder": "artifacts", "installer-a": "artifacts", "installer-b": "artifacts"}, stores,
-		"builders and installers must share one store")
+	assert.Equal(t, map[string]string{"manager": "artifacts", "builder": "artifacts", "installer-a": "artifacts", "installer-b": "artifacts"}, stores,
+		"builders and installers must share one store, and the manager keeps its records there")
 }
 
 func deref(s *string) string {

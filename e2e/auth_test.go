@@ -81,6 +81,7 @@ func startSecure(t *testing.T) *secureStack {
 	s.gateway = fmt.Sprintf("http://127.0.0.1:%d/", port)
 	_, s.queue = miniStack(t, "secure", "", fmt.Sprintf(`listen_port: %d
 logging: {path: logs/manager.log, level: debug}
+artifacts: file://../artifacts
 auth: {users_file: users.yaml}
 policy:
   - {roles: [tester], actions: [install, read], projects: [shop], environments: [test]}
@@ -222,6 +223,17 @@ func TestAuthentication(t *testing.T) {
 		require.NotEmpty(t, aliceTx)
 		assertSecretsAbsent(t, aliceTx, s.password)
 	})
+
+	t.Run("a transaction Temporal forgot is read from its record, with credentials", func(t *testing.T) {
+		require.NotEmpty(t, aliceTx)
+		forget(t, aliceTx)
+		cred := `dict(username='alice', password='` + s.password + `')`
+		res, code, msg := xmlrpcCall(t, s.gateway, `relman.query_transaction(`+cred+`, '`+aliceTx+`')`)
+		require.Zero(t, code, msg)
+		assert.Equal(t, "INSTALL_COMPLETED", res)
+		_, code, _ = xmlrpcCall(t, s.gateway, `relman.query_transaction('`+aliceTx+`')`)
+		assert.Equal(t, 3, code, "a record is read with credentials, as the transaction was")
+	})
 }
 
 // assertSecretsAbsent dumps the transaction's whole history, and every log
@@ -238,6 +250,26 @@ func assertSecretsAbsent(t *testing.T, txid, secret string) {
 	desc, err := env.Client.DescribeWorkflowExecution(context.Background(), txid, "")
 	require.NoError(t, err)
 	assert.NotContains(t, desc.String(), secret)
+	// The transaction's closed-transaction record: its index and the
+	// record it names.
+	var rec workflows.RecordResult
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, env.Client.GetWorkflow(ctx, recorderID(t, txid), "").Get(ctx, &rec), "the secure manager records its transactions")
+	idx, err := os.ReadFile(filepath.Join(env.Root, "artifacts", filepath.FromSlash(rec.Key)))
+	require.NoError(t, err)
+	var ix struct {
+		Body struct {
+			Record struct{ Key string } `json:"record"`
+		} `json:"body"`
+	}
+	require.NoError(t, json.Unmarshal(idx, &ix))
+	body, err := os.ReadFile(filepath.Join(env.Root, "artifacts", filepath.FromSlash(ix.Body.Record.Key)))
+	require.NoError(t, err)
+	for _, f := range forms {
+		assert.NotContains(t, string(idx), f, "record index of %s", txid)
+		assert.NotContains(t, string(body), f, "record of %s", txid)
+	}
 	logs, _ := filepath.Glob(filepath.Join(env.Root, "secure", "logs", "*"))
 	logs2, _ := filepath.Glob(filepath.Join(env.Root, "logs", "secure-*"))
 	for _, l := range append(logs, logs2...) {

@@ -17,6 +17,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/relman/relman/internal/devserver"
+	"github.com/relman/relman/internal/temporalclient"
 )
 
 func freePort(t *testing.T) int {
@@ -48,6 +51,8 @@ func TestDevDemoAndRestart(t *testing.T) {
 	require.NotNil(t, m, s)
 	txid := m[1]
 	assert.Contains(t, s, txid+" INSTALL_COMPLETED")
+	// Retention is stated, and what answers after it.
+	assert.Contains(t, s, "retention  30d in Temporal, then relman's records of closed transactions in file://"+filepath.Join(dir, "artifacts")+"\n")
 	assert.Regexp(t, `Web UI\s+http://localhost:\d+/namespaces/default/workflows/`+regexp.QuoteMeta(txid), s)
 	for _, h := range []string{"host-a", "host-b"} {
 		p := filepath.Join(dir, h, "install_base", "test", "template", "index.html")
@@ -84,6 +89,14 @@ func TestDevDemoAndRestart(t *testing.T) {
 	o, e, code := relmanAt(t, addr, "status", txid)
 	assert.Equal(t, 0, code, e)
 	assert.Equal(t, "INSTALL_COMPLETED\n", o)
+	c, err := devserver.Dial(addr, "")
+	require.NoError(t, err)
+	r, err := temporalclient.DescribeRetention(ctx, c, "default")
+	c.Close()
+	require.NoError(t, err)
+	assert.Equal(t, 30*24*time.Hour, r.TTL, "the namespace keeps closed transactions the 30 days relman dev states")
+	// The demo's transaction was recorded when it ended.
+	assert.FileExists(t, filepath.Join(dir, "artifacts", "transactions", "default", txid+".json"))
 	o, _, _ = relmanAt(t, addr, "registrations")
 	for _, id := range []string{"builder-1", "host-a", "host-b"} {
 		assert.Contains(t, o, id)

@@ -191,7 +191,8 @@ func saveAllHistories(dir string) error {
 			if err != nil {
 				return err
 			}
-			name := fmt.Sprintf("%s-%s-%s-%s.json", ex.GetType().GetName(), strings.ToLower(ex.GetStatus().String()), id, run[:8])
+			// A recorder's id holds a '/' (<run id>/record).
+			name := fmt.Sprintf("%s-%s-%s-%s.json", ex.GetType().GetName(), strings.ToLower(ex.GetStatus().String()), strings.ReplaceAll(id, "/", "_"), run[:8])
 			if err := os.WriteFile(filepath.Join(dir, name), scrubBytes(b), 0o644); err != nil {
 				return err
 			}

@@ -34,7 +34,11 @@ func TestMain(m *testing.M) {
 		// across every role.
 		RoleEnv:      []string{"OTEL_TRACES_EXPORTER=console"},
 		RoleLogLevel: "debug",
-		Setup:        setup,
+		// A deleted closed workflow goes once the transfer queue's ack
+		// level has passed its close (retention_test.go's forget): every
+		// 30s by default, every second here.
+		ServerArgs: []string{"--dynamic-config-value", `history.transferProcessorUpdateAckInterval="1s"`},
+		Setup:      setup,
 		After: func(*testenv.Env) error {
 			if dir := os.Getenv("RELMAN_SAVE_ALL_HISTORIES"); dir != "" {
 				return saveAllHistories(dir)
@@ -165,6 +169,8 @@ func writeConfigs() error {
 	cfgs := map[string]string{
 		"manager.yaml": fmt.Sprintf("version: 1\nlisten_port: %d\n", gatewayPort) + `logging: {path: logs/manager.log, level: debug}
 auth: {anonymous: true}
+# retention_test.go: closed-transaction records, in the roles' store.
+artifacts: file://./artifacts
 environments:
   test: {}
   prod: {}
@@ -188,6 +194,7 @@ projects:
   hooked: {targets: [hook]}
   canary: {targets: [box]}
   site: {targets: [app]}
+  kept: {targets: [kept]}
 timeouts: {build: 5m, install: 2m, host: 30s}
 `,
 		"builder.yaml": `version: 1
@@ -234,6 +241,10 @@ projects:
     source: {git: ./repos/shop}
     steps: [{name: build, run: ["true"]}]
     outputs: {web: {path: site}, nobody: {path: VERSION}}
+  kept:
+    source: {git: ./repos/shop}
+    steps: [{name: build, run: [sh, -c, 'rm -rf kept && mkdir kept && echo "$RELMAN_COMMIT" > kept/COMMIT']}]
+    outputs: {kept: {path: kept}}
 `,
 	}
 	for _, h := range []string{"a", "b"} {
@@ -248,6 +259,7 @@ environments:
     web: {behavior: unarchive, path: ./host-%[1]s/www}
     tool: {behavior: copy, path: ./host-%[1]s/bin/tool.sh, mode: "0755"}
     hook: {behavior: command, command: [sh, -c, 'if [ "$(hostname)" != x ] && [ %[1]s = a ]; then echo "hook refused on host-a" >&2; exit 4; fi']}
+    kept: {behavior: unarchive, path: ./host-%[1]s/kept}
     app:
       behavior: release
       path: ./host-%[1]s/app

@@ -15,13 +15,13 @@ import (
 	"github.com/relman/relman/activities"
 	authapi "github.com/relman/relman/auth"
 	"github.com/relman/relman/config"
+	"github.com/relman/relman/internal/artifact"
 	"github.com/relman/relman/internal/realm"
 	"github.com/relman/relman/internal/registry"
 	"github.com/relman/relman/internal/secretfile"
 	"github.com/relman/relman/internal/temporalclient"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/internal/xmlrpc"
-	"github.com/relman/relman/workflows"
 )
 
 // manager runs the workflows and the manager's activities on the manager
@@ -67,12 +67,25 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 	if cfg.Auth.Enabled() {
 		r.log.Info("realms", "names", realms.Realms())
 	}
+	r.checkRetention(ctx, cfg)
+	keeper, closeRecords, err := r.records(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeRecords()
+	// Reads of transactions Temporal no longer has fall back to the
+	// records: the gateway's, and an install from an earlier build.
+	reader := transaction.Reader{Client: r.client}
+	var store artifact.Store
+	if keeper != nil {
+		reader.Records, store = keeper, keeper.Store()
+	}
 	var serving Serving
 	if !cfg.Gateway.Off {
 		// The gateway for the seed's clients; a port that cannot be opened
 		// stops the role.
 		gw, err := xmlrpc.ListenGateway(&xmlrpc.Gateway{
-			Client: r.client, Config: cfg, Log: r.log.With("component", "xml-rpc"), Realms: realms, Secret: secret,
+			Client: r.client, Config: cfg, Log: r.log.With("component", "xml-rpc"), Realms: realms, Secret: secret, Records: reader.Records,
 		}, r.opts.GatewayAddress)
 		if err != nil {
 			return err
@@ -97,12 +110,14 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 		&activities.Manager{
 			Config:       cfg,
 			Registry:     reg,
-			Transactions: transactions{r},
+			Transactions: reader,
 			Runs:         runs{r},
+			Store:        store,
 			Secret:       secret,
 			Realms:       realms,
 		},
 		&activities.Coordinator{Client: r.client, Config: cfg, Log: r.log},
+		&activities.Records{Keeper: keeper, Client: r.client},
 	))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("manager worker on %s: %w", cfg.ManagerQueue, err)
@@ -114,13 +129,6 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 	w.Stop()
 	r.log.Info("manager stopped")
 	return nil
-}
-
-// transactions reads other transactions through the role's client.
-type transactions struct{ r *role }
-
-func (t transactions) Get(ctx context.Context, txid string) (*workflows.Detail, error) {
-	return transaction.Get(ctx, t.r.client, txid)
 }
 
 // runs finds other runs of a workflow id through visibility.

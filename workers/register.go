@@ -25,6 +25,8 @@ var Workflows = []struct {
 	{workflows.PlanOnlyWorkflowName, workflows.PlanOnly},
 	{workflows.WhereWorkflowName, workflows.Where},
 	{workflows.DeskWorkflowName, workflows.Desk},
+	{workflows.RecordTransactionWorkflowName, workflows.RecordTransaction},
+	{workflows.RecordsWorkflowName, workflows.Records},
 }
 
 // WorkflowRegistry is what workflows are registered on: a worker, or a
@@ -47,8 +49,10 @@ type namedActivity struct {
 
 // managerActivities run on the manager's queue (Plan also as a local
 // activity of the Release workflow).
-func managerActivities(m *activities.Manager, c *activities.Coordinator) []namedActivity {
+func managerActivities(m *activities.Manager, c *activities.Coordinator, rec *activities.Records) []namedActivity {
 	return []namedActivity{
+		{workflows.RecordActivity, rec.Record},
+		{workflows.ReadRecordsActivity, rec.ReadRecords},
 		{workflows.PlanActivity, m.Plan},
 		{workflows.EarlierBuildActivity, m.EarlierBuild},
 		{workflows.AuthorizeActivity, m.Authorize},

@@ -29,8 +29,9 @@ var (
 type DeskState struct{}
 
 // Desk is a manager's front desk: it answers `relman plan` (update "plan":
-// the Plan activity and the batches, as PlanOnly did) and `relman where`
-// (update "where": the hosts' live installs, as Where did) without a
+// the Plan activity and the batches, as PlanOnly did), `relman where`
+// (update "where": the hosts' live installs, as Where did) and reads of
+// closed-transaction records (update "records", as Records did) without a
 // workflow execution per question, so the Web UI's list holds
 // transactions, not helpers. One Desk runs per manager (DeskID), started
 // on demand by the first question (update-with-start), and continues as
@@ -44,6 +45,10 @@ func Desk(ctx workflow.Context, _ DeskState) error {
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, WhereUpdate, d.where,
 		workflow.UpdateHandlerOptions{Validator: d.acceptWhere}); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, RecordsUpdate, d.records,
+		workflow.UpdateHandlerOptions{Validator: d.acceptRecords}); err != nil {
 		return err
 	}
 	if err := workflow.Await(ctx, func() bool { return d.tired(ctx) }); err != nil {
@@ -80,6 +85,14 @@ func (d *desk) accept() error {
 
 func (d *desk) acceptPlan(workflow.Context, PlanInput) error   { return d.accept() }
 func (d *desk) acceptWhere(workflow.Context, WhereInput) error { return d.accept() }
+func (d *desk) acceptRecords(workflow.Context, RecordsInput) error {
+	return d.accept()
+}
+
+func (d *desk) records(ctx workflow.Context, in RecordsInput) (*RecordsResult, error) {
+	d.questions++
+	return readRecords(ctx, in)
+}
 
 func (d *desk) plan(ctx workflow.Context, in PlanInput) (*PlanOnlyResult, error) {
 	d.questions++

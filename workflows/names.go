@@ -17,6 +17,11 @@ const (
 	// DeskWorkflowName answers relman plan and relman where for one
 	// manager, as updates.
 	DeskWorkflowName = "Desk"
+	// RecordTransactionWorkflowName writes a transaction's
+	// closed-transaction record once it has closed; RecordsWorkflowName
+	// reads records (record.go).
+	RecordTransactionWorkflowName = "RecordTransaction"
+	RecordsWorkflowName           = "Records"
 
 	StatusQuery        = "status"
 	DetailQuery        = "detail"
@@ -28,8 +33,9 @@ const (
 	ApproveUpdate    = "approve"
 	RejectUpdate     = "reject"
 	// PlanUpdate and WhereUpdate are the questions a Desk answers.
-	PlanUpdate  = "plan"
-	WhereUpdate = "where"
+	PlanUpdate    = "plan"
+	WhereUpdate   = "where"
+	RecordsUpdate = "records"
 	// CancelUpdate asks a transaction to stop, signed and authorized.
 	CancelUpdate = "cancel"
 
@@ -58,6 +64,10 @@ const (
 	RequestLockActivity    = "RequestLock"
 	LockHolderOpenActivity = "LockHolderOpen"
 	NotifyActivity         = "Notify"
+	// RecordActivity writes a closed-transaction record; ReadRecordsActivity
+	// reads records for the Records workflow.
+	RecordActivity      = "Record"
+	ReadRecordsActivity = "ReadRecords"
 
 	BuildActivity = "Build"
 
@@ -160,4 +170,14 @@ const (
 	// ErrDeskHandingOver: the Desk is about to continue as new and takes
 	// no new question; ask again, the next run answers it.
 	ErrDeskHandingOver = "DeskHandingOver"
+	// ErrNoRecord: the manager keeps records but none of that transaction;
+	// ErrNoRecords: the manager keeps no records (no artifacts);
+	// ErrRecordUnverified: the record does not verify (changed after the
+	// manager wrote it), so it is not shown; ErrRecordIndexTaken: the
+	// record's index key holds a document that does not verify, and the
+	// manager does not write over it.
+	ErrNoRecord         = "NoRecord"
+	ErrNoRecords        = "NoRecords"
+	ErrRecordUnverified = "RecordUnverified"
+	ErrRecordIndexTaken = "RecordIndexTaken"
 )

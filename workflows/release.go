@@ -338,6 +338,9 @@ func (r *release) event(ctx workflow.Context, s Status, detail string) {
 // one, and none for a request that did not authenticate.
 func recordStatus(ctx workflow.Context, d *Detail, s Status, detail string) {
 	first := len(d.Events) == 0
+	if s.Final(d.Request.Action) {
+		recordClosed(ctx, d.Transaction) // record.go
+	}
 	d.Status = s
 	appendEvent(ctx, d, s, detail)
 	updates := []temporal.SearchAttributeUpdate{saStatus.ValueSet(string(s))}

@@ -74,6 +74,7 @@ type stand struct {
 	plans    []workflows.PlanInput
 	builds   []buildCall
 	installs []installCall
+	records  []workflows.RecordInput // record_test.go
 }
 
 func newStand(plan workflows.Plan) *stand {
@@ -154,6 +155,8 @@ func newReleaseEnv(t *testing.T, s *stand) *testsuite.TestWorkflowEnvironment {
 	env.RegisterActivityWithOptions(s.Plan, activity.RegisterOptions{Name: workflows.PlanActivity})
 	env.RegisterActivityWithOptions(s.Build, activity.RegisterOptions{Name: workflows.BuildActivity})
 	env.RegisterActivityWithOptions(s.Install, activity.RegisterOptions{Name: workflows.InstallActivity})
+	env.RegisterWorkflowWithOptions(workflows.RecordTransaction, workflow.RegisterOptions{Name: workflows.RecordTransactionWorkflowName})
+	env.RegisterActivityWithOptions(s.Record, activity.RegisterOptions{Name: workflows.RecordActivity})
 	return env
 }
 

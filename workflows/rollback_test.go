@@ -38,6 +38,8 @@ func rolloutEnv(t *testing.T, rollback func(context.Context, workflows.RollbackH
 		return rolloutHosts(), nil
 	}, activity.RegisterOptions{Name: workflows.HostsActivity})
 	env.RegisterActivityWithOptions(rollback, activity.RegisterOptions{Name: workflows.RollbackActivity})
+	env.RegisterWorkflowWithOptions(workflows.RecordTransaction, workflow.RegisterOptions{Name: workflows.RecordTransactionWorkflowName})
+	env.RegisterActivityWithOptions(recordNothing, activity.RegisterOptions{Name: workflows.RecordActivity})
 	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.AuthorizeInput) (string, error) {
 		if in.Claimed == "mallory" {
 			return "", temporal.NewNonRetryableApplicationError("user mallory may not install project \"site\"", workflows.ErrRejected, nil)

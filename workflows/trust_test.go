@@ -180,6 +180,8 @@ func TestRollbackAsksApprovalAndLock(t *testing.T) {
 	env := ts.NewTestWorkflowEnvironment()
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: testTX, TaskQueue: workflows.DefaultManagerQueue})
 	env.RegisterWorkflowWithOptions(workflows.Rollback, workflow.RegisterOptions{Name: workflows.RollbackWorkflowName})
+	env.RegisterWorkflowWithOptions(workflows.RecordTransaction, workflow.RegisterOptions{Name: workflows.RecordTransactionWorkflowName})
+	env.RegisterActivityWithOptions(recordNothing, activity.RegisterOptions{Name: workflows.RecordActivity})
 	env.RegisterActivityWithOptions(func(context.Context, workflows.HostsInput) (workflows.HostsResult, error) {
 		return gatedHosts(), nil
 	}, activity.RegisterOptions{Name: workflows.HostsActivity})

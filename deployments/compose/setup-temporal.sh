@@ -30,8 +30,12 @@ namespace)
     [ "$tries" -lt 30 ] || { echo "Temporal at $TEMPORAL_ADDRESS did not become healthy" >&2; exit 1; }
     sleep 2
   done
+  # 30 days, the manager's min_retention: past it, relman's closed-
+  # transaction records answer. Stated on every run, for a namespace made
+  # before too.
   temporal operator namespace describe --namespace "$ns" >/dev/null 2>&1 ||
-    temporal operator namespace create --namespace "$ns" --retention 7d
+    temporal operator namespace create --namespace "$ns" --retention 30d
+  temporal operator namespace update --namespace "$ns" --retention 30d
   # The search attributes relman sets on every transaction (workflows/types.go).
   for sa in RelmanProject RelmanEnv RelmanStatus RelmanRequester; do
     temporal operator search-attribute list --namespace "$ns" | grep -qw "$sa" ||

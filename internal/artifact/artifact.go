@@ -130,10 +130,17 @@ type Store interface {
 	// Has reports whether the artifact is stored with the ref's size.
 	Has(ctx context.Context, ref Ref) (bool, error)
 	// PutIndex and GetIndex store and read a small JSON document under a
-	// builds/<project>/<name>.json key (see IndexKey); GetIndex reports
-	// false when the key holds nothing.
+	// builds/<project>/<name>.json key (see IndexKey) or a
+	// transactions/<namespace>/<id>.json key (see RecordKey); GetIndex reports false
+	// when the key holds nothing.
 	PutIndex(ctx context.Context, key string, v any) error
 	GetIndex(ctx context.Context, key string, v any) (bool, error)
+	// PutIndexOnce is PutIndex for documents written once: it leaves what
+	// is under key alone and reports false when something is there.
+	PutIndexOnce(ctx context.Context, key string, v any) (bool, error)
+	// ListIndex lists the index documents under prefix (IndexPrefix or
+	// RecordPrefix), with their modification times.
+	ListIndex(ctx context.Context, prefix string) ([]IndexEntry, error)
 	// URL returns the store URL, normalised (a directory path becomes an
 	// absolute file:// URL) so it can be handed to another process.
 	URL() string

@@ -29,6 +29,9 @@ func IndexKey(project, name string) string {
 }
 
 func validIndexKey(key string) error {
+	if recordKeyRE.MatchString(key) {
+		return nil
+	}
 	if !indexKeyRE.MatchString(key) || strings.Contains(key, "..") {
 		return fmt.Errorf("%w: index key %q is not builds/<project>/<name>.json", ErrInvalidRef, key)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/devstack"
 	"github.com/relman/relman/internal/telemetry"
+	"github.com/relman/relman/internal/temporalclient"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
 )
@@ -63,7 +64,14 @@ what was installed on each host; --once stops the stack after the demo.`,
 				s.Stop()
 				fmt.Fprintln(out, "stopped")
 			}()
-			fmt.Fprintf(out, "Temporal   %s (namespace default)\n", s.Address)
+			fmt.Fprintf(out, "Temporal   %s (namespace %s)\n", s.Address, s.Retention.Namespace)
+			// How long a closed transaction stays readable, and what answers
+			// after Temporal deleted it.
+			after := "then gone (set artifacts in " + filepath.Join(s.Dir, "manager.yaml") + " to keep records)"
+			if s.Records != "" {
+				after = "then relman's records of closed transactions in " + s.Records
+			}
+			fmt.Fprintf(out, "retention  %s in Temporal, %s\n", temporalclient.FormatRetention(s.Retention.TTL), after)
 			if s.UIURL != "" {
 				fmt.Fprintf(out, "Web UI     %s/namespaces/default/workflows\n", s.UIURL)
 			}

@@ -270,6 +270,14 @@ timeouts:
   build: 1h
   install: 30m
   host: 5m                    # an install not picked up by its host in time fails that host
+# Closed-transaction records: every transaction's detail and timeline,
+# signed, in the builders' store when it ends, so status, history, list and
+# install --from still answer after Temporal's retention deleted it. The key
+# is made on first start; managers sharing a queue need the same file.
+artifacts: file://../../{{.Store}}
+records_key_file: ../work/records.key
+# The manager warns at start when the namespace keeps closed workflows less.
+min_retention: 720h           # 30 days
 `,
 	"builder": `# relman builder {{.Name}}. Run: relman builder --config conf/builder.yaml
 version: 1

@@ -24,7 +24,7 @@ func (a *app) historyCommand() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			steps, err := transaction.Timeline(cmd.Context(), c, args[0])
+			steps, err := a.transactions(c).Timeline(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

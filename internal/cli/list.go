@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -28,12 +29,22 @@ func (a *app) listCommand() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			rows, err := transaction.List(cmd.Context(), c, f)
+			rows, err := a.transactions(c).List(cmd.Context(), f)
 			if errors.Is(err, transaction.ErrBadFilter) {
 				return usageErr("%v", err)
 			}
 			if err != nil {
 				return err
+			}
+			var fromRecords []string
+			for _, r := range rows {
+				if r.From == transaction.FromRecord {
+					fromRecords = append(fromRecords, r.Transaction)
+				}
+			}
+			if len(fromRecords) > 0 {
+				fmt.Fprintf(a.opts.Stderr, "Note: Temporal no longer has %s (past the namespace's retention, or deleted); listed from the manager's closed-transaction records\n",
+					strings.Join(fromRecords, ", "))
 			}
 			if a.output == "json" {
 				return a.printJSON(rows)

@@ -149,7 +149,7 @@ func (a *app) installCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := transaction.Get(cmd.Context(), c, from)
+			d, err := a.transactions(c).Get(cmd.Context(), from)
 			c.Close()
 			if err != nil {
 				return err

@@ -27,7 +27,7 @@ func (a *app) statusCommand() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			d, err := transaction.Get(cmd.Context(), c, args[0])
+			d, err := a.transactions(c).Get(cmd.Context(), args[0])
 			if errors.Is(err, transaction.ErrNotYet) {
 				d = &workflows.Detail{Transaction: args[0], Status: workflows.StatusStarted}
 			} else if err != nil {

@@ -1,8 +1,9 @@
 // Package devserver starts the pinned Temporal dev server (`temporal server
 // start-dev` of the temporal CLI v1.5.1): in memory, or on a SQLite file so
-// it keeps everything across restarts, with relman's search attributes. It
-// is the one place that knows how: `relman dev`, the tests' harness and the
-// benchmarks all start their servers here.
+// it keeps everything across restarts, with relman's search attributes and
+// a stated retention for its namespace. It is the one place that knows how:
+// `relman dev`, the tests' harness and the benchmarks all start their
+// servers here.
 package devserver
 
 import (
@@ -30,6 +31,16 @@ import (
 // Pinned is the temporal CLI relman is tested with; `make bin/temporal`
 // installs it.
 const Pinned = "github.com/temporalio/cli/cmd/temporal@v1.5.1"
+
+// Namespace is the namespace the dev server makes; relman's defaults use it.
+const Namespace = "default"
+
+// Retention is how long the dev server's namespace keeps a closed
+// transaction. The server's own default is one day, after which `relman
+// status` and the Web UI forget a demo; 30 days keeps last week's releases
+// readable. The dev server cannot archive (its archival is off in code), so
+// past this only relman's closed-transaction records remain.
+const Retention = 30 * 24 * time.Hour
 
 // Find finds the temporal CLI: $RELMAN_TEMPORAL_BIN, then bin/temporal in
 // the working directory or the relman module, then PATH.
@@ -75,6 +86,8 @@ type Options struct {
 	LogLevel string
 	// ExtraArgs go to `temporal server start-dev` as they are.
 	ExtraArgs []string
+	// Retention of the namespace; 0: Retention.
+	Retention time.Duration
 }
 
 // Server is a running dev server.
@@ -82,6 +95,9 @@ type Server struct {
 	// Address is the frontend's host:port; UIURL the Web UI, if any.
 	Address string
 	UIURL   string
+	// Retention is what the namespace keeps of closed workflows, as the
+	// server reports it once started.
+	Retention temporalclient.Retention
 
 	o    Options
 	cmd  *exec.Cmd
@@ -103,6 +119,9 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	}
 	if o.LogLevel == "" {
 		o.LogLevel = "warn"
+	}
+	if o.Retention == 0 {
+		o.Retention = Retention
 	}
 	if o.Port == 0 {
 		p, err := FreePort()
@@ -189,6 +208,30 @@ func (s *Server) Start(ctx context.Context) error {
 		s.Kill()
 		return fmt.Errorf("temporal dev server did not answer on %s within 90s: %w; see %s", s.Address, err, orDiscarded(s.o.LogPath))
 	}
+	if err := s.setRetention(wctx); err != nil {
+		s.Kill()
+		return err
+	}
+	return nil
+}
+
+// setRetention states the namespace's retention (the server makes it with
+// one day) and reads back what the server keeps, on every start: a SQLite
+// file made before relman set it gets it too.
+func (s *Server) setRetention(ctx context.Context) error {
+	c, err := Dial(s.Address, "")
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := temporalclient.SetRetention(ctx, c, Namespace, s.o.Retention); err != nil {
+		return fmt.Errorf("temporal dev server: %w", err)
+	}
+	r, err := temporalclient.DescribeRetention(ctx, c, Namespace)
+	if err != nil {
+		return fmt.Errorf("temporal dev server: %w", err)
+	}
+	s.Retention = r
 	return nil
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/examples"
 	"github.com/relman/relman/internal/devserver"
+	"github.com/relman/relman/internal/temporalclient"
 	"github.com/relman/relman/workers"
 )
 
@@ -50,6 +51,11 @@ type Stack struct {
 	// Hosts maps each installer host to its install root.
 	Hosts  map[string]string
 	Client client.Client
+	// Retention is what the namespace keeps of closed transactions, and
+	// Records the store the manager keeps their records in after (empty:
+	// none).
+	Retention temporalclient.Retention
+	Records   string
 
 	server *devserver.Server
 	cancel context.CancelFunc
@@ -92,7 +98,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.server, s.Address, s.UIURL = srv, srv.Address, srv.UIURL
+	s.server, s.Address, s.UIURL, s.Retention = srv, srv.Address, srv.UIURL, srv.Retention
 	if s.Client, err = devserver.Dial(s.Address, "relman-dev"); err != nil {
 		s.Stop()
 		return nil, err
@@ -128,6 +134,7 @@ func (s *Stack) startRoles(ctx context.Context, dir string, o Options) error {
 	for _, c := range cfgs {
 		opts := workers.Options{ClientOptions: o.With, Ready: func(sv workers.Serving) { ready <- sv }}
 		if m, ok := c.(*config.Manager); ok {
+			s.Records = m.Artifacts
 			if o.GatewayPort < 0 {
 				m.Gateway.Off = true
 			} else {

@@ -20,6 +20,8 @@ type MainOptions struct {
 	// RoleEnv and RoleLogLevel go to every role process (Env.RoleEnv).
 	RoleEnv      []string
 	RoleLogLevel string
+	// ServerArgs go to `temporal server start-dev` as they are.
+	ServerArgs []string
 	// Setup starts what the package's tests share (role processes,
 	// repositories) once the server serves.
 	Setup func(ctx context.Context, e *Env) error
@@ -67,7 +69,7 @@ func Main(m *testing.M, o MainOptions) int {
 		return fail(err)
 	}
 	srvLog := filepath.Join(root, "logs", "temporal.log")
-	srv, err := devserver.Start(ctx, devserver.Options{Bin: bin, LogPath: srvLog, LogLevel: "error"})
+	srv, err := devserver.Start(ctx, devserver.Options{Bin: bin, LogPath: srvLog, LogLevel: "error", ExtraArgs: o.ServerArgs})
 	if err != nil {
 		return fail(err)
 	}

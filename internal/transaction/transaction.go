@@ -270,7 +270,13 @@ type Step struct {
 
 // Timeline reads a transaction's event history and turns it into steps.
 func Timeline(ctx context.Context, c client.Client, txid string) ([]Step, error) {
-	it := c.GetWorkflowHistory(ctx, txid, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	return timeline(ctx, c, txid, "")
+}
+
+// timeline is Timeline of one run (empty: the latest), which an archived
+// history needs (records.go).
+func timeline(ctx context.Context, c client.Client, txid, run string) ([]Step, error) {
+	it := c.GetWorkflowHistory(ctx, txid, run, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	acts := map[int64]*scheduled{}
 	// updates names each accepted update (approve, reject, cancel) by id.
 	updates := map[string]string{}
@@ -414,6 +420,9 @@ type Listed struct {
 	Requester   string    `json:"requester,omitempty"`
 	Started     time.Time `json:"started"`
 	Closed      time.Time `json:"closed,omitempty"`
+	// From is "record" for a transaction Temporal no longer has, listed
+	// from its closed-transaction record (records.go).
+	From string `json:"from,omitempty"`
 }
 
 // Filter narrows a list; empty fields match everything.

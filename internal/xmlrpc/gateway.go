@@ -43,9 +43,17 @@ type Gateway struct {
 	// Realms authenticate credentials (auth on): the realm in them picks
 	// the authenticator.
 	Realms *authapi.Registry
+	// Records answer for transactions Temporal no longer has (the
+	// manager's closed-transaction records); nil: none.
+	Records transaction.Records
 
 	// logins slows down password guessing (throttle.go); Server makes it.
 	logins *throttle
+}
+
+// transactions reads transactions from Temporal, then from the records.
+func (g *Gateway) transactions() transaction.Reader {
+	return transaction.Reader{Client: g.Client, Records: g.Records}
 }
 
 // NewHandler returns the gateway's XML-RPC server.
@@ -117,16 +125,19 @@ Faults: 1 unknown project, 3 credentials rejected, 4 bad request_data,
 STARTED, BUILD_COMPLETED, INSTALL_COMPLETED, REJECTED, BUILD_FAILED,
 INSTALL_FAILED or CANCELLED; while a release waits, WAITING (for another
 release's lock) or AWAITING_APPROVAL; a rollback ends ROLLBACK_COMPLETED or
-ROLLBACK_FAILED. Faults: 2 unknown transaction, 3 credentials rejected,
-6 not allowed to read it.`,
+ROLLBACK_FAILED. A transaction past the namespace's retention answers from
+the manager's closed-transaction record. Faults: 2 unknown transaction,
+3 credentials rejected, 6 not allowed to read it, 10 its record does not
+verify.`,
 		Signatures: [][]string{{"string", "string"}, {"string", "struct", "string"}},
 	})
 	s.Register("query_history", Method{
 		Func: g.queryHistory,
 		Help: `query_history([credentials,] trans_id) => [{time, event, detail, ...}].
-The transaction's history, oldest first, from its Temporal event history;
-steps of an activity also carry activity, queue, worker and attempt.
-Faults: 2 unknown transaction.`,
+The transaction's history, oldest first, from its Temporal event history
+(past the namespace's retention, from its closed-transaction record); steps
+of an activity also carry activity, queue, worker and attempt.
+Faults: 2 unknown transaction, 8 its record does not verify.`,
 		Signatures: [][]string{{"array", "string"}, {"array", "struct", "string"}},
 	})
 	s.Register("list_projects", Method{
@@ -280,7 +291,7 @@ func (g *Gateway) mayRead(ctx context.Context, p auth.Principal, id string) erro
 	if !g.Config.Auth.Enabled() {
 		return nil
 	}
-	d, err := transaction.Get(ctx, g.Client, id)
+	d, err := g.transactions().Get(ctx, id)
 	if err != nil && !errors.Is(err, transaction.ErrNotYet) {
 		return Faultf(CodeUnknownTransaction, "no transaction %q", clip(id))
 	}
@@ -501,7 +512,10 @@ func (g *Gateway) checkTransaction(ctx context.Context, id string) error {
 	if err != nil {
 		var nf *serviceerror.NotFound
 		var ia *serviceerror.InvalidArgument
-		if errors.As(err, &nf) || errors.As(err, &ia) {
+		if errors.As(err, &nf) {
+			return g.checkRecord(ctx, id)
+		}
+		if errors.As(err, &ia) {
 			return Faultf(CodeUnknownTransaction, "no transaction %q", clip(id))
 		}
 		return Faultf(CodeInternal, "could not read transaction %s: %v", clip(id), err)
@@ -533,11 +547,13 @@ func (g *Gateway) queryTransaction(ctx context.Context, ps []any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := transaction.Get(ctx, g.Client, id)
+	d, err := g.transactions().Get(ctx, id)
 	switch {
 	case errors.Is(err, transaction.ErrNotYet):
 		// Started, its first workflow task not run yet: the seed's STARTED.
 		return string(workflows.StatusStarted), nil
+	case errors.Is(err, transaction.ErrUnverified):
+		return nil, Faultf(CodeRecordUnverified, "%v", err)
 	case errors.Is(err, transaction.ErrNotFound):
 		return nil, Faultf(CodeUnknownTransaction, "no transaction %q", clip(id))
 	case err != nil:
@@ -551,7 +567,10 @@ func (g *Gateway) queryHistory(ctx context.Context, ps []any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	steps, err := transaction.Timeline(ctx, g.Client, id)
+	steps, err := g.transactions().Timeline(ctx, id)
+	if errors.Is(err, transaction.ErrUnverified) {
+		return nil, Faultf(CodeRecordUnverified, "%v", err)
+	}
 	if errors.Is(err, transaction.ErrNotFound) {
 		return nil, Faultf(CodeUnknownTransaction, "no transaction %q", clip(id))
 	}

@@ -1,0 +1,158 @@
+package workflows
+
+import (
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// A transaction outlives Temporal's retention through its closed-transaction
+// record. Just before a Release or Rollback sets its final status, it
+// starts a RecordTransaction workflow that outlives it; that waits until
+// the transaction has closed, then has the manager write its detail and
+// whole timeline, signed, into its artifact store (internal/record).
+// Readers fall back to the record once Temporal answers "not found"; the
+// CLI reads through the manager (the Records workflow), which holds the
+// store and the key.
+//
+// A child that outlives its parent, rather than an activity at the end,
+// and started before the final status rather than after it: the final
+// status and the close then come in one workflow task, so a client that
+// sees the final status reads a history that has ended, exactly as before
+// records; a store that is away delays the record, never the transaction;
+// and the record holds the history up to its close event.
+
+// recordVersion marks transactions that have their record written when
+// they end; transactions started before it end without one.
+const recordVersion = "closed-transaction-record"
+
+// RecordIDSuffix ends the workflow id of a transaction's recorder:
+// "<run id>/record", the run id of the transaction's workflow. The run id
+// rather than the transaction id because a replay knows the one and not
+// the other (saved histories replay under a made-up workflow id); and no
+// transaction id has a '/' (uuids, and request ids are letters, digits,
+// '.', '_', ':', '-'), so a recorder never takes one's id.
+const RecordIDSuffix = "/record"
+
+// recordRetry outlasts a store that is away for a while: the recorder keeps
+// trying for a week, ten minutes apart at most, and holds nothing up.
+var recordRetry = &temporal.RetryPolicy{
+	InitialInterval:        time.Second,
+	BackoffCoefficient:     2,
+	MaximumInterval:        10 * time.Minute,
+	NonRetryableErrorTypes: []string{ErrRecordIndexTaken},
+}
+
+const recordScheduleToClose = 7 * 24 * time.Hour
+
+// RecordInput is the RecordTransaction workflow's and the Record
+// activity's argument: the transaction to record once it has closed, and
+// its workflow type.
+type RecordInput struct {
+	Workflow    string `json:"workflow"`
+	Transaction string `json:"transaction"`
+}
+
+// RecordResult says where the record went; Key is empty when the manager
+// keeps no records.
+type RecordResult struct {
+	Key    string `json:"key,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
+	// Existed: a record was there already (an earlier attempt wrote it).
+	Existed bool `json:"existed,omitempty"`
+}
+
+// recordClosed starts the transaction's recorder and waits only until it
+// has started: a child not yet started when its parent closes is never
+// started. A recorder that cannot start is logged; the transaction goes on
+// as it would have.
+func recordClosed(ctx workflow.Context, txid string) {
+	if workflow.GetVersion(ctx, recordVersion, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return
+	}
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:        workflow.GetInfo(ctx).WorkflowExecution.RunID + RecordIDSuffix,
+		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+	})
+	in := RecordInput{Workflow: workflow.GetInfo(ctx).WorkflowType.Name, Transaction: txid}
+	f := workflow.ExecuteChildWorkflow(cctx, RecordTransactionWorkflowName, in)
+	if err := f.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Warn("closed-transaction record not started", "transaction", txid, "error", err)
+	}
+}
+
+// RecordTransaction has the manager write the closed-transaction record of
+// the transaction that started it (RecordActivity), retried until the
+// store takes it.
+func RecordTransaction(ctx workflow.Context, in RecordInput) (*RecordResult, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    2 * time.Minute,
+		ScheduleToCloseTimeout: recordScheduleToClose,
+		HeartbeatTimeout:       30 * time.Second,
+		RetryPolicy:            recordRetry,
+	})
+	var res RecordResult
+	if err := workflow.ExecuteActivity(ctx, RecordActivity, in).Get(ctx, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+// RecordsInput asks the manager for closed-transaction records: the one of
+// Transaction, or with List set, the rows that match it.
+type RecordsInput struct {
+	Transaction string         `json:"transaction,omitempty"`
+	List        *RecordsFilter `json:"list,omitempty"`
+}
+
+// RecordsFilter is a list's filter (internal/transaction.Filter); empty
+// fields match everything.
+type RecordsFilter struct {
+	Project   string `json:"project,omitempty"`
+	Env       string `json:"env,omitempty"`
+	Status    string `json:"status,omitempty"`
+	Requester string `json:"requester,omitempty"`
+	Limit     int    `json:"limit"`
+}
+
+// RecordsResult is the manager's answer, verified by the manager. Record
+// is the gzipped JSON of one record (internal/transaction.Record) and Rows
+// the JSON of the listed rows: a record's timeline grows with its hosts,
+// and gzip keeps a 1,000-host record well under Temporal's payload limit.
+type RecordsResult struct {
+	Record []byte `json:"record,omitempty"`
+	Rows   []byte `json:"rows,omitempty"`
+	// Unverified names the listed records that did not verify and were
+	// left out.
+	Unverified []string `json:"unverified,omitempty"`
+}
+
+// Records answers a reader's question about closed-transaction records
+// through the manager's ReadRecords activity, as a short workflow of its
+// own (workflow id "records-..."). Readers ask the manager's Desk now
+// (update "records"); Records stays registered so the executions it ran
+// still replay.
+func Records(ctx workflow.Context, in RecordsInput) (*RecordsResult, error) {
+	return readRecords(ctx, in)
+}
+
+// readRecords runs the manager's ReadRecords activity.
+func readRecords(ctx workflow.Context, in RecordsInput) (*RecordsResult, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			MaximumAttempts:        3,
+			NonRetryableErrorTypes: []string{ErrNoRecord, ErrNoRecords, ErrRecordUnverified},
+		},
+	})
+	var res RecordsResult
+	if err := workflow.ExecuteActivity(ctx, ReadRecordsActivity, in).Get(ctx, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+// RecordsIDPrefix starts the workflow id of every Records workflow.
+const RecordsIDPrefix = "records-"
