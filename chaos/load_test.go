@@ -140,5 +140,5 @@ func TestRequestIDIdempotent(t *testing.T) {
 	count, err = env.ListByID(context.WithoutCancel(ctx), first)
 	require.NoError(t, err)
 	assert.Equal(t, 1, count, "executions with workflow id %s", id)
-	assert.Len(t, whoLines(t, env.Path("who-shop.log"), id), 1, "the build ran once")
+	assert.Len(t, whoLines(t, env.Path("who-shop.log"), first), 1, "the build ran once")
 }

@@ -181,8 +181,10 @@ func builderConfig(name string) *config.Builder {
 		Name:      name,
 		Artifacts: "file://" + env.Path("artifacts"),
 		WorkDir:   env.Path(name),
-		Lease:     sharedLease,
-		Projects:  projects,
+		// Builders sharing a store share the key of its build records.
+		SigningKeyFile: env.Path("build-signing.key"),
+		Lease:          sharedLease,
+		Projects:       projects,
 	}
 }
 
