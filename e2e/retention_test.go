@@ -25,6 +25,7 @@ import (
 	"github.com/relman/relman/internal/cli"
 	"github.com/relman/relman/internal/devserver"
 	"github.com/relman/relman/internal/transaction"
+	"github.com/relman/relman/internal/xmlrpc"
 	"github.com/relman/relman/workers"
 	"github.com/relman/relman/workflows"
 )
@@ -273,7 +274,7 @@ func TestTamperedRecordNotShown(t *testing.T) {
 		for _, call := range []string{`relman.query_transaction('` + txid + `')`, `relman.query_history('` + txid + `')`} {
 			res, code, msg := xmlrpcCall(t, env.gatewayURL, call)
 			assert.Nil(t, res)
-			assert.Equal(t, 8, code, "%s: %s", call, msg)
+			assert.Equal(t, xmlrpc.CodeRecordUnverified, code, "%s: %s", call, msg)
 			assert.Contains(t, msg, "does not verify", call)
 		}
 	}

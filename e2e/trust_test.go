@@ -186,8 +186,13 @@ func TestTrustBetweenUsers(t *testing.T) {
 		// AllowDuplicate).
 		in := startInput(t, txid)
 		require.NotNil(t, in.Signature)
+		// --wait returns at the final status; the run closes a moment later
+		// (its webhooks, its record). A start while it runs would only hand
+		// back the first run.
+		_ = env.Client.GetWorkflow(ctx, txid, "").Get(ctx, nil)
 		run, err := env.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: txid, TaskQueue: s.queue,
-			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE}, workflows.ReleaseWorkflowName, in)
+			WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+			WorkflowExecutionErrorWhenAlreadyStarted: true}, workflows.ReleaseWorkflowName, in)
 		require.NoError(t, err)
 		d, _ := final(t, run.GetID())
 		assert.Equal(t, workflows.StatusRejected, d.Status)
