@@ -76,21 +76,26 @@ func (b *Builder) build(ctx context.Context, in workflows.BuildInput, runID stri
 	defer os.RemoveAll(work)
 	src := filepath.Join(work, "src")
 
-	co, err := b.checkout(ctx, in.Project, bb.Source, in.Source, src)
+	commit, checkout, err := b.resolve(ctx, in.Project, bb.Source, in.Source, src)
 	if err != nil {
 		return res, err
 	}
-	res.Commit = co.Commit
-	b.logger().Info("checked out", "project", in.Project, "source", in.Source.String(), "commit", co.Commit)
+	res.Commit = commit
 	var indexKey string
 	if once {
-		indexKey = buildIndexKey(in.Project, co.Commit, bb, in.Source)
+		indexKey = buildIndexKey(in.Project, commit, bb, in.Source)
 		if !in.Rebuild {
-			if r, ok := b.reuse(ctx, indexKey, in, bb, co.Commit); ok {
+			// A build found needs no tree: nothing is checked out.
+			if r, ok := b.reuse(ctx, indexKey, in, bb, commit); ok {
 				return r, nil
 			}
 		}
 	}
+	co, err := checkout()
+	if err != nil {
+		return res, err
+	}
+	b.logger().Info("checked out", "project", in.Project, "source", in.Source.String(), "commit", co.Commit)
 
 	logDir := filepath.Join(b.Config.WorkDir, "logs", in.Project)
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
@@ -149,14 +154,20 @@ func (b *Builder) build(ctx context.Context, in workflows.BuildInput, runID stri
 	return res, nil
 }
 
-func (b *Builder) checkout(ctx context.Context, project string, s config.Source, sel workflows.Selector, dest string) (source.Checkout, error) {
+// resolve finds the commit a selector names and returns how to write its
+// tree into dest. For git the commit is known first (one ls-remote, a fetch
+// only of what the cache lacks), so a build that reuses an earlier one
+// checks nothing out; svn knows the revision once it has checked out.
+func (b *Builder) resolve(ctx context.Context, project string, s config.Source, sel workflows.Selector, dest string) (string, func() (source.Checkout, error), error) {
 	ss := source.Selector{Trunk: sel.Trunk, Branch: sel.Branch, Tag: sel.Tag, Revision: sel.Revision, URL: sel.URL}
 	if s.Svn != "" {
 		sv := &source.Svn{Root: s.Svn, Username: s.SvnUsername, Password: s.SvnPassword, AllowedURLPrefixes: s.AllowedURLPrefixes}
-		return sv.Checkout(ctx, ss, dest)
+		co, err := sv.Checkout(ctx, ss, dest)
+		return co.Commit, func() (source.Checkout, error) { return co, nil }, err
 	}
 	g := &source.Git{Repo: s.Git, CacheDir: filepath.Join(b.Config.WorkDir, "cache", project), AllowedURLPrefixes: s.AllowedURLPrefixes}
-	return g.Checkout(ctx, ss, dest)
+	r, err := g.Resolve(ctx, ss)
+	return r.Commit, func() (source.Checkout, error) { return r.Checkout(ctx, dest) }, err
 }
 
 // pack streams one output into the store: a directory as a tar.gz written

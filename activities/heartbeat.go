@@ -43,7 +43,9 @@ func startProgress(ctx context.Context, phase string) *progress {
 		close(p.done)
 		return p
 	}
-	activity.RecordHeartbeat(ctx, phase)
+	// No heartbeat at once: a short activity (a no-op install, a build
+	// found built) ends before the first tick and costs no server call for
+	// it; a long one heartbeats within a third of its heartbeat timeout.
 	go func() {
 		defer close(p.done)
 		t := time.NewTicker(heartbeatInterval(activity.GetInfo(ctx).HeartbeatTimeout))

@@ -32,64 +32,162 @@ const gitAllowProtocol = "file:git:http:https:ssh"
 // Checkout puts a plain tree of the selected commit into dest, which must be empty or
 // missing.
 func (g *Git) Checkout(ctx context.Context, sel Selector, dest string) (Checkout, error) {
-	if err := ValidateSelector(sel); err != nil {
+	r, err := g.Resolve(ctx, sel)
+	if err != nil {
 		return Checkout{}, err
 	}
+	return r.Checkout(ctx, dest)
+}
+
+// Resolved is a selector turned into a commit the cache holds, ready to be
+// checked out: a build that finds the commit built before (build once)
+// needs no tree at all.
+type Resolved struct {
+	Commit string
+	g      *Git
+	env    []string
+	cache  string
+}
+
+// Resolve finds the commit a selector names and makes sure the cache holds
+// it. It asks the remote for the ref (one ls-remote) and fetches only when
+// the cache lacks that commit; a revision the cache has already needs no
+// network at all, since a commit never changes.
+func (g *Git) Resolve(ctx context.Context, sel Selector) (Resolved, error) {
+	if err := ValidateSelector(sel); err != nil {
+		return Resolved{}, err
+	}
 	if sel.Revision != "" && !isGitRevision(sel.Revision) {
-		return Checkout{}, fmt.Errorf("%w: revision %q: want 4 to 64 hex digits", ErrBadSelector, sel.Revision)
+		return Resolved{}, fmt.Errorf("%w: revision %q: want 4 to 64 hex digits", ErrBadSelector, sel.Revision)
 	}
 	repo := g.Repo
 	if sel.URL != "" {
 		if err := checkURL(sel.URL, gitURLSchemes, g.AllowedURLPrefixes, g.Repo); err != nil {
-			return Checkout{}, err
+			return Resolved{}, err
 		}
 		repo = sel.URL
 	}
 	if repo == "" {
-		return Checkout{}, errors.New("git: no repository configured")
+		return Resolved{}, errors.New("git: no repository configured")
 	}
 	if g.CacheDir == "" {
-		return Checkout{}, errors.New("git: no cache directory configured")
+		return Resolved{}, errors.New("git: no cache directory configured")
 	}
 	cacheRoot, err := filepath.Abs(g.CacheDir)
 	if err != nil {
-		return Checkout{}, fmt.Errorf("git cache: %w", err)
-	}
-	dest, err = prepareDest(dest)
-	if err != nil {
-		return Checkout{}, err
+		return Resolved{}, fmt.Errorf("git cache: %w", err)
 	}
 	env, err := gitEnv(cacheRoot)
 	if err != nil {
-		return Checkout{}, err
+		return Resolved{}, err
 	}
 	cache := filepath.Join(cacheRoot, cacheKey(repo)+".git")
 	l := lockFor(cache)
-
 	if err := l.lock(ctx); err != nil {
-		return Checkout{}, fmt.Errorf("git cache lock: %w", err)
+		return Resolved{}, fmt.Errorf("git cache lock: %w", err)
 	}
-	err = updateCache(ctx, env, cache, repo)
+	commit, err := resolveCached(ctx, env, cache, repo, sel)
 	l.unlock()
+	if err != nil {
+		return Resolved{}, err
+	}
+	return Resolved{Commit: commit, g: g, env: env, cache: cache}, nil
+}
+
+// Checkout writes the resolved commit's tree into dest, which must be empty
+// or missing.
+func (r Resolved) Checkout(ctx context.Context, dest string) (Checkout, error) {
+	dest, err := prepareDest(dest)
 	if err != nil {
 		return Checkout{}, err
 	}
-
-	// A fetch may run between here and the checkout; it can move refs but never
-	// removes the objects of a commit we already resolved (gc keeps recent objects).
+	// A fetch may run meanwhile; it can move refs but never removes the
+	// objects of a commit we resolved (gc keeps recent objects).
+	l := lockFor(r.cache)
 	if err := l.rlock(ctx); err != nil {
 		return Checkout{}, fmt.Errorf("git cache lock: %w", err)
 	}
 	defer l.runlock()
-	commit, err := resolveGit(ctx, env, cache, sel)
-	if err != nil {
-		return Checkout{}, err
-	}
-	if err := checkoutTree(ctx, env, cache, commit, dest); err != nil {
+	if err := checkoutTree(ctx, r.env, r.cache, r.Commit, dest); err != nil {
 		clearDir(dest)
 		return Checkout{}, err
 	}
-	return Checkout{Dir: dest, Commit: commit, Describe: describeGit(ctx, env, cache, commit)}, nil
+	return Checkout{Dir: dest, Commit: r.Commit, Describe: describeGit(ctx, r.env, r.cache, r.Commit)}, nil
+}
+
+// resolveCached resolves sel against the remote and the cache, fetching
+// only what the cache lacks. Callers hold the cache lock exclusively.
+func resolveCached(ctx context.Context, env []string, cache, repo string, sel Selector) (string, error) {
+	fresh := false
+	if _, err := os.Stat(filepath.Join(cache, "HEAD")); err != nil {
+		if _, err := git(ctx, env, "init", "-c", "init.defaultBranch=main", "init", "--quiet", "--bare", "--", cache); err != nil {
+			return "", fmt.Errorf("create cache: %w", err)
+		}
+		fresh = true
+	}
+	if sel.Revision != "" && !fresh {
+		// A commit is the same forever: one the cache has needs no fetch.
+		if commit, err := resolveGit(ctx, env, cache, sel); err == nil {
+			return commit, nil
+		}
+	}
+	if sel.Revision == "" && !fresh {
+		if commit, ok := remoteCommit(ctx, env, repo, sel); ok && hasCommit(ctx, env, cache, commit) {
+			return commit, nil
+		}
+	}
+	if err := updateCache(ctx, env, cache, repo); err != nil {
+		return "", err
+	}
+	return resolveGit(ctx, env, cache, sel)
+}
+
+// remoteCommit asks the remote which commit sel's ref names (the default
+// branch, a branch, or a tag peeled to its commit) in one ls-remote. ok is
+// false when it cannot tell; the caller then fetches and resolves in the
+// cache, which reports what is wrong.
+func remoteCommit(ctx context.Context, env []string, repo string, sel Selector) (string, bool) {
+	var refs []string
+	switch {
+	case sel.Branch != "":
+		if validRefName("branch", sel.Branch) != nil {
+			return "", false
+		}
+		refs = []string{"refs/heads/" + sel.Branch}
+	case sel.Tag != "":
+		if validRefName("tag", sel.Tag) != nil {
+			return "", false
+		}
+		refs = []string{"refs/tags/" + sel.Tag, "refs/tags/" + sel.Tag + "^{}"}
+	default:
+		refs = []string{"HEAD"}
+	}
+	out, err := git(ctx, env, "ls-remote", append([]string{"ls-remote", "--", repo}, refs...)...)
+	if err != nil {
+		return "", false
+	}
+	found := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		sha, ref, ok := strings.Cut(sc.Text(), "\t")
+		if ok && isGitRevision(sha) && (len(sha) == 40 || len(sha) == 64) {
+			found[ref] = sha
+		}
+	}
+	if sel.Tag != "" {
+		// An annotated tag's own object is not a commit: take the peeled one.
+		if c, ok := found["refs/tags/"+sel.Tag+"^{}"]; ok {
+			return c, true
+		}
+	}
+	c, ok := found[refs[0]]
+	return c, ok
+}
+
+// hasCommit reports whether the cache holds commit.
+func hasCommit(ctx context.Context, env []string, cache, commit string) bool {
+	_, err := git(ctx, env, "cat-file", "--git-dir="+cache, "cat-file", "-e", "--end-of-options", commit+"^{commit}")
+	return err == nil
 }
 
 // cacheKey names a cache by the repository url so a url selector never shares (and

@@ -349,3 +349,53 @@ func TestGitCanceled(t *testing.T) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
 }
+
+// A build that may reuse an earlier one needs the commit, not the tree:
+// Resolve finds it, and a revision the cache holds needs no remote at all
+// (commits never change), while trunk, a branch or a tag is asked of the
+// remote and fetched only when the cache lacks its commit.
+func TestGitResolveFetchesOnlyWhatIsMissing(t *testing.T) {
+	f := newFixture(t)
+	g := &Git{Repo: f.repo.dir, CacheDir: t.TempDir()}
+	ctx := context.Background()
+	for name, tc := range map[string]struct {
+		sel  Selector
+		want string
+	}{
+		"trunk":    {Selector{}, f.second},
+		"branch":   {Selector{Branch: "feature"}, f.feature},
+		"tag":      {Selector{Tag: "v1"}, f.tag1},
+		"revision": {Selector{Revision: f.first[:12]}, f.first},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r, err := g.Resolve(ctx, tc.sel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Commit != tc.want {
+				t.Errorf("Commit = %s, want %s", r.Commit, tc.want)
+			}
+		})
+	}
+	// A new commit on trunk is seen at once: the remote is asked.
+	f.repo.write("README", "third\n")
+	third := f.repo.commit("third")
+	r, err := g.Resolve(ctx, Selector{Trunk: true})
+	if err != nil || r.Commit != third {
+		t.Fatalf("trunk after a new commit = %s, %v; want %s", r.Commit, err, third)
+	}
+	co, err := r.Checkout(ctx, filepath.Join(t.TempDir(), "tree"))
+	if err != nil || readFile(t, filepath.Join(co.Dir, "README")) != "third\n" {
+		t.Fatalf("checkout of the resolved commit: %v", err)
+	}
+	// With the remote gone, a revision the cache holds still resolves.
+	if err := os.Rename(f.repo.dir, f.repo.dir+".gone"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := g.Resolve(ctx, Selector{Revision: f.feature}); err != nil || r.Commit != f.feature {
+		t.Errorf("cached revision without the remote = %s, %v", r.Commit, err)
+	}
+	if _, err := g.Resolve(ctx, Selector{Trunk: true}); err == nil {
+		t.Error("trunk resolved without the remote")
+	}
+}
