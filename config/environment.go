@@ -34,7 +34,7 @@ func (e Environment) validate(ps *problems, f string) {
 		ps.add(f+".rollout."+p.Field, "%s", p.Msg)
 	}
 	if !rollout.ValidLock(e.Lock) {
-		ps.add(f+".lock", "%q is unknown; want wait, refuse or off", e.Lock)
+		ps.add(f+".lock", "%q is unknown; want wait, refuse, supersede or off", e.Lock)
 	}
 	if !rollout.ValidApproval(e.Approval) {
 		ps.add(f+".approval", "%q is unknown; want required or none", e.Approval)

@@ -24,10 +24,15 @@ const (
 	UnreachableSkip = "skip"
 
 	// LockWait (the default): a second release of a named target waits for
-	// the first to end. LockRefuse rejects it instead. LockOff takes no lock.
-	LockWait   = "wait"
-	LockRefuse = "refuse"
-	LockOff    = "off"
+	// the first to end. LockRefuse rejects it instead. LockSupersede waits
+	// too, but a newer release takes the place of every one still waiting,
+	// which ends SUPERSEDED naming it: a burst of releases to one target
+	// costs the one running and the newest, not one install each. LockOff
+	// takes no lock.
+	LockWait      = "wait"
+	LockRefuse    = "refuse"
+	LockSupersede = "supersede"
+	LockOff       = "off"
 
 	ApprovalRequired = "required"
 	ApprovalNone     = "none"
@@ -218,7 +223,7 @@ func ParseCount(s string) (n int, pct bool, err error) {
 // ValidLock reports whether s is a lock mode (empty means the default).
 func ValidLock(s string) bool {
 	switch s {
-	case "", LockWait, LockRefuse, LockOff:
+	case "", LockWait, LockRefuse, LockSupersede, LockOff:
 		return true
 	}
 	return false

@@ -75,6 +75,15 @@ func Lock(ctx workflow.Context, st LockState) error {
 			answer(req.Transaction, LockAnswer{Holder: st.Holder, Position: slices.Index(st.Queue, req.Transaction) + 1})
 		case req.Refuse:
 			answer(req.Transaction, LockAnswer{Refused: true, Holder: st.Holder})
+		case req.Supersede:
+			// Only the newest waiting release is worth installing: the
+			// others are told so and leave, this one waits in their place.
+			for _, old := range st.Queue {
+				answer(old, LockAnswer{Holder: st.Holder, SupersededBy: req.Transaction})
+				logger.Info("superseded", "transaction", old, "by", req.Transaction)
+			}
+			st.Queue = []string{req.Transaction}
+			answer(req.Transaction, LockAnswer{Holder: st.Holder, Position: 1})
 		default:
 			st.Queue = append(st.Queue, req.Transaction)
 			answer(req.Transaction, LockAnswer{Holder: st.Holder, Position: len(st.Queue)})
@@ -164,6 +173,11 @@ func Lock(ctx workflow.Context, st LockState) error {
 		})
 		sel.Select(ctx)
 		cancelTimer()
+		if ctx.Err() != nil {
+			// Cancelled (by hand: nothing in relman cancels a lock). Its
+			// timers would fire at once forever; end instead.
+			return temporal.NewCanceledError()
+		}
 		if !timedOut {
 			continue
 		}
@@ -206,6 +220,9 @@ type LockRequest struct {
 	Transaction string `json:"transaction"`
 	// Refuse: answer refused at once when another release holds it.
 	Refuse bool `json:"refuse,omitempty"`
+	// Supersede: take the place of every transaction waiting in the
+	// queue; they are told they were superseded by this one.
+	Supersede bool `json:"supersede,omitempty"`
 }
 
 // LockRelease gives a lock back, or leaves its queue.
@@ -222,6 +239,9 @@ type LockAnswer struct {
 	Holder string `json:"holder,omitempty"`
 	// Position in the queue, 1 for next.
 	Position int `json:"position,omitempty"`
+	// SupersededBy is the newer transaction that took this one's place in
+	// the queue: it no longer waits.
+	SupersededBy string `json:"superseded_by,omitempty"`
 }
 
 // LockState is a Lock workflow's input (carried over continue-as-new) and
@@ -288,7 +308,7 @@ const lockTimeoutVersion = "lock-wait-timeout"
 // (default DefaultLockTimeout) ends the transaction REJECTED, naming the
 // holder, and it leaves the lock's queue as it ends.
 func (g *gate) acquireLocks(ctx workflow.Context, mode, env string, targets []string, timeout time.Duration) error {
-	if mode != rollout.LockWait && mode != rollout.LockRefuse {
+	if mode != rollout.LockWait && mode != rollout.LockRefuse && mode != rollout.LockSupersede {
 		return nil
 	}
 	if workflow.GetVersion(ctx, lockVersion, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
@@ -315,7 +335,8 @@ func (g *gate) acquireLocks(ctx workflow.Context, mode, env string, targets []st
 	timeout = orDefault(timeout, DefaultLockTimeout)
 	for _, t := range targets {
 		id := LockID(queue, env, t)
-		req := LockRequest{Lock: id, Env: env, Target: t, Transaction: g.d.Transaction, Refuse: mode == rollout.LockRefuse}
+		req := LockRequest{Lock: id, Env: env, Target: t, Transaction: g.d.Transaction,
+			Refuse: mode == rollout.LockRefuse, Supersede: mode == rollout.LockSupersede}
 		// Remembered before asking: a transaction that ends while queued
 		// leaves the queue.
 		g.locks = append(g.locks, id)
@@ -352,6 +373,12 @@ func (g *gate) acquireLocks(ctx workflow.Context, mode, env string, targets []st
 				return temporal.NewNonRetryableApplicationError(
 					fmt.Sprintf("named target %s in %s is being released by transaction %s and the environment's lock is refuse; try again when it has ended",
 						t, env, a.Holder), ErrRejected, nil)
+			}
+			if a.SupersededBy != "" {
+				g.d.Waiting = ""
+				return temporal.NewNonRetryableApplicationError(
+					fmt.Sprintf("superseded by transaction %s, a newer release of %s into %s, while waiting for lock %s (the environment's lock is supersede); nothing was installed",
+						a.SupersededBy, t, env, id), ErrSuperseded, nil)
 			}
 			holder = a.Holder
 			g.d.Waiting = fmt.Sprintf("lock %s held by transaction %s", id, a.Holder)

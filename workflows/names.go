@@ -152,6 +152,8 @@ var SearchAttributes = []string{SAProject, SAEnv, SAStatus, SARequester}
 // Application error types. Callers branch on these, never on message text.
 const (
 	ErrRejected       = "Rejected"
+	// ErrSuperseded: a newer release took the waiting release's place.
+	ErrSuperseded = "Superseded"
 	ErrBuildFailed    = "BuildFailed"
 	ErrInstallFailed  = "InstallFailed"
 	ErrChecksum       = "ChecksumMismatch"

@@ -170,6 +170,9 @@ func (r *release) run(ctx workflow.Context) (*Detail, error) {
 		return r.finish(ctx), nil
 	}
 	if err := r.hold(ctx, plan); err != nil {
+		if isType(err, ErrSuperseded) {
+			return r.end(ctx, err, StatusSuperseded)
+		}
 		return r.end(ctx, err, StatusRejected)
 	}
 	if err := r.install(ctx, plan, build); err != nil {
@@ -400,4 +403,10 @@ func shortCommit(c string) string {
 		return c[:12]
 	}
 	return c
+}
+
+// isType reports whether err is an application error of type t.
+func isType(err error, t string) bool {
+	var app *temporal.ApplicationError
+	return errors.As(err, &app) && app.Type() == t
 }

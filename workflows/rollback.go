@@ -168,6 +168,9 @@ func (rb *rollback) run(ctx workflow.Context) (*Detail, error) {
 			}
 		}
 		if err := rb.acquireLocks(ctx, hosts.Lock, req.Env, sortedKeys(hosts.Hosts), hosts.LockTimeout); err != nil {
+			if isType(err, ErrSuperseded) {
+				return rb.end(ctx, err, StatusSuperseded)
+			}
 			return rb.end(ctx, err, StatusRejected)
 		}
 	}

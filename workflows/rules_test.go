@@ -505,3 +505,72 @@ func TestLockWorkflowQueue(t *testing.T) {
 	}
 	assert.Equal(t, []string{"tx-1 granted", "tx-2 waiting", "tx-3 refused by tx-1", "tx-2 granted"}, answers)
 }
+
+// In an environment whose lock is supersede, a newer release takes the
+// place of every one waiting: they are told who superseded them and leave;
+// the holder keeps the lock.
+func TestLockWorkflowSupersede(t *testing.T) {
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestWorkflowEnvironment()
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.LockID("", "test", "web")})
+	env.RegisterWorkflowWithOptions(workflows.Lock, workflow.RegisterOptions{Name: workflows.LockWorkflowName})
+	env.RegisterActivityWithOptions(func(context.Context, string) (bool, error) { return true, nil },
+		activity.RegisterOptions{Name: workflows.LockHolderOpenActivity})
+	sent := captureSignals(env)
+	req := func(tx string) {
+		env.SignalWorkflow(workflows.LockRequestSignal, workflows.LockRequest{Lock: workflows.LockID("", "test", "web"), Env: "test", Target: "web", Transaction: tx, Supersede: true})
+	}
+	var st workflows.LockState
+	for i, tx := range []string{"tx-1", "tx-2", "tx-3", "tx-4"} {
+		env.RegisterDelayedCallback(func() { req(tx) }, time.Duration(i+1)*time.Second)
+	}
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(workflows.LockQuery)
+		require.NoError(t, err)
+		require.NoError(t, v.Get(&st))
+		for _, tx := range []string{"tx-1", "tx-4"} {
+			env.SignalWorkflow(workflows.LockReleaseSignal, workflows.LockRelease{Transaction: tx})
+		}
+	}, 10*time.Second)
+	env.ExecuteWorkflow(workflows.LockWorkflowName, workflows.LockState{Env: "test", Target: "web", CheckEvery: time.Hour, IdleFor: time.Hour})
+	require.NoError(t, env.GetWorkflowError(), "the lock ends once idle")
+	assert.Equal(t, "tx-1", st.Holder, "the holder keeps the lock")
+	assert.Equal(t, []string{"tx-4"}, st.Queue, "only the newest waits")
+	var answers []string
+	for _, sg := range sent() {
+		a := sg.arg.(workflows.LockAnswer)
+		kind := "waiting"
+		switch {
+		case a.Granted:
+			kind = "granted"
+		case a.SupersededBy != "":
+			kind = "superseded by " + a.SupersededBy
+		}
+		answers = append(answers, sg.to+" "+kind)
+	}
+	assert.Equal(t, []string{"tx-1 granted", "tx-2 waiting", "tx-2 superseded by tx-3", "tx-3 waiting", "tx-3 superseded by tx-4", "tx-4 waiting", "tx-4 granted"}, answers)
+}
+
+// A release told it was superseded ends SUPERSEDED naming the newer one,
+// installs nothing and leaves the lock's queue.
+func TestReleaseSuperseded(t *testing.T) {
+	s := newStand(lockPlan(rollout.LockSupersede))
+	env, ss := newSafetyEnv(t, s)
+	sent := captureSignals(env)
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(workflows.LockAnswerSignal, workflows.LockAnswer{Lock: workflows.LockID("", "test", "api"), Holder: "tx-first", Position: 1})
+	}, time.Minute)
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(workflows.LockAnswerSignal, workflows.LockAnswer{Lock: workflows.LockID("", "test", "api"), Holder: "tx-first", SupersededBy: "tx-newer"})
+	}, 2*time.Minute)
+	env.ExecuteWorkflow(workflows.ReleaseWorkflowName, installRequest())
+	app, d := failure(t, env)
+	assert.Equal(t, string(workflows.StatusSuperseded), app.Type())
+	assert.Equal(t, workflows.StatusSuperseded, d.Status)
+	assert.Contains(t, d.Reason, "superseded by transaction tx-newer")
+	assert.True(t, ss.locks[0].Supersede)
+	assert.Empty(t, s.installCalls())
+	require.NotEmpty(t, sent())
+	assert.Equal(t, workflows.LockReleaseSignal, sent()[0].name, "it leaves the queue")
+	assert.True(t, workflows.StatusSuperseded.Final(workflows.ActionInstall))
+}

@@ -35,13 +35,16 @@ const (
 	// targets, or for a person to approve it. Neither is final.
 	StatusWaiting          Status = "WAITING"
 	StatusAwaitingApproval Status = "AWAITING_APPROVAL"
+	// StatusSuperseded ends a release that waited for a lock in an
+	// environment whose lock is supersede when a newer release came.
+	StatusSuperseded Status = "SUPERSEDED"
 )
 
 // Final reports whether no further status can follow s for the given action.
 func (s Status) Final(action Action) bool {
 	switch s {
 	case StatusInstallCompleted, StatusRejected, StatusBuildFailed, StatusInstallFailed, StatusCancelled,
-		StatusRollbackCompleted, StatusRollbackFailed:
+		StatusRollbackCompleted, StatusRollbackFailed, StatusSuperseded:
 		return true
 	case StatusBuildCompleted:
 		return action == ActionBuild
