@@ -46,12 +46,16 @@ func (r *role) serve(ctx context.Context, svc *config.Service, ws []worker.Worke
 	return nil
 }
 
-// keepRegistered registers reg and renews it every lease/3 until ctx ends.
-// A failed renewal is logged and tried again soon: the role keeps serving
-// while its manager is away, and is not ready until the registration
-// holds again.
+// keepRegistered registers reg, then renews it every lease/3 until ctx
+// ends. The registration is an answered update; renewals are signals the
+// server takes whether or not a manager runs (registry.Registry.Renew). A
+// failed attempt is logged and tried again soon: the role keeps serving
+// while its registry is away, and is not ready until the registration holds
+// again. A refused registration (its id is another role's) is tried again
+// every lease/3, its reason logged as an error.
 func (r *role) keepRegistered(ctx context.Context, g registry.Registry, reg workflows.Registration) {
 	every := max(reg.Lease/3, time.Second)
+	registered := false
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -60,21 +64,45 @@ func (r *role) keepRegistered(ctx context.Context, g registry.Registry, reg work
 			return
 		case <-t.C:
 			rctx, cancel := context.WithTimeout(ctx, every)
-			_, err := g.Register(rctx, reg)
+			t0 := time.Now()
+			var err error
+			if registered {
+				err = g.Renew(rctx, reg)
+			} else {
+				_, err = g.Register(rctx, reg)
+			}
 			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			if r.opts.Registration != nil {
+				r.opts.Registration(RegistrationEvent{ID: reg.ID, Renewal: registered, Took: time.Since(t0), Err: err})
+			}
 			switch {
 			case err == nil:
+				registered = true
 				r.ready(Serving{})
 				t.Reset(every)
-			case ctx.Err() != nil:
-				return
+			case errors.Is(err, registry.ErrRefused):
+				r.log.Error("registration refused; trying again", "registry", g.ID, "error", err, "in", every)
+				r.status.notReady(err.Error())
+				t.Reset(every)
 			default:
-				if !errors.Is(err, context.Canceled) {
-					r.log.Warn("registration not renewed; retrying", "registry", g.ID, "error", err)
-				}
+				r.log.Warn("registration not renewed; retrying", "registry", g.ID, "error", err)
 				r.status.notReady(fmt.Sprintf("registration with %s not renewed: %v", g.ID, err))
 				t.Reset(2 * time.Second)
 			}
 		}
 	}
+}
+
+// RegistrationEvent is one registration or renewal a builder or host made
+// (Options.Registration).
+type RegistrationEvent struct {
+	ID string
+	// Renewal is false for the first registration (an update the registry
+	// answers), true for a renewal (a signal the server stores).
+	Renewal bool
+	Took    time.Duration
+	Err     error
 }

@@ -62,6 +62,10 @@ type Options struct {
 	// Ready is called once, when the role serves: its workers poll their
 	// queues and, for builders and hosts, the registration holds.
 	Ready func(Serving)
+	// Registration, when set, is called after each registration and
+	// renewal of a builder or host, with how long it took and how it
+	// ended (the fleet harness and benchmarks count them).
+	Registration func(RegistrationEvent)
 }
 
 // Serving says what a role serves once it is ready.

@@ -12,6 +12,10 @@ const (
 	WhereWorkflowName = "Where"
 	// RollbackWorkflowName is a rollback transaction.
 	RollbackWorkflowName = "Rollback"
+	// RegistryShardWorkflowName holds one shard of a manager's
+	// registrations (registryshard.go); Registry is the single registry
+	// of earlier versions, still read until its leases expire.
+	RegistryShardWorkflowName = "RegistryShard"
 
 	StatusQuery        = "status"
 	DetailQuery        = "detail"
@@ -28,6 +32,8 @@ const (
 	LockRequestSignal = "lock-request"
 	LockReleaseSignal = "lock-release"
 	LockAnswerSignal  = "lock-answer"
+	// RegistrySignalName renews or deregisters at a RegistryShard.
+	RegistrySignalName = "registration"
 )
 
 // Activity names. The manager's run on its queue (Plan as a local
