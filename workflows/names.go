@@ -16,11 +16,16 @@ const (
 	// registrations (registryshard.go); Registry is the single registry
 	// of earlier versions, still read until its leases expire.
 	RegistryShardWorkflowName = "RegistryShard"
+	// HostFanOutWorkflowName runs one chunk of a large fan-out to hosts as
+	// a child of the transaction (fanout.go).
+	HostFanOutWorkflowName = "HostFanOut"
 
 	StatusQuery        = "status"
 	DetailQuery        = "detail"
 	RegistrationsQuery = "registrations"
 	LockQuery          = "lock"
+	// DetailInstallsQuery pages through a large transaction's installs.
+	DetailInstallsQuery = "detail-installs"
 
 	RegisterUpdate   = "register"
 	DeregisterUpdate = "deregister"

@@ -71,7 +71,7 @@ func Where(ctx workflow.Context, in WhereInput) (WhereResult, error) {
 		StartToCloseTimeout:    whereHostTimeout,
 		RetryPolicy:            &temporal.RetryPolicy{MaximumAttempts: 2},
 	}
-	fanOut(ctx, opts, calls, func(i int, f workflow.Future) {
+	fanOut(ctx, "where", opts, calls, func(i int, f hostResult) {
 		h := names[i]
 		var live map[string]LiveInstall
 		if err := f.Get(ctx, &live); err != nil {
