@@ -32,12 +32,18 @@ func (a *app) follow(ctx context.Context, c client.Client, txid string) (*workfl
 func followLines(ctx context.Context, c client.Client, txid string, w io.Writer) (*workflows.Detail, error) {
 	seenEvents := 0
 	seenInstall := map[string]workflows.InstallState{}
+	var seenCount workflows.HostsSummary
 	return transaction.Wait(ctx, c, txid, func(d *workflows.Detail) {
 		for ; seenEvents < len(d.Events); seenEvents++ {
 			e := d.Events[seenEvents]
 			if e.Status != "" {
 				fmt.Fprintf(w, "%s  %-17s %s\n", stamp(e.Time), e.Status, e.Detail)
 			}
+		}
+		// A large release: its count by state, each time it changes.
+		if p := d.InstallPages; p != nil && p.Summary != seenCount {
+			seenCount = p.Summary
+			fmt.Fprintf(w, "%s  %-17s %s\n", stamp(time.Time{}), "installs", installCount(p.Summary))
 		}
 		for _, in := range d.Installs {
 			k := in.Host + "/" + in.Target
@@ -61,6 +67,15 @@ func followLines(ctx context.Context, c client.Client, txid string, w io.Writer)
 	})
 }
 
+// installCount says how far a release's installs are.
+func installCount(h workflows.HostsSummary) string {
+	s := fmt.Sprintf("%d of %d done: %d installed, %d failed, %d skipped", h.Total-h.Pending, h.Total, h.Installed, h.Failed, h.Skipped)
+	if h.RolledBack > 0 {
+		s += fmt.Sprintf(", %d rolled back", h.RolledBack)
+	}
+	return s
+}
+
 func stamp(t time.Time) string {
 	if t.IsZero() {
 		t = time.Now()
@@ -80,6 +95,16 @@ func followBars(ctx context.Context, c client.Client, txid string, w io.Writer) 
 		status = d.Status
 		if d.Status != workflows.StatusStarted && build.Current() == 0 {
 			build.SetCurrent(1)
+		}
+		// A large release: one bar for all its installs.
+		if ip := d.InstallPages; ip != nil {
+			b, ok := bars[""]
+			if !ok {
+				b = p.AddBar(int64(ip.Total), mpb.PrependDecorators(decor.Name(fmt.Sprintf("%d installs", ip.Total), decor.WCSyncSpaceR)),
+					mpb.AppendDecorators(decor.CountersNoUnit("%d / %d")))
+				bars[""] = b
+			}
+			b.SetCurrent(int64(ip.Total - ip.Summary.Pending))
 		}
 		for _, in := range d.Installs {
 			k := in.Host + "/" + in.Target

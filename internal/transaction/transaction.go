@@ -76,14 +76,16 @@ func StartSigned(ctx context.Context, c client.Client, queue, requestID string, 
 	return run.GetID(), nil
 }
 
-// Wait polls the detail until the status is final. Polling a query
-// keeps working across manager restarts, unlike holding a result stream.
+// Wait polls the detail until the status is final, and returns it whole.
+// Polling a query keeps working across manager restarts, unlike holding a
+// result stream. While it polls, a large transaction's detail carries its
+// installs' count by state (InstallPages), not the installs themselves.
 func Wait(ctx context.Context, c client.Client, txid string, onChange func(*workflows.Detail)) (*workflows.Detail, error) {
 	t := time.NewTicker(300 * time.Millisecond)
 	defer t.Stop()
 	var last *workflows.Detail
 	for {
-		d, err := Get(ctx, c, txid)
+		d, err := get(ctx, c, txid, false)
 		if err != nil && !errors.Is(err, ErrNotYet) {
 			return nil, err
 		}
@@ -93,7 +95,10 @@ func Wait(ctx context.Context, c client.Client, txid string, onChange func(*work
 			}
 			last = d
 			if d.Status.Final(d.Request.Action) {
-				return d, nil
+				if d.InstallPages == nil {
+					return d, nil
+				}
+				return Get(ctx, c, txid)
 			}
 		}
 		select {
@@ -109,8 +114,15 @@ func Wait(ctx context.Context, c client.Client, txid string, onChange func(*work
 
 // Get reads a transaction's detail: from the workflow's query while a
 // manager answers, otherwise from its stored result or failure, so a closed
-// transaction stays readable with no manager running.
+// transaction stays readable with no manager running. The installs of a
+// large transaction are read a page at a time (workflows.InstallPages) and
+// put back into Installs, so the detail is whole; with no manager running
+// only their count by state is left.
 func Get(ctx context.Context, c client.Client, txid string) (*workflows.Detail, error) {
+	return get(ctx, c, txid, true)
+}
+
+func get(ctx context.Context, c client.Client, txid string, installs bool) (*workflows.Detail, error) {
 	v, qerr := c.QueryWorkflow(ctx, txid, "", workflows.DetailQuery)
 	if qerr == nil {
 		var d workflows.Detail
@@ -119,6 +131,11 @@ func Get(ctx context.Context, c client.Client, txid string) (*workflows.Detail, 
 		}
 		if d.Status == "" {
 			return nil, ErrNotYet
+		}
+		if installs && d.InstallPages != nil {
+			if err := readInstalls(ctx, c, txid, &d); err != nil {
+				return nil, err
+			}
 		}
 		return &d, nil
 	}
@@ -169,6 +186,30 @@ func Get(ctx context.Context, c client.Client, txid string) (*workflows.Detail, 
 	}
 	d.Request.Action = workflows.ActionInstall
 	return &d, nil
+}
+
+// readInstalls pages through a large transaction's installs into
+// d.Installs. InstallPages stays, saying how many there were by state.
+func readInstalls(ctx context.Context, c client.Client, txid string, d *workflows.Detail) error {
+	p := d.InstallPages
+	all := make([]workflows.InstallRecord, 0, p.Total)
+	for off := 0; off < p.Total; {
+		v, err := c.QueryWorkflow(ctx, txid, "", workflows.DetailInstallsQuery, off, p.PageSize)
+		if err != nil {
+			return fmt.Errorf("read installs %d to %d of transaction %s: %w", off, off+p.PageSize, txid, err)
+		}
+		var page workflows.InstallsPage
+		if err := v.Get(&page); err != nil {
+			return fmt.Errorf("read installs of transaction %s: %w", txid, err)
+		}
+		if len(page.Installs) == 0 {
+			break
+		}
+		all = append(all, page.Installs...)
+		off += len(page.Installs)
+	}
+	d.Installs = all
+	return nil
 }
 
 // Step is one line of a transaction's timeline, built from its Temporal
