@@ -15,15 +15,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/temporalproto"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/registry"
@@ -125,13 +122,8 @@ func runsOf(t *testing.T, id, first string) []string {
 // runHistory reads one run's events.
 func runHistory(t *testing.T, id, run string) *historypb.History {
 	t.Helper()
-	it := env.Client.GetWorkflowHistory(context.Background(), id, run, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	h := &historypb.History{}
-	for it.HasNext() {
-		e, err := it.Next()
-		require.NoError(t, err)
-		h.Events = append(h.Events, e)
-	}
+	h, err := env.History(context.Background(), id, run)
+	require.NoError(t, err)
 	return h
 }
 
@@ -167,48 +159,7 @@ func saveHistory(t *testing.T, name string, h *historypb.History) {
 func historyLimits(t *testing.T, name string, h *historypb.History) {
 	t.Helper()
 	assert.Less(t, len(h.Events), 10240, "%s: history events", name)
-	largest := 0
-	for _, e := range h.Events {
-		walkPayloads(e.ProtoReflect().Interface(), func(p *commonpb.Payload) { largest = max(largest, proto.Size(p)) })
-	}
-	assert.Less(t, largest, 256<<10, "%s: largest payload %d bytes", name, largest)
-}
-
-// walkPayloads calls f on every payload inside m, however deep.
-func walkPayloads(m proto.Message, f func(*commonpb.Payload)) {
-	if p, ok := m.(*commonpb.Payload); ok {
-		f(p)
-		return
-	}
-	r := m.ProtoReflect()
-	r.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.IsList() && fd.Message() != nil:
-			l := v.List()
-			for i := range l.Len() {
-				walkPayloads(l.Get(i).Message().Interface(), f)
-			}
-		case fd.IsMap() && fd.MapValue().Message() != nil:
-			v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
-				walkPayloads(mv.Message().Interface(), f)
-				return true
-			})
-		case fd.Message() != nil:
-			walkPayloads(v.Message().Interface(), f)
-		}
-		return true
-	})
-}
-
-// childIDs lists the child workflows a history started.
-func childIDs(h *historypb.History) []string {
-	var ids []string
-	for _, e := range h.Events {
-		if a := e.GetChildWorkflowExecutionStartedEventAttributes(); a != nil {
-			ids = append(ids, a.GetWorkflowExecution().GetWorkflowId())
-		}
-	}
-	return ids
+	assert.Less(t, testenv.LargestPayload(h), 256<<10, "%s: largest payload", name)
 }
 
 // A release to 170 simulated hosts x 3 named targets (510 installs) goes
@@ -274,7 +225,7 @@ func TestFanOutThroughChildrenToSimulatedHosts(t *testing.T) {
 
 	parent := runHistory(t, txid, "")
 	historyLimits(t, "release", parent)
-	kids := childIDs(parent)
+	kids := testenv.ChildIDs(parent)
 	assert.ElementsMatch(t, []string{txid + "-install-1", txid + "-install-2", txid + "-install-3"}, kids)
 	for _, id := range kids {
 		historyLimits(t, id, runHistory(t, id, ""))
@@ -306,7 +257,7 @@ func TestFanOutThroughChildrenToSimulatedHosts(t *testing.T) {
 	assert.Contains(t, d.Reason, "rolled back 254 of 254 host install(s)")
 	require.NotNil(t, d.InstallPages)
 	assert.Equal(t, workflows.HostsSummary{Total: 3 * n, Installed: 254, Failed: 1, Skipped: 255, RolledBack: 254}, d.InstallPages.Summary)
-	kids = childIDs(runHistory(t, bad, ""))
+	kids = testenv.ChildIDs(runHistory(t, bad, ""))
 	assert.Contains(t, kids, bad+"-rollback-2")
 	// The hosts of batch 1 are back on the first release.
 	for _, h := range []string{"farm-000", "farm-084"} {
