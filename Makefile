@@ -11,7 +11,7 @@ VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || ech
 LDFLAGS       := -X github.com/relman/relman/internal/cli.Version=$(VERSION)
 export RELMAN_TEMPORAL_BIN ?= $(ABSBIN)/temporal
 
-.PHONY: build test test-short bench bench-quick demo demo-ci lint fuzz clean prereqs-test prereqs-demo
+.PHONY: build test test-short bench bench-quick demo demo-ci lint fuzz clean prereqs-test prereqs-demo fleet
 
 # What the system must have (git, subversion, ...): scripts/prereqs installs
 # it with apt-get when run as root, else names what to install.
@@ -42,6 +42,15 @@ test: prereqs-test $(BIN)/temporal $(BIN)/helm build
 .PHONY: chaos
 chaos: prereqs-test $(BIN)/temporal
 	$(GO) test -count=1 -timeout 30m ./chaos
+
+# Fleet scale: 1,000 simulated installer hosts (real installers in the test
+# process) register and renew for FLEET_MINUTES while releases of 3 named
+# targets go to all of them (./fleet; about a quarter of an hour).
+FLEET_HOSTS   ?= 1000
+FLEET_MINUTES ?= 10
+fleet: prereqs-test $(BIN)/temporal
+	RELMAN_FLEET=1 RELMAN_FLEET_HOSTS=$(FLEET_HOSTS) RELMAN_FLEET_MINUTES=$(FLEET_MINUTES) \
+		$(GO) test -count=1 -timeout 45m -v -run TestFleet ./fleet
 
 test-short:
 	$(GO) test -short ./...
