@@ -26,7 +26,9 @@ func (r *role) builder(ctx context.Context, cfg *config.Builder) error {
 	var ws []worker.Worker
 	var projects []string
 	for _, p := range slices.Sorted(maps.Keys(cfg.Projects)) {
-		w := worker.New(r.client, workflows.BuildQueue(p), worker.Options{WorkerStopTimeout: stopTimeout})
+		// A builder runs no workflow: no workflow task polls (see
+		// installer.go).
+		w := worker.New(r.client, workflows.BuildQueue(p), worker.Options{WorkerStopTimeout: stopTimeout, DisableWorkflowWorker: true})
 		registerActivities(w, builderActivities(a))
 		ws = append(ws, w)
 		projects = append(projects, p)

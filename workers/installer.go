@@ -31,11 +31,18 @@ func (r *role) installer(ctx context.Context, cfg *config.Installer) error {
 		r.log.Warn("stale downloads not removed", "error", err)
 	}
 	a := &activities.Installer{Config: cfg, Store: store, Log: r.log, Behaviors: r.opts.Behaviors}
-	// One poller: a host gets a few installs at a time, and each poller
-	// is a long poll the Temporal frontend counts against its limit per
-	// namespace (frontend.namespaceCount, 1,200 by default), which a
-	// thousand hosts with the SDK's default of two would pass.
-	w := worker.New(r.client, workflows.HostQueue(cfg.Host), worker.Options{WorkerStopTimeout: stopTimeout, MaxConcurrentActivityTaskPollers: 1})
+	// One long poll per host: every poller is one the Temporal frontend
+	// counts against its limit per namespace and API
+	// (frontend.namespaceCount, 1,200 by default), which a thousand hosts
+	// with the SDK's defaults (two activity pollers, and two workflow
+	// pollers although a host runs no workflow) would pass, starving the
+	// manager's own polls. A host gets a few installs at a time; one
+	// poller picks them up one after the other.
+	w := worker.New(r.client, workflows.HostQueue(cfg.Host), worker.Options{
+		WorkerStopTimeout:                stopTimeout,
+		MaxConcurrentActivityTaskPollers: 1,
+		DisableWorkflowWorker:            true,
+	})
 	registerActivities(w, installerActivities(a))
 	targets := map[string][]string{}
 	for env, ts := range cfg.Environments {
