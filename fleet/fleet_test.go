@@ -67,7 +67,11 @@ environments:
   slow: {}
 projects:
   farm: {targets: [web, docs, conf]}
-timeouts: {build: 5m, install: 5m, host: 20s}
+# A host picks its installs up one after the other (one poller), and this
+# machine's dev server dispatches a few hundred a second: the last of 3,000
+# installs waits about half a minute for its host. 2m leaves room; the
+# default is 5m.
+timeouts: {build: 5m, install: 5m, host: 2m}
 `,
 		"builder.yaml": `version: 1
 name: builder-fleet
