@@ -45,6 +45,8 @@ func roleMain(role, cfgPath, cpuProfile string) int {
 		cfg = &config.Builder{}
 	case "installer":
 		cfg = &config.Installer{}
+	case "manager":
+		cfg = &config.Manager{}
 	default:
 		return fail(fmt.Errorf("unknown role %q", role))
 	}

@@ -7,6 +7,7 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -14,7 +15,12 @@ import (
 // History reads the events of one run of a workflow (run "" for the
 // latest).
 func (e *Env) History(ctx context.Context, id, run string) (*historypb.History, error) {
-	it := e.Client.GetWorkflowHistory(ctx, id, run, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	return History(ctx, e.Client, id, run)
+}
+
+// History reads the events of one run of a workflow through c.
+func History(ctx context.Context, c client.Client, id, run string) (*historypb.History, error) {
+	it := c.GetWorkflowHistory(ctx, id, run, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	h := &historypb.History{}
 	for it.HasNext() {
 		ev, err := it.Next()
