@@ -229,7 +229,7 @@ func TestFleet(t *testing.T) {
 		}
 		defer func() {
 			for _, g := range ghosts {
-				_ = reg.Deregister(ctx, workflows.RoleInstaller, g)
+				_ = reg.Deregister(ctx, workflows.RoleInstaller, g, "")
 			}
 		}()
 		d := release(t, ctx, "skipping", true)

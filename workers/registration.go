@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/relman/relman/config"
@@ -35,11 +36,12 @@ func (r *role) serve(ctx context.Context, svc *config.Service, ws []worker.Worke
 		started = append(started, w)
 	}
 	g := registry.Registry{Client: r.client, ID: svc.RegistryID, ManagerQueue: svc.ManagerQueue}
+	reg.Instance = uuid.NewString()
 	r.log.Info(r.name+" started", "id", reg.ID, "projects", reg.Projects, "targets", reg.Targets, "lease", reg.Lease)
 	r.keepRegistered(ctx, g, reg)
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deregisterTimeout)
 	defer cancel()
-	if err := g.Deregister(dctx, reg.Role, reg.ID); err != nil {
+	if err := g.Deregister(dctx, reg.Role, reg.ID, reg.Instance); err != nil {
 		r.log.Warn("not deregistered; the lease expires on its own", "error", err)
 	}
 	r.log.Info(r.name + " stopped")

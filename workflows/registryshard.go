@@ -121,8 +121,19 @@ func RegistryShard(ctx workflow.Context, st RegistryShardState) error {
 			}
 			put(*s.Renew, now)
 		case s.Deregister != nil:
-			delete(leases, string(s.Deregister.Role)+"/"+s.Deregister.ID)
-			logger.Info("deregistered", "role", s.Deregister.Role, "id", s.Deregister.ID)
+			d := s.Deregister
+			key := string(d.Role) + "/" + d.ID
+			// An update can overtake a signal sent before it (update
+			// handlers run first in a workflow task), so the goodbye of a
+			// process that has since started again can arrive after its
+			// new registration: it names its own run, and leaves the new
+			// one alone.
+			if l, ok := leases[key]; ok && d.Instance != "" && l.Instance != "" && l.Instance != d.Instance {
+				logger.Info("deregistration of an earlier run ignored", "role", d.Role, "id", d.ID)
+				return
+			}
+			delete(leases, key)
+			logger.Info("deregistered", "role", d.Role, "id", d.ID)
 		}
 	}
 

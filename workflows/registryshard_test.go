@@ -207,6 +207,32 @@ func TestRegistryShardDeregister(t *testing.T) {
 	assert.Equal(t, []string{"installer/host-b"}, keys(*after))
 }
 
+// A deregistration that names an earlier run of the role (its process has
+// started again meanwhile) leaves the new registration alone, whichever
+// arrives first; one that names this run, or none, removes it.
+func TestRegistryShardDeregisterOfAnEarlierRunIgnored(t *testing.T) {
+	withInstance := func(r workflows.Registration, instance string) workflows.Registration {
+		r.Instance = instance
+		return r
+	}
+	env := newShardEnv(t)
+	at(env, time.Second, func() {
+		register(t, env, withInstance(installer("host-a", time.Hour), "run-2"))
+		register(t, env, withInstance(installer("host-b", time.Hour), "run-2"))
+		register(t, env, withInstance(installer("host-c", time.Hour), "run-2"))
+	})
+	at(env, 2*time.Second, func() {
+		env.SignalWorkflow(workflows.RegistrySignalName, workflows.RegistrySignal{Deregister: &workflows.DeregisterRequest{Role: workflows.RoleInstaller, ID: "host-a", Instance: "run-1"}})
+		env.SignalWorkflow(workflows.RegistrySignalName, workflows.RegistrySignal{Deregister: &workflows.DeregisterRequest{Role: workflows.RoleInstaller, ID: "host-b", Instance: "run-2"}})
+		env.SignalWorkflow(workflows.RegistrySignalName, workflows.RegistrySignal{Deregister: &workflows.DeregisterRequest{Role: workflows.RoleInstaller, ID: "host-c"}})
+	})
+	after := snapshot(t, env, 3*time.Second)
+	runShard(t, env, workflows.RegistryShardState{}, 10*time.Second)
+	assert.Equal(t, []string{"installer/host-a"}, keys(*after))
+	require.Len(t, *after, 1)
+	assert.Equal(t, "run-2", (*after)[0].Instance)
+}
+
 // shardCAN returns the state a shard continued as new with.
 func shardCAN(t *testing.T, env *testsuite.TestWorkflowEnvironment) workflows.RegistryShardState {
 	t.Helper()

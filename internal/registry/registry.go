@@ -51,9 +51,27 @@ func (g Registry) startOptions(shard string) client.StartWorkflowOptions {
 // Register registers r, or registers it again with what it advertises now
 // (the newest registration wins), and returns its lease once the registry
 // holds it. The shard is started on demand (update-with-start), so a fresh
-// namespace needs no bootstrap step. A registration the registry refuses
+// namespace needs no bootstrap step. An update the server drops because
+// its shard was continuing as new at that moment is sent again, so a
+// registration never fails for that. A registration the registry refuses
 // is an error that says why and matches ErrRefused.
 func (g Registry) Register(ctx context.Context, r workflows.Registration) (workflows.Lease, error) {
+	wait := 50 * time.Millisecond
+	for {
+		l, err := g.register(ctx, r)
+		if err == nil || !dropped(err) {
+			return l, err
+		}
+		select {
+		case <-ctx.Done():
+			return l, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+func (g Registry) register(ctx context.Context, r workflows.Registration) (workflows.Lease, error) {
 	shard := g.shard(r.ID)
 	var l workflows.Lease
 	start := g.Client.NewWithStartWorkflowOperation(g.startOptions(shard), workflows.RegistryShardWorkflowName, workflows.RegistryShardState{})
@@ -70,12 +88,28 @@ func (g Registry) Register(ctx context.Context, r workflows.Registration) (workf
 	}
 	if err != nil {
 		var app *temporal.ApplicationError
-		if errors.As(err, &app) {
+		if errors.As(err, &app) && app.Type() != acceptedUpdateCompletedWorkflow {
 			return l, fmt.Errorf("register %s %s with registry %s: %s: %w", r.Role, r.ID, g.ID, app.Message(), ErrRefused)
 		}
 		return l, fmt.Errorf("register %s %s with registry %s: %w", r.Role, r.ID, g.ID, err)
 	}
 	return l, nil
+}
+
+// acceptedUpdateCompletedWorkflow is the failure type the server gives an
+// update whose workflow closed (continued as new) before answering it.
+const acceptedUpdateCompletedWorkflow = "AcceptedUpdateCompletedWorkflow"
+
+// dropped reports an update the server did not deliver because its
+// workflow was continuing as new (its workflow task failed, the update was
+// aborted, or the run closed first): sending it again reaches the next run.
+func dropped(err error) bool {
+	var notReady *serviceerror.WorkflowNotReady
+	var unavailable *serviceerror.Unavailable
+	var notFound *serviceerror.NotFound
+	var app *temporal.ApplicationError
+	return errors.As(err, &notReady) || errors.As(err, &unavailable) || errors.As(err, &notFound) ||
+		errors.As(err, &app) && app.Type() == acceptedUpdateCompletedWorkflow
 }
 
 // Renew renews r's lease: a signal (signal-with-start) to its shard that
@@ -91,10 +125,12 @@ func (g Registry) Renew(ctx context.Context, r workflows.Registration) error {
 	return nil
 }
 
-// Deregister ends a registration at once, as a worker shuts down.
-func (g Registry) Deregister(ctx context.Context, role workflows.Role, id string) error {
+// Deregister ends a registration at once, as a worker shuts down: the
+// one its run (instance, see workflows.Registration) made, or any when
+// instance is empty.
+func (g Registry) Deregister(ctx context.Context, role workflows.Role, id, instance string) error {
 	err := g.Client.SignalWorkflow(ctx, g.shard(id), "", workflows.RegistrySignalName,
-		workflows.RegistrySignal{Deregister: &workflows.DeregisterRequest{Role: role, ID: id}})
+		workflows.RegistrySignal{Deregister: &workflows.DeregisterRequest{Role: role, ID: id, Instance: instance}})
 	var nf *serviceerror.NotFound
 	if err != nil && !errors.As(err, &nf) {
 		return fmt.Errorf("deregister %s %s: %w", role, id, err)
