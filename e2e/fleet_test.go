@@ -230,6 +230,13 @@ func TestFanOutThroughChildrenToSimulatedHosts(t *testing.T) {
 	for _, id := range kids {
 		historyLimits(t, id, runHistory(t, id, ""))
 	}
+	// relman history shows the children, whose own histories hold the
+	// installs.
+	out, errOut, code = env.CLI(ctx, "history", txid)
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "child started")
+	assert.Contains(t, out, "child completed")
+	assert.Contains(t, out, txid+"-install-2")
 	saveHistory(t, "release-fanout-children", parent)
 	saveHistory(t, "hostfanout-installs", runHistory(t, txid+"-install-3", ""))
 

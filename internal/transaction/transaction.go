@@ -229,6 +229,7 @@ type Step struct {
 func Timeline(ctx context.Context, c client.Client, txid string) ([]Step, error) {
 	it := c.GetWorkflowHistory(ctx, txid, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	acts := map[int64]*scheduled{}
+	kids := map[int64]time.Time{}
 	var out []Step
 	dc := converter.GetDefaultDataConverter()
 	for it.HasNext() {
@@ -295,6 +296,24 @@ func Timeline(ctx context.Context, c client.Client, txid string) ([]Step, error)
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCELED:
 			a := ev.GetActivityTaskCanceledEventAttributes()
 			out = append(out, actEnd(acts[a.GetScheduledEventId()], t, "cancelled", ""))
+		case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
+			// A large fan-out's chunks (HostFanOut): their own histories
+			// hold the installs.
+			a := ev.GetChildWorkflowExecutionStartedEventAttributes()
+			kids[a.GetInitiatedEventId()] = t
+			out = append(out, Step{Time: t, Event: "child started", Activity: a.GetWorkflowType().GetName(), Detail: a.GetWorkflowExecution().GetWorkflowId()})
+		case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED:
+			a := ev.GetChildWorkflowExecutionCompletedEventAttributes()
+			out = append(out, childEnd(kids, a.GetInitiatedEventId(), t, "child completed", a.GetWorkflowType().GetName(), a.GetWorkflowExecution().GetWorkflowId()))
+		case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED:
+			a := ev.GetChildWorkflowExecutionFailedEventAttributes()
+			out = append(out, childEnd(kids, a.GetInitiatedEventId(), t, "child failed", a.GetWorkflowType().GetName(), a.GetWorkflowExecution().GetWorkflowId()+": "+a.GetFailure().GetMessage()))
+		case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED:
+			a := ev.GetChildWorkflowExecutionCanceledEventAttributes()
+			out = append(out, childEnd(kids, a.GetInitiatedEventId(), t, "child cancelled", a.GetWorkflowType().GetName(), a.GetWorkflowExecution().GetWorkflowId()))
+		case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED:
+			a := ev.GetChildWorkflowExecutionTerminatedEventAttributes()
+			out = append(out, childEnd(kids, a.GetInitiatedEventId(), t, "child terminated", a.GetWorkflowType().GetName(), a.GetWorkflowExecution().GetWorkflowId()))
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
 			out = append(out, Step{Time: t, Event: "cancel requested", Detail: ev.GetWorkflowExecutionCancelRequestedEventAttributes().GetIdentity()})
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
@@ -327,6 +346,14 @@ func actEnd(s *scheduled, t time.Time, event, detail string) Step {
 	st := Step{Time: t, Event: event, Activity: s.name, Queue: s.queue, Worker: s.worker, Attempt: s.attempt, Detail: detail}
 	if !s.started.IsZero() {
 		st.Took = t.Sub(s.started)
+	}
+	return st
+}
+
+func childEnd(kids map[int64]time.Time, initiated int64, t time.Time, event, typ, detail string) Step {
+	st := Step{Time: t, Event: event, Activity: typ, Detail: detail}
+	if t0, ok := kids[initiated]; ok {
+		st.Took = t.Sub(t0)
 	}
 	return st
 }
