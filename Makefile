@@ -56,7 +56,8 @@ test-short:
 	$(GO) test -short ./...
 
 # relman against floors measured in the same run on the same dev server;
-# rewrites BENCHMARKS.md (under 10 minutes on 2 cores).
+# rewrites BENCHMARKS.md (about 11 minutes on 2 cores; rows 6 and 7, 1,000
+# and 3,000 simulated hosts, take 8 of them).
 bench: $(BIN)/temporal
 	$(GO) run ./bench -out BENCHMARKS.md
 

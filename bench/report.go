@@ -197,8 +197,8 @@ func writeMarkdown(o options, path string, m machine, rows []row, r *results, to
 	w := func(format string, args ...any) { fmt.Fprintf(&sb, format, args...) }
 	w("# Benchmarks\n\n")
 	w("How close relman is to what its machine can do. Every figure is a ratio: relman over a floor\n")
-	w("measured in the same run, on the same Temporal dev server. `make bench` runs everything (under\n")
-	w("10 minutes on 2 cores) and rewrites this file; `make bench-quick` is the CI smoke test (small\n")
+	w("measured in the same run, on the same Temporal dev server. `make bench` runs everything (about\n")
+	w("11 minutes on 2 cores, 8 of them rows 6 and 7) and rewrites this file; `make bench-quick` is the CI smoke test (small\n")
 	w("sizes, ratios printed, never judged). No test asserts a timing. The code is in `bench/`.\n\n")
 	w("## Machine\n\n")
 	w("| | |\n| --- | --- |\n")
