@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -340,4 +341,79 @@ func TestPlanCheckLimits(t *testing.T) {
 			assert.Equal(t, c.want, err.Error())
 		})
 	}
+}
+
+// Rollback and Where go through children too once they talk to more than
+// 200 hosts, with every host's answer (or error) where it was before.
+func TestRollbackAndWhereThroughChildren(t *testing.T) {
+	var hosts []string
+	for i := range 250 {
+		hosts = append(hosts, fmt.Sprintf("h%04d", i))
+	}
+	newEnv := func() (*testsuite.TestWorkflowEnvironment, *children) {
+		var s testsuite.WorkflowTestSuite
+		env := s.NewTestWorkflowEnvironment()
+		env.SetTestTimeout(time.Minute)
+		env.RegisterWorkflowWithOptions(workflows.Rollback, workflow.RegisterOptions{Name: workflows.RollbackWorkflowName})
+		env.RegisterWorkflowWithOptions(workflows.Where, workflow.RegisterOptions{Name: workflows.WhereWorkflowName})
+		env.RegisterWorkflowWithOptions(workflows.HostFanOut, workflow.RegisterOptions{Name: workflows.HostFanOutWorkflowName})
+		env.RegisterActivityWithOptions(func(context.Context, workflows.HostsInput) (workflows.HostsResult, error) {
+			return workflows.HostsResult{Targets: []string{"app"}, Hosts: map[string][]string{"app": hosts}}, nil
+		}, activity.RegisterOptions{Name: workflows.HostsActivity})
+		env.RegisterActivityWithOptions(func(_ context.Context, in workflows.AuthorizeInput) (string, error) { return in.Claimed, nil },
+			activity.RegisterOptions{Name: workflows.AuthorizeActivity})
+		env.RegisterActivityWithOptions(func(ctx context.Context, in workflows.RollbackHostInput) (workflows.RollbackHostResult, error) {
+			h := strings.TrimPrefix(activity.GetInfo(ctx).TaskQueue, "relman-host-")
+			if h == "h0100" {
+				return workflows.RollbackHostResult{}, temporal.NewNonRetryableApplicationError("no release before tx-3 on "+h, workflows.ErrReleaseNotFound, nil)
+			}
+			return workflows.RollbackHostResult{Host: h, From: "tx-3", To: "tx-2", Path: "/srv/" + h, Attempt: 1}, nil
+		}, activity.RegisterOptions{Name: workflows.RollbackActivity})
+		env.RegisterActivityWithOptions(func(ctx context.Context, in workflows.WhereHostInput) (map[string]workflows.LiveInstall, error) {
+			h := strings.TrimPrefix(activity.GetInfo(ctx).TaskQueue, "relman-host-")
+			if h == "h0200" {
+				return nil, temporal.NewNonRetryableApplicationError("host h0200: disk on fire", "Boom", nil)
+			}
+			return map[string]workflows.LiveInstall{"app": {Target: "app", Transaction: "tx-" + h}}, nil
+		}, activity.RegisterOptions{Name: workflows.WhereActivity})
+		ch := &children{}
+		env.SetOnChildWorkflowStartedListener(func(info *workflow.Info, _ workflow.Context, _ converter.EncodedValues) {
+			ch.mu.Lock()
+			defer ch.mu.Unlock()
+			ch.ids = append(ch.ids, info.WorkflowExecution.ID)
+		})
+		return env, ch
+	}
+
+	t.Run("rollback", func(t *testing.T) {
+		env, ch := newEnv()
+		env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "rb-1"})
+		env.ExecuteWorkflow(workflows.RollbackWorkflowName, workflows.RollbackInput{Request: workflows.Request{Project: "site", Env: "test", Requester: "alice"}})
+		app, d := failure(t, env)
+		assert.Equal(t, string(workflows.StatusRollbackFailed), app.Type())
+		assert.ElementsMatch(t, []string{"rb-1-rollback-1", "rb-1-rollback-2"}, ch.ids)
+		assert.Equal(t, "rollback failed on 1 of 250 host targets: h0100/app: no release before tx-3 on h0100", d.Reason)
+		require.Len(t, d.Installs, 250)
+		for _, in := range d.Installs {
+			if in.Host == "h0100" {
+				assert.Equal(t, workflows.InstallFailedS, in.State)
+				continue
+			}
+			assert.Equal(t, workflows.InstallInstalled, in.State, in.Host)
+			assert.Equal(t, "/srv/"+in.Host, in.Path)
+		}
+	})
+	t.Run("where", func(t *testing.T) {
+		env, ch := newEnv()
+		env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "where-1"})
+		env.ExecuteWorkflow(workflows.WhereWorkflowName, workflows.WhereInput{Project: "site", Env: "test"})
+		require.True(t, env.IsWorkflowCompleted())
+		require.NoError(t, env.GetWorkflowError())
+		var res workflows.WhereResult
+		require.NoError(t, env.GetWorkflowResult(&res))
+		assert.ElementsMatch(t, []string{"where-1-where-1", "where-1-where-2"}, ch.ids)
+		assert.Len(t, res.Hosts, 249)
+		assert.Equal(t, "tx-h0007", res.Hosts["h0007"]["app"].Transaction)
+		assert.Equal(t, map[string]string{"h0200": "host h0200: disk on fire"}, res.Errors)
+	})
 }
