@@ -117,6 +117,11 @@ func (m *Manager) Plan(ctx context.Context, in workflows.PlanInput) (workflows.P
 	if env.Approval == rollout.ApprovalRequired {
 		plan.Approval = workflows.Approval{Required: true, FourEyes: env.FourEyes, Timeout: env.ApprovalTimeout}
 	}
+	// Past the fleet limits a release is refused here, naming the limit,
+	// rather than running into one of Temporal's halfway.
+	if err := plan.CheckLimits(); err != nil {
+		return plan, m.rejection(req, rejected("%v", err), rej)
+	}
 	return plan, nil
 }
 
@@ -273,6 +278,9 @@ func (m *Manager) Hosts(ctx context.Context, in workflows.HostsInput) (workflows
 	}
 	if len(res.Hosts) == 0 {
 		return res, rejected("no installer host advertises any named target of project %q in environment %q", in.Project, in.Env)
+	}
+	if err := (workflows.Plan{Targets: res.Targets, Hosts: res.Hosts}).CheckLimits(); err != nil {
+		return res, rejected("%v", err)
 	}
 	return res, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -143,4 +144,49 @@ func TestNotifyKeepsWebhookSecrets(t *testing.T) {
 	assert.Contains(t, logs.String(), "webhook notified")
 	assert.NotContains(t, logs.String(), "s3cr3tT0k3n")
 	assert.NotContains(t, logs.String(), "hunter2")
+}
+
+// Past what one release holds, the plan is rejected naming the limit, and
+// where, rollback and the like (Hosts) are too.
+func TestPlanFleetLimits(t *testing.T) {
+	fleet := func(n int) []workflows.Lease {
+		ls := []workflows.Lease{builderLease("builder-1", planNow.Add(time.Minute), "web")}
+		for i := range n {
+			ls = append(ls, installerLease(fmt.Sprintf("h%05d", i), map[string][]string{"test": {"site", "api"}}))
+		}
+		return ls
+	}
+	tests := map[string]struct {
+		hosts   int
+		rollout *rollout.Policy
+		want    string
+	}{
+		"1,000 hosts rolling 1%":  {hosts: 1000, rollout: &rollout.Policy{Strategy: "rolling", Batch: "1%"}},
+		"1,000 hosts batch 1":     {hosts: 1000, rollout: &rollout.Policy{Strategy: "rolling", Batch: "1"}, want: "at most 500 batches (MaxRolloutBatches)"},
+		"5,001 hosts x 2 targets": {hosts: 5001, want: "10002 (host, named target) installs and one release holds at most 10000 (MaxReleaseInstalls)"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg := testManagerConfig()
+			cfg.Default()
+			m := &activities.Manager{Config: cfg, Registry: &fakeRegistry{leases: fleet(tc.hosts), filter: true}, Now: func() time.Time { return planNow }}
+			req := install("web", "test")
+			req.Rollout = tc.rollout
+			_, err := m.Plan(context.Background(), workflows.PlanInput{Request: req})
+			if tc.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			var app *temporal.ApplicationError
+			require.ErrorAs(t, err, &app)
+			assert.Equal(t, workflows.ErrRejected, app.Type())
+			assert.True(t, app.NonRetryable())
+			assert.Contains(t, app.Message(), tc.want)
+			if tc.rollout == nil {
+				_, err := m.Hosts(context.Background(), workflows.HostsInput{Project: "web", Env: "test"})
+				require.ErrorAs(t, err, &app)
+				assert.Contains(t, app.Message(), tc.want)
+			}
+		})
+	}
 }

@@ -47,6 +47,17 @@ type options struct {
 	fanRuns  int
 	warmup   int
 	profSize int // releases in the profiled (unmeasured) burst
+
+	// Rows 6 and 7: the fleet's sizes (registry windows), the release
+	// sizes, runs of each, the hosts' lease, each window's length, and
+	// how long the hosts take to start.
+	onlyFleet   bool
+	fleetHosts  []int
+	fleetFan    []int
+	fleetRuns   int
+	fleetLease  time.Duration
+	fleetWindow time.Duration
+	fleetSpread time.Duration
 }
 
 func main() {
@@ -60,14 +71,19 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the bench's temp dir")
 	flag.Var(&o.srvArgs, "server-arg", "an extra argument for `temporal server start-dev` (repeatable), e.g. --dynamic-config-value=K=V")
 	flag.BoolVar(&o.onlySQL, "only-row5", false, "debug: run only row 5 and print its figures")
+	flag.BoolVar(&o.onlyFleet, "only-fleet", false, "debug: run only rows 6 and 7 and print them")
 	flag.BoolVar(&o.verbose, "v", false, "print the event timeline of one relman and one floor run")
 	flag.Parse()
 	if o.quick {
 		o.seq, o.conc, o.artSize, o.artRuns, o.bigSize = 5, 10, 5<<20, 1, 20<<20
 		o.fan, o.fanRuns, o.warmup, o.profSize = []int{1, 5}, 2, 1, 10
+		o.fleetHosts, o.fleetFan, o.fleetRuns = []int{50, 150}, []int{1, 10, 50}, 2
+		o.fleetLease, o.fleetWindow, o.fleetSpread = 6*time.Second, 20*time.Second, 5*time.Second
 	} else {
 		o.seq, o.conc, o.artSize, o.artRuns, o.bigSize = 20, 100, 100<<20, 2, 1<<30
 		o.fan, o.fanRuns, o.warmup, o.profSize = []int{1, 10, 50}, 7, 3, 100
+		o.fleetHosts, o.fleetFan, o.fleetRuns = []int{1000, 3000}, []int{1, 200, 1000}, 3
+		o.fleetLease, o.fleetWindow, o.fleetSpread = config.DefaultLease, 2*time.Minute, 30*time.Second
 		if o.out == "" {
 			o.out = "BENCHMARKS.md"
 		}
@@ -123,6 +139,11 @@ func run(ctx context.Context, o options, noProfile bool) error {
 		return err
 	}
 	res.took = time.Since(start)
+	if o.onlyFleet {
+		printTable(os.Stdout, res.fleet.rows(o.quick))
+		printFleetFigures(os.Stdout, res.fleet)
+		return nil
+	}
 	if o.onlySQL {
 		x := res.orchSQL
 		fmt.Printf("row 5: p50 %s / %s, p95 %s / %s, throughput %.1f/s / %.1f/s (relman / floor)\n",
@@ -195,6 +216,11 @@ func (b *bench) logf(format string, args ...any) {
 // again on the SQLite-file one (row 5).
 func (b *bench) all(ctx context.Context) (*results, error) {
 	res := &results{}
+	if b.o.onlyFleet {
+		var err error
+		res.fleet, err = b.fleet(ctx)
+		return res, err
+	}
 	envs := []string{"orch", "art", "mem"}
 	for _, n := range b.o.fan {
 		envs = append(envs, fmt.Sprintf("fan%d", n))
@@ -242,6 +268,11 @@ func (b *bench) all(ctx context.Context) (*results, error) {
 	tu.stop()
 	if err != nil {
 		return nil, err
+	}
+	// Rows 6 and 7 last, on their own server: a thousand hosts' polls
+	// and renewals would weigh on every row measured beside them.
+	if res.fleet, err = b.fleet(ctx); err != nil {
+		return nil, fmt.Errorf("rows 6-7: %w", err)
 	}
 	if b.o.profile != "" {
 		res.profiles = []string{"row1-relman-roles.pprof", "row2-builder.pprof", "row2-installer.pprof", "row3-relman-roles.pprof"}

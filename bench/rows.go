@@ -374,6 +374,7 @@ type results struct {
 	orchFast         orchOut // row 1 on the unpaced dev server
 	fan              fanOut
 	art, big         artOut
+	fleet            fleetOut // rows 6 and 7
 	profiles         []string
 	took             time.Duration
 }

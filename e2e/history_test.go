@@ -84,7 +84,9 @@ func TestRecordedHistoriesReplay(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, workflows.StatusCancelled, d.Status)
 	ids["release-cancelled"] = cancelled
-	ids["registry"] = workflows.DefaultRegistryID
+	// The shard that holds host-a (the single Registry of earlier versions
+	// keeps its saved histories; nothing registers there any more).
+	ids["registry-shard"] = workflows.RegistryShardID(workflows.DefaultRegistryID, workflows.RegistryShardOf("host-a"))
 
 	dir := t.TempDir()
 	if os.Getenv("RELMAN_UPDATE_HISTORIES") != "" {

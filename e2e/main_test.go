@@ -57,6 +57,9 @@ func setup(ctx context.Context, e *testenv.Env) error {
 	if err := makeSvnRepo(filepath.Join(env.Root, "svn")); err != nil {
 		return err
 	}
+	if _, err := testenv.InitRepo(filepath.Join(env.Root, "repos", "farm"), map[string]string{"index.html": "<h1>farm</h1>\n", "conf/app.conf": "v=1\n"}); err != nil {
+		return err
+	}
 	if err := writeConfigs(); err != nil {
 		return err
 	}
@@ -184,6 +187,9 @@ environments:
   custom: {}
   # managers_test.go: only a host serving two managers serves it.
   multi: {}
+  # fleet_test.go: served by the in-process simulated hosts only.
+  fleet: {}
+  fleetroll: {rollout: {strategy: rolling, batch: 50%, max_failures: 0, auto_rollback: true}}
 projects:
   shop: {targets: [web, tool]}
   legacy: {targets: [web]}
@@ -195,6 +201,7 @@ projects:
   canary: {targets: [box]}
   site: {targets: [app]}
   kept: {targets: [kept]}
+  farm: {targets: [web, docs, conf]}
 timeouts: {build: 5m, install: 2m, host: 30s}
 `,
 		"builder.yaml": `version: 1
@@ -237,6 +244,10 @@ projects:
     source: {git: ./repos/shop}
     steps: [{name: build, run: [sh, -c, 'rm -rf out/app && mkdir -p out/app && cp -R app/. out/app/']}]
     outputs: {app: {path: out/app}}
+  farm:
+    source: {git: ./repos/farm}
+    steps: [{name: build, run: [sh, -c, 'rm -rf out && mkdir -p out/web out/docs out/conf && cp index.html out/web/ && echo "$RELMAN_COMMIT" > out/docs/COMMIT && cp conf/* out/conf/']}]
+    outputs: {web: {path: out/web}, docs: {path: out/docs}, conf: {path: out/conf}}
   orphan:
     source: {git: ./repos/shop}
     steps: [{name: build, run: ["true"]}]

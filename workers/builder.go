@@ -34,7 +34,9 @@ func (r *role) builder(ctx context.Context, cfg *config.Builder) error {
 	projects := slices.Sorted(maps.Keys(cfg.Projects))
 	for _, m := range cfg.Served() {
 		for _, p := range projects {
-			w := worker.New(r.client, workflows.BuildQueue(m.ManagerQueue, p), worker.Options{WorkerStopTimeout: stopTimeout})
+			// A builder runs no workflow: no workflow task polls (see
+			// installer.go).
+			w := worker.New(r.client, workflows.BuildQueue(m.ManagerQueue, p), worker.Options{WorkerStopTimeout: stopTimeout, DisableWorkflowWorker: true})
 			registerActivities(w, builderActivities(a))
 			ws = append(ws, w)
 		}

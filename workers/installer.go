@@ -32,9 +32,20 @@ func (r *role) installer(ctx context.Context, cfg *config.Installer) error {
 		r.log.Warn("stale downloads not removed", "error", err)
 	}
 	a := &activities.Installer{Config: cfg, Store: store, Log: r.log, Behaviors: r.opts.Behaviors}
+	// One long poll per host and manager: every poller is one the Temporal
+	// frontend counts against its limit per namespace and API
+	// (frontend.namespaceCount, 1,200 by default), which a thousand hosts
+	// with the SDK's defaults (two activity pollers, and two workflow
+	// pollers although a host runs no workflow) would pass, starving the
+	// manager's own polls. A host gets a few installs at a time; one
+	// poller picks them up one after the other.
 	var ws []worker.Worker
 	for _, m := range cfg.Served() {
-		w := worker.New(r.client, workflows.HostQueue(m.ManagerQueue, cfg.Host), worker.Options{WorkerStopTimeout: stopTimeout})
+		w := worker.New(r.client, workflows.HostQueue(m.ManagerQueue, cfg.Host), worker.Options{
+			WorkerStopTimeout:                stopTimeout,
+			MaxConcurrentActivityTaskPollers: 1,
+			DisableWorkflowWorker:            true,
+		})
 		registerActivities(w, installerActivities(a))
 		ws = append(ws, w)
 	}

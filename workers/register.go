@@ -21,6 +21,8 @@ var Workflows = []struct {
 	{workflows.ReleaseWorkflowName, workflows.Release},
 	{workflows.RollbackWorkflowName, workflows.Rollback},
 	{workflows.RegistryWorkflowName, workflows.Registry},
+	{workflows.RegistryShardWorkflowName, workflows.RegistryShard},
+	{workflows.HostFanOutWorkflowName, workflows.HostFanOut},
 	{workflows.LockWorkflowName, workflows.Lock},
 	{workflows.PlanOnlyWorkflowName, workflows.PlanOnly},
 	{workflows.WhereWorkflowName, workflows.Where},

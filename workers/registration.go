@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
@@ -57,6 +58,9 @@ func (r *role) serve(ctx context.Context, managers []config.ManagerRef, ws []wor
 		names[i] = m.ManagerQueue
 		regs[i] = registry.Registry{Client: r.client, ID: m.RegistryID, ManagerQueue: m.ManagerQueue}
 	}
+	// The instance names this run of the role, so a late goodbye from
+	// an earlier run never removes a new registration.
+	reg.Instance = uuid.NewString()
 	r.log.Info(r.name+" started", "id", reg.ID, "managers", names, "projects", reg.Projects, "targets", reg.Targets, "lease", reg.Lease)
 
 	rctx, stop := context.WithCancel(ctx)
@@ -82,7 +86,7 @@ func (r *role) serve(ctx context.Context, managers []config.ManagerRef, ws []wor
 	defer cancel()
 	for _, g := range regs {
 		wg.Go(func() {
-			if err := g.Deregister(dctx, reg.Role, reg.ID); err != nil {
+			if err := g.Deregister(dctx, reg.Role, reg.ID, reg.Instance); err != nil {
 				r.log.Warn("not deregistered; the lease expires on its own", "registry", g.ID, "error", err)
 			}
 		})
@@ -142,14 +146,17 @@ func (l *leases) set(i int, why string) {
 	}
 }
 
-// keepRegistered registers reg with one manager's registry g and renews it
-// every lease/3 until ctx ends. A failed renewal is logged and tried again
-// soon: the role keeps serving while its manager is away, and is not ready
-// until the registration holds again. It returns an error only when g is
-// another manager's registry.
+// keepRegistered registers reg with one manager's registry g, then renews
+// it every lease/3 until ctx ends. The registration is an answered update;
+// renewals are signals the server takes whether or not a manager runs
+// (registry.Registry.Renew). A failed attempt is logged and tried again
+// soon: the role keeps serving while its registry is away, and is not
+// ready until the registration holds again. A refused registration (its id
+// is another role's) is tried again every lease/3, its reason logged as an
+// error. It returns an error only when g is another manager's registry.
 func (r *role) keepRegistered(ctx context.Context, g registry.Registry, reg workflows.Registration, i int, held *leases) error {
 	every := max(reg.Lease/3, time.Second)
-	checked := false
+	registered, checked := false, false
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -158,11 +165,17 @@ func (r *role) keepRegistered(ctx context.Context, g registry.Registry, reg work
 			return nil
 		case <-t.C:
 			rctx, cancel := context.WithTimeout(ctx, every)
-			_, err := g.Register(rctx, reg)
+			t0 := time.Now()
+			var err error
+			if registered {
+				err = g.Renew(rctx, reg)
+			} else {
+				_, err = g.Register(rctx, reg)
+			}
 			if err == nil && !checked {
 				// The registry runs where the first to register started it:
 				// a registry id two managers share runs on one queue only.
-				err = g.CheckOwner(rctx)
+				err = g.CheckShardOwner(rctx, reg.ID)
 				if errors.Is(err, registry.ErrOtherManager) {
 					cancel()
 					r.log.Error("registered with another manager's registry; stopping", "registry", g.ID, "manager_queue", g.ManagerQueue, "error", err)
@@ -171,12 +184,21 @@ func (r *role) keepRegistered(ctx context.Context, g registry.Registry, reg work
 				checked = err == nil
 			}
 			cancel()
+			if ctx.Err() != nil {
+				return nil
+			}
+			if r.opts.Registration != nil {
+				r.opts.Registration(RegistrationEvent{ID: reg.ID, Renewal: registered, Took: time.Since(t0), Err: err})
+			}
 			switch {
 			case err == nil:
+				registered = true
 				held.set(i, "")
 				t.Reset(every)
-			case ctx.Err() != nil:
-				return nil
+			case errors.Is(err, registry.ErrRefused):
+				r.log.Error("registration refused; trying again", "registry", g.ID, "error", err, "in", every)
+				held.set(i, err.Error())
+				t.Reset(every)
 			default:
 				if !errors.Is(err, context.Canceled) {
 					r.log.Warn("registration not renewed; retrying", "registry", g.ID, "manager_queue", g.ManagerQueue, "error", err)
@@ -186,4 +208,15 @@ func (r *role) keepRegistered(ctx context.Context, g registry.Registry, reg work
 			}
 		}
 	}
+}
+
+// RegistrationEvent is one registration or renewal a builder or host made
+// (Options.Registration).
+type RegistrationEvent struct {
+	ID string
+	// Renewal is false for the first registration (an update the registry
+	// answers), true for a renewal (a signal the server stores).
+	Renewal bool
+	Took    time.Duration
+	Err     error
 }

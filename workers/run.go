@@ -70,6 +70,10 @@ type Options struct {
 	// StatusURL is called with the URL of /livez and /readyz as soon as
 	// they are served (status_address set), before Temporal is reached.
 	StatusURL func(string)
+	// Registration, when set, is called after each registration and
+	// renewal of a builder or host, with how long it took and how it
+	// ended (the fleet harness and benchmarks count them).
+	Registration func(RegistrationEvent)
 }
 
 // Serving says what a role serves once it is ready.

@@ -116,7 +116,7 @@ func (d *desk) where(ctx workflow.Context, in WhereInput) (WhereResult, error) {
 // fanOut is fanOut within maxDeskActivities: it waits until the calls fit
 // beside the other questions' pending activities, and sends more calls
 // than that in parts, one after the other.
-func (d *desk) fanOut(ctx workflow.Context, opts workflow.ActivityOptions, calls []hostCall, done func(int, workflow.Future)) {
+func (d *desk) fanOut(ctx workflow.Context, opts workflow.ActivityOptions, calls []hostCall, done func(int, hostResult)) {
 	for start := 0; start < len(calls); start += maxDeskActivities {
 		part := calls[start:min(start+maxDeskActivities, len(calls))]
 		n := len(part)
@@ -124,7 +124,9 @@ func (d *desk) fanOut(ctx workflow.Context, opts workflow.ActivityOptions, calls
 			return
 		}
 		d.pending += n
-		fanOut(ctx, opts, part, func(i int, f workflow.Future) {
+		// Directly, never through HostFanOut children: their ids derive
+		// from the workflow's, and questions asked at once would share them.
+		fanOutDirect(ctx, opts, part, func(i int, f hostResult) {
 			d.pending--
 			done(start+i, f)
 		})

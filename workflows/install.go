@@ -1,10 +1,10 @@
 package workflows
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -51,13 +51,14 @@ func (r *release) install(ctx workflow.Context, plan Plan, build BuildResult) er
 			r.d.Installs = append(r.d.Installs, InstallRecord{Host: host, Target: target, State: InstallPending})
 		}
 	}
-	out := r.runInstalls(ctx, all, build, false)
+	r.children = viaChildren(ctx, len(all))
+	out := r.runInstalls(ctx, "install", all, build, false)
 	if out.cancelled || ctx.Err() != nil {
 		return temporal.NewCanceledError()
 	}
 	if len(out.failures) > 0 {
 		return temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("install failed on %d of %d host installs: %s", len(out.failures), len(all), strings.Join(out.failures, "; ")),
+			fmt.Sprintf("install failed on %d of %d host installs: %s", len(out.failures), len(all), joinCapped(out.failures, "; ", maxListed)),
 			ErrInstallFailed, nil)
 	}
 	return nil
@@ -86,6 +87,7 @@ func (r *release) rollout(ctx workflow.Context, plan Plan, build BuildResult) er
 			}
 		}
 	}
+	r.children = viaChildren(ctx, len(r.d.Installs))
 	maxFail := ro.MaxFailureCount(len(hosts))
 	var failures, failedHosts, unreachable []string
 	for bi, b := range batches {
@@ -98,7 +100,7 @@ func (r *release) rollout(ctx workflow.Context, plan Plan, build BuildResult) er
 			}
 		}
 		if len(batches) > 1 {
-			r.event(ctx, "", fmt.Sprintf("batch %d of %d: %s", n, len(batches), strings.Join(b, ", ")))
+			r.event(ctx, "", fmt.Sprintf("batch %d of %d: %s", n, len(batches), joinCapped(b, ", ", maxListed)))
 		}
 		var idxs []int
 		for i := range r.d.Installs {
@@ -106,7 +108,7 @@ func (r *release) rollout(ctx workflow.Context, plan Plan, build BuildResult) er
 				idxs = append(idxs, i)
 			}
 		}
-		out := r.runInstalls(ctx, idxs, build, ro.Unreachable == rollout.UnreachableSkip)
+		out := r.runInstalls(ctx, fmt.Sprintf("install-%d", n), idxs, build, ro.Unreachable == rollout.UnreachableSkip)
 		failures = append(failures, out.failures...)
 		for _, h := range out.failedHosts {
 			if !slices.Contains(failedHosts, h) {
@@ -121,11 +123,11 @@ func (r *release) rollout(ctx workflow.Context, plan Plan, build BuildResult) er
 		if len(failedHosts) > maxFail {
 			left := r.skipPending(fmt.Sprintf("not attempted: the rollout stopped after batch %d", n))
 			msg := fmt.Sprintf("rollout stopped after batch %d of %d: %d host(s) failed (%s), more than max_failures %d allows",
-				n, len(batches), len(failedHosts), strings.Join(failedHosts, ", "), maxFail)
+				n, len(batches), len(failedHosts), joinCapped(failedHosts, ", ", maxListed), maxFail)
 			if len(left) > 0 {
-				msg += fmt.Sprintf("; %d host(s) left untouched: %s", len(left), strings.Join(left, ", "))
+				msg += fmt.Sprintf("; %d host(s) left untouched: %s", len(left), joinCapped(left, ", ", maxListed))
 			}
-			msg += "; " + strings.Join(failures, "; ")
+			msg += "; " + joinCapped(failures, "; ", maxListed)
 			if ro.AutoRollback {
 				msg += "; " + r.autoRollback(ctx)
 			}
@@ -135,10 +137,10 @@ func (r *release) rollout(ctx workflow.Context, plan Plan, build BuildResult) er
 	done := len(hosts) - len(failedHosts)
 	r.completed = fmt.Sprintf("installed on %d host(s) in %d batch(es)", done, len(batches))
 	if len(failedHosts) > 0 {
-		r.completed += fmt.Sprintf("; %d host(s) failed within max_failures %d: %s", len(failedHosts), maxFail, strings.Join(failures, "; "))
+		r.completed += fmt.Sprintf("; %d host(s) failed within max_failures %d: %s", len(failedHosts), maxFail, joinCapped(failures, "; ", maxListed))
 	}
 	if len(unreachable) > 0 {
-		r.completed += fmt.Sprintf("; skipped unreachable: %s", strings.Join(unreachable, ", "))
+		r.completed += fmt.Sprintf("; skipped unreachable: %s", joinCapped(unreachable, ", ", maxListed))
 	}
 	return nil
 }
@@ -165,8 +167,8 @@ type batchOutcome struct {
 }
 
 // runInstalls runs the installs of r.d.Installs[idxs] in parallel and waits
-// for all of them.
-func (r *release) runInstalls(ctx workflow.Context, idxs []int, build BuildResult, skipUnreachable bool) batchOutcome {
+// for all of them; name names their fan-out's children.
+func (r *release) runInstalls(ctx workflow.Context, name string, idxs []int, build BuildResult, skipUnreachable bool) batchOutcome {
 	var out batchOutcome
 	hostTimeout := orDefault(r.in.HostTimeout, DefaultHostTimeout)
 	calls := make([]hostCall, len(idxs))
@@ -182,7 +184,7 @@ func (r *release) runInstalls(ctx workflow.Context, idxs []int, build BuildResul
 			Artifact:    build.Artifacts[rec.Target],
 		}}
 	}
-	fanOut(ctx, r.installOptions(), calls, func(n int, f workflow.Future) {
+	fanOutVia(ctx, name, r.installOptions(), calls, r.children, func(n int, f hostResult) {
 		rec := &r.d.Installs[idxs[n]]
 		rec.Ended = workflow.Now(ctx)
 		var res InstallResult
@@ -192,7 +194,7 @@ func (r *release) runInstalls(ctx workflow.Context, idxs []int, build BuildResul
 			rec.State = InstallInstalled
 			rec.Path = res.Path
 			rec.Attempts = res.Attempt
-			r.event(ctx, "", fmt.Sprintf("installed %s on %s at %s", rec.Target, rec.Host, res.Path))
+			r.hostEvent(ctx, fmt.Sprintf("installed %s on %s at %s", rec.Target, rec.Host, res.Path))
 		case temporal.IsCanceledError(err):
 			out.cancelled = true
 			rec.State = InstallCancelled
@@ -201,7 +203,7 @@ func (r *release) runInstalls(ctx workflow.Context, idxs []int, build BuildResul
 			rec.State = InstallSkipped
 			rec.Error = installError(err, rec.Host, hostTimeout) + "; skipped (unreachable: skip)"
 			out.unreachable = append(out.unreachable, rec.Host+"/"+rec.Target)
-			r.event(ctx, "", fmt.Sprintf("skipped %s on unreachable %s", rec.Target, rec.Host))
+			r.hostEvent(ctx, fmt.Sprintf("skipped %s on unreachable %s", rec.Target, rec.Host))
 		default:
 			rec.State = InstallFailedS
 			rec.Error = installError(err, rec.Host, hostTimeout)
@@ -210,7 +212,7 @@ func (r *release) runInstalls(ctx workflow.Context, idxs []int, build BuildResul
 			if !slices.Contains(out.failedHosts, rec.Host) {
 				out.failedHosts = append(out.failedHosts, rec.Host)
 			}
-			r.event(ctx, "", fmt.Sprintf("install of %s on %s failed: %s", rec.Target, rec.Host, rec.Error))
+			r.hostEvent(ctx, fmt.Sprintf("install of %s on %s failed: %s", rec.Target, rec.Host, rec.Error))
 		}
 	})
 	slices.Sort(out.failures)
@@ -270,7 +272,7 @@ func (r *release) autoRollback(ctx workflow.Context) string {
 	var failed []string
 	// Records in the order of the hosts, whatever order they answer in.
 	records := make([]RollbackRecord, len(calls))
-	fanOut(ctx, opts, calls, func(n int, f workflow.Future) {
+	fanOut(ctx, "rollback", opts, calls, func(n int, f hostResult) {
 		rec := &r.d.Installs[idxs[n]]
 		rb := &records[n]
 		*rb = RollbackRecord{Host: rec.Host, Target: rec.Target}
@@ -279,20 +281,34 @@ func (r *release) autoRollback(ctx workflow.Context) string {
 		if err == nil {
 			rb.OK = true
 			rec.RolledBack = true
-			r.event(ctx, "", fmt.Sprintf("rolled back %s on %s", rec.Target, rec.Host))
+			r.hostEvent(ctx, fmt.Sprintf("rolled back %s on %s", rec.Target, rec.Host))
 		} else {
 			rb.Error = installError(err, rec.Host, hostTimeout)
 			failed = append(failed, fmt.Sprintf("%s/%s: %s", rec.Host, rec.Target, rb.Error))
-			r.event(ctx, "", fmt.Sprintf("rollback of %s on %s failed: %s", rec.Target, rec.Host, rb.Error))
+			r.hostEvent(ctx, fmt.Sprintf("rollback of %s on %s failed: %s", rec.Target, rec.Host, rb.Error))
 		}
 	})
 	r.d.Rollbacks = append(r.d.Rollbacks, records...)
 	slices.Sort(failed)
 	msg := fmt.Sprintf("rolled back %d of %d host install(s)", len(calls)-len(failed), len(calls))
 	if len(failed) > 0 {
-		msg += "; rollback failed on " + strings.Join(failed, "; ")
+		msg += "; rollback failed on " + joinCapped(failed, "; ", maxListed)
 	}
 	return msg
+}
+
+// maxListed is how many hosts or failures a reason or an event names; it
+// counts the rest, so a message about a thousand hosts stays readable and
+// small (the per-host detail has them all).
+const maxListed = 20
+
+// hostEvent logs one host's step in the detail's events, unless the release
+// has more installs than one detail answer carries: its installs, read a
+// page at a time, say the same, and a thousand such events would not fit.
+func (r *release) hostEvent(ctx workflow.Context, detail string) {
+	if len(r.d.Installs) <= MaxDetailInstalls {
+		r.event(ctx, "", detail)
+	}
 }
 
 // installError says in one sentence why a host's install (or rollback)
@@ -315,8 +331,11 @@ func installError(err error, host string, hostTimeout time.Duration) string {
 func attemptsOf(err error) int32 {
 	var app *temporal.ApplicationError
 	if errors.As(err, &app) && app.HasDetails() {
+		// As JSON: an error that came back through a HostFanOut child
+		// holds its details that way, and a typed read of it would panic.
+		var raw json.RawMessage
 		var f InstallFailure
-		if app.Details(&f) == nil && f.Attempt > 0 {
+		if app.Details(&raw) == nil && decodeJSON(raw, &f) == nil && f.Attempt > 0 {
 			return f.Attempt
 		}
 	}

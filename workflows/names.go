@@ -22,11 +22,20 @@ const (
 	// reads records (record.go).
 	RecordTransactionWorkflowName = "RecordTransaction"
 	RecordsWorkflowName           = "Records"
+	// RegistryShardWorkflowName holds one shard of a manager's
+	// registrations (registryshard.go); Registry is the single registry
+	// of earlier versions, still read until its leases expire.
+	RegistryShardWorkflowName = "RegistryShard"
+	// HostFanOutWorkflowName runs one chunk of a large fan-out to hosts as
+	// a child of the transaction (fanout.go).
+	HostFanOutWorkflowName = "HostFanOut"
 
 	StatusQuery        = "status"
 	DetailQuery        = "detail"
 	RegistrationsQuery = "registrations"
 	LockQuery          = "lock"
+	// DetailInstallsQuery pages through a large transaction's installs.
+	DetailInstallsQuery = "detail-installs"
 
 	RegisterUpdate   = "register"
 	DeregisterUpdate = "deregister"
@@ -44,6 +53,8 @@ const (
 	LockRequestSignal = "lock-request"
 	LockReleaseSignal = "lock-release"
 	LockAnswerSignal  = "lock-answer"
+	// RegistrySignalName renews or deregisters at a RegistryShard.
+	RegistrySignalName = "registration"
 )
 
 // Activity names. The manager's run on its queue (Plan as a local
@@ -151,9 +162,9 @@ var SearchAttributes = []string{SAProject, SAEnv, SAStatus, SARequester}
 
 // Application error types. Callers branch on these, never on message text.
 const (
-	ErrRejected       = "Rejected"
+	ErrRejected = "Rejected"
 	// ErrSuperseded: a newer release took the waiting release's place.
-	ErrSuperseded = "Superseded"
+	ErrSuperseded     = "Superseded"
 	ErrBuildFailed    = "BuildFailed"
 	ErrInstallFailed  = "InstallFailed"
 	ErrChecksum       = "ChecksumMismatch"

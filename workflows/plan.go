@@ -74,14 +74,10 @@ type Plan struct {
 func (p Plan) hostList() []string {
 	var hosts []string
 	for _, t := range sortedKeys(p.Hosts) {
-		for _, h := range p.Hosts[t] {
-			if !slices.Contains(hosts, h) {
-				hosts = append(hosts, h)
-			}
-		}
+		hosts = append(hosts, p.Hosts[t]...)
 	}
 	slices.Sort(hosts)
-	return hosts
+	return slices.Compact(hosts)
 }
 
 // PlanRejection rides as the details of a Rejected plan error, so a release

@@ -29,6 +29,10 @@ type Registration struct {
 	Targets  map[string][]string `json:"targets,omitempty"` // env -> named targets
 	// Lease is how long the registration lives without a renewal.
 	Lease time.Duration `json:"lease"`
+	// Instance names one run of the role's process (RegistryShard): its
+	// deregistration names it too, so one left over from an earlier run
+	// never removes this run's registration.
+	Instance string `json:"instance,omitempty"`
 }
 
 // Key identifies a registration in the registry.
@@ -52,6 +56,9 @@ type RegistryState struct {
 type DeregisterRequest struct {
 	Role Role   `json:"role"`
 	ID   string `json:"id"`
+	// Instance, when set, removes the registration only if that run of the
+	// role made it (RegistryShard).
+	Instance string `json:"instance,omitempty"`
 }
 
 // Registry holds the registrations of builders and installer hosts as leases.

@@ -63,7 +63,7 @@ func Release(ctx workflow.Context, in ReleaseInput) (*Detail, error) {
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (Status, error) { return r.d.Status, nil }); err != nil {
 		return nil, err
 	}
-	if err := workflow.SetQueryHandler(ctx, DetailQuery, func() (*Detail, error) { return &r.d, nil }); err != nil {
+	if err := setDetailQueries(ctx, &r.d); err != nil {
 		return nil, err
 	}
 	if err := r.setApprovalHandlers(ctx); err != nil {
@@ -93,6 +93,8 @@ type release struct {
 	webhooks []string
 	// completed overrides the INSTALL_COMPLETED detail of a rollout.
 	completed string
+	// children: installs go out through HostFanOut children (fanout.go).
+	children bool
 }
 
 // startedAfterPlanVersion marks releases that record STARTED once the
@@ -300,20 +302,20 @@ func (r *release) end(ctx workflow.Context, err error, status Status) (*Detail, 
 		r.setStatus(dctx, StatusCancelled, r.d.Reason)
 		r.closing(dctx)
 		r.d.Ended = workflow.Now(dctx)
-		return &r.d, temporal.NewCanceledError(r.d.Reason)
+		return r.d.answer(), temporal.NewCanceledError(r.d.Reason)
 	}
 	r.d.Reason = reason(err, r.in, status)
 	r.unlock(ctx)
 	r.setStatus(ctx, status, r.d.Reason)
 	r.closing(ctx)
 	r.d.Ended = workflow.Now(ctx)
-	return &r.d, temporal.NewNonRetryableApplicationError(r.d.Reason, string(status), nil, r.d)
+	return r.d.answer(), temporal.NewNonRetryableApplicationError(r.d.Reason, string(status), nil, r.d.answer())
 }
 
 func (r *release) finish(ctx workflow.Context) *Detail {
 	r.closing(ctx)
 	r.d.Ended = workflow.Now(ctx)
-	return &r.d
+	return r.d.answer()
 }
 
 // closing notifies the final status; end and finish call it once the

@@ -3,7 +3,6 @@ package workflows
 import (
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -78,7 +77,7 @@ func Rollback(ctx workflow.Context, in RollbackInput) (*Detail, error) {
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (Status, error) { return rb.d.Status, nil }); err != nil {
 		return nil, err
 	}
-	if err := workflow.SetQueryHandler(ctx, DetailQuery, func() (*Detail, error) { return &rb.d, nil }); err != nil {
+	if err := setDetailQueries(ctx, &rb.d); err != nil {
 		return nil, err
 	}
 	if err := rb.setApprovalHandlers(ctx); err != nil {
@@ -194,7 +193,7 @@ func (rb *rollback) run(ctx workflow.Context) (*Detail, error) {
 	}
 	var failed []string
 	canceled := false
-	fanOut(ctx, opts, calls, func(i int, f workflow.Future) {
+	fanOut(ctx, "rollback", opts, calls, func(i int, f hostResult) {
 		rec := &rb.d.Installs[i]
 		var res RollbackHostResult
 		err := f.Get(ctx, &res)
@@ -204,7 +203,7 @@ func (rb *rollback) run(ctx workflow.Context) (*Detail, error) {
 			rec.State = InstallInstalled
 			rec.Path = res.Path
 			rec.Attempts = res.Attempt
-			rb.event(ctx, "", fmt.Sprintf("rolled back %s on %s from %s to %s", rec.Target, rec.Host, orNone(res.From), res.To))
+			rb.hostEvent(ctx, fmt.Sprintf("rolled back %s on %s from %s to %s", rec.Target, rec.Host, orNone(res.From), res.To))
 		case temporal.IsCanceledError(err):
 			canceled = true
 			rec.State = InstallCancelled
@@ -213,7 +212,7 @@ func (rb *rollback) run(ctx workflow.Context) (*Detail, error) {
 			rec.State = InstallFailedS
 			rec.Error = installError(err, rec.Host, hostTimeout)
 			failed = append(failed, fmt.Sprintf("%s/%s: %s", rec.Host, rec.Target, rec.Error))
-			rb.event(ctx, "", fmt.Sprintf("rollback of %s on %s failed: %s", rec.Target, rec.Host, rec.Error))
+			rb.hostEvent(ctx, fmt.Sprintf("rollback of %s on %s failed: %s", rec.Target, rec.Host, rec.Error))
 		}
 	})
 	if canceled || ctx.Err() != nil {
@@ -222,13 +221,13 @@ func (rb *rollback) run(ctx workflow.Context) (*Detail, error) {
 	if len(failed) > 0 {
 		sort.Strings(failed)
 		return rb.end(ctx, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("rollback failed on %d of %d host targets: %s", len(failed), len(calls), strings.Join(failed, "; ")),
+			fmt.Sprintf("rollback failed on %d of %d host targets: %s", len(failed), len(calls), joinCapped(failed, "; ", maxListed)),
 			string(StatusRollbackFailed), nil), StatusRollbackFailed)
 	}
 	rb.unlock(ctx)
 	rb.setStatus(ctx, StatusRollbackCompleted, fmt.Sprintf("rolled back on %d host target(s)", len(calls)))
 	rb.d.Ended = workflow.Now(ctx)
-	return &rb.d, nil
+	return rb.d.answer(), nil
 }
 
 // end records a failure and fails the workflow with the status as its
@@ -240,13 +239,20 @@ func (rb *rollback) end(ctx workflow.Context, err error, status Status) (*Detail
 		rb.unlock(dctx)
 		rb.setStatus(dctx, StatusCancelled, rb.d.Reason)
 		rb.d.Ended = workflow.Now(dctx)
-		return &rb.d, temporal.NewCanceledError(rb.d.Reason)
+		return rb.d.answer(), temporal.NewCanceledError(rb.d.Reason)
 	}
 	rb.d.Reason = reason(err, ReleaseInput{Request: rb.in.Request}, status)
 	rb.unlock(ctx)
 	rb.setStatus(ctx, status, rb.d.Reason)
 	rb.d.Ended = workflow.Now(ctx)
-	return &rb.d, temporal.NewNonRetryableApplicationError(rb.d.Reason, string(status), nil, rb.d)
+	return rb.d.answer(), temporal.NewNonRetryableApplicationError(rb.d.Reason, string(status), nil, rb.d.answer())
+}
+
+// hostEvent is release.hostEvent for a rollback.
+func (rb *rollback) hostEvent(ctx workflow.Context, detail string) {
+	if len(rb.d.Installs) <= MaxDetailInstalls {
+		rb.event(ctx, "", detail)
+	}
 }
 
 func orNone(s string) string {

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"time"
 
+	"go.temporal.io/sdk/workflow"
+
 	"github.com/relman/relman/rollout"
 )
 
@@ -197,4 +199,60 @@ type Detail struct {
 	Events    []Event          `json:"events"`
 	Started   time.Time        `json:"started"`
 	Ended     time.Time        `json:"ended,omitempty"`
+	// InstallPages replaces Installs in the answers of a transaction with
+	// more than MaxDetailInstalls installs: their count by state, and the
+	// DetailInstallsQuery reads them a page at a time.
+	InstallPages *InstallPages `json:"install_pages,omitempty"`
+}
+
+// MaxDetailInstalls is the most installs one detail answer carries (about
+// 250 bytes each). A transaction with more answers the detail query, and
+// ends, with InstallPages instead of Installs, so no answer (query result,
+// workflow result, failure) grows with the fleet: Temporal refuses payloads
+// over 2 MB, and relman keeps them under 256 KB.
+const MaxDetailInstalls = 500
+
+// InstallPages says how to read the installs of a large transaction.
+type InstallPages struct {
+	Total    int          `json:"total"`
+	PageSize int          `json:"page_size"`
+	Summary  HostsSummary `json:"summary"`
+}
+
+// InstallsPage is one answer of the DetailInstallsQuery.
+type InstallsPage struct {
+	Offset   int             `json:"offset"`
+	Total    int             `json:"total"`
+	Installs []InstallRecord `json:"installs"`
+}
+
+// answer is d as the detail query and the workflow's end carry it: all of
+// it, or with its installs replaced by InstallPages when there are too many.
+func (d *Detail) answer() *Detail {
+	if len(d.Installs) <= MaxDetailInstalls {
+		return d
+	}
+	a := *d
+	a.Installs = nil
+	a.InstallPages = &InstallPages{Total: len(d.Installs), PageSize: MaxDetailInstalls, Summary: countInstalls(d.Installs)}
+	return &a
+}
+
+// setDetailQueries answers the detail query and the DetailInstallsQuery
+// (offset, limit: up to MaxDetailInstalls installs from offset) from d.
+func setDetailQueries(ctx workflow.Context, d *Detail) error {
+	if err := workflow.SetQueryHandler(ctx, DetailQuery, func() (*Detail, error) { return d.answer(), nil }); err != nil {
+		return err
+	}
+	return workflow.SetQueryHandler(ctx, DetailInstallsQuery, func(offset, limit int) (InstallsPage, error) {
+		if offset < 0 || limit < 1 {
+			return InstallsPage{}, fmt.Errorf("a page of installs needs an offset of 0 or more and a limit of 1 or more, not %d and %d", offset, limit)
+		}
+		p := InstallsPage{Offset: offset, Total: len(d.Installs)}
+		end := min(offset+min(limit, MaxDetailInstalls), len(d.Installs))
+		if offset < end {
+			p.Installs = d.Installs[offset:end]
+		}
+		return p, nil
+	})
 }

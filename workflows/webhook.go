@@ -52,6 +52,28 @@ type HostsSummary struct {
 	RolledBack int `json:"rolled_back"`
 }
 
+// countInstalls counts installs by state.
+func countInstalls(installs []InstallRecord) HostsSummary {
+	var h HostsSummary
+	for _, in := range installs {
+		h.Total++
+		switch in.State {
+		case InstallInstalled:
+			h.Installed++
+		case InstallFailedS:
+			h.Failed++
+		case InstallSkipped, InstallCancelled:
+			h.Skipped++
+		default:
+			h.Pending++
+		}
+		if in.RolledBack {
+			h.RolledBack++
+		}
+	}
+	return h
+}
+
 // notification is the webhook payload of the release as it stands.
 func (r *release) notification(ctx workflow.Context) Notification {
 	n := Notification{
@@ -68,22 +90,7 @@ func (r *release) notification(ctx workflow.Context) Notification {
 	if n.Reason == "" {
 		n.Reason = r.d.Waiting
 	}
-	for _, in := range r.d.Installs {
-		n.Hosts.Total++
-		switch in.State {
-		case InstallInstalled:
-			n.Hosts.Installed++
-		case InstallFailedS:
-			n.Hosts.Failed++
-		case InstallSkipped, InstallCancelled:
-			n.Hosts.Skipped++
-		default:
-			n.Hosts.Pending++
-		}
-		if in.RolledBack {
-			n.Hosts.RolledBack++
-		}
-	}
+	n.Hosts = countInstalls(r.d.Installs)
 	return n
 }
 

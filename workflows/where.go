@@ -58,13 +58,15 @@ type WhereResult struct {
 // `relman where` asks the manager's Desk now (desk.go); Where stays
 // registered so the executions it ran still replay.
 func Where(ctx workflow.Context, in WhereInput) (WhereResult, error) {
-	return where(ctx, in, fanOut)
+	return where(ctx, in, func(ctx workflow.Context, opts workflow.ActivityOptions, calls []hostCall, done func(int, hostResult)) {
+		fanOut(ctx, "where", opts, calls, done)
+	})
 }
 
 // where asks every host of the environment what is live, sending the
 // calls out through fan (fanOut, or the Desk's fan-out that keeps its
 // pending activities in bounds).
-func where(ctx workflow.Context, in WhereInput, fan func(workflow.Context, workflow.ActivityOptions, []hostCall, func(int, workflow.Future))) (WhereResult, error) {
+func where(ctx workflow.Context, in WhereInput, fan func(workflow.Context, workflow.ActivityOptions, []hostCall, func(int, hostResult))) (WhereResult, error) {
 	res := WhereResult{Project: in.Project, Env: in.Env, Hosts: map[string]map[string]LiveInstall{}}
 	hosts, err := registeredHosts(ctx, in.Project, in.Env)
 	if err != nil {
@@ -81,7 +83,7 @@ func where(ctx workflow.Context, in WhereInput, fan func(workflow.Context, workf
 		StartToCloseTimeout:    whereHostTimeout,
 		RetryPolicy:            &temporal.RetryPolicy{MaximumAttempts: 2},
 	}
-	fan(ctx, opts, calls, func(i int, f workflow.Future) {
+	fan(ctx, opts, calls, func(i int, f hostResult) {
 		h := names[i]
 		var live map[string]LiveInstall
 		if err := f.Get(ctx, &live); err != nil {

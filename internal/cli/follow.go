@@ -34,12 +34,18 @@ func (a *app) follow(ctx context.Context, c client.Client, txid string) (*workfl
 func followLines(ctx context.Context, c client.Client, txid string, w io.Writer) (*workflows.Detail, error) {
 	seenEvents := 0
 	seenInstall := map[string]workflows.InstallState{}
+	var seenCount workflows.HostsSummary
 	return transaction.Wait(ctx, c, txid, func(d *workflows.Detail) {
 		for ; seenEvents < len(d.Events); seenEvents++ {
 			e := d.Events[seenEvents]
 			if e.Status != "" {
 				fmt.Fprintf(w, "%s  %-17s %s\n", stamp(e.Time), e.Status, e.Detail)
 			}
+		}
+		// A large release: its count by state, each time it changes.
+		if p := d.InstallPages; p != nil && p.Summary != seenCount {
+			seenCount = p.Summary
+			fmt.Fprintf(w, "%s  %-17s %s\n", stamp(time.Time{}), "installs", installCount(p.Summary))
 		}
 		for _, in := range d.Installs {
 			k := in.Host + "/" + in.Target
@@ -61,6 +67,15 @@ func followLines(ctx context.Context, c client.Client, txid string, w io.Writer)
 			fmt.Fprintln(w, line)
 		}
 	})
+}
+
+// installCount says how far a release's installs are.
+func installCount(h workflows.HostsSummary) string {
+	s := fmt.Sprintf("%d of %d done: %d installed, %d failed, %d skipped", h.Total-h.Pending, h.Total, h.Installed, h.Failed, h.Skipped)
+	if h.RolledBack > 0 {
+		s += fmt.Sprintf(", %d rolled back", h.RolledBack)
+	}
+	return s
 }
 
 func stamp(t time.Time) string {
@@ -91,6 +106,9 @@ type bars struct {
 	buildEnd string
 	installs map[string]*mpb.Bar
 	states   map[string]workflows.InstallState
+	// all is a large release's one bar for all its installs, whose detail
+	// carries their count by state (InstallPages), not the installs.
+	all *mpb.Bar
 }
 
 func newBars(ctx context.Context, w io.Writer, opts ...mpb.ContainerOption) *bars {
@@ -141,6 +159,17 @@ func (b *bars) show(d *workflows.Detail) {
 	case buildEnd != "":
 		b.build.Abort(false)
 	}
+	if ip := d.InstallPages; ip != nil {
+		if b.all == nil {
+			b.all = b.p.AddBar(int64(ip.Total),
+				mpb.PrependDecorators(decor.Name(fmt.Sprintf("%d installs", ip.Total), decor.WCSyncSpaceR)),
+				mpb.AppendDecorators(decor.CountersNoUnit("%d / %d")))
+		}
+		b.all.SetCurrent(int64(ip.Total - ip.Summary.Pending))
+		if final && !b.all.Completed() {
+			b.all.Abort(false)
+		}
+	}
 	for _, in := range d.Installs {
 		k := in.Host + "/" + in.Target
 		bar, ok := b.installs[k]
@@ -190,6 +219,9 @@ func (b *bars) close() {
 		if !bar.Completed() {
 			bar.Abort(false)
 		}
+	}
+	if b.all != nil && !b.all.Completed() {
+		b.all.Abort(false)
 	}
 	b.p.Wait()
 }

@@ -1,38 +1,80 @@
-// Package registry is the client side of the Registry workflow: registering
-// and renewing a builder's or installer host's lease, deregistering it, and
-// reading the registrations.
+// Package registry is the client side of a manager's registry: registering
+// a builder or installer host, renewing and ending its lease, and reading
+// the registrations. The registry is RegistryShards RegistryShard
+// workflows (workflows/registryshard.go); a role talks to the shard its id
+// hashes to, and a reader reads them all, plus the single Registry workflow
+// of earlier versions until its leases have expired.
 package registry
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/relman/relman/workflows"
 )
 
-// Registry names one manager's registry: the workflow id and the queue its
-// workflow runs on.
+// ErrRefused: the registry refused a registration (its id is another
+// role's, say); the error's text says why.
+var ErrRefused = errors.New("registration refused")
+
+// Registry names one manager's registry: its id (the shards' workflow ids
+// start with it) and the queue its workflows run on.
 type Registry struct {
 	Client       client.Client
 	ID           string
 	ManagerQueue string
 }
 
-// Register registers or renews r. The registry workflow is started on demand
-// (update-with-start), so a fresh namespace needs no bootstrap step.
-func (g Registry) Register(ctx context.Context, r workflows.Registration) (workflows.Lease, error) {
-	start := g.Client.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-		ID:                       g.ID,
+// shard is the workflow id of the shard holding id's registrations.
+func (g Registry) shard(id string) string {
+	return workflows.RegistryShardID(g.ID, workflows.RegistryShardOf(id))
+}
+
+func (g Registry) startOptions(shard string) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:                       shard,
 		TaskQueue:                g.ManagerQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-	}, workflows.RegistryWorkflowName, workflows.RegistryState{})
+	}
+}
+
+// Register registers r, or registers it again with what it advertises now
+// (the newest registration wins), and returns its lease once the registry
+// holds it. The shard is started on demand (update-with-start), so a fresh
+// namespace needs no bootstrap step. An update the server drops because
+// its shard was continuing as new at that moment is sent again, so a
+// registration never fails for that. A registration the registry refuses
+// is an error that says why and matches ErrRefused.
+func (g Registry) Register(ctx context.Context, r workflows.Registration) (workflows.Lease, error) {
+	wait := 50 * time.Millisecond
+	for {
+		l, err := g.register(ctx, r)
+		if err == nil || !dropped(err) {
+			return l, err
+		}
+		select {
+		case <-ctx.Done():
+			return l, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+func (g Registry) register(ctx context.Context, r workflows.Registration) (workflows.Lease, error) {
+	shard := g.shard(r.ID)
+	var l workflows.Lease
+	start := g.Client.NewWithStartWorkflowOperation(g.startOptions(shard), workflows.RegistryShardWorkflowName, workflows.RegistryShardState{})
 	h, err := g.Client.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
 		UpdateOptions: client.UpdateWorkflowOptions{
@@ -41,11 +83,14 @@ func (g Registry) Register(ctx context.Context, r workflows.Registration) (workf
 			WaitForStage: client.WorkflowUpdateStageCompleted,
 		},
 	})
-	var l workflows.Lease
-	if err != nil {
-		return l, fmt.Errorf("register %s %s with registry %s: %w", r.Role, r.ID, g.ID, err)
+	if err == nil {
+		err = h.Get(ctx, &l)
 	}
-	if err := h.Get(ctx, &l); err != nil {
+	if err != nil {
+		var app *temporal.ApplicationError
+		if errors.As(err, &app) && app.Type() != acceptedUpdateCompletedWorkflow {
+			return l, fmt.Errorf("register %s %s with registry %s: %s: %w", r.Role, r.ID, g.ID, app.Message(), ErrRefused)
+		}
 		return l, fmt.Errorf("register %s %s with registry %s: %w", r.Role, r.ID, g.ID, err)
 	}
 	return l, nil
@@ -55,63 +100,144 @@ func (g Registry) Register(ctx context.Context, r workflows.Registration) (workf
 // the one it was named with; two managers were given one registry id.
 var ErrOtherManager = errors.New("registry of another manager")
 
-// CheckOwner makes sure the registry is this manager's: a registry already
-// running on another manager's queue would mix the two managers'
-// registrations, so one manager would plan onto the other's builders and
-// hosts. A registry not running yet is anyone's.
+// CheckOwner makes sure the registry is this manager's: a registry (any of
+// its shards, or the single registry of earlier versions) already running
+// on another manager's queue would mix the two managers' registrations, so
+// one manager would plan onto the other's builders and hosts. A registry
+// not running yet is anyone's.
 func (g Registry) CheckOwner(ctx context.Context) error {
-	d, err := g.Client.DescribeWorkflowExecution(ctx, g.ID, "")
-	if err != nil {
-		var nf *serviceerror.NotFound
-		if errors.As(err, &nf) {
-			return nil
+	ids := []string{g.ID}
+	for k := range workflows.RegistryShards {
+		ids = append(ids, workflows.RegistryShardID(g.ID, k))
+	}
+	return g.checkOwner(ctx, ids)
+}
+
+// CheckShardOwner is CheckOwner for the one shard that holds roleID's
+// registration: what a builder or host checks once it registered there.
+func (g Registry) CheckShardOwner(ctx context.Context, roleID string) error {
+	return g.checkOwner(ctx, []string{g.shard(roleID)})
+}
+
+func (g Registry) checkOwner(ctx context.Context, ids []string) error {
+	for _, id := range ids {
+		d, err := g.Client.DescribeWorkflowExecution(ctx, id, "")
+		if err != nil {
+			var nf *serviceerror.NotFound
+			if errors.As(err, &nf) {
+				continue
+			}
+			return fmt.Errorf("read registry %s: %w", id, err)
 		}
-		return fmt.Errorf("read registry %s: %w", g.ID, err)
-	}
-	if d.GetWorkflowExecutionInfo().GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		return nil
-	}
-	if q := d.GetExecutionConfig().GetTaskQueue().GetName(); q != g.ManagerQueue {
-		return fmt.Errorf("registry %s is the registry of the manager on queue %s, not of manager %s; each manager needs a registry_id of its own: %w",
-			g.ID, q, g.ManagerQueue, ErrOtherManager)
+		if d.GetWorkflowExecutionInfo().GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			continue
+		}
+		if q := d.GetExecutionConfig().GetTaskQueue().GetName(); q != g.ManagerQueue {
+			return fmt.Errorf("registry %s is the registry of the manager on queue %s, not of manager %s; each manager needs a registry_id of its own: %w",
+				g.ID, q, g.ManagerQueue, ErrOtherManager)
+		}
 	}
 	return nil
 }
 
-// Deregister removes a registration at once, as a worker shuts down.
-func (g Registry) Deregister(ctx context.Context, role workflows.Role, id string) error {
-	h, err := g.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID:   g.ID,
-		UpdateName:   workflows.DeregisterUpdate,
-		Args:         []any{workflows.DeregisterRequest{Role: role, ID: id}},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err != nil {
-		return fmt.Errorf("deregister %s %s: %w", role, id, err)
-	}
-	return h.Get(ctx, nil)
+// acceptedUpdateCompletedWorkflow is the failure type the server gives an
+// update whose workflow closed (continued as new) before answering it.
+const acceptedUpdateCompletedWorkflow = "AcceptedUpdateCompletedWorkflow"
+
+// dropped reports an update the server did not deliver because its
+// workflow was continuing as new (its workflow task failed, the update was
+// aborted, or the run closed first): sending it again reaches the next run.
+func dropped(err error) bool {
+	var notReady *serviceerror.WorkflowNotReady
+	var unavailable *serviceerror.Unavailable
+	var notFound *serviceerror.NotFound
+	var app *temporal.ApplicationError
+	return errors.As(err, &notReady) || errors.As(err, &unavailable) || errors.As(err, &notFound) ||
+		errors.As(err, &app) && app.Type() == acceptedUpdateCompletedWorkflow
 }
 
-// List returns the registrations whose leases are live at now. A registry
-// that was never started has none.
+// Renew renews r's lease: a signal (signal-with-start) to its shard that
+// the server answers once it has stored it, whether or not a manager runs,
+// and that registers r again if its lease was lost meanwhile.
+func (g Registry) Renew(ctx context.Context, r workflows.Registration) error {
+	shard := g.shard(r.ID)
+	_, err := g.Client.SignalWithStartWorkflow(ctx, shard, workflows.RegistrySignalName, workflows.RegistrySignal{Renew: &r},
+		g.startOptions(shard), workflows.RegistryShardWorkflowName, workflows.RegistryShardState{})
+	if err != nil {
+		return fmt.Errorf("renew %s %s with registry %s: %w", r.Role, r.ID, g.ID, err)
+	}
+	return nil
+}
+
+// Deregister ends a registration at once, as a worker shuts down: the
+// one its run (instance, see workflows.Registration) made, or any when
+// instance is empty.
+func (g Registry) Deregister(ctx context.Context, role workflows.Role, id, instance string) error {
+	err := g.Client.SignalWorkflow(ctx, g.shard(id), "", workflows.RegistrySignalName,
+		workflows.RegistrySignal{Deregister: &workflows.DeregisterRequest{Role: role, ID: id, Instance: instance}})
+	var nf *serviceerror.NotFound
+	if err != nil && !errors.As(err, &nf) {
+		return fmt.Errorf("deregister %s %s: %w", role, id, err)
+	}
+	return nil
+}
+
+// List returns the registrations whose leases are live at now, sorted by
+// role and id: every shard's, and those of the single Registry workflow of
+// earlier versions (the newest renewal wins where both hold one). A shard
+// or registry that was never started has none.
 func (g Registry) List(ctx context.Context, now time.Time) ([]workflows.Lease, error) {
-	v, err := g.Client.QueryWorkflow(ctx, g.ID, "", workflows.RegistrationsQuery)
+	ids := []string{g.ID}
+	for k := range workflows.RegistryShards {
+		ids = append(ids, workflows.RegistryShardID(g.ID, k))
+	}
+	parts := make([][]workflows.Lease, len(ids))
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() { parts[i], errs[i] = g.read(ctx, id) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	byKey := map[string]workflows.Lease{}
+	for _, part := range parts {
+		for _, l := range part {
+			if old, ok := byKey[l.Key()]; (!ok || l.Renewed.After(old.Renewed)) && l.Expires.After(now) {
+				byKey[l.Key()] = l
+			}
+		}
+	}
+	live := make([]workflows.Lease, 0, len(byKey))
+	for _, l := range byKey {
+		live = append(live, l)
+	}
+	slices.SortFunc(live, func(a, b workflows.Lease) int {
+		switch {
+		case a.Key() < b.Key():
+			return -1
+		case a.Key() > b.Key():
+			return 1
+		}
+		return 0
+	})
+	return live, nil
+}
+
+// read queries one registry workflow; one that does not exist has none.
+func (g Registry) read(ctx context.Context, id string) ([]workflows.Lease, error) {
+	v, err := g.Client.QueryWorkflow(ctx, id, "", workflows.RegistrationsQuery)
 	if err != nil {
 		var nf *serviceerror.NotFound
 		if errors.As(err, &nf) {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("read registry %s: %w", g.ID, err)
+		return nil, fmt.Errorf("read registry %s: %w", id, err)
 	}
-	var all []workflows.Lease
-	if err := v.Get(&all); err != nil {
-		return nil, fmt.Errorf("read registry %s: %w", g.ID, err)
+	var ls []workflows.Lease
+	if err := v.Get(&ls); err != nil {
+		return nil, fmt.Errorf("read registry %s: %w", id, err)
 	}
-	live := all[:0]
-	for _, l := range all {
-		if l.Expires.After(now) {
-			live = append(live, l)
-		}
-	}
-	return live, nil
+	return ls, nil
 }

@@ -160,14 +160,16 @@ func intoEnv(env string) string {
 	return " into " + env
 }
 
-// Wait polls the detail until the status is final. Polling a query
-// keeps working across manager restarts, unlike holding a result stream.
+// Wait polls the detail until the status is final, and returns it whole.
+// Polling a query keeps working across manager restarts, unlike holding a
+// result stream. While it polls, a large transaction's detail carries its
+// installs' count by state (InstallPages), not the installs themselves.
 func Wait(ctx context.Context, c client.Client, txid string, onChange func(*workflows.Detail)) (*workflows.Detail, error) {
 	t := time.NewTicker(300 * time.Millisecond)
 	defer t.Stop()
 	var last *workflows.Detail
 	for {
-		d, err := Get(ctx, c, txid)
+		d, err := get(ctx, c, txid, false)
 		if err != nil && !errors.Is(err, ErrNotYet) {
 			return nil, err
 		}
@@ -177,7 +179,10 @@ func Wait(ctx context.Context, c client.Client, txid string, onChange func(*work
 			}
 			last = d
 			if d.Status.Final(d.Request.Action) {
-				return d, nil
+				if d.InstallPages == nil {
+					return d, nil
+				}
+				return Get(ctx, c, txid)
 			}
 		}
 		select {
@@ -193,8 +198,15 @@ func Wait(ctx context.Context, c client.Client, txid string, onChange func(*work
 
 // Get reads a transaction's detail: from the workflow's query while a
 // manager answers, otherwise from its stored result or failure, so a closed
-// transaction stays readable with no manager running.
+// transaction stays readable with no manager running. The installs of a
+// large transaction are read a page at a time (workflows.InstallPages) and
+// put back into Installs, so the detail is whole; with no manager running
+// only their count by state is left.
 func Get(ctx context.Context, c client.Client, txid string) (*workflows.Detail, error) {
+	return get(ctx, c, txid, true)
+}
+
+func get(ctx context.Context, c client.Client, txid string, installs bool) (*workflows.Detail, error) {
 	v, qerr := c.QueryWorkflow(ctx, txid, "", workflows.DetailQuery)
 	if qerr == nil {
 		var d workflows.Detail
@@ -203,6 +215,11 @@ func Get(ctx context.Context, c client.Client, txid string) (*workflows.Detail, 
 		}
 		if d.Status == "" {
 			return nil, ErrNotYet
+		}
+		if installs && d.InstallPages != nil {
+			if err := readInstalls(ctx, c, txid, &d); err != nil {
+				return nil, err
+			}
 		}
 		return &d, nil
 	}
@@ -255,6 +272,30 @@ func Get(ctx context.Context, c client.Client, txid string) (*workflows.Detail, 
 	return &d, nil
 }
 
+// readInstalls pages through a large transaction's installs into
+// d.Installs. InstallPages stays, saying how many there were by state.
+func readInstalls(ctx context.Context, c client.Client, txid string, d *workflows.Detail) error {
+	p := d.InstallPages
+	all := make([]workflows.InstallRecord, 0, p.Total)
+	for off := 0; off < p.Total; {
+		v, err := c.QueryWorkflow(ctx, txid, "", workflows.DetailInstallsQuery, off, p.PageSize)
+		if err != nil {
+			return fmt.Errorf("read installs %d to %d of transaction %s: %w", off, off+p.PageSize, txid, err)
+		}
+		var page workflows.InstallsPage
+		if err := v.Get(&page); err != nil {
+			return fmt.Errorf("read installs of transaction %s: %w", txid, err)
+		}
+		if len(page.Installs) == 0 {
+			break
+		}
+		all = append(all, page.Installs...)
+		off += len(page.Installs)
+	}
+	d.Installs = all
+	return nil
+}
+
 // Step is one line of a transaction's timeline, built from its Temporal
 // event history: the seed's history table.
 type Step struct {
@@ -280,6 +321,7 @@ func timeline(ctx context.Context, c client.Client, txid, run string) ([]Step, e
 	acts := map[int64]*scheduled{}
 	// updates names each accepted update (approve, reject, cancel) by id.
 	updates := map[string]string{}
+	kids := map[int64]time.Time{}
 	var out []Step
 	dc := converter.GetDefaultDataConverter()
 	for it.HasNext() {
@@ -375,6 +417,24 @@ func timeline(ctx context.Context, c client.Client, txid, run string) ([]Step, e
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCELED:
 			a := ev.GetActivityTaskCanceledEventAttributes()
 			out = append(out, actEnd(acts[a.GetScheduledEventId()], t, "cancelled", ""))
+		case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
+			// A large fan-out's chunks (HostFanOut): their own histories
+			// hold the installs.
+			a := ev.GetChildWorkflowExecutionStartedEventAttributes()
+			kids[a.GetInitiatedEventId()] = t
+			out = append(out, Step{Time: t, Event: "child started", Activity: a.GetWorkflowType().GetName(), Detail: a.GetWorkflowExecution().GetWorkflowId()})
+		case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED:
+			a := ev.GetChildWorkflowExecutionCompletedEventAttributes()
+			out = append(out, childEnd(kids, a.GetInitiatedEventId(), t, "child completed", a.GetWorkflowType().GetName(), a.GetWorkflowExecution().GetWorkflowId()))
+		case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED:
+			a := ev.GetChildWorkflowExecutionFailedEventAttributes()
+			out = append(out, childEnd(kids, a.GetInitiatedEventId(), t, "child failed", a.GetWorkflowType().GetName(), a.GetWorkflowExecution().GetWorkflowId()+": "+a.GetFailure().GetMessage()))
+		case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED:
+			a := ev.GetChildWorkflowExecutionCanceledEventAttributes()
+			out = append(out, childEnd(kids, a.GetInitiatedEventId(), t, "child cancelled", a.GetWorkflowType().GetName(), a.GetWorkflowExecution().GetWorkflowId()))
+		case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED:
+			a := ev.GetChildWorkflowExecutionTerminatedEventAttributes()
+			out = append(out, childEnd(kids, a.GetInitiatedEventId(), t, "child terminated", a.GetWorkflowType().GetName(), a.GetWorkflowExecution().GetWorkflowId()))
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
 			out = append(out, Step{Time: t, Event: "cancel requested", Detail: ev.GetWorkflowExecutionCancelRequestedEventAttributes().GetIdentity()})
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
@@ -407,6 +467,14 @@ func actEnd(s *scheduled, t time.Time, event, detail string) Step {
 	st := Step{Time: t, Event: event, Activity: s.name, Queue: s.queue, Worker: s.worker, Attempt: s.attempt, Detail: detail}
 	if !s.started.IsZero() {
 		st.Took = t.Sub(s.started)
+	}
+	return st
+}
+
+func childEnd(kids map[int64]time.Time, initiated int64, t time.Time, event, typ, detail string) Step {
+	st := Step{Time: t, Event: event, Activity: typ, Detail: detail}
+	if t0, ok := kids[initiated]; ok {
+		st.Took = t.Sub(t0)
 	}
 	return st
 }
