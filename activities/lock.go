@@ -44,6 +44,51 @@ func (c *Coordinator) RequestLock(ctx context.Context, req workflows.LockRequest
 	return nil
 }
 
+// AcquireLock asks the Lock workflow of (env, target) for the lock on
+// behalf of a release, starting it if it is not running, and returns its
+// answer: granted, refused, or where the release waits (a later grant
+// comes as a signal). It runs as a local activity of the release, so
+// asking costs no task queue round trip; asking again is harmless (the
+// holder is told it holds the lock, a waiter its place).
+func (c *Coordinator) AcquireLock(ctx context.Context, req workflows.LockRequest) (workflows.LockAnswer, error) {
+	var a workflows.LockAnswer
+	start := c.Client.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+		ID:                       req.Lock,
+		TaskQueue:                activity.GetInfo(ctx).TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	}, workflows.LockWorkflowName, workflows.LockState{Env: req.Env, Target: req.Target})
+	h, err := c.Client.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: start,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateName:   workflows.LockAcquireUpdate,
+			Args:         []any{req},
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
+	if err == nil {
+		err = h.Get(ctx, &a)
+	}
+	if err != nil {
+		// A lock continuing as new or ending idle at that moment drops the
+		// update; the retry asks its next run.
+		return a, fmt.Errorf("ask lock %s: %w", req.Lock, err)
+	}
+	return a, nil
+}
+
+// ReleaseLock gives a release's lock back, or takes it out of the lock's
+// queue: a signal the Lock workflow applies in order with the requests. A
+// lock that has ended holds nothing to give back.
+func (c *Coordinator) ReleaseLock(ctx context.Context, in workflows.ReleaseLockInput) error {
+	err := c.Client.SignalWorkflow(ctx, in.Lock, "", workflows.LockReleaseSignal, workflows.LockRelease{Transaction: in.Transaction})
+	var nf *serviceerror.NotFound
+	if err != nil && !errors.As(err, &nf) {
+		return fmt.Errorf("give back lock %s: %w", in.Lock, err)
+	}
+	return nil
+}
+
 // LockHolderOpen reports whether the release holding a lock still runs.
 func (c *Coordinator) LockHolderOpen(ctx context.Context, txid string) (bool, error) {
 	desc, err := c.Client.DescribeWorkflowExecution(ctx, txid, "")

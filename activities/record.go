@@ -10,6 +10,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -27,6 +28,27 @@ type Records struct {
 	Keeper *record.Keeper
 	// Client reads the ending transaction's event history.
 	Client client.Client
+}
+
+// StartRecorder starts a transaction's RecordTransaction workflow on the
+// manager's queue, as the transaction ends (a local activity of it). A
+// manager that keeps no records starts none. Started already (an earlier
+// attempt did) is done.
+func (r *Records) StartRecorder(ctx context.Context, in workflows.StartRecorderInput) error {
+	if r.Keeper == nil {
+		return nil
+	}
+	_, err := r.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                                       in.ID,
+		TaskQueue:                                activity.GetInfo(ctx).TaskQueue,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+	}, workflows.RecordTransactionWorkflowName, in.Record)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if err != nil && !errors.As(err, &started) {
+		return fmt.Errorf("start the recorder of %s: %w", in.Record.Transaction, err)
+	}
+	return nil
 }
 
 // closeWait is how often Record looks whether the transaction has closed:

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -139,6 +141,34 @@ func TestLockSerializesReleases(t *testing.T) {
 		}
 	}
 	assert.True(t, waited, "the second release never reported WAITING: %+v", db.Events)
+	// Both asked by update (lock-update): the first was granted at once,
+	// the second waited and was granted by signal. Each recorded one
+	// version marker (the baseline) and upserted its search attributes
+	// once per status, no more.
+	for name, d := range map[string]*workflows.Detail{"release-baseline-lock-granted": da, "release-baseline-lock-waited": db} {
+		h := history(t, d.Transaction)
+		markers, upserts := 0, 0
+		for _, ev := range h.GetEvents() {
+			switch ev.GetEventType() {
+			case enumspb.EVENT_TYPE_MARKER_RECORDED:
+				if ev.GetMarkerRecordedEventAttributes().GetMarkerName() == "Version" {
+					markers++
+				}
+			case enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+				upserts++
+			}
+		}
+		assert.Equal(t, 1, markers, "%s: version markers", name)
+		statuses := 0
+		for _, e := range d.Events {
+			if e.Status != "" {
+				statuses++
+			}
+		}
+		assert.Equal(t, statuses+1, upserts, "%s: one upsert per status, and the baseline's: %+v", name, d.Events)
+		saveHistory(t, name, h)
+	}
+	saveHistory(t, "lock-baseline", history(t, workflows.LockID("", "serial", "box")))
 }
 
 type hookReceiver struct {

@@ -54,6 +54,7 @@ type namedActivity struct {
 func managerActivities(m *activities.Manager, c *activities.Coordinator, rec *activities.Records) []namedActivity {
 	return []namedActivity{
 		{workflows.RecordActivity, rec.Record},
+		{workflows.StartRecorderActivity, rec.StartRecorder},
 		{workflows.ReadRecordsActivity, rec.ReadRecords},
 		{workflows.PlanActivity, m.Plan},
 		{workflows.EarlierBuildActivity, m.EarlierBuild},
@@ -61,6 +62,8 @@ func managerActivities(m *activities.Manager, c *activities.Coordinator, rec *ac
 		{workflows.HostsActivity, m.Hosts},
 		{workflows.RequestLockActivity, c.RequestLock},
 		{workflows.LockHolderOpenActivity, c.LockHolderOpen},
+		{workflows.AcquireLockActivity, c.AcquireLock},
+		{workflows.ReleaseLockActivity, c.ReleaseLock},
 		{workflows.NotifyActivity, c.Notify},
 	}
 }

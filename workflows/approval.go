@@ -55,8 +55,11 @@ type gate struct {
 	awaiting bool
 	authOn   bool
 	decision *ApprovalRecord
-	// locks are the lock workflow ids asked for, in order (lock.go).
-	locks []string
+	// locks are the lock workflow ids asked for, in order (lock.go);
+	// locksByUpdate: they were asked for by update, and are given back by
+	// a local activity rather than a signal from the workflow.
+	locks         []string
+	locksByUpdate bool
 	// resumed is the status, and its detail, the transaction goes back to
 	// once it had to wait for locks; zero: BUILD_COMPLETED, "locks
 	// granted; installing" (a release).

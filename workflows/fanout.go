@@ -86,7 +86,7 @@ func viaChildren(ctx workflow.Context, n int) bool {
 	if n <= maxDirectCalls {
 		return false
 	}
-	return workflow.GetVersion(ctx, fanOutChildrenVersion, workflow.DefaultVersion, 1) >= 1
+	return changeVersion(ctx, fanOutChildrenVersion) >= 1
 }
 
 // fanOut is the one way work goes out to hosts: installs, rollbacks and

@@ -362,9 +362,8 @@ func TestRollbackAndWhereThroughChildren(t *testing.T) {
 		env.RegisterWorkflowWithOptions(workflows.Where, workflow.RegisterOptions{Name: workflows.WhereWorkflowName})
 		env.RegisterWorkflowWithOptions(workflows.HostFanOut, workflow.RegisterOptions{Name: workflows.HostFanOutWorkflowName})
 		env.RegisterWorkflowWithOptions(workflows.RecordTransaction, workflow.RegisterOptions{Name: workflows.RecordTransactionWorkflowName})
-		env.RegisterActivityWithOptions(func(context.Context, workflows.RecordInput) (workflows.RecordResult, error) {
-			return workflows.RecordResult{}, nil
-		}, activity.RegisterOptions{Name: workflows.RecordActivity})
+		env.RegisterActivityWithOptions(recordNothing, activity.RegisterOptions{Name: workflows.RecordActivity})
+		env.RegisterActivityWithOptions(startNoRecorder, activity.RegisterOptions{Name: workflows.StartRecorderActivity})
 		env.RegisterActivityWithOptions(func(context.Context, workflows.HostsInput) (workflows.HostsResult, error) {
 			return workflows.HostsResult{Targets: []string{"app"}, Hosts: map[string][]string{"app": hosts}}, nil
 		}, activity.RegisterOptions{Name: workflows.HostsActivity})

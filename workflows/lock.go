@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -42,7 +43,9 @@ func Lock(ctx workflow.Context, st LockState) error {
 		return err
 	}
 	lockID := workflow.GetInfo(ctx).WorkflowExecution.ID
-	answer := func(to string, a LockAnswer) bool {
+	// answer tells a release by signal; ctx is the caller's (the main
+	// loop's or an update handler's), as every blocking call needs.
+	answer := func(ctx workflow.Context, to string, a LockAnswer) bool {
 		a.Lock = lockID
 		err := workflow.SignalExternalWorkflow(ctx, to, "", LockAnswerSignal, a).Get(ctx, nil)
 		if err != nil {
@@ -51,43 +54,78 @@ func Lock(ctx workflow.Context, st LockState) error {
 		}
 		return err == nil
 	}
-	grantNext := func() {
+	// The state changes before any answer is sent: sending blocks, and an
+	// update handler may run meanwhile and must see the lock as it will be.
+	grantNext := func(ctx workflow.Context) {
 		for st.Holder == "" && len(st.Queue) > 0 {
 			next := st.Queue[0]
 			st.Queue = st.Queue[1:]
-			if answer(next, LockAnswer{Granted: true}) {
-				st.Holder = next
+			st.Holder = next
+			if answer(ctx, next, LockAnswer{Granted: true}) {
 				logger.Info("lock granted", "transaction", next)
+			} else if st.Holder == next {
+				st.Holder = ""
 			}
 		}
 	}
-	onRequest := func(req LockRequest) {
+	// onRequest decides a request and tells the release through reply: a
+	// signal for a request that came as a signal, the update's result for
+	// one that came as an update.
+	onRequest := func(ctx workflow.Context, req LockRequest, reply func(LockAnswer) bool) {
 		switch {
 		case req.Transaction == "":
 		case req.Transaction == st.Holder:
-			answer(req.Transaction, LockAnswer{Granted: true})
+			reply(LockAnswer{Granted: true})
 		case st.Holder == "" && len(st.Queue) == 0:
-			if answer(req.Transaction, LockAnswer{Granted: true}) {
-				st.Holder = req.Transaction
+			st.Holder = req.Transaction
+			if reply(LockAnswer{Granted: true}) {
 				logger.Info("lock granted", "transaction", req.Transaction)
+			} else if st.Holder == req.Transaction {
+				st.Holder = ""
 			}
 		case slices.Contains(st.Queue, req.Transaction):
-			answer(req.Transaction, LockAnswer{Holder: st.Holder, Position: slices.Index(st.Queue, req.Transaction) + 1})
+			reply(LockAnswer{Holder: st.Holder, Position: slices.Index(st.Queue, req.Transaction) + 1})
 		case req.Refuse:
-			answer(req.Transaction, LockAnswer{Refused: true, Holder: st.Holder})
+			reply(LockAnswer{Refused: true, Holder: st.Holder})
 		case req.Supersede:
 			// Only the newest waiting release is worth installing: the
 			// others are told so and leave, this one waits in their place.
-			for _, old := range st.Queue {
-				answer(old, LockAnswer{Holder: st.Holder, SupersededBy: req.Transaction})
-				logger.Info("superseded", "transaction", old, "by", req.Transaction)
-			}
+			old := st.Queue
 			st.Queue = []string{req.Transaction}
-			answer(req.Transaction, LockAnswer{Holder: st.Holder, Position: 1})
+			holder := st.Holder
+			for _, o := range old {
+				answer(ctx, o, LockAnswer{Holder: holder, SupersededBy: req.Transaction})
+				logger.Info("superseded", "transaction", o, "by", req.Transaction)
+			}
+			reply(LockAnswer{Holder: holder, Position: 1})
 		default:
 			st.Queue = append(st.Queue, req.Transaction)
-			answer(req.Transaction, LockAnswer{Holder: st.Holder, Position: len(st.Queue)})
+			reply(LockAnswer{Holder: st.Holder, Position: len(st.Queue)})
 		}
+	}
+	bySignal := func(ctx workflow.Context, req LockRequest) {
+		onRequest(ctx, req, func(a LockAnswer) bool { return answer(ctx, req.Transaction, a) })
+	}
+	// An update (AcquireLock) is answered with its result: no signal back,
+	// so asking costs the release no wait for a delivery.
+	wake := workflow.NewBufferedChannel(ctx, 1)
+	err := workflow.SetUpdateHandlerWithOptions(ctx, LockAcquireUpdate,
+		func(ctx workflow.Context, req LockRequest) (LockAnswer, error) {
+			var got LockAnswer
+			onRequest(ctx, req, func(a LockAnswer) bool { got = a; return true })
+			got.Lock = lockID
+			wake.SendAsync(true)
+			return got, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req LockRequest) error {
+			if req.Transaction == "" {
+				return errors.New("a lock request names the transaction that asks")
+			}
+			return nil
+		}},
+	)
+	if err != nil {
+		return err
 	}
 	onRelease := func(rel LockRelease) {
 		if rel.Transaction == st.Holder {
@@ -106,7 +144,7 @@ func Lock(ctx workflow.Context, st LockState) error {
 			if !requests.ReceiveAsync(&req) {
 				break
 			}
-			onRequest(req)
+			bySignal(ctx, req)
 			got = true
 		}
 		for {
@@ -129,15 +167,23 @@ func Lock(ctx workflow.Context, st LockState) error {
 	for _, c := range carried {
 		switch {
 		case c.Request != nil:
-			onRequest(*c.Request)
+			bySignal(ctx, *c.Request)
 		case c.Release != nil:
 			onRelease(*c.Release)
 		}
 	}
+	// Before the run ends or continues as new, every update taken is
+	// answered.
+	handlersDone := func() error {
+		return workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	}
 	for {
-		grantNext()
+		grantNext(ctx)
 		info := workflow.GetInfo(ctx)
 		if info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > maxLockHistory {
+			if err := handlersDone(); err != nil {
+				return err
+			}
 			if workflow.GetVersion(ctx, lockCarryVersion, workflow.DefaultVersion, 1) == 1 {
 				// Answering a signal waits for its delivery, and under a
 				// steady stream more arrive meanwhile, so draining may
@@ -157,8 +203,9 @@ func Lock(ctx workflow.Context, st LockState) error {
 		sel.AddReceive(requests, func(c workflow.ReceiveChannel, _ bool) {
 			var req LockRequest
 			c.Receive(ctx, &req)
-			onRequest(req)
+			bySignal(ctx, req)
 		})
+		sel.AddReceive(wake, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
 		sel.AddReceive(releases, func(c workflow.ReceiveChannel, _ bool) {
 			var rel LockRelease
 			c.Receive(ctx, &rel)
@@ -183,8 +230,13 @@ func Lock(ctx workflow.Context, st LockState) error {
 		}
 		if st.Holder == "" {
 			if len(st.Queue) == 0 && !drain() {
-				logger.Info("lock idle; ending", "lock", lockID)
-				return nil
+				if err := handlersDone(); err != nil {
+					return err
+				}
+				if st.Holder == "" && len(st.Queue) == 0 {
+					logger.Info("lock idle; ending", "lock", lockID)
+					return nil
+				}
 			}
 			continue
 		}
@@ -300,6 +352,24 @@ const lockVersion = "lock-acquisition"
 // the environment's lock_timeout.
 const lockTimeoutVersion = "lock-wait-timeout"
 
+// lockUpdateVersion marks transactions that ask for a lock with an update
+// from a local activity (answered at once, no activity task and no signal
+// back when the lock is free) and give it back with a local activity.
+const lockUpdateVersion = "lock-update"
+
+// ReleaseLockInput names the lock a transaction gives back.
+type ReleaseLockInput struct {
+	Lock        string `json:"lock"`
+	Transaction string `json:"transaction"`
+}
+
+// lockLocalOptions are the options of the lock's local activities: each
+// is one call to the Temporal server, retried quickly.
+var lockLocalOptions = workflow.LocalActivityOptions{
+	StartToCloseTimeout: 30 * time.Second,
+	RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 100 * time.Millisecond, MaximumInterval: 5 * time.Second, MaximumAttempts: 10},
+}
+
 // acquireLocks takes the lock of every named target in env, in sorted
 // order so two transactions never hold one each of what both need. The
 // locks are Lock workflows (see lock.go): held by a workflow, not a
@@ -311,10 +381,13 @@ func (g *gate) acquireLocks(ctx workflow.Context, mode, env string, targets []st
 	if mode != rollout.LockWait && mode != rollout.LockRefuse && mode != rollout.LockSupersede {
 		return nil
 	}
-	if workflow.GetVersion(ctx, lockVersion, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if changeVersion(ctx, lockVersion) == workflow.DefaultVersion {
 		return nil
 	}
 	queue := workflow.GetInfo(ctx).TaskQueueName
+	byUpdate := changeVersion(ctx, lockUpdateVersion) == 1
+	g.locksByUpdate = byUpdate
+	lctx := workflow.WithLocalActivityOptions(ctx, lockLocalOptions)
 	answers := workflow.GetSignalChannel(ctx, LockAnswerSignal)
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
@@ -340,20 +413,32 @@ func (g *gate) acquireLocks(ctx workflow.Context, mode, env string, targets []st
 		// Remembered before asking: a transaction that ends while queued
 		// leaves the queue.
 		g.locks = append(g.locks, id)
-		if err := workflow.ExecuteActivity(actx, RequestLockActivity, req).Get(ctx, nil); err != nil {
+		// first is the update's answer; later ones come as signals.
+		var first *LockAnswer
+		if byUpdate {
+			var a LockAnswer
+			if err := workflow.ExecuteLocalActivity(lctx, AcquireLockActivity, req).Get(ctx, &a); err != nil {
+				return err
+			}
+			first = &a
+		} else if err := workflow.ExecuteActivity(actx, RequestLockActivity, req).Get(ctx, nil); err != nil {
 			return err
 		}
 		holder := ""
 		for {
 			var a LockAnswer
 			cancelled, expired := false, false
-			sel := workflow.NewSelector(ctx)
-			sel.AddReceive(answers, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &a) })
-			sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) { cancelled = true })
-			if deadline != nil {
-				sel.AddFuture(deadline, func(f workflow.Future) { expired = f.Get(ctx, nil) == nil })
+			if first != nil {
+				a, first = *first, nil
+			} else {
+				sel := workflow.NewSelector(ctx)
+				sel.AddReceive(answers, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &a) })
+				sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) { cancelled = true })
+				if deadline != nil {
+					sel.AddFuture(deadline, func(f workflow.Future) { expired = f.Get(ctx, nil) == nil })
+				}
+				sel.Select(ctx)
 			}
-			sel.Select(ctx)
 			if cancelled {
 				return temporal.NewCanceledError()
 			}
@@ -387,7 +472,7 @@ func (g *gate) acquireLocks(ctx workflow.Context, mode, env string, targets []st
 			}
 			g.setStatus(ctx, StatusWaiting, "waiting for "+g.d.Waiting)
 			waited = true
-			if deadline == nil && workflow.GetVersion(ctx, lockTimeoutVersion, workflow.DefaultVersion, 1) == 1 {
+			if deadline == nil && changeVersion(ctx, lockTimeoutVersion) == 1 {
 				var tctx workflow.Context
 				tctx, stopDeadline = workflow.WithCancel(ctx)
 				deadline = workflow.NewTimer(tctx, timeout)
@@ -414,6 +499,13 @@ func (g *gate) unlock(ctx workflow.Context) {
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	var fs []workflow.Future
 	for i := len(g.locks) - 1; i >= 0; i-- {
+		if g.locksByUpdate {
+			// A signal sent by a local activity: the workflow does not
+			// wait for the server to deliver it, as it does for its own.
+			in := ReleaseLockInput{Lock: g.locks[i], Transaction: g.d.Transaction}
+			fs = append(fs, workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(dctx, lockLocalOptions), ReleaseLockActivity, in))
+			continue
+		}
 		fs = append(fs, workflow.SignalExternalWorkflow(dctx, g.locks[i], "", LockReleaseSignal, LockRelease{Transaction: g.d.Transaction}))
 	}
 	for _, f := range fs {

@@ -47,6 +47,9 @@ const (
 	RecordsUpdate = "records"
 	// CancelUpdate asks a transaction to stop, signed and authorized.
 	CancelUpdate = "cancel"
+	// LockAcquireUpdate asks a Lock workflow for the lock and answers at
+	// once: granted, or where the release waits.
+	LockAcquireUpdate = "acquire"
 
 	// LockRequestSignal and LockReleaseSignal go to a Lock workflow;
 	// LockAnswerSignal goes back to the release that asked.
@@ -74,7 +77,15 @@ const (
 	HostsActivity          = "Hosts"
 	RequestLockActivity    = "RequestLock"
 	LockHolderOpenActivity = "LockHolderOpen"
-	NotifyActivity         = "Notify"
+	// AcquireLockActivity and ReleaseLockActivity run as local activities
+	// of a release: ask a Lock for the lock (an update, answered at once)
+	// and give it back (a signal).
+	AcquireLockActivity = "AcquireLock"
+	ReleaseLockActivity = "ReleaseLock"
+	NotifyActivity      = "Notify"
+	// StartRecorderActivity starts a transaction's RecordTransaction
+	// workflow (a local activity of the transaction).
+	StartRecorderActivity = "StartRecorder"
 	// RecordActivity writes a closed-transaction record; ReadRecordsActivity
 	// reads records for the Records workflow.
 	RecordActivity      = "Record"
@@ -134,7 +145,7 @@ func queueScope(ctx workflow.Context) string {
 	if q == DefaultManagerQueue {
 		return q
 	}
-	if workflow.GetVersion(ctx, scopedQueuesVersion, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if changeVersion(ctx, scopedQueuesVersion) == workflow.DefaultVersion {
 		return DefaultManagerQueue
 	}
 	return q

@@ -45,6 +45,8 @@ func TestReleaseQueuesOfItsManager(t *testing.T) {
 			env := newReleaseEnv(t, s)
 			env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: testTX, TaskQueue: tc.queue})
 			if tc.version != -2 {
+				// A release from before the baseline reads the change's own marker.
+				env.OnGetVersion("baseline-2026-11", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 				env.OnGetVersion("manager-scoped-queues", workflow.DefaultVersion, 1).Return(tc.version)
 			}
 			env.ExecuteWorkflow(workflows.ReleaseWorkflowName, installRequest())

@@ -9,16 +9,16 @@ import (
 )
 
 // A transaction outlives Temporal's retention through its closed-transaction
-// record. Just before a Release or Rollback sets its final status, it
-// starts a RecordTransaction workflow that outlives it; that waits until
+// record. Just before a Release or Rollback sets its final status, the
+// manager starts a RecordTransaction workflow that outlives it; that waits until
 // the transaction has closed, then has the manager write its detail and
 // whole timeline, signed, into its artifact store (internal/record).
 // Readers fall back to the record once Temporal answers "not found"; the
 // CLI reads through the manager (the Records workflow), which holds the
 // store and the key.
 //
-// A child that outlives its parent, rather than an activity at the end,
-// and started before the final status rather than after it: the final
+// A workflow of its own, rather than an activity at the end, and started
+// before the final status rather than after it: the final
 // status and the close then come in one workflow task, so a client that
 // sees the final status reads a history that has ended, exactly as before
 // records; a store that is away delays the record, never the transaction;
@@ -64,19 +64,46 @@ type RecordResult struct {
 	Existed bool `json:"existed,omitempty"`
 }
 
-// recordClosed starts the transaction's recorder and waits only until it
-// has started: a child not yet started when its parent closes is never
-// started. A recorder that cannot start is logged; the transaction goes on
-// as it would have.
+// recordStartVersion marks transactions whose recorder the manager starts
+// (a local activity), not the workflow as its child: the child's start
+// cost two task dispatches at the end of every transaction (the start, and
+// the workflow task that sees it started), the local activity none.
+const recordStartVersion = "record-started-by-manager"
+
+// StartRecorderInput is the StartRecorder local activity's argument: the
+// recorder's workflow id and what it records.
+type StartRecorderInput struct {
+	ID     string      `json:"id"`
+	Record RecordInput `json:"record"`
+}
+
+// recordClosed starts the transaction's recorder. The manager starts it
+// (StartRecorderActivity, a local activity): it is not a child, so the
+// transaction need not wait for it to start. Transactions from before
+// start it as a child and wait until it has started, since a child not
+// yet started when its parent closes is never started. A recorder that
+// cannot start is logged; the transaction goes on as it would have.
 func recordClosed(ctx workflow.Context, txid string) {
-	if workflow.GetVersion(ctx, recordVersion, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if changeVersion(ctx, recordVersion) == workflow.DefaultVersion {
+		return
+	}
+	info := workflow.GetInfo(ctx)
+	in := RecordInput{Workflow: info.WorkflowType.Name, Transaction: txid}
+	if changeVersion(ctx, recordStartVersion) == 1 {
+		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: 30 * time.Second,
+			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 100 * time.Millisecond, MaximumAttempts: 5},
+		})
+		err := workflow.ExecuteLocalActivity(lctx, StartRecorderActivity, StartRecorderInput{ID: info.WorkflowExecution.RunID + RecordIDSuffix, Record: in}).Get(ctx, nil)
+		if err != nil {
+			workflow.GetLogger(ctx).Warn("closed-transaction record not started", "transaction", txid, "error", err)
+		}
 		return
 	}
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:        workflow.GetInfo(ctx).WorkflowExecution.RunID + RecordIDSuffix,
 		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
 	})
-	in := RecordInput{Workflow: workflow.GetInfo(ctx).WorkflowType.Name, Transaction: txid}
 	f := workflow.ExecuteChildWorkflow(cctx, RecordTransactionWorkflowName, in)
 	if err := f.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Warn("closed-transaction record not started", "transaction", txid, "error", err)

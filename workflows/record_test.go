@@ -29,6 +29,20 @@ func (s *stand) Record(_ context.Context, in workflows.RecordInput) (workflows.R
 	return workflows.RecordResult{Key: "transactions/default/" + in.Transaction + ".json"}, nil
 }
 
+// StartRecorder stands in for the manager starting a transaction's
+// recorder: it records what it would start, and runs the record at once.
+func (s *stand) StartRecorder(ctx context.Context, in workflows.StartRecorderInput) error {
+	s.mu.Lock()
+	s.recorders = append(s.recorders, in.ID)
+	err := s.recorderErr
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	_, err = s.Record(ctx, in.Record)
+	return err
+}
+
 func (s *stand) recordCalls() []workflows.RecordInput {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -39,6 +53,10 @@ func (s *stand) recordCalls() []workflows.RecordInput {
 func recordNothing(context.Context, workflows.RecordInput) (workflows.RecordResult, error) {
 	return workflows.RecordResult{}, nil
 }
+
+// startNoRecorder stands in for a manager that keeps no records: it starts
+// no recorder.
+func startNoRecorder(context.Context, workflows.StartRecorderInput) error { return nil }
 
 // steps follows a transaction: its status upserts and its recorder's
 // start, in order.
@@ -61,6 +79,13 @@ func (s *steps) follow(env *testsuite.TestWorkflowEnvironment) *steps {
 	}).Return(nil)
 	env.SetOnChildWorkflowStartedListener(func(info *workflow.Info, _ workflow.Context, _ converter.EncodedValues) {
 		s.add("started " + info.WorkflowType.Name + " " + info.WorkflowExecution.ID)
+	})
+	env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, args []any) {
+		if info.ActivityType.Name != workflows.StartRecorderActivity {
+			return
+		}
+		in := args[0].(workflows.StartRecorderInput)
+		s.add("started " + workflows.RecordTransactionWorkflowName + " " + in.ID)
 	})
 	return s
 }
@@ -130,15 +155,13 @@ func TestReleaseRecordsItsEnd(t *testing.T) {
 }
 
 // TestReleaseClosesBeforeItsRecord: a release closes as soon as its
-// recorder has started; the record is the recorder's business, so a store
-// that is away holds up nothing.
+// recorder has started, and closes as it would have when the recorder
+// cannot start; the record is the recorder's business, so a store that is
+// away holds up nothing.
 func TestReleaseClosesBeforeItsRecord(t *testing.T) {
 	s := newStand(farmPlan())
+	s.recorderErr = errors.New("frontend unreachable")
 	env := newReleaseEnv(t, s)
-	env.OnActivity(workflows.RecordActivity, mock.Anything, mock.Anything).Return(
-		func(context.Context, workflows.RecordInput) (workflows.RecordResult, error) {
-			return workflows.RecordResult{}, errors.New("store unreachable")
-		})
 	env.ExecuteWorkflow(workflows.ReleaseWorkflowName, installRequest())
 	require.True(t, env.IsWorkflowCompleted())
 	require.NoError(t, env.GetWorkflowError())
@@ -195,10 +218,10 @@ func TestRollbackRecordsItsEnd(t *testing.T) {
 		return workflows.RollbackHostResult{From: "tx-3", To: "tx-2"}, nil
 	})
 	var recs []workflows.RecordInput
-	env.OnActivity(workflows.RecordActivity, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in workflows.RecordInput) (workflows.RecordResult, error) {
-			recs = append(recs, in)
-			return workflows.RecordResult{}, nil
+	env.OnActivity(workflows.StartRecorderActivity, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in workflows.StartRecorderInput) error {
+			recs = append(recs, in.Record)
+			return nil
 		})
 	seen := (&steps{}).follow(env)
 	env.ExecuteWorkflow(workflows.RollbackWorkflowName, rollbackInput())

@@ -54,6 +54,7 @@ type ReleaseInput struct {
 // error whose type is the final status word, so the Web UI shows it as
 // failed and callers branch on the type.
 func Release(ctx workflow.Context, in ReleaseInput) (*Detail, error) {
+	ctx = withBaseline(ctx)
 	r := &release{in: in}
 	r.gate.d = &r.d
 	r.onAwait = r.notifyAsync
@@ -105,7 +106,7 @@ const startedAfterPlanVersion = "started-after-plan"
 
 func (r *release) run(ctx workflow.Context) (*Detail, error) {
 	req := r.in.Request
-	v := workflow.GetVersion(ctx, startedAfterPlanVersion, workflow.DefaultVersion, 1)
+	v := changeVersion(ctx, startedAfterPlanVersion)
 	if v == workflow.DefaultVersion {
 		r.setStatus(ctx, StatusStarted, fmt.Sprintf("%s of %s from %s requested by %s", req.Action, req.Project, req.Source, orAnonymous(req.Requester)))
 	} else {
@@ -203,7 +204,7 @@ func (r *release) plan(ctx workflow.Context) (Plan, error) {
 		Workflow: ReleaseWorkflowName, BuildTimeout: r.in.BuildTimeout, InstallTimeout: r.in.InstallTimeout, HostTimeout: r.in.HostTimeout,
 		RunID: info.WorkflowExecution.RunID, RunStarted: info.WorkflowStartTime}
 	var plan Plan
-	if workflow.GetVersion(ctx, planLocalVersion, workflow.DefaultVersion, 1) == 1 {
+	if changeVersion(ctx, planLocalVersion) == 1 {
 		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 30 * time.Second, RetryPolicy: retry})
 		err := workflow.ExecuteLocalActivity(lctx, PlanActivity, in).Get(lctx, &plan)
 		return plan, err

@@ -75,6 +75,9 @@ type stand struct {
 	builds   []buildCall
 	installs []installCall
 	records  []workflows.RecordInput // record_test.go
+	// recorders are the recorder ids started; recorderErr fails starting one.
+	recorders   []string
+	recorderErr error
 }
 
 func newStand(plan workflows.Plan) *stand {
@@ -157,6 +160,7 @@ func newReleaseEnv(t *testing.T, s *stand) *testsuite.TestWorkflowEnvironment {
 	env.RegisterActivityWithOptions(s.Install, activity.RegisterOptions{Name: workflows.InstallActivity})
 	env.RegisterWorkflowWithOptions(workflows.RecordTransaction, workflow.RegisterOptions{Name: workflows.RecordTransactionWorkflowName})
 	env.RegisterActivityWithOptions(s.Record, activity.RegisterOptions{Name: workflows.RecordActivity})
+	env.RegisterActivityWithOptions(s.StartRecorder, activity.RegisterOptions{Name: workflows.StartRecorderActivity})
 	return env
 }
 

@@ -67,6 +67,7 @@ type RollbackRecord struct {
 // the others did), REJECTED (unknown project or environment, no host) or
 // CANCELLED.
 func Rollback(ctx workflow.Context, in RollbackInput) (*Detail, error) {
+	ctx = withBaseline(ctx)
 	in.Request.Action = ActionRollback
 	rb := &rollback{in: in}
 	rb.gate.d = &rb.d
@@ -109,7 +110,7 @@ func (rb *rollback) run(ctx workflow.Context) (*Detail, error) {
 	if rb.in.To != "" {
 		to = "the release of " + rb.in.To
 	}
-	v := workflow.GetVersion(ctx, rollbackPolicyVersion, workflow.DefaultVersion, 1)
+	v := changeVersion(ctx, rollbackPolicyVersion)
 	if v == workflow.DefaultVersion {
 		rb.setStatus(ctx, StatusStarted, fmt.Sprintf("rollback of %s in %s to %s requested by %s", req.Project, req.Env, to, orAnonymous(req.Requester)))
 	} else {

@@ -40,6 +40,7 @@ func rolloutEnv(t *testing.T, rollback func(context.Context, workflows.RollbackH
 	env.RegisterActivityWithOptions(rollback, activity.RegisterOptions{Name: workflows.RollbackActivity})
 	env.RegisterWorkflowWithOptions(workflows.RecordTransaction, workflow.RegisterOptions{Name: workflows.RecordTransactionWorkflowName})
 	env.RegisterActivityWithOptions(recordNothing, activity.RegisterOptions{Name: workflows.RecordActivity})
+	env.RegisterActivityWithOptions(startNoRecorder, activity.RegisterOptions{Name: workflows.StartRecorderActivity})
 	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.AuthorizeInput) (string, error) {
 		if in.Claimed == "mallory" {
 			return "", temporal.NewNonRetryableApplicationError("user mallory may not install project \"site\"", workflows.ErrRejected, nil)

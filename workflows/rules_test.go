@@ -32,18 +32,49 @@ func rowPlan(r rollout.Policy) workflows.Plan {
 
 // safetyStand adds the safe-rollout activities to a stand.
 type safetyStand struct {
-	mu        sync.Mutex
-	locks     []workflows.LockRequest
+	mu       sync.Mutex
+	locks    []workflows.LockRequest
+	released []workflows.ReleaseLockInput
+	// grant: the lock answers granted at once; else it says the release
+	// waits behind tx-first, and the test signals what comes next.
+	grant     bool
 	notified  []workflows.NotifyInput
 	notifyErr error
 	rollbacks []workflows.RollbackHostInput
 }
 
-func (s *safetyStand) RequestLock(_ context.Context, req workflows.LockRequest) error {
+func (s *safetyStand) AcquireLock(_ context.Context, req workflows.LockRequest) (workflows.LockAnswer, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.locks = append(s.locks, req)
+	if s.grant {
+		return workflows.LockAnswer{Lock: req.Lock, Granted: true}, nil
+	}
+	return workflows.LockAnswer{Lock: req.Lock, Holder: "tx-first", Position: 1}, nil
+}
+
+func (s *safetyStand) ReleaseLock(_ context.Context, in workflows.ReleaseLockInput) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.released = append(s.released, in)
 	return nil
+}
+
+// releasedLocks are the locks given back, in order.
+func (s *safetyStand) releasedLocks() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, in := range s.released {
+		out = append(out, in.Lock)
+	}
+	return out
+}
+
+// registerLocks registers the lock's local activities of s.
+func (s *safetyStand) registerLocks(env *testsuite.TestWorkflowEnvironment) {
+	env.RegisterActivityWithOptions(s.AcquireLock, activity.RegisterOptions{Name: workflows.AcquireLockActivity})
+	env.RegisterActivityWithOptions(s.ReleaseLock, activity.RegisterOptions{Name: workflows.ReleaseLockActivity})
 }
 
 func (s *safetyStand) Notify(_ context.Context, in workflows.NotifyInput) error {
@@ -63,7 +94,7 @@ func (s *safetyStand) Rollback(ctx context.Context, in workflows.RollbackHostInp
 func newSafetyEnv(t *testing.T, s *stand) (*testsuite.TestWorkflowEnvironment, *safetyStand) {
 	env := newReleaseEnv(t, s)
 	ss := &safetyStand{}
-	env.RegisterActivityWithOptions(ss.RequestLock, activity.RegisterOptions{Name: workflows.RequestLockActivity})
+	ss.registerLocks(env)
 	env.RegisterActivityWithOptions(ss.Notify, activity.RegisterOptions{Name: workflows.NotifyActivity})
 	env.RegisterActivityWithOptions(ss.Rollback, activity.RegisterOptions{Name: workflows.RollbackActivity})
 	return env, ss
@@ -369,14 +400,8 @@ func captureSignals(env *testsuite.TestWorkflowEnvironment) func() []sentSignal 
 func TestLockWaitThenGranted(t *testing.T) {
 	s := newStand(lockPlan(rollout.LockWait))
 	env, ss := newSafetyEnv(t, s)
-	sent := captureSignals(env)
 	var during workflows.Detail
 	var installsDuring int
-	env.RegisterDelayedCallback(func() {
-		for _, t := range []string{"api", "web"} {
-			env.SignalWorkflow(workflows.LockAnswerSignal, workflows.LockAnswer{Lock: workflows.LockID("", "test", t), Holder: "tx-first", Position: 1})
-		}
-	}, time.Minute)
 	env.RegisterDelayedCallback(func() {
 		during = queryDetail(t, env)
 		installsDuring = len(s.installCalls())
@@ -396,42 +421,50 @@ func TestLockWaitThenGranted(t *testing.T) {
 	assert.Equal(t, "lock-test-api", ss.locks[0].Lock)
 	assert.Equal(t, "lock-test-web", ss.locks[1].Lock)
 	assert.Equal(t, testTX, ss.locks[0].Transaction)
-	var released []string
-	for _, sg := range sent() {
-		assert.Equal(t, workflows.LockReleaseSignal, sg.name)
-		released = append(released, sg.to)
-	}
-	assert.ElementsMatch(t, []string{"lock-test-api", "lock-test-web"}, released)
+	assert.ElementsMatch(t, []string{"lock-test-web", "lock-test-api"}, ss.releasedLocks(), "both given back")
 	d := queryDetail(t, env)
 	assert.Equal(t, workflows.StatusInstallCompleted, d.Status)
 	assert.Contains(t, statusEvents(d), workflows.StatusWaiting)
 }
 
+// A free lock answers the release's update granted at once: the release
+// never waits (no WAITING status, no signal back), installs, and gives the
+// locks back by local activity, no signal from the workflow.
+func TestLockGrantedAtOnce(t *testing.T) {
+	s := newStand(lockPlan(rollout.LockWait))
+	env, ss := newSafetyEnv(t, s)
+	ss.grant = true
+	sent := captureSignals(env)
+	env.ExecuteWorkflow(workflows.ReleaseWorkflowName, installRequest())
+	require.True(t, env.IsWorkflowCompleted())
+	require.NoError(t, env.GetWorkflowError())
+	d := queryDetail(t, env)
+	assert.Equal(t, workflows.StatusInstallCompleted, d.Status)
+	assert.NotContains(t, statusEvents(d), workflows.StatusWaiting)
+	require.Len(t, ss.locks, 2)
+	assert.ElementsMatch(t, []string{"lock-test-web", "lock-test-api"}, ss.releasedLocks())
+	assert.Empty(t, sent(), "the workflow itself signals no lock")
+	assert.NotEmpty(t, s.installCalls())
+}
+
 // A release cancelled while it waits leaves the lock's queue.
 func TestLockReleasedOnCancel(t *testing.T) {
 	s := newStand(lockPlan(rollout.LockWait))
-	env, _ := newSafetyEnv(t, s)
-	sent := captureSignals(env)
-	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(workflows.LockAnswerSignal, workflows.LockAnswer{Lock: workflows.LockID("", "test", "api"), Holder: "tx-first"})
-	}, time.Minute)
+	env, ss := newSafetyEnv(t, s)
 	env.RegisterDelayedCallback(func() { env.CancelWorkflow() }, 2*time.Minute)
 	env.ExecuteWorkflow(workflows.ReleaseWorkflowName, installRequest())
 	require.True(t, env.IsWorkflowCompleted())
 	var ce *temporal.CanceledError
 	require.ErrorAs(t, env.GetWorkflowError(), &ce)
 	assert.Equal(t, workflows.StatusCancelled, queryStatus(t, env))
-	require.Len(t, sent(), 1)
-	assert.Equal(t, "lock-test-api", sent()[0].to)
-	assert.Equal(t, workflows.LockReleaseSignal, sent()[0].name)
-	assert.Equal(t, workflows.LockRelease{Transaction: testTX}, sent()[0].arg)
+	require.Len(t, ss.released, 1)
+	assert.Equal(t, workflows.ReleaseLockInput{Lock: "lock-test-api", Transaction: testTX}, ss.released[0])
 	assert.Empty(t, s.installCalls())
 }
 
 func TestLockRefuse(t *testing.T) {
 	s := newStand(lockPlan(rollout.LockRefuse))
 	env, ss := newSafetyEnv(t, s)
-	captureSignals(env)
 	env.RegisterDelayedCallback(func() {
 		env.SignalWorkflow(workflows.LockAnswerSignal, workflows.LockAnswer{Lock: workflows.LockID("", "test", "api"), Refused: true, Holder: "tx-first"})
 	}, time.Minute)
@@ -506,6 +539,73 @@ func TestLockWorkflowQueue(t *testing.T) {
 	assert.Equal(t, []string{"tx-1 granted", "tx-2 waiting", "tx-3 refused by tx-1", "tx-2 granted"}, answers)
 }
 
+// A release asks the Lock workflow by update: the answer is the update's
+// result (granted, waiting with its place, refused), and only a later
+// grant comes as a signal. A request by update and one by signal share
+// one queue.
+func TestLockWorkflowAcquireByUpdate(t *testing.T) {
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestWorkflowEnvironment()
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.LockID("", "test", "web")})
+	env.RegisterWorkflowWithOptions(workflows.Lock, workflow.RegisterOptions{Name: workflows.LockWorkflowName})
+	env.RegisterActivityWithOptions(func(context.Context, string) (bool, error) { return true, nil },
+		activity.RegisterOptions{Name: workflows.LockHolderOpenActivity})
+	sent := captureSignals(env)
+	answers := map[string]workflows.LockAnswer{}
+	var rejected error
+	acquire := func(tx string, refuse bool) {
+		env.UpdateWorkflow(workflows.LockAcquireUpdate, "acquire-"+tx, &testsuite.TestUpdateCallback{
+			OnAccept: func() {},
+			OnReject: func(err error) { rejected = err },
+			OnComplete: func(v any, err error) {
+				require.NoError(t, err)
+				answers[tx] = v.(workflows.LockAnswer)
+			},
+		}, workflows.LockRequest{Lock: workflows.LockID("", "test", "web"), Env: "test", Target: "web", Transaction: tx, Refuse: refuse})
+	}
+	var st workflows.LockState
+	env.RegisterDelayedCallback(func() { acquire("tx-1", false) }, time.Second)
+	env.RegisterDelayedCallback(func() { acquire("tx-2", false) }, 2*time.Second)
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(workflows.LockRequestSignal, workflows.LockRequest{Lock: workflows.LockID("", "test", "web"), Transaction: "tx-3"})
+	}, 3*time.Second)
+	env.RegisterDelayedCallback(func() { acquire("tx-4", true) }, 4*time.Second)
+	env.RegisterDelayedCallback(func() { acquire("tx-1", false) }, 5*time.Second)
+	env.RegisterDelayedCallback(func() { acquire("", false) }, 6*time.Second)
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(workflows.LockQuery)
+		require.NoError(t, err)
+		require.NoError(t, v.Get(&st))
+		env.SignalWorkflow(workflows.LockReleaseSignal, workflows.LockRelease{Transaction: "tx-1"})
+	}, 7*time.Second)
+	for i, tx := range []string{"tx-2", "tx-3"} {
+		env.RegisterDelayedCallback(func() {
+			env.SignalWorkflow(workflows.LockReleaseSignal, workflows.LockRelease{Transaction: tx})
+		}, time.Duration(8+i)*time.Second)
+	}
+	env.ExecuteWorkflow(workflows.LockWorkflowName, workflows.LockState{Env: "test", Target: "web", CheckEvery: time.Hour, IdleFor: time.Hour})
+	require.NoError(t, env.GetWorkflowError(), "the lock ends once idle")
+
+	assert.True(t, answers["tx-1"].Granted, "asked again, the holder is told it holds the lock")
+	assert.Equal(t, workflows.LockAnswer{Lock: "lock-test-web", Holder: "tx-1", Position: 1}, answers["tx-2"])
+	assert.Equal(t, workflows.LockAnswer{Lock: "lock-test-web", Refused: true, Holder: "tx-1"}, answers["tx-4"])
+	require.Error(t, rejected, "a request that names no transaction is refused")
+	assert.Contains(t, rejected.Error(), "names the transaction")
+	assert.Equal(t, "tx-1", st.Holder)
+	assert.Equal(t, []string{"tx-2", "tx-3"}, st.Queue)
+	var signalled []string
+	for _, sg := range sent() {
+		a := sg.arg.(workflows.LockAnswer)
+		kind := "waiting"
+		if a.Granted {
+			kind = "granted"
+		}
+		signalled = append(signalled, sg.to+" "+kind)
+	}
+	assert.Equal(t, []string{"tx-3 waiting", "tx-2 granted", "tx-3 granted"}, signalled,
+		"an update's answer is its result; only the request by signal and the later grants are signals")
+}
+
 // In an environment whose lock is supersede, a newer release takes the
 // place of every one waiting: they are told who superseded them and leave;
 // the holder keeps the lock.
@@ -556,10 +656,6 @@ func TestLockWorkflowSupersede(t *testing.T) {
 func TestReleaseSuperseded(t *testing.T) {
 	s := newStand(lockPlan(rollout.LockSupersede))
 	env, ss := newSafetyEnv(t, s)
-	sent := captureSignals(env)
-	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(workflows.LockAnswerSignal, workflows.LockAnswer{Lock: workflows.LockID("", "test", "api"), Holder: "tx-first", Position: 1})
-	}, time.Minute)
 	env.RegisterDelayedCallback(func() {
 		env.SignalWorkflow(workflows.LockAnswerSignal, workflows.LockAnswer{Lock: workflows.LockID("", "test", "api"), Holder: "tx-first", SupersededBy: "tx-newer"})
 	}, 2*time.Minute)
@@ -570,7 +666,6 @@ func TestReleaseSuperseded(t *testing.T) {
 	assert.Contains(t, d.Reason, "superseded by transaction tx-newer")
 	assert.True(t, ss.locks[0].Supersede)
 	assert.Empty(t, s.installCalls())
-	require.NotEmpty(t, sent())
-	assert.Equal(t, workflows.LockReleaseSignal, sent()[0].name, "it leaves the queue")
+	assert.Equal(t, []string{"lock-test-api"}, ss.releasedLocks(), "it leaves the queue")
 	assert.True(t, workflows.StatusSuperseded.Final(workflows.ActionInstall))
 }
