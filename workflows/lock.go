@@ -54,6 +54,8 @@ func Lock(ctx workflow.Context, st LockState) error {
 		}
 		return err == nil
 	}
+	// told are answers sent without waiting for their delivery.
+	var told []workflow.Future
 	// The state changes before any answer is sent: sending blocks, and an
 	// update handler may run meanwhile and must see the lock as it will be.
 	grantNext := func(ctx workflow.Context) {
@@ -93,8 +95,17 @@ func Lock(ctx workflow.Context, st LockState) error {
 			old := st.Queue
 			st.Queue = []string{req.Transaction}
 			holder := st.Holder
+			// Told without waiting for each delivery, which would hold the
+			// lock up one dispatch per superseded release (a burst); the
+			// deliveries are awaited before the run ends.
+			async := workflow.GetVersion(ctx, lockSupersedeAsyncVersion, workflow.DefaultVersion, 1) == 1
 			for _, o := range old {
-				answer(ctx, o, LockAnswer{Holder: holder, SupersededBy: req.Transaction})
+				a := LockAnswer{Lock: lockID, Holder: holder, SupersededBy: req.Transaction}
+				if async {
+					told = append(told, workflow.SignalExternalWorkflow(ctx, o, "", LockAnswerSignal, a))
+				} else {
+					answer(ctx, o, a)
+				}
 				logger.Info("superseded", "transaction", o, "by", req.Transaction)
 			}
 			reply(LockAnswer{Holder: holder, Position: 1})
@@ -175,10 +186,18 @@ func Lock(ctx workflow.Context, st LockState) error {
 	// Before the run ends or continues as new, every update taken is
 	// answered.
 	handlersDone := func() error {
-		return workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+		if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+			return err
+		}
+		for _, f := range told {
+			_ = f.Get(ctx, nil) // a release that has closed no longer listens
+		}
+		told = nil
+		return nil
 	}
 	for {
 		grantNext(ctx)
+		told = slices.DeleteFunc(told, func(f workflow.Future) bool { return f.IsReady() })
 		info := workflow.GetInfo(ctx)
 		if info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > maxLockHistory {
 			if err := handlersDone(); err != nil {
@@ -343,6 +362,10 @@ func takeDelivered(requests, releases workflow.ReceiveChannel) []LockSignal {
 	}
 	return out
 }
+
+// lockSupersedeAsyncVersion marks locks that tell superseded releases
+// without waiting for each delivery.
+const lockSupersedeAsyncVersion = "lock-supersede-async"
 
 // lockVersion guards the lock acquisition: releases started before it ask
 // for no lock.
