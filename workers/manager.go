@@ -109,7 +109,9 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 	registerActivities(w, managerActivities(
 		&activities.Manager{
 			Config:       cfg,
-			Registry:     reg,
+			// Plans asked at once (a burst of releases) share one read
+			// of the registry's shards.
+			Registry:     &registry.Shared{Lister: reg},
 			Transactions: reader,
 			Runs:         runs{r},
 			Store:        store,
