@@ -108,7 +108,7 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 	RegisterWorkflows(w)
 	registerActivities(w, managerActivities(
 		&activities.Manager{
-			Config:       cfg,
+			Config: cfg,
 			// Plans asked at once (a burst of releases) share one read
 			// of the registry's shards.
 			Registry:     &registry.Shared{Lister: reg},
