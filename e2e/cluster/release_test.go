@@ -132,17 +132,29 @@ func TestLoad200Releases(t *testing.T) {
 // builds lists the pids that ran the slow step for txid (one per run).
 func builds(t *testing.T, txid string) []string {
 	t.Helper()
+	var pids []string
+	for _, l := range whoLines(t) {
+		if l[0] == txid {
+			pids = append(pids, l[1])
+		}
+	}
+	return pids
+}
+
+// whoLines are the (transaction, pid) lines the slow step wrote.
+func whoLines(t *testing.T) [][2]string {
+	t.Helper()
 	b, err := os.ReadFile(env.Path("who.log"))
 	if err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}
-	var pids []string
+	var lines [][2]string
 	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) == 2 && f[0] == txid {
-			pids = append(pids, f[1])
+		if f := strings.Fields(l); len(f) == 2 {
+			lines = append(lines, [2]string{f[0], f[1]})
 		}
 	}
-	return pids
+	return lines
 }
 
 // freshRequest commits a change so that the build of project really runs
@@ -211,15 +223,41 @@ func TestFrontendRestartWhileFollowing(t *testing.T) {
 		out, errOut string
 		code        int
 	}
-	// The request id becomes the transaction id, so the test knows it
-	// before the CLI prints it.
-	txid := fmt.Sprintf("cluster-follow-%d", time.Now().UnixNano())
+	// The transaction id is derived from the request id and the signer
+	// (workflows.RequestTransactionID); the test learns it from the build
+	// step, which writes it into who.log, so it need not guess the signer.
+	requestID := fmt.Sprintf("cluster-follow-%d", time.Now().UnixNano())
+	seen := map[string]bool{}
+	for _, l := range whoLines(t) {
+		seen[l[0]] = true
+	}
 	done := make(chan result, 1)
 	go func() {
-		out, errOut, code := env.CLI(ctx, "release", "slow", "--env", "test", "--revision", req.Source.Revision, "--request-id", txid, "--follow")
+		out, errOut, code := env.CLI(ctx, "release", "slow", "--env", "test", "--revision", req.Source.Revision, "--request-id", requestID, "--follow")
 		done <- result{out, errOut, code}
 	}()
-	require.Eventually(t, func() bool { return len(builds(t, txid)) > 0 }, 2*time.Minute, 100*time.Millisecond, "the build step of %s did not start", txid)
+	// A CLI that ended before the build started failed on its own: say
+	// how, rather than wait for a build that will not come.
+	var early *result
+	var txid string
+	require.Eventually(t, func() bool {
+		select {
+		case r := <-done:
+			early = &r
+			return true
+		default:
+		}
+		for _, l := range whoLines(t) {
+			if !seen[l[0]] && strings.HasPrefix(l[0], workflows.RequestIDPrefix) {
+				txid = l[0]
+				return true
+			}
+		}
+		return false
+	}, 2*time.Minute, 100*time.Millisecond, "the build step of request %s did not start", requestID)
+	if early != nil {
+		t.Fatalf("relman release --follow ended (exit %d) before the build step of request %s started:\nstdout:\n%s\nstderr:\n%s", early.code, requestID, early.out, early.errOut)
+	}
 
 	require.NoError(t, temp.Kill(testcluster.Frontend))
 	time.Sleep(outage)
@@ -232,6 +270,7 @@ func TestFrontendRestartWhileFollowing(t *testing.T) {
 		t.Fatal("relman release --follow did not end")
 	}
 	require.Equal(t, cli.ExitOK, r.code, "stdout:\n%s\nstderr:\n%s", r.out, r.errOut)
+	require.Contains(t, r.out, "transaction "+txid)
 	require.Contains(t, r.out, string(workflows.StatusInstallCompleted))
 	t.Logf("relman release --follow across the frontend restart:\n%s%s", r.out, r.errOut)
 	d, err := env.Final(ctx, txid)
