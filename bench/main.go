@@ -38,20 +38,27 @@ type options struct {
 	onlySQL  bool
 	srvArgs  multiFlag
 
-	seq      int   // sequential releases for latency
+	repeats  int   // runs of each judged row; the median run is judged
+	seq      int   // sequential releases for latency, per run
 	conc     int   // concurrent releases for throughput
 	artSize  int64 // row 2 artifact
 	artRuns  int
 	bigSize  int64 // row 4's large artifact
 	fan      []int
-	fanRuns  int
+	fanRuns  int // releases to each size per run
 	warmup   int
 	profSize int // releases in the profiled (unmeasured) burst
+	// Row 8: requests in the burst to one named target.
+	burstTo int
 
 	// Rows 6 and 7: the fleet's sizes (registry windows), the release
 	// sizes, runs of each, the hosts' lease, each window's length, and
 	// how long the hosts take to start.
 	onlyFleet   bool
+	onlyBurst   bool
+	cluster     bool
+	noRecords   bool
+	onlyUnpaced bool
 	fleetHosts  []int
 	fleetFan    []int
 	fleetRuns   int
@@ -72,18 +79,22 @@ func main() {
 	flag.Var(&o.srvArgs, "server-arg", "an extra argument for `temporal server start-dev` (repeatable), e.g. --dynamic-config-value=K=V")
 	flag.BoolVar(&o.onlySQL, "only-row5", false, "debug: run only row 5 and print its figures")
 	flag.BoolVar(&o.onlyFleet, "only-fleet", false, "debug: run only rows 6 and 7 and print them")
+	flag.BoolVar(&o.cluster, "cluster", false, "run the cluster rows (a PostgreSQL Temporal cluster and SeaweedFS, from `make cluster-tools`) and rewrite their section of -out")
+	flag.BoolVar(&o.noRecords, "no-records", false, "analysis: managers keep no closed-transaction records (no artifacts)")
+	flag.BoolVar(&o.onlyUnpaced, "only-row1u", false, "debug: run only row 1u and print its figures")
+	flag.BoolVar(&o.onlyBurst, "only-burst", false, "debug: run only row 8 and the profiled burst, and print the profiles' tops")
 	flag.BoolVar(&o.verbose, "v", false, "print the event timeline of one relman and one floor run")
 	flag.Parse()
 	if o.quick {
-		o.seq, o.conc, o.artSize, o.artRuns, o.bigSize = 5, 10, 5<<20, 1, 20<<20
-		o.fan, o.fanRuns, o.warmup, o.profSize = []int{1, 5}, 2, 1, 10
+		o.repeats, o.seq, o.conc, o.artSize, o.artRuns, o.bigSize = 2, 4, 10, 5<<20, 1, 20<<20
+		o.fan, o.fanRuns, o.warmup, o.profSize, o.burstTo = []int{1, 5}, 2, 1, 10, 10
 		o.fleetHosts, o.fleetFan, o.fleetRuns = []int{50, 150}, []int{1, 10, 50}, 2
 		o.fleetLease, o.fleetWindow, o.fleetSpread = 6*time.Second, 20*time.Second, 5*time.Second
 	} else {
-		o.seq, o.conc, o.artSize, o.artRuns, o.bigSize = 20, 100, 100<<20, 2, 1<<30
-		o.fan, o.fanRuns, o.warmup, o.profSize = []int{1, 10, 50}, 7, 3, 100
+		o.repeats, o.seq, o.conc, o.artSize, o.artRuns, o.bigSize = 3, 12, 100, 100<<20, 3, 1<<30
+		o.fan, o.fanRuns, o.warmup, o.profSize, o.burstTo = []int{1, 10, 50}, 5, 3, 100, 100
 		o.fleetHosts, o.fleetFan, o.fleetRuns = []int{1000, 3000}, []int{1, 200, 1000}, 3
-		o.fleetLease, o.fleetWindow, o.fleetSpread = config.DefaultLease, 2*time.Minute, 30*time.Second
+		o.fleetLease, o.fleetWindow, o.fleetSpread = config.DefaultLease, time.Minute, 20*time.Second
 		if o.out == "" {
 			o.out = "BENCHMARKS.md"
 		}
@@ -139,15 +150,38 @@ func run(ctx context.Context, o options, noProfile bool) error {
 		return err
 	}
 	res.took = time.Since(start)
+	if o.cluster {
+		printTable(os.Stdout, res.cluster.rows(o.quick))
+		if o.out != "" {
+			if err := writeCluster(o.out, clusterSection(o, mach, res.cluster)); err != nil {
+				return err
+			}
+			fmt.Println("wrote the cluster rows into", o.out)
+		}
+		return nil
+	}
 	if o.onlyFleet {
 		printTable(os.Stdout, res.fleet.rows(o.quick))
 		printFleetFigures(os.Stdout, res.fleet)
 		return nil
 	}
-	if o.onlySQL {
-		x := res.orchSQL
-		fmt.Printf("row 5: p50 %s / %s, p95 %s / %s, throughput %.1f/s / %.1f/s (relman / floor)\n",
-			ms(pct(x.relLat, .5)), ms(pct(x.floorLat, .5)), ms(pct(x.relLat, .95)), ms(pct(x.floorLat, .95)), x.relTput(), x.floorTput())
+	if o.onlyBurst {
+		printTable(os.Stdout, res.burst.rows())
+		tops := profileTops(o.profile, []string{"burst-manager.pprof", "burst-builder.pprof", "burst-installer.pprof"})
+		for _, n := range []string{"burst-manager.pprof", "burst-builder.pprof", "burst-installer.pprof"} {
+			fmt.Printf("\n%s\n%s\n", n, tops[n+" -top"])
+		}
+		return nil
+	}
+	if o.onlyUnpaced {
+		res.orchSQL = res.orchFast
+	}
+	if o.onlySQL || o.onlyUnpaced {
+		for i, x := range res.orchSQL.runs {
+			fmt.Printf("run %d: latency p50 %.2f (%s / %s), p95 %.2f (%s / %s), throughput %.2f (%.1f/s / %.1f/s)\n", i+1,
+				x.p50(), ms(pct(x.relLat, .5)), ms(pct(x.floorLat, .5)), x.p95(), ms(pct(x.relLat, .95)), ms(pct(x.floorLat, .95)),
+				x.tput(), float64(res.orchSQL.conc)/x.relBurst.Seconds(), float64(res.orchSQL.conc)/x.floorBurst.Seconds())
+		}
 		return nil
 	}
 	rows := res.rows(o)
@@ -206,6 +240,9 @@ type bench struct {
 	bin  string
 	// relman is the relman binary the role processes of row 4 run.
 	relman string
+	// store is the artifact store of rows 2 and 4 when not the file://
+	// store under root (the cluster rows' SeaweedFS).
+	store string
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -221,7 +258,22 @@ func (b *bench) all(ctx context.Context) (*results, error) {
 		res.fleet, err = b.fleet(ctx)
 		return res, err
 	}
-	envs := []string{"orch", "art", "mem"}
+	if b.o.onlyBurst {
+		var err error
+		res.burst, err = b.burstRows(ctx)
+		return res, err
+	}
+	if b.o.cluster {
+		var err error
+		res.cluster, err = b.clusterRows(ctx)
+		return res, err
+	}
+	if b.o.onlyUnpaced {
+		var err error
+		res.orchFast, err = b.unpaced(ctx, append([]string{"orch"}, burstEnvs("orch", b.o.conc)...))
+		return res, err
+	}
+	envs := append([]string{"orch", "art", "mem"}, burstEnvs("orch", b.o.conc)...)
 	for _, n := range b.o.fan {
 		envs = append(envs, fmt.Sprintf("fan%d", n))
 	}
@@ -234,7 +286,8 @@ func (b *bench) all(ctx context.Context) (*results, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = b.onServer(ctx, sq, []string{"orch"}, func() error {
+	orch := append([]string{"orch"}, burstEnvs("orch", b.o.conc)...)
+	err = b.onServer(ctx, sq, orch, func() error {
 		var err error
 		if res.orchSQL, err = b.orchestration(ctx, sq, "orch", "sqlite"); err != nil {
 			return fmt.Errorf("row 5: %w", err)
@@ -248,26 +301,11 @@ func (b *bench) all(ctx context.Context) (*results, error) {
 	if err := b.inMemory(ctx, res, envs); err != nil {
 		return nil, err
 	}
-	// Row 1 once more on a dev server without its transfer-queue pacing
-	// (history.transferProcessorMaxPollRPS, 20/s by default, so every task
-	// dispatch waits up to 50 ms): what relman itself adds shows plainly.
-	dropPages()
-	b.logf("starting the in-memory dev server without transfer pacing")
-	args := append(slices.Clone(b.o.srvArgs), "--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000")
-	tu, err := startServer(ctx, b.bin, args, "in-memory, unpaced", "", filepath.Join(b.root, "temporal-unpaced.log"))
-	if err != nil {
+	if res.orchFast, err = b.unpaced(ctx, orch); err != nil {
 		return nil, err
 	}
-	err = b.onServer(ctx, tu, []string{"orch"}, func() error {
-		var err error
-		if res.orchFast, err = b.orchestration(ctx, tu, "orch", "unpaced"); err != nil {
-			return fmt.Errorf("row 1 unpaced: %w", err)
-		}
-		return nil
-	})
-	tu.stop()
-	if err != nil {
-		return nil, err
+	if res.burst, err = b.burstRows(ctx); err != nil {
+		return nil, fmt.Errorf("row 8: %w", err)
 	}
 	// Rows 6 and 7 last, on their own server: a thousand hosts' polls
 	// and renewals would weigh on every row measured beside them.
@@ -275,15 +313,38 @@ func (b *bench) all(ctx context.Context) (*results, error) {
 		return nil, fmt.Errorf("rows 6-7: %w", err)
 	}
 	if b.o.profile != "" {
-		res.profiles = []string{"row1-relman-roles.pprof", "row2-builder.pprof", "row2-installer.pprof", "row3-relman-roles.pprof"}
+		res.profiles = []string{"burst-manager.pprof", "burst-builder.pprof", "burst-installer.pprof", "row2-builder.pprof", "row2-installer.pprof"}
 	}
 	return res, nil
+}
+
+// unpaced is row 1 once more on a dev server without its transfer-queue
+// pacing (history.transferProcessorMaxPollRPS, 20/s by default, so every
+// task dispatch waits up to 50 ms): what relman itself adds shows plainly.
+func (b *bench) unpaced(ctx context.Context, envs []string) (orchOut, error) {
+	dropPages()
+	b.logf("starting the in-memory dev server without transfer pacing")
+	args := append(slices.Clone(b.o.srvArgs), "--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000")
+	tu, err := startServer(ctx, b.bin, args, "in-memory, unpaced", "", filepath.Join(b.root, "temporal-unpaced.log"))
+	if err != nil {
+		return orchOut{}, err
+	}
+	defer tu.stop()
+	var out orchOut
+	err = b.onServer(ctx, tu, envs, func() error {
+		var err error
+		if out, err = b.orchestration(ctx, tu, "orch", "unpaced"); err != nil {
+			return fmt.Errorf("row 1 unpaced: %w", err)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // onServer runs the manager and the no-op project's builder in this process
 // for the server's life, and f with them.
 func (b *bench) onServer(ctx context.Context, s *server, envs []string, f func() error) error {
-	if err := s.startManager(envs); err != nil {
+	if err := s.startManager(b.root, envs, b.o.noRecords); err != nil {
 		return err
 	}
 	bc, err := builderConfig(s.addr, "bench-builder", b.root, b.repo, map[string]config.BuildBehavior{"noop": noopProject(b.repo)})

@@ -14,31 +14,61 @@ import (
 	"github.com/relman/relman/internal/testenv"
 )
 
-// orchOut is rows 1 and 5 on one server.
-type orchOut struct {
-	server                  string
-	relLat, floorLat        []time.Duration
-	relBurst, floorBurst    time.Duration // wall time of conc concurrent runs
-	conc                    int
-	relEvents, floorEvents  int           // history events of one run
-	relSrvCPU, floorSrvCPU  time.Duration // dev server CPU per run in the burst
-	relSelfCPU, floorSelfCP time.Duration // this process's CPU (roles + client) per run in the burst
+// orchRun is one run of row 1 (or 5): sequential latencies and one
+// concurrent burst of each side.
+type orchRun struct {
+	relLat, floorLat     []time.Duration
+	relBurst, floorBurst time.Duration // wall time of conc concurrent runs
+	// settle is how long after relman's burst its releases' records took
+	// to be written (their recorders to end): not in the burst's time,
+	// waited for so the next run starts on a quiet manager.
+	settle time.Duration
 }
 
-func (o orchOut) relTput() float64   { return float64(o.conc) / o.relBurst.Seconds() }
-func (o orchOut) floorTput() float64 { return float64(o.conc) / o.floorBurst.Seconds() }
+func (r orchRun) p50() float64 { return ratioOf(pct(r.relLat, 0.5), pct(r.floorLat, 0.5)) }
+func (r orchRun) p95() float64 { return ratioOf(pct(r.relLat, 0.95), pct(r.floorLat, 0.95)) }
+
+// tput is relman's throughput over the floor's: the floor's burst time
+// over relman's.
+func (r orchRun) tput() float64 { return ratioOf(r.floorBurst, r.relBurst) }
+
+// orchOut is rows 1 and 5 on one server: o.repeats runs.
+type orchOut struct {
+	server                  string
+	conc                    int
+	runs                    []orchRun
+	relEvents, floorEvents  int           // history events of one run
+	relSrvCPU, floorSrvCPU  time.Duration // dev server CPU per run in the bursts
+	relSelfCPU, floorSelfCP time.Duration // this process's CPU (roles + client) per run in the bursts
+}
+
+func ratioOf(a, b time.Duration) float64 { return float64(a) / float64(b) }
+
+// burstEnvs are the environments of a concurrent burst: one per release,
+// each with its own lock, as many teams' releases would be. A burst into
+// one environment's named target is row 8: the lock runs those one at a
+// time by design.
+func burstEnvs(env string, n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, fmt.Sprintf("%s-%d", env, i))
+	}
+	return out
+}
 
 // orchestration is row 1 (and row 5): a no-op release (build step `true`,
 // one tiny target, 3 installer hosts) against the bare workflow of the same
-// shape, both served from this process with one client per role.
+// shape, both served from this process with one client per role. The
+// manager runs its default config: the lock on (wait), build once on.
 func (b *bench) orchestration(ctx context.Context, s *server, env, tag string) (orchOut, error) {
 	out := orchOut{server: s.label, conc: b.o.conc}
 	var roles []*inproc
 	defer func() { stopAll(roles) }()
 	var ids []string
+	envs := append([]string{env}, burstEnvs(env, b.o.conc)...)
 	for i := range 3 {
 		host := fmt.Sprintf("%s-h%d", tag, i)
-		ic, err := installerConfig(s.addr, host, b.root, "app", []string{env})
+		ic, err := installerConfig(s.addr, host, b.root, "app", envs)
 		if err != nil {
 			return out, err
 		}
@@ -57,8 +87,8 @@ func (b *bench) orchestration(ctx context.Context, s *server, env, tag string) (
 	if err := s.waitRegistered(ctx, ids...); err != nil {
 		return out, err
 	}
-	relman := func(ctx context.Context) (time.Duration, string, error) {
-		d, det, err := s.release(ctx, "noop", env)
+	relman := func(ctx context.Context, env string) (time.Duration, string, error) {
+		d, det, err := s.release(ctx, "noop", env, false)
 		id := ""
 		if det != nil {
 			id = det.Transaction
@@ -72,23 +102,51 @@ func (b *bench) orchestration(ctx context.Context, s *server, env, tag string) (
 		if _, _, err := floor(ctx); err != nil {
 			return out, err
 		}
-		if _, _, err := relman(ctx); err != nil {
+		if _, _, err := relman(ctx, env); err != nil {
 			return out, err
 		}
 	}
-	b.logf("row 1 on %s: %d sequential runs each, interleaved", s.label, b.o.seq)
 	var relID, floorID string
-	for range b.o.seq {
-		d, id, err := floor(ctx)
-		if err != nil {
+	for run := range b.o.repeats {
+		var r orchRun
+		b.logf("row 1 on %s, run %d of %d: %d sequential releases each, interleaved", s.label, run+1, b.o.repeats, b.o.seq)
+		for range b.o.seq {
+			d, id, err := floor(ctx)
+			if err != nil {
+				return out, err
+			}
+			r.floorLat, floorID = append(r.floorLat, d), id
+			d, id, err = relman(ctx, env)
+			if err != nil {
+				return out, err
+			}
+			if b.o.verbose && d > 10*pct(r.floorLat, 0.5) {
+				b.logf("slow release %s took %s:\n%s", id, d.Round(time.Millisecond), s.timeline(ctx, id))
+			}
+			r.relLat, relID = append(r.relLat, d), id
+		}
+		b.logf("row 1 on %s, run %d of %d: %d concurrent releases each", s.label, run+1, b.o.repeats, b.o.conc)
+		burstOf := func(f func(context.Context, int) error) (time.Duration, time.Duration, time.Duration, error) {
+			dropPages()
+			srv0, self0 := s.cpu(), selfCPU()
+			d, err := burst(ctx, b.o.conc, f)
+			n := time.Duration(b.o.conc)
+			return d, (s.cpu() - srv0) / n, (selfCPU() - self0) / n, err
+		}
+		if r.floorBurst, out.floorSrvCPU, out.floorSelfCP, err = burstOf(func(ctx context.Context, _ int) error { _, _, err := floor(ctx); return err }); err != nil {
 			return out, err
 		}
-		out.floorLat, floorID = append(out.floorLat, d), id
-		d, id, err = relman(ctx)
-		if err != nil {
+		if r.relBurst, out.relSrvCPU, out.relSelfCPU, err = burstOf(func(ctx context.Context, i int) error {
+			_, _, err := relman(ctx, fmt.Sprintf("%s-%d", env, i))
+			return err
+		}); err != nil {
 			return out, err
 		}
-		out.relLat, relID = append(out.relLat, d), id
+		if r.settle, err = s.settle(ctx); err != nil {
+			return out, err
+		}
+		b.logf("row 1 on %s, run %d: latency p50 %.2f, p95 %.2f, throughput %.2f; records written %s after the burst", s.label, run+1, r.p50(), r.p95(), r.tput(), r.settle.Round(time.Millisecond))
+		out.runs = append(out.runs, r)
 	}
 	if b.o.verbose {
 		b.logf("floor timeline:\n%s", s.timeline(ctx, floorID))
@@ -96,46 +154,20 @@ func (b *bench) orchestration(ctx context.Context, s *server, env, tag string) (
 	}
 	out.relEvents = s.historyLength(ctx, relID)
 	out.floorEvents = s.historyLength(ctx, floorID)
-
-	b.logf("row 1 on %s: %d concurrent runs each", s.label, b.o.conc)
-	burstOf := func(f func(context.Context) (time.Duration, string, error)) (time.Duration, time.Duration, time.Duration, error) {
-		dropPages()
-		srv0, self0 := cpuTime(s.pid), selfCPU()
-		d, err := burst(ctx, b.o.conc, func(ctx context.Context) error { _, _, err := f(ctx); return err })
-		n := time.Duration(b.o.conc)
-		return d, (cpuTime(s.pid) - srv0) / n, (selfCPU() - self0) / n, err
-	}
-	if out.floorBurst, out.floorSrvCPU, out.floorSelfCP, err = burstOf(floor); err != nil {
-		return out, err
-	}
-	if out.relBurst, out.relSrvCPU, out.relSelfCPU, err = burstOf(relman); err != nil {
-		return out, err
-	}
-	// The profile comes from an extra, unmeasured burst, so profiling never
-	// slows a measured one.
-	if b.o.profile != "" && tag == "mem" {
-		err := profileWhile(filepath.Join(b.o.profile, "row1-relman-roles.pprof"), func() error {
-			_, err := burst(ctx, b.o.profSize, func(ctx context.Context) error { _, _, err := relman(ctx); return err })
-			return err
-		})
-		if err != nil {
-			return out, err
-		}
-	}
 	return out, nil
 }
 
 // burst runs n copies of f at once and returns the wall time until the
 // last one ends.
-func burst(ctx context.Context, n int, f func(context.Context) error) (time.Duration, error) {
+func burst(ctx context.Context, n int, f func(context.Context, int) error) (time.Duration, error) {
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	t0 := time.Now()
-	for range n {
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := f(ctx); err != nil {
+			if err := f(ctx, i); err != nil {
 				errs <- err
 			}
 		}()
@@ -163,14 +195,33 @@ func profileWhile(path string, f func() error) error {
 	return err
 }
 
-// fanOut is row 3: the no-op release to 1..N hosts.
+// fanOut is row 3: the no-op release to 1..N hosts, o.repeats runs.
 type fanOut struct {
 	counts []int
-	times  map[int][]time.Duration
+	runs   []map[int][]time.Duration // per run: hosts -> release times
+}
+
+// ratios are each run's median time at n hosts over its median at the
+// first count.
+func (f fanOut) ratios(n int) []float64 {
+	var out []float64
+	for _, r := range f.runs {
+		out = append(out, ratioOf(pct(r[n], 0.5), pct(r[f.counts[0]], 0.5)))
+	}
+	return out
+}
+
+// all is every run's times at n hosts.
+func (f fanOut) all(n int) []time.Duration {
+	var out []time.Duration
+	for _, r := range f.runs {
+		out = append(out, r[n]...)
+	}
+	return out
 }
 
 func (b *bench) fanout(ctx context.Context, s *server) (fanOut, error) {
-	out := fanOut{counts: b.o.fan, times: map[int][]time.Duration{}}
+	out := fanOut{counts: b.o.fan}
 	maxN := slices.Max(b.o.fan)
 	// Several hosts per process, as a real machine would run several
 	// installers: all of them share one client connection.
@@ -206,32 +257,23 @@ func (b *bench) fanout(ctx context.Context, s *server) (fanOut, error) {
 	}
 	b.logf("row 3: %d hosts up; warm-up", maxN)
 	for _, n := range b.o.fan {
-		if _, _, err := s.release(ctx, "noop", fmt.Sprintf("fan%d", n)); err != nil {
+		if _, _, err := s.release(ctx, "noop", fmt.Sprintf("fan%d", n), false); err != nil {
 			return out, err
 		}
 	}
-	b.logf("row 3: %d runs of each of %v hosts, interleaved", b.o.fanRuns, b.o.fan)
-	for range b.o.fanRuns {
-		for _, n := range b.o.fan {
-			d, _, err := s.release(ctx, "noop", fmt.Sprintf("fan%d", n))
-			if err != nil {
-				return out, err
-			}
-			out.times[n] = append(out.times[n], d)
-		}
-	}
-	if b.o.profile != "" {
-		err := profileWhile(filepath.Join(b.o.profile, "row3-relman-roles.pprof"), func() error {
-			for range 3 {
-				if _, _, err := s.release(ctx, "noop", fmt.Sprintf("fan%d", maxN)); err != nil {
-					return err
+	for run := range b.o.repeats {
+		b.logf("row 3, run %d of %d: %d releases to each of %v hosts, interleaved", run+1, b.o.repeats, b.o.fanRuns, b.o.fan)
+		times := map[int][]time.Duration{}
+		for range b.o.fanRuns {
+			for _, n := range b.o.fan {
+				d, _, err := s.release(ctx, "noop", fmt.Sprintf("fan%d", n), false)
+				if err != nil {
+					return out, err
 				}
+				times[n] = append(times[n], d)
 			}
-			return nil
-		})
-		if err != nil {
-			return out, err
 		}
+		out.runs = append(out.runs, times)
 	}
 	return out, nil
 }
@@ -272,9 +314,12 @@ func (b *bench) artifact(ctx context.Context, s *server, name string, size int64
 	if err != nil {
 		return out, err
 	}
+	if b.store != "" {
+		bc.Artifacts = b.store
+	}
 	// The roles whose memory row 4 measures run as relman processes of
 	// their own, through the tests' harness.
-	procs, err := testenv.New(b.root, b.relman, s.addr)
+	procs, err := testenv.New(filepath.Join(b.root, "procs-"+name), b.relman, s.addr)
 	if err != nil {
 		return out, err
 	}
@@ -291,6 +336,9 @@ func (b *bench) artifact(ctx context.Context, s *server, name string, size int64
 		ic, err := installerConfig(s.addr, host, b.root, "data", []string{env})
 		if err != nil {
 			return out, err
+		}
+		if b.store != "" {
+			ic.Artifacts = b.store
 		}
 		p := ""
 		if i == 0 {
@@ -327,7 +375,7 @@ func (b *bench) artifact(ctx context.Context, s *server, name string, size int64
 		}
 		removeInstalls(b.root, hostIDs, env)
 		dropPages()
-		d, det, err := s.release(ctx, "big", env)
+		d, det, err := s.release(ctx, "big", env, true)
 		if err != nil {
 			return out, b.procErr(err, procs)
 		}
@@ -375,6 +423,8 @@ type results struct {
 	fan              fanOut
 	art, big         artOut
 	fleet            fleetOut // rows 6 and 7
+	burst            burstOut // row 8
+	cluster          clusterOut
 	profiles         []string
 	took             time.Duration
 }

@@ -12,14 +12,15 @@ import (
 	"syscall"
 	"time"
 
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/devserver"
 	"github.com/relman/relman/internal/registry"
 	"github.com/relman/relman/internal/temporalclient"
+	"github.com/relman/relman/internal/testcluster"
 	"github.com/relman/relman/internal/transaction"
-	"github.com/relman/relman/rollout"
 	"github.com/relman/relman/workers"
 	"github.com/relman/relman/workflows"
 )
@@ -31,8 +32,22 @@ type server struct {
 	srv   *devserver.Server
 	addr  string
 	c     client.Client // the bench's own client: starts and waits
-	pid   int           // the dev server's process, for its CPU time
-	roles []*inproc     // stopped by stop, last first
+	// pids are the Temporal server's processes (the dev server, or a
+	// cluster's services), for their CPU time.
+	pids  []int
+	roles []*inproc // stopped by stop, last first
+	// cluster is the Temporal cluster behind a cluster row; nil for a dev
+	// server.
+	cluster *testcluster.Cluster
+}
+
+// cpu is the Temporal server's CPU time so far.
+func (s *server) cpu() time.Duration {
+	var t time.Duration
+	for _, pid := range s.pids {
+		t += cpuTime(pid)
+	}
+	return t
 }
 
 func quietLogger() *slog.Logger {
@@ -52,7 +67,7 @@ func startServer(ctx context.Context, bin string, more []string, label, dbFile, 
 	if err != nil {
 		return nil, fmt.Errorf("start dev server (%s): %w", label, err)
 	}
-	s := &server{label: label, srv: srv, addr: srv.Address, pid: srv.Pid()}
+	s := &server{label: label, srv: srv, addr: srv.Address, pids: []int{srv.Pid()}}
 	if s.c, err = dial(s.addr, "bench-client"); err != nil {
 		_ = srv.Stop(20 * time.Second)
 		return nil, err
@@ -70,6 +85,9 @@ func (s *server) stop() {
 	}
 	if s.srv != nil {
 		_ = s.srv.Stop(20 * time.Second)
+	}
+	if s.cluster != nil {
+		_ = s.cluster.Stop()
 	}
 }
 
@@ -149,16 +167,16 @@ func (s *server) waitRegistered(ctx context.Context, ids ...string) error {
 
 // release runs one relman release through the client path (transaction.Start)
 // and returns the time from the start request to INSTALL_COMPLETED.
-func (s *server) release(ctx context.Context, project, env string) (time.Duration, *workflows.Detail, error) {
+// With rebuild the builder builds even a commit it built before (row 2
+// measures the artifact path); without it the default build once reuses
+// that build's artifacts.
+func (s *server) release(ctx context.Context, project, env string, rebuild bool) (time.Duration, *workflows.Detail, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	t0 := time.Now()
 	txid, err := transaction.Start(ctx, s.c, workflows.DefaultManagerQueue, "", workflows.Request{
 		Project: project, Action: workflows.ActionInstall, Env: env, Requester: "bench",
-		// Every release really builds: build once would skip the step and
-		// the upload from the second release of a commit on, which the
-		// floors never skip.
-		Rebuild: true,
+		Rebuild: rebuild,
 	})
 	if err != nil {
 		return 0, nil, err
@@ -174,6 +192,31 @@ func (s *server) release(ctx context.Context, project, env string) (time.Duratio
 		return el, &d, fmt.Errorf("release %s ended %s: %s", txid, d.Status, d.Reason)
 	}
 	return el, &d, nil
+}
+
+// settle waits until no closed-transaction recorder runs any more (the
+// records of the releases before are written) and says how long it took.
+func (s *server) settle(ctx context.Context) (time.Duration, error) {
+	t0 := time.Now()
+	for {
+		resp, err := s.c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", workflows.RecordTransactionWorkflowName),
+		})
+		if err != nil {
+			return time.Since(t0), err
+		}
+		if resp.GetCount() == 0 {
+			return time.Since(t0), nil
+		}
+		if time.Since(t0) > 3*time.Minute {
+			return time.Since(t0), fmt.Errorf("%d records still being written after 3 minutes", resp.GetCount())
+		}
+		select {
+		case <-ctx.Done():
+			return time.Since(t0), ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // timeline prints a workflow's events with their offsets from the first.
@@ -209,12 +252,15 @@ func (s *server) historyLength(ctx context.Context, id string) int {
 }
 
 // managerConfig is the one manager of a server: every project and
-// environment any row uses.
-func managerConfig(addr string, envs []string) (*config.Manager, error) {
+// environment any row uses. It keeps closed-transaction records in the
+// builders' store under root, as the dev stack does.
+func managerConfig(addr, root string, envs []string) (*config.Manager, error) {
 	m := &config.Manager{
-		Service:      config.Service{Version: config.Version, Temporal: config.Temporal{Address: addr}, Logging: config.Logging{Level: "error"}},
-		Auth:         config.Auth{Anonymous: true},
-		Environments: map[string]config.Environment{},
+		Service:        config.Service{Version: config.Version, Temporal: config.Temporal{Address: addr}, Logging: config.Logging{Level: "error"}},
+		Auth:           config.Auth{Anonymous: true},
+		Artifacts:      "file://" + filepath.Join(root, "artifacts"),
+		RecordsKeyFile: filepath.Join(root, "records.key"),
+		Environments:   map[string]config.Environment{},
 		Projects: map[string]config.ProjectDef{
 			"noop": {Targets: []string{"app"}},
 			"big":  {Targets: []string{"data"}},
@@ -223,14 +269,12 @@ func managerConfig(addr string, envs []string) (*config.Manager, error) {
 		// not in the default five.
 		Timeouts: config.ReleaseTimeouts{Build: 20 * time.Minute, Install: 20 * time.Minute, Host: 90 * time.Second},
 	}
-	// The bench releases through its client, not the gateway.
+	// The bench releases through its client, not the gateway (row 8 runs
+	// a manager of its own with the gateway on).
 	m.Gateway.Off = true
-	// The floor takes no lock, so neither does relman here: with the
-	// default lock (wait) releases of one (environment, target) run one at
-	// a time, which is what the lock is for, and would make the throughput
-	// rows measure the lock instead of the orchestration.
+	// Every environment as users run it: the default lock (wait).
 	for _, e := range envs {
-		m.Environments[e] = config.Environment{Lock: rollout.LockOff}
+		m.Environments[e] = config.Environment{}
 	}
 	m.Default()
 	return m, m.Validate()
@@ -285,10 +329,13 @@ func installerConfig(addr, host, root, target string, envs []string) (*config.In
 	return in, in.Validate()
 }
 
-func (s *server) startManager(envs []string) error {
-	mc, err := managerConfig(s.addr, envs)
+func (s *server) startManager(root string, envs []string, noRecords bool) error {
+	mc, err := managerConfig(s.addr, root, envs)
 	if err != nil {
 		return err
+	}
+	if noRecords {
+		mc.Artifacts, mc.RecordsKeyFile = "", ""
 	}
 	r, err := s.runRelman("manager", mc, nil)
 	if err != nil {
