@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -151,6 +152,21 @@ func TestRolloutWhereAndRollback(t *testing.T) {
 		rel, _ := siteCurrent(t, h)
 		assert.Equal(t, txs[0], rel)
 	}
+
+	// Past Temporal's retention the first rollback still answers, from its
+	// closed-transaction record: on the CLI and on the seed's XML-RPC.
+	forget(t, rbTx)
+	out, errOut, code = relman(t, "status", rbTx)
+	require.Equal(t, cli.ExitOK, code, errOut)
+	assert.Equal(t, "ROLLBACK_COMPLETED\n", out)
+	assert.Contains(t, errOut, "closed-transaction record")
+	waitGateway(t)
+	st, fault, msg := xmlrpcCall(t, env.gatewayURL, `relman.query_transaction('`+rbTx+`')`)
+	require.Zero(t, fault, msg)
+	assert.Equal(t, "ROLLBACK_COMPLETED", st)
+	h, fault, msg := xmlrpcCall(t, env.gatewayURL, `relman.query_history('`+rbTx+`')`)
+	require.Zero(t, fault, msg)
+	assert.Contains(t, fmt.Sprint(h), "ROLLBACK_COMPLETED")
 }
 
 func TestRollbackNeedsReleaseBehavior(t *testing.T) {

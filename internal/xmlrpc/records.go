@@ -5,7 +5,6 @@ import (
 	"errors"
 
 	"github.com/relman/relman/internal/transaction"
-	"github.com/relman/relman/workflows"
 )
 
 // CodeRecordUnverified: the transaction is past Temporal's retention and
@@ -14,16 +13,13 @@ import (
 const CodeRecordUnverified = 10
 
 // checkRecord faults unless a transaction Temporal no longer has left what
-// the reads fall back to, of a Release, the one kind of transaction the
-// seed's methods read: its archived history (a namespace that archives), or
-// its closed-transaction record; a record that does not verify faults as
-// such.
+// the reads fall back to, of a transaction (a Release or a Rollback, as
+// checkTransaction allows while Temporal has it): its archived history (a
+// namespace that archives), or its closed-transaction record; a record that
+// does not verify faults as such.
 func (g *Gateway) checkRecord(ctx context.Context, id string) error {
 	if run := transaction.ArchivedRun(ctx, g.Client, id); run != "" {
-		if d, err := transaction.FromHistory(ctx, g.Client, id, run); err == nil {
-			if d.Request.Action == workflows.ActionRollback {
-				return Faultf(CodeUnknownTransaction, "no transaction %q", clip(id))
-			}
+		if _, err := transaction.FromHistory(ctx, g.Client, id, run); err == nil {
 			return nil
 		}
 	}
@@ -38,7 +34,7 @@ func (g *Gateway) checkRecord(ctx context.Context, id string) error {
 		return Faultf(CodeUnknownTransaction, "no transaction %q", clip(id))
 	case err != nil:
 		return Faultf(CodeInternal, "could not read the closed-transaction record of %s: %v", clip(id), err)
-	case rec.Workflow != workflows.ReleaseWorkflowName:
+	case !transaction.IsTransactionType(rec.Workflow):
 		return Faultf(CodeUnknownTransaction, "no transaction %q", clip(id))
 	}
 	return nil
