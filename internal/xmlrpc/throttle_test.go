@@ -3,6 +3,7 @@ package xmlrpc
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os/exec"
 	"path/filepath"
@@ -71,6 +72,44 @@ func TestThrottleGrowsAndForgets(t *testing.T) {
 	}
 	s := th.users["carol@local"]
 	assert.Equal(t, loginMaxDelay, s.until.Sub(clk.now()))
+}
+
+// TestThrottleLocksOutAnAddressSprayingUsers: one address guessing a new
+// user name each time (no user ever past its free failures) is locked out
+// once it is past the address's own free failures, for every user, even
+// one with the right password; other addresses are not, and an address
+// quiet for loginForget starts again from nothing.
+func TestThrottleLocksOutAnAddressSprayingUsers(t *testing.T) {
+	clk := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	var logs bytes.Buffer
+	th := newThrottle(clk.now, slog.New(slog.NewTextHandler(&logs, nil)))
+	const spray = "192.0.2.7"
+	for i := range loginFreeAddr {
+		require.NoError(t, th.check(fmt.Sprintf("user%d@local", i), spray), "failure %d is still free", i+1)
+		th.failed(fmt.Sprintf("user%d@local", i), spray)
+	}
+	require.NoError(t, th.check("alice@local", spray), "the address's free failures lock nobody out")
+	th.failed("user-next@local", spray)
+	err := th.check("alice@local", spray)
+	var f *Fault
+	require.ErrorAs(t, err, &f, "past its free failures the address is locked out, whoever logs in")
+	assert.Equal(t, CodeThrottled, f.Code)
+	assert.Contains(t, f.Message, "too many failed logins from "+spray)
+	assert.Contains(t, logs.String(), "address="+spray)
+	require.NoError(t, th.check("alice@local", "192.0.2.8"), "another address is not held back")
+	// The lock-out ends; one more failure locks out for twice as long.
+	clk.add(time.Second)
+	require.NoError(t, th.check("alice@local", spray))
+	th.failed("user-again@local", spray)
+	require.Error(t, th.check("alice@local", spray))
+	clk.add(time.Second)
+	require.Error(t, th.check("alice@local", spray), "the second lock-out lasts 2 s")
+	clk.add(time.Second)
+	require.NoError(t, th.check("alice@local", spray))
+	// Quiet for loginForget: its count starts again.
+	clk.add(loginForget + time.Second)
+	th.failed("user-later@local", spray)
+	require.NoError(t, th.check("alice@local", spray), "a failure after an hour's quiet is free again")
 }
 
 // tlsGateway serves a gateway with authentication on, over TLS with a
