@@ -177,7 +177,7 @@ artifacts: file://./artifacts
 environments:
   test: {}
   prod: {}
-  # safety_test.go: a rolling rollout, a lock, an approval with a webhook.
+  # environment_rules_test.go: a rolling rollout, a lock, an approval with a webhook.
   rolled: {rollout: {strategy: rolling, batch: 1, max_failures: 0}}
   serial: {lock: wait}
   gated: {approval: required, four_eyes: true, approval_timeout: 10m, webhooks: ["http://127.0.0.1:` + fmt.Sprint(safetyHookPort) + `/hook"]}

@@ -1,3 +1,7 @@
+// Updates sent to a running transaction (approve, reject, cancel) and the
+// plan asked of the manager's desk: each answers at once, or refuses with
+// the reason.
+
 package transaction
 
 import (
