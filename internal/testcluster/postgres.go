@@ -52,7 +52,7 @@ func postgresBinDir() (string, error) {
 	if p, err := exec.LookPath("initdb"); err == nil {
 		return filepath.Dir(p), nil
 	}
-	return "", errors.New("PostgreSQL's initdb not found: run `make postgresql` (Debian's postgresql package) or set RELMAN_PG_BINDIR")
+	return "", errors.New("PostgreSQL's initdb not found: run `make prereqs-cluster` (Debian's postgresql package) or set RELMAN_PG_BINDIR")
 }
 
 // postgresCredential is the user to run PostgreSQL as: nobody else when we
@@ -63,7 +63,7 @@ func postgresCredential() (*syscall.Credential, error) {
 	}
 	u, err := user.Lookup("postgres")
 	if err != nil {
-		return nil, fmt.Errorf("PostgreSQL refuses to run as root and there is no postgres user: install Debian's postgresql package (make postgresql): %w", err)
+		return nil, fmt.Errorf("PostgreSQL refuses to run as root and there is no postgres user: install Debian's postgresql package (make prereqs-cluster): %w", err)
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
