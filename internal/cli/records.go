@@ -5,6 +5,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/transaction"
 )
 
@@ -17,8 +18,9 @@ import (
 // stderr, so stdout stays what scripts read.
 func (a *app) transactions(c client.Client) transaction.Reader {
 	return transaction.Reader{
-		Client:  c,
-		Records: transaction.ManagerRecords{Client: c, Queue: a.queue},
-		Notice:  func(s string) { fmt.Fprintln(a.opts.Stderr, "Note: "+s) },
+		Client:    c,
+		Namespace: a.temporalSettings(config.Temporal{}).Namespace,
+		Records:   transaction.ManagerRecords{Client: c, Queue: a.queue},
+		Notice:    func(s string) { fmt.Fprintln(a.opts.Stderr, "Note: "+s) },
 	}
 }

@@ -3,7 +3,7 @@
 // Rollback ends, the manager writes its detail and timeline (a
 // transaction.Record) into its artifact store, content-addressed under
 // sha256/ like an artifact, and one small index document under
-// transactions/<id>.json that names it. The index is signed with the
+// transactions/<namespace>/<id>.json that names it. The index is signed with the
 // manager's records key (ed25519), so neither the record nor its index can
 // be changed, or the pair replaced, by anyone who can write to the store
 // but lacks the key: a record that does not verify is reported as such and
@@ -85,7 +85,7 @@ func (k *Keeper) KeyID() string { return k.keyID }
 // Store is the artifact store the keeper writes to.
 func (k *Keeper) Store() artifact.Store { return k.store }
 
-// index is the document under transactions/<id>.json. Body is kept as the
+// index is the document under transactions/<namespace>/<id>.json. Body is kept as the
 // bytes that were signed.
 type index struct {
 	Body      json.RawMessage `json:"body"`

@@ -153,6 +153,10 @@ func (c *Cluster) Ports() map[string]int {
 	return m
 }
 
+// ArchiveDir is where the cluster archives closed workflows (filestore:
+// history/ and visibility/ below it); archival is on for the namespace.
+func (c *Cluster) ArchiveDir() string { return c.t.archiveDir() }
+
 // Logs lists the cluster's log files, for dumping when a test fails.
 func (c *Cluster) Logs() []string {
 	ls, _ := filepath.Glob(filepath.Join(c.Dir, "logs", "*.log"))

@@ -119,17 +119,50 @@ dcRedirectionPolicy:
 dynamicConfigClient:
   filepath: "{{.DynamicConfig}}"
   pollInterval: 10s
+
+# History and visibility archival on the filestore, on for every namespace
+# (the defaults apply to the namespace made later): a closed workflow's
+# history is archived when it closes, and read back once retention (or a
+# deletion) has removed the execution.
+archival:
+  history:
+    state: enabled
+    enableRead: true
+    provider:
+      filestore:
+        fileMode: "0644"
+        dirMode: "0755"
+  visibility:
+    state: enabled
+    enableRead: true
+    provider:
+      filestore:
+        fileMode: "0644"
+        dirMode: "0755"
+
+namespaceDefaults:
+  archival:
+    history:
+      state: enabled
+      URI: "file://{{.Archive}}/history"
+    visibility:
+      state: enabled
+      URI: "file://{{.Archive}}/visibility"
 `))
 
 // dynamicConfig makes a new search attribute usable at once (tests create
-// them and start workflows right after) and lets a new namespace reach every
-// service within a couple of seconds instead of ten.
+// them and start workflows right after), lets a new namespace reach every
+// service within a couple of seconds instead of ten, and archives a closed
+// workflow within a second of its close (the default spreads archival over
+// five minutes).
 const dynamicConfig = `system.forceSearchAttributesCacheRefreshOnRead:
   - value: true
 system.namespaceCacheRefreshInterval:
   - value: 2s
 limit.maxIDLength:
   - value: 255
+history.archivalProcessorArchiveDelay:
+  - value: 1s
 `
 
 // temporal is the server side: the schema and the four service processes.
@@ -175,6 +208,9 @@ func newTemporal(bin, sqlTool, schemaDir, dir string, pg *Postgres) (*temporal, 
 	return t, nil
 }
 
+// archiveDir holds the filestore archives: history/ and visibility/.
+func (t *temporal) archiveDir() string { return filepath.Join(t.dir, "archival") }
+
 func (t *temporal) writeConfig(path, service, dynamicConfigPath string) error {
 	// Only the ports go to the template: the metrics port belongs to this
 	// process alone.
@@ -191,6 +227,7 @@ func (t *temporal) writeConfig(path, service, dynamicConfigPath string) error {
 		"Ports":         ports,
 		"Frontend":      t.frontendAddress(),
 		"DynamicConfig": dynamicConfigPath,
+		"Archive":       t.archiveDir(),
 	})
 	if err != nil {
 		return err

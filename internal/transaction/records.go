@@ -12,7 +12,9 @@ import (
 	"strings"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -87,6 +89,9 @@ var (
 // one, from its archived history or its closed-transaction record.
 type Reader struct {
 	Client client.Client
+	// Namespace is Client's (empty: default): an archived history's
+	// search attributes are named through it.
+	Namespace string
 	// Records are asked for what Temporal no longer has; nil: none.
 	Records Records
 	// Notice, when set, hears what a person should know about an answer
@@ -126,7 +131,7 @@ func (r Reader) Timeline(ctx context.Context, txid string) ([]Step, error) {
 		return steps, err
 	}
 	if run := ArchivedRun(ctx, r.Client, txid); run != "" {
-		if steps, herr := timeline(ctx, r.Client, txid, run); herr == nil {
+		if steps, herr := timeline(ctx, r.Client, txid, run, searchAttributeAliases(ctx, r.Client, r.Namespace)); herr == nil {
 			r.notice("%s is past the namespace's retention; this is its archived history", txid)
 			return steps, nil
 		}
@@ -231,23 +236,63 @@ func ArchivedRun(ctx context.Context, c client.Client, txid string) string {
 	return ""
 }
 
+// searchAttributeAliases maps the names an archived history gives
+// relman's search attributes to relman's names: Temporal's archive keeps
+// the visibility store's own field names (Keyword01, ... on SQL), where a
+// live history shows the aliases relman registered. Nil when the namespace
+// does not say (its search attributes then keep their names).
+func searchAttributeAliases(ctx context.Context, c client.Client, namespace string) map[string]string {
+	if namespace == "" {
+		namespace = "default"
+	}
+	resp, err := c.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: namespace})
+	if err != nil {
+		return nil
+	}
+	return resp.GetConfig().GetCustomSearchAttributeAliases()
+}
+
+// aliased renames the fields of an archived history's search attributes
+// that aliases names; fields is returned as it is without aliases.
+func aliased(fields map[string]*commonpb.Payload, aliases map[string]string) map[string]*commonpb.Payload {
+	if len(aliases) == 0 {
+		return fields
+	}
+	out := make(map[string]*commonpb.Payload, len(fields))
+	for k, v := range fields {
+		if a, ok := aliases[k]; ok {
+			k = a
+		}
+		out[k] = v
+	}
+	return out
+}
+
 // FromHistory reads a closed transaction's detail from the event history
 // of its run (empty: the latest): the result, or the detail its failure
 // carries. Where the namespace archives, the frontend serves the history
 // of a run past its retention from the archive (ArchivedRun finds the run),
 // so this answers when Describe no longer can.
 func FromHistory(ctx context.Context, c client.Client, txid, run string) (*workflows.Detail, error) {
+	// The close event is the last one. A live history answers the filter
+	// with that event alone; an archived one (Temporal's archival reads
+	// ignore the filter) with every event from the first, so read to the
+	// end rather than take the first.
 	it := c.GetWorkflowHistory(ctx, txid, run, false, enumspb.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT)
 	if !it.HasNext() {
 		return nil, fmt.Errorf("no closed transaction %s in this namespace: %w", txid, ErrNotFound)
 	}
-	ev, err := it.Next()
-	if err != nil {
-		var nf *serviceerror.NotFound
-		if errors.As(err, &nf) {
-			return nil, fmt.Errorf("no transaction %s in this namespace: %w", txid, ErrNotFound)
+	var ev *historypb.HistoryEvent
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			var nf *serviceerror.NotFound
+			if errors.As(err, &nf) {
+				return nil, fmt.Errorf("no transaction %s in this namespace: %w", txid, ErrNotFound)
+			}
+			return nil, fmt.Errorf("history of %s: %w", txid, err)
 		}
-		return nil, fmt.Errorf("history of %s: %w", txid, err)
+		ev = e
 	}
 	dc := converter.GetDefaultDataConverter()
 	var d workflows.Detail

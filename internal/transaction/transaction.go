@@ -311,12 +311,13 @@ type Step struct {
 
 // Timeline reads a transaction's event history and turns it into steps.
 func Timeline(ctx context.Context, c client.Client, txid string) ([]Step, error) {
-	return timeline(ctx, c, txid, "")
+	return timeline(ctx, c, txid, "", nil)
 }
 
 // timeline is Timeline of one run (empty: the latest), which an archived
-// history needs (records.go).
-func timeline(ctx context.Context, c client.Client, txid, run string) ([]Step, error) {
+// history needs (records.go). aliases, when given, name the search
+// attributes of an archived history (searchAttributeAliases).
+func timeline(ctx context.Context, c client.Client, txid, run string, aliases map[string]string) ([]Step, error) {
 	it := c.GetWorkflowHistory(ctx, txid, run, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	acts := map[int64]*scheduled{}
 	// updates names each accepted update (approve, reject, cancel) by id.
@@ -351,7 +352,7 @@ func timeline(ctx context.Context, c client.Client, txid, run string) ([]Step, e
 			}
 			out = append(out, s)
 		case enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
-			f := ev.GetUpsertWorkflowSearchAttributesEventAttributes().GetSearchAttributes().GetIndexedFields()
+			f := aliased(ev.GetUpsertWorkflowSearchAttributesEventAttributes().GetSearchAttributes().GetIndexedFields(), aliases)
 			var st, who string
 			if p, ok := f[workflows.SAStatus]; ok {
 				_ = dc.FromPayload(p, &st)

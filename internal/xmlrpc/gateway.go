@@ -53,7 +53,11 @@ type Gateway struct {
 
 // transactions reads transactions from Temporal, then from the records.
 func (g *Gateway) transactions() transaction.Reader {
-	return transaction.Reader{Client: g.Client, Records: g.Records}
+	r := transaction.Reader{Client: g.Client, Records: g.Records}
+	if g.Config != nil {
+		r.Namespace = g.Config.Temporal.Namespace
+	}
+	return r
 }
 
 // NewHandler returns the gateway's XML-RPC server.
