@@ -261,6 +261,14 @@ func checkPod(t *testing.T, r rendered, name string, p podOf) {
 				assert.True(t, ok, "%s is not mounted", f)
 			}
 		}
+		// Every example keeps closed-transaction records: in the store the
+		// builders write, signed with one key every manager holds (a
+		// Secret, not a key each pod makes for itself).
+		assert.Equal(t, storeOf(r.configs[strings.TrimSuffix(name, "-manager")+"-builder"]), cfg.Artifacts, "the manager's records go to the builders' store")
+		m, ok := mounts[filepath.Dir(cfg.RecordsKeyFile)]
+		if assert.True(t, ok, "records_key_file %s is not mounted", cfg.RecordsKeyFile) {
+			assert.NotNil(t, volumes[m.Name].Secret, "the records key comes from a Secret")
+		}
 	case *config.Builder:
 		assert.True(t, writable(mounts, cfg.WorkDir), "the work dir must be a writable volume")
 		// Every builder holds the same key for the build records: a
@@ -375,6 +383,8 @@ func serviceOf(c any) config.Service {
 
 func storeOf(c any) string {
 	switch c := c.(type) {
+	case *config.Manager:
+		return c.Artifacts
 	case *config.Builder:
 		return c.Artifacts
 	case *config.Installer:

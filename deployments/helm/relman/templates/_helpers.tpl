@@ -186,6 +186,10 @@ container's logs belong.
 {{- else -}}
 {{- $_ := set $c "gateway" (dict "off" true) -}}
 {{- end -}}
+{{- if .Values.manager.records.keySecret -}}
+{{- $_ := set $c "artifacts" (include "relman.artifactsURL" .) -}}
+{{- $_ := set $c "records_key_file" "/etc/relman/records-key/records.key" -}}
+{{- end -}}
 {{- $a := .Values.manager.auth -}}
 {{- if $a.usersSecret -}}
 {{- $_ := set $c "auth" (dict "users_file" "/etc/relman/users/users.yaml" "secret_file" "/etc/relman/gateway-secret/gateway.secret" "anonymous" $a.anonymous) -}}
