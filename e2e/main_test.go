@@ -302,6 +302,11 @@ environments:
 // makeSvnRepo makes a subversion repository in the seed's layout (trunk,
 // branches, tags) over file://: r1 trunk, r2 tag 1.0, r3 a trunk change.
 func makeSvnRepo(dir string) error {
+	for _, bin := range []string{"svnadmin", "svn"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			return fmt.Errorf("subversion is not installed (%s not on PATH): run `make prereqs-test`, which installs it with apt-get, or `apt-get install subversion`", bin)
+		}
+	}
 	repo := filepath.Join(dir, "repo")
 	url := "file://" + repo
 	wc := filepath.Join(dir, "wc")
