@@ -112,6 +112,8 @@ func clusterSection(o options, m machine, c clusterOut) string {
 	w("the records of each burst were written %s after it. Per release in the burst, the four\n", strings.Join(settles, ", "))
 	w("services' CPU: relman %s, floor %s. Row C2 runs (relman): file:// %s; SeaweedFS %s.\n",
 		ms(c.orch.relSrvCPU), ms(c.orch.floorSrvCPU), durs(c.artFile.relman), durs(c.artS3.relman))
+	w("Peak RSS over row C2's runs (the 100 MiB budget of row 4): builder %s with file://, %s with SeaweedFS;\n", mib(c.artFile.builderRSS), mib(c.artS3.builderRSS))
+	w("the largest installer %s with file://, %s with SeaweedFS.\n", mib(c.artFile.installerRSS), mib(c.artS3.installerRSS))
 	w("%s\n", clusterEnd)
 	return sb.String()
 }

@@ -153,6 +153,12 @@ func TestRolloutWhereAndRollback(t *testing.T) {
 		assert.Equal(t, txs[0], rel)
 	}
 
+	// The first rollback's history (baselined: one version marker, its
+	// recorder started by the manager) replays, and is saved with
+	// RELMAN_UPDATE_HISTORIES=1.
+	recorded(t, rbTx)
+	saveHistory(t, "rollback-baseline-recorded", history(t, rbTx))
+
 	// Past Temporal's retention the first rollback still answers, from its
 	// closed-transaction record: on the CLI and on the seed's XML-RPC.
 	forget(t, rbTx)
