@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -16,9 +15,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/api/common/v1"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/artifact"
@@ -36,22 +32,10 @@ import (
 // retention is an hour, and a deletion is what retention does at its end.
 func forget(t *testing.T, txid string) {
 	t.Helper()
-	ctx := context.Background()
 	recorded(t, txid)
-	_, err := env.Client.WorkflowService().DeleteWorkflowExecution(ctx, &workflowservice.DeleteWorkflowExecutionRequest{
-		Namespace:         devserver.Namespace,
-		WorkflowExecution: &common.WorkflowExecution{WorkflowId: txid},
-	})
-	require.NoError(t, err)
-	require.Eventually(t, func() bool {
-		_, err := env.Client.DescribeWorkflowExecution(ctx, txid, "")
-		var nf *serviceerror.NotFound
-		if !errors.As(err, &nf) {
-			return false
-		}
-		n, err := env.ListByID(ctx, txid)
-		return err == nil && n == 0
-	}, time.Minute, 200*time.Millisecond, "Temporal still knows %s", txid)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, env.Forget(ctx, txid, ""))
 }
 
 // recorded waits for the transaction's recorder to have written its

@@ -3,6 +3,7 @@
 package cluster
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io/fs"
@@ -14,8 +15,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/api/common/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/relman/relman/internal/cli"
@@ -62,20 +61,9 @@ func TestArchivedTransactionAnswers(t *testing.T) {
 		return transaction.ArchivedRun(ctx, env.Client, txid) == run && archivedHistory(t, run)
 	}, time.Minute, 200*time.Millisecond, "%s was not archived within a minute (last list error: %v)", txid, listErr)
 
-	_, err = env.Client.WorkflowService().DeleteWorkflowExecution(ctx, &workflowservice.DeleteWorkflowExecutionRequest{
-		Namespace:         testcluster.Namespace,
-		WorkflowExecution: &common.WorkflowExecution{WorkflowId: txid, RunId: run},
-	})
-	require.NoError(t, err)
-	require.Eventually(t, func() bool {
-		_, err := env.Client.DescribeWorkflowExecution(ctx, txid, "")
-		var nf *serviceerror.NotFound
-		if !errors.As(err, &nf) {
-			return false
-		}
-		n, err := env.ListByID(ctx, txid)
-		return err == nil && n == 0
-	}, time.Minute, 200*time.Millisecond, "Temporal still knows %s", txid)
+	fctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	require.NoError(t, env.Forget(fctx, txid, run))
 
 	fromArchive, err := transaction.FromHistory(ctx, env.Client, txid, run)
 	require.NoError(t, err, "the detail from the archived history")

@@ -30,7 +30,9 @@ import (
 	"testing"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/taskqueue/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -462,6 +464,34 @@ func (e *Env) ListByID(ctx context.Context, id string) (int, error) {
 		return 0, err
 	}
 	return len(resp.GetExecutions()), nil
+}
+
+// Forget makes Temporal forget a closed transaction as its retention would:
+// the frontend's DeleteWorkflowExecution of run (empty: the latest) in the
+// default namespace, then a wait until neither the execution nor its
+// visibility record answers.
+func (e *Env) Forget(ctx context.Context, txid, run string) error {
+	_, err := e.Client.WorkflowService().DeleteWorkflowExecution(ctx, &workflowservice.DeleteWorkflowExecutionRequest{
+		Namespace:         config.DefaultNamespace,
+		WorkflowExecution: &commonpb.WorkflowExecution{WorkflowId: txid, RunId: run},
+	})
+	if err != nil {
+		return fmt.Errorf("delete %s: %w", txid, err)
+	}
+	for {
+		_, err := e.Client.DescribeWorkflowExecution(ctx, txid, "")
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			if n, err := e.ListByID(ctx, txid); err == nil && n == 0 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("Temporal still knows %s: %w", txid, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // CLI runs the real relman CLI in-process against the env's server.

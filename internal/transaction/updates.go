@@ -28,16 +28,21 @@ func Decide(ctx context.Context, c client.Client, txid string, approve bool, d w
 	if approve {
 		name = workflows.ApproveUpdate
 	}
+	return askRunning(ctx, c, txid, name, d, func(msg string) error { return refused(msg) })
+}
+
+// askRunning sends a running transaction the update name with arg and
+// returns its answer; an answer that refuses becomes refusal(its text).
+func askRunning(ctx context.Context, c client.Client, txid, name string, arg any, refusal func(string) error) (string, error) {
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID:   txid,
 		UpdateName:   name,
-		Args:         []any{d},
+		Args:         []any{arg},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	if err == nil {
 		var msg string
-		err = h.Get(ctx, &msg)
-		if err == nil {
+		if err = h.Get(ctx, &msg); err == nil {
 			return msg, nil
 		}
 	}
@@ -47,7 +52,7 @@ func Decide(ctx context.Context, c client.Client, txid string, approve bool, d w
 	}
 	var app *temporal.ApplicationError
 	if errors.As(err, &app) {
-		return "", refused(app.Message())
+		return "", refusal(app.Message())
 	}
 	return "", fmt.Errorf("%s %s: %w", name, txid, err)
 }
@@ -92,27 +97,7 @@ var ErrCancelRefused = errors.New("cancel refused")
 // records them. It returns the transaction's answer once the cancel is
 // under way; the transaction ends CANCELLED shortly after.
 func Cancel(ctx context.Context, c client.Client, txid string, r workflows.CancelRequest) (string, error) {
-	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID:   txid,
-		UpdateName:   workflows.CancelUpdate,
-		Args:         []any{r},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err == nil {
-		var msg string
-		if err = h.Get(ctx, &msg); err == nil {
-			return msg, nil
-		}
-	}
-	var nf *serviceerror.NotFound
-	if errors.As(err, &nf) {
-		return "", fmt.Errorf("no running transaction %s; it has ended or never existed (see `relman status %s`): %w", txid, txid, ErrNotFound)
-	}
-	var app *temporal.ApplicationError
-	if errors.As(err, &app) {
-		return "", cancelRefused(app.Message())
-	}
-	return "", fmt.Errorf("cancel %s: %w", txid, err)
+	return askRunning(ctx, c, txid, workflows.CancelUpdate, r, func(msg string) error { return cancelRefused(msg) })
 }
 
 // cancelRefused is a cancel the transaction refused; its text is the
