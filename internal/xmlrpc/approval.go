@@ -38,28 +38,40 @@ rejected, 7 refused (not awaiting approval).`,
 	})
 }
 
-func (g *Gateway) decide(ctx context.Context, method string, approve bool, ps []any) (any, error) {
+// actOn reads (credentials, trans_id[, text]) of a method that acts on a
+// running transaction as a named user (approve, reject, cancel): who, the
+// transaction, and the text (what, at most 1024 characters), after
+// checking the id is a transaction.
+func (g *Gateway) actOn(ctx context.Context, method, what, does string, ps []any) (auth.Principal, string, string, error) {
 	if len(ps) != 2 && len(ps) != 3 {
-		return nil, Faultf(CodeInvalidParams, "%s takes (credentials, trans_id[, comment]); got %d params", method, len(ps))
+		return auth.Principal{}, "", "", Faultf(CodeInvalidParams, "%s takes (credentials, trans_id[, %s]); got %d params", method, what, len(ps))
 	}
 	p, err := g.authenticate(ctx, ps[0])
 	if err != nil {
-		return nil, err
+		return auth.Principal{}, "", "", err
 	}
 	id, ok := ps[1].(string)
 	if !ok {
-		return nil, Faultf(CodeInvalidParams, "trans_id must be a string, not %s", TypeName(ps[1]))
+		return auth.Principal{}, "", "", Faultf(CodeInvalidParams, "trans_id must be a string, not %s", TypeName(ps[1]))
 	}
-	comment := ""
+	text := ""
 	if len(ps) == 3 {
-		if comment, ok = ps[2].(string); !ok || len(comment) > 1024 {
-			return nil, Faultf(CodeInvalidParams, "comment must be a string of at most 1024 characters")
+		if text, ok = ps[2].(string); !ok || len(text) > 1024 {
+			return auth.Principal{}, "", "", Faultf(CodeInvalidParams, "%s must be a string of at most 1024 characters", what)
 		}
 	}
 	if p.Name == "" {
-		return nil, Faultf(CodeCredentialsRejected, "%s needs a username in credentials: who decides is recorded", method)
+		return auth.Principal{}, "", "", Faultf(CodeCredentialsRejected, "%s needs a username in credentials: who %s is recorded", method, does)
 	}
 	if err := g.checkTransaction(ctx, id); err != nil {
+		return auth.Principal{}, "", "", err
+	}
+	return p, id, text, nil
+}
+
+func (g *Gateway) decide(ctx context.Context, method string, approve bool, ps []any) (any, error) {
+	p, id, comment, err := g.actOn(ctx, method, "comment", "decides", ps)
+	if err != nil {
 		return nil, err
 	}
 	d := workflows.ApprovalDecision{By: p.ID(), Comment: comment}

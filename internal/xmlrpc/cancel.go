@@ -27,27 +27,8 @@ ended, or the policy does not allow it).`,
 }
 
 func (g *Gateway) cancelTransaction(ctx context.Context, ps []any) (any, error) {
-	if len(ps) != 2 && len(ps) != 3 {
-		return nil, Faultf(CodeInvalidParams, "cancel_transaction takes (credentials, trans_id[, reason]); got %d params", len(ps))
-	}
-	p, err := g.authenticate(ctx, ps[0])
+	p, id, reason, err := g.actOn(ctx, "cancel_transaction", "reason", "cancels", ps)
 	if err != nil {
-		return nil, err
-	}
-	id, ok := ps[1].(string)
-	if !ok {
-		return nil, Faultf(CodeInvalidParams, "trans_id must be a string, not %s", TypeName(ps[1]))
-	}
-	reason := ""
-	if len(ps) == 3 {
-		if reason, ok = ps[2].(string); !ok || len(reason) > 1024 {
-			return nil, Faultf(CodeInvalidParams, "reason must be a string of at most 1024 characters")
-		}
-	}
-	if p.Name == "" {
-		return nil, Faultf(CodeCredentialsRejected, "cancel_transaction needs a username in credentials: who cancels is recorded")
-	}
-	if err := g.checkTransaction(ctx, id); err != nil {
 		return nil, err
 	}
 	r := workflows.CancelRequest{By: p.ID(), Reason: reason}
