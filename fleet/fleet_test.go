@@ -3,7 +3,7 @@
 // register and renew for ten minutes while releases of 3 named targets go
 // to all of them, all at once and rolling, with failures, unreachable
 // hosts, an auto-rollback, a cancel and a manager killed and restarted.
-// The manager and the builder are their own processes; the Temporal dev
+// The manager and 3 builders are their own processes; the Temporal dev
 // server runs with its defaults.
 //
 // It takes about a quarter of an hour, so it runs only when asked:
@@ -73,17 +73,11 @@ projects:
 # default is 5m.
 timeouts: {build: 5m, install: 5m, host: 2m}
 `,
-		"builder.yaml": `version: 1
-name: builder-fleet
-logging: {path: logs/builder.log, level: info}
-artifacts: file://./artifacts
-work_dir: ./builder
-projects:
-  farm:
-    source: {git: ./repos/farm}
-    steps: [{name: build, run: [sh, -c, 'rm -rf out && mkdir -p out/web out/docs out/conf && cp index.html out/web/ && echo "$RELMAN_COMMIT" > out/docs/COMMIT && cp conf/* out/conf/']}]
-    outputs: {web: {path: out/web}, docs: {path: out/docs}, conf: {path: out/conf}}
-`,
+	}
+	// A few builders share the project's queue and the store, each with
+	// its own work dir, as a build farm does.
+	for _, b := range builders {
+		cfgs[b+".yaml"] = fmt.Sprintf("version: 1\nname: %s\nlogging: {path: logs/%s.log, level: info}\nartifacts: file://./artifacts\nwork_dir: ./%s\n", b, b, b) + builderProjects
 	}
 	for name, body := range cfgs {
 		if err := os.WriteFile(e.Path(name), []byte(body), 0o644); err != nil {
@@ -94,11 +88,24 @@ projects:
 	if env.manager, err = e.StartRole("manager", "manager", e.Path("manager.yaml")); err != nil {
 		return err
 	}
-	if _, err := e.StartRole("builder", "builder", e.Path("builder.yaml")); err != nil {
-		return err
+	for _, b := range builders {
+		if _, err := e.StartRole(b, "builder", e.Path(b+".yaml")); err != nil {
+			return err
+		}
 	}
-	return e.WaitRegistered(ctx, "builder-fleet")
+	return e.WaitRegistered(ctx, builders...)
 }
+
+// builders are the fleet's builders, each its own process.
+var builders = []string{"builder-fleet-1", "builder-fleet-2", "builder-fleet-3"}
+
+// builderProjects is the projects part of every builder's config.
+const builderProjects = `projects:
+  farm:
+    source: {git: ./repos/farm}
+    steps: [{name: build, run: [sh, -c, 'rm -rf out && mkdir -p out/web out/docs out/conf && cp index.html out/web/ && echo "$RELMAN_COMMIT" > out/docs/COMMIT && cp conf/* out/conf/']}]
+    outputs: {web: {path: out/web}, docs: {path: out/docs}, conf: {path: out/conf}}
+`
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
@@ -184,13 +191,17 @@ func TestFleet(t *testing.T) {
 		require.Equal(t, 0, code, errOut)
 		var ls []workflows.Lease
 		require.NoError(t, json.Unmarshal([]byte(out), &ls))
-		var got []string
+		var got, gotBuilders []string
 		for _, l := range ls {
-			if l.Role == workflows.RoleInstaller {
+			switch l.Role {
+			case workflows.RoleInstaller:
 				got = append(got, l.ID)
+			case workflows.RoleBuilder:
+				gotBuilders = append(gotBuilders, l.ID)
 			}
 		}
 		assert.ElementsMatch(t, ids, got)
+		assert.ElementsMatch(t, builders, gotBuilders, "every builder is registered beside the hosts")
 	})
 
 	t.Run("limit named at plan time", func(t *testing.T) {
