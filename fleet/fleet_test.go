@@ -74,8 +74,8 @@ projects:
 timeouts: {build: 5m, install: 5m, host: 2m}
 `,
 	}
-	// A few builders share the project's queue and the store, each with
-	// its own work dir, as a build farm does.
+	// A few builders register and poll the project's queue beside the
+	// hosts, sharing the store, each with its own work dir.
 	for _, b := range builders {
 		cfgs[b+".yaml"] = fmt.Sprintf("version: 1\nname: %s\nlogging: {path: logs/%s.log, level: info}\nartifacts: file://./artifacts\nwork_dir: ./%s\n", b, b, b) + builderProjects
 	}

@@ -55,7 +55,21 @@ func Lock(ctx workflow.Context, st LockState) error {
 		return err == nil
 	}
 	// told are answers sent without waiting for their delivery.
-	var told []workflow.Future
+	type toldAnswer struct {
+		to string
+		f  workflow.Future
+	}
+	var told []toldAnswer
+	delivered := func(t toldAnswer) bool {
+		if !t.f.IsReady() {
+			return false
+		}
+		if err := t.f.Get(ctx, nil); err != nil { // ready: no wait
+			// A release that has closed no longer listens.
+			logger.Info("lock answer not delivered", "transaction", t.to, "error", err)
+		}
+		return true
+	}
 	// The state changes before any answer is sent: sending blocks, and an
 	// update handler may run meanwhile and must see the lock as it will be.
 	grantNext := func(ctx workflow.Context) {
@@ -102,7 +116,7 @@ func Lock(ctx workflow.Context, st LockState) error {
 			for _, o := range old {
 				a := LockAnswer{Lock: lockID, Holder: holder, SupersededBy: req.Transaction}
 				if async {
-					told = append(told, workflow.SignalExternalWorkflow(ctx, o, "", LockAnswerSignal, a))
+					told = append(told, toldAnswer{o, workflow.SignalExternalWorkflow(ctx, o, "", LockAnswerSignal, a)})
 				} else {
 					answer(ctx, o, a)
 				}
@@ -185,19 +199,24 @@ func Lock(ctx workflow.Context, st LockState) error {
 	}
 	// Before the run ends or continues as new, every update taken is
 	// answered.
+	// One wait for both: an update that runs meanwhile may supersede and
+	// tell another release, whose answer must be delivered too before the
+	// run ends (a signal from a closed workflow is dropped).
 	handlersDone := func() error {
-		if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		if err := workflow.Await(ctx, func() bool {
+			return workflow.AllHandlersFinished(ctx) && !slices.ContainsFunc(told, func(t toldAnswer) bool { return !t.f.IsReady() })
+		}); err != nil {
 			return err
 		}
-		for _, f := range told {
-			_ = f.Get(ctx, nil) // a release that has closed no longer listens
+		for _, t := range told {
+			delivered(t)
 		}
 		told = nil
 		return nil
 	}
 	for {
 		grantNext(ctx)
-		told = slices.DeleteFunc(told, func(f workflow.Future) bool { return f.IsReady() })
+		told = slices.DeleteFunc(told, delivered)
 		info := workflow.GetInfo(ctx)
 		if info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > maxLockHistory {
 			if err := handlersDone(); err != nil {
