@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/workflow"
 )
 
@@ -87,16 +88,7 @@ func Registry(ctx workflow.Context, state RegistryState) error {
 	}
 	err = workflow.SetUpdateHandlerWithOptions(ctx, RegisterUpdate,
 		func(ctx workflow.Context, r Registration) (Lease, error) {
-			now := workflow.Now(ctx)
-			l, ok := leases[r.Key()]
-			if !ok {
-				l.Registered = now
-				logger.Info("registered", "role", r.Role, "id", r.ID)
-			}
-			l.Registration = r
-			l.Renewed = now
-			l.Expires = now.Add(r.Lease)
-			leases[r.Key()] = l
+			l := putLease(leases, r, workflow.Now(ctx), logger)
 			if deadline.IsZero() || l.Expires.Before(deadline) {
 				earlier = true
 			}
@@ -182,4 +174,20 @@ func sortedLeases(leases map[string]Lease) []Lease {
 		out = append(out, leases[k])
 	}
 	return out
+}
+
+// putLease registers or renews r in leases at now: a registration keeps
+// when it was first made, a renewal moves its expiry. The Registry and its
+// shards share it.
+func putLease(leases map[string]Lease, r Registration, now time.Time, logger log.Logger) Lease {
+	l, ok := leases[r.Key()]
+	if !ok {
+		l.Registered = now
+		logger.Info("registered", "role", r.Role, "id", r.ID)
+	}
+	l.Registration = r
+	l.Renewed = now
+	l.Expires = now.Add(r.Lease)
+	leases[r.Key()] = l
+	return l
 }

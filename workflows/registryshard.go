@@ -93,15 +93,7 @@ func RegistryShard(ctx workflow.Context, st RegistryShardState) error {
 	var timerAt time.Time
 
 	put := func(r Registration, now time.Time) Lease {
-		l, ok := leases[r.Key()]
-		if !ok {
-			l.Registered = now
-			logger.Info("registered", "role", r.Role, "id", r.ID)
-		}
-		l.Registration = r
-		l.Renewed = now
-		l.Expires = now.Add(r.Lease)
-		leases[r.Key()] = l
+		l := putLease(leases, r, now, logger)
 		if timerAt.IsZero() || l.Expires.Before(timerAt) {
 			wake.SendAsync(true)
 		}
