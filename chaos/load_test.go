@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,41 +24,18 @@ func TestLoad200Releases(t *testing.T) {
 	requester := fmt.Sprintf("chaos-load-%d", time.Now().UnixNano())
 	start := time.Now()
 
-	ids := make([]string, n)
-	errs := make([]error, n)
-	sem := make(chan struct{}, 20)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			req := install(fmt.Sprintf("load%d", i%len(loadTargets)+1))
-			req.Requester = requester
-			ids[i], errs[i] = env.Release(ctx, "", req)
-		}()
+	reqs := make([]workflows.Request, n)
+	for i := range reqs {
+		reqs[i] = install(fmt.Sprintf("load%d", i%len(loadTargets)+1))
+		reqs[i].Requester = requester
 	}
-	wg.Wait()
+	ids, errs := env.ReleaseAll(ctx, reqs)
 	for i, err := range errs {
 		require.NoError(t, err, "start %d", i)
 	}
 	started := time.Since(start)
 
-	statuses := make([]workflows.Status, n)
-	reasons := make([]string, n)
-	sem = make(chan struct{}, 50)
-	for i := range n {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			d, _ := env.Final(ctx, ids[i])
-			statuses[i], reasons[i] = d.Status, d.Reason
-		}()
-	}
-	wg.Wait()
+	statuses, reasons := env.FinalAll(ctx, ids)
 	wall := time.Since(start)
 
 	byStatus := map[workflows.Status]int{}

@@ -455,6 +455,44 @@ func (e *Env) Final(ctx context.Context, txid string) (*workflows.Detail, error)
 	}
 }
 
+// ReleaseAll starts every request, at most 20 at once (as many clients
+// would), and returns each one's transaction id and start error, in order.
+func (e *Env) ReleaseAll(ctx context.Context, reqs []workflows.Request) ([]string, []error) {
+	ids := make([]string, len(reqs))
+	errs := make([]error, len(reqs))
+	e.each(len(reqs), 20, func(i int) { ids[i], errs[i] = e.Release(ctx, "", reqs[i]) })
+	return ids, errs
+}
+
+// FinalAll waits for every transaction to end, at most 50 at once, and
+// returns each one's final status and reason, in order.
+func (e *Env) FinalAll(ctx context.Context, ids []string) ([]workflows.Status, []string) {
+	statuses := make([]workflows.Status, len(ids))
+	reasons := make([]string, len(ids))
+	e.each(len(ids), 50, func(i int) {
+		if d, _ := e.Final(ctx, ids[i]); d != nil {
+			statuses[i], reasons[i] = d.Status, d.Reason
+		}
+	})
+	return statuses, reasons
+}
+
+// each runs f(0..n-1), at most width at once, and returns when all have.
+func (e *Env) each(n, width int, f func(i int)) {
+	sem := make(chan struct{}, width)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			f(i)
+		}()
+	}
+	wg.Wait()
+}
+
 // ListByID returns the executions with this workflow id (visibility).
 func (e *Env) ListByID(ctx context.Context, id string) (int, error) {
 	resp, err := e.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
