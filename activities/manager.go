@@ -18,10 +18,9 @@ import (
 
 	"github.com/google/uuid"
 
-	authapi "github.com/relman/relman/auth"
+	"github.com/relman/relman/auth"
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/artifact"
-	"github.com/relman/relman/internal/auth"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/rollout"
 	"github.com/relman/relman/workflows"
@@ -51,7 +50,7 @@ type Manager struct {
 	// Realms are the manager's realms (internal/realm): a principal the
 	// gateway vouches for must come from one of them, and a realm that is
 	// an Authorizer has its say after the policy.
-	Realms       *authapi.Registry
+	Realms       *auth.Registry
 	Registry     RegistryReader
 	Transactions TransactionReader
 	// Runs finds earlier runs of a transaction id; nil checks none (tests).
@@ -486,7 +485,7 @@ func (m *Manager) firstRun(ctx context.Context, txid, runID string) error {
 // and managers sharing a queue should share their realms. The users file's
 // principals were checked against the file already.
 func (m *Manager) knownRealm(who auth.Principal, what string) error {
-	if who.Realm == "" || who.Realm == authapi.DefaultRealm {
+	if who.Realm == "" || who.Realm == auth.DefaultRealm {
 		return nil
 	}
 	if _, ok := m.Realms.Lookup(who.Realm); !ok {
@@ -507,7 +506,7 @@ func (m *Manager) realmAuthorizes(ctx context.Context, who auth.Principal, actio
 		// Authorizer to ask.
 		return nil
 	}
-	if err := m.Realms.Authorize(ctx, who, authapi.Request{Action: action, Project: project, Env: env}); err != nil {
+	if err := m.Realms.Authorize(ctx, who, auth.Request{Action: action, Project: project, Env: env}); err != nil {
 		return rejected("user %s may not %s project %q: %v", who.ID(), action, project, err)
 	}
 	return nil

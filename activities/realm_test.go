@@ -9,9 +9,8 @@ import (
 	"time"
 
 	"github.com/relman/relman/activities"
-	authapi "github.com/relman/relman/auth"
+	"github.com/relman/relman/auth"
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/auth"
 	"github.com/relman/relman/workflows"
 )
 
@@ -19,14 +18,14 @@ import (
 // say): the manager never calls it, it trusts the gateway's signature.
 type directory struct{}
 
-func (directory) Authenticate(context.Context, authapi.Credentials) (authapi.Principal, error) {
-	return authapi.Principal{}, authapi.ErrDenied
+func (directory) Authenticate(context.Context, auth.Credentials) (auth.Principal, error) {
+	return auth.Principal{}, auth.ErrDenied
 }
 
 // frozen refuses every install into prod.
 type frozen struct{ directory }
 
-func (frozen) Authorize(_ context.Context, _ authapi.Principal, r authapi.Request) error {
+func (frozen) Authorize(_ context.Context, _ auth.Principal, r auth.Request) error {
 	if r.Env == "prod" {
 		return errors.New("a change freeze is on for prod")
 	}
@@ -41,7 +40,7 @@ func realmManager(t *testing.T) *activities.Manager {
 	cfg.Auth = config.Auth{UsersFile: filepath.Join(t.TempDir(), "users.yaml"), MaxAge: 10 * time.Minute}
 	// prod is protected: only a rule naming it lets anyone install there.
 	cfg.Policy = auth.Policy{{Roles: []string{"deployer"}, Actions: []string{"build", "install", "approve"}, Projects: []string{"*"}, Environments: []string{"*", "prod"}}}
-	realms := &authapi.Registry{}
+	realms := &auth.Registry{}
 	if err := realms.Register("corp", directory{}); err != nil {
 		t.Fatal(err)
 	}
@@ -55,12 +54,12 @@ func realmManager(t *testing.T) *activities.Manager {
 // gateway's signature alone; and only from a valid one.
 func TestPlanTrustsSignedRealmAndRoles(t *testing.T) {
 	m := realmManager(t)
-	sign := func(p authapi.Principal, txid string, req workflows.Request) *auth.Signature {
+	sign := func(p auth.Principal, txid string, req workflows.Request) *auth.Signature {
 		s := auth.SignAsGateway(gatewaySecret, p, workflows.ReleaseStart(txid, workflows.ReleaseInput{Request: req}).Payload(), planNow)
 		return &s
 	}
 	req := install("web", "prod")
-	alice := authapi.Principal{Name: "alice", Roles: []string{"deployer"}, Realm: "corp"}
+	alice := auth.Principal{Name: "alice", Roles: []string{"deployer"}, Realm: "corp"}
 	tests := map[string]struct {
 		sig  *auth.Signature
 		want string // the principal, or a substring of the rejection
@@ -68,7 +67,7 @@ func TestPlanTrustsSignedRealmAndRoles(t *testing.T) {
 	}{
 		"ldap user, signed": {sig: sign(alice, tx1, req), want: "alice@corp", ok: true},
 		"roles forged": {sig: func() *auth.Signature {
-			s := sign(authapi.Principal{Name: "alice", Roles: []string{"tester"}, Realm: "corp"}, tx1, req)
+			s := sign(auth.Principal{Name: "alice", Roles: []string{"tester"}, Realm: "corp"}, tx1, req)
 			s.Roles = []string{"deployer"}
 			return s
 		}(), want: "request not authenticated"},
@@ -78,11 +77,11 @@ func TestPlanTrustsSignedRealmAndRoles(t *testing.T) {
 			return s
 		}(), want: "request not authenticated"},
 		"another transaction": {sig: sign(alice, tx2, req), want: "request not authenticated"},
-		"realm this manager lacks": {sig: sign(authapi.Principal{Name: "alice", Roles: []string{"deployer"}, Realm: "nis"}, tx1, req),
+		"realm this manager lacks": {sig: sign(auth.Principal{Name: "alice", Roles: []string{"deployer"}, Realm: "nis"}, tx1, req),
 			want: `realm "nis" is not one of this manager's ("corp", "frozen")`},
-		"role the policy does not know": {sig: sign(authapi.Principal{Name: "alice", Roles: []string{"tester"}, Realm: "corp"}, tx1, req),
+		"role the policy does not know": {sig: sign(auth.Principal{Name: "alice", Roles: []string{"tester"}, Realm: "corp"}, tx1, req),
 			want: "user alice@corp (roles tester) may not install"},
-		"realm's authorizer refuses": {sig: sign(authapi.Principal{Name: "alice", Roles: []string{"deployer"}, Realm: "frozen"}, tx1, req),
+		"realm's authorizer refuses": {sig: sign(auth.Principal{Name: "alice", Roles: []string{"deployer"}, Realm: "frozen"}, tx1, req),
 			want: `realm "frozen" refuses: a change freeze is on for prod`},
 	}
 	for name, tc := range tests {
@@ -110,7 +109,7 @@ func TestPlanTrustsSignedRealmAndRoles(t *testing.T) {
 func TestAuthorizeApprovalFromRealm(t *testing.T) {
 	m := realmManager(t)
 	payload := []byte(`{"transaction":"tx-1","approve":true}`)
-	s := auth.SignAsGateway(gatewaySecret, authapi.Principal{Name: "carol", Roles: []string{"deployer"}, Realm: "corp"}, payload, planNow)
+	s := auth.SignAsGateway(gatewaySecret, auth.Principal{Name: "carol", Roles: []string{"deployer"}, Realm: "corp"}, payload, planNow)
 	who, err := m.Authorize(context.Background(), workflows.AuthorizeInput{Transaction: "tx-1", Action: "approve", Project: "web", Env: "test", Payload: payload, Signature: &s, Claimed: "carol"})
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +117,7 @@ func TestAuthorizeApprovalFromRealm(t *testing.T) {
 	if who != "carol@corp" {
 		t.Fatalf("decided by %q, want carol@corp", who)
 	}
-	s = auth.SignAsGateway(gatewaySecret, authapi.Principal{Name: "carol", Roles: []string{"deployer"}, Realm: "frozen"}, payload, planNow)
+	s = auth.SignAsGateway(gatewaySecret, auth.Principal{Name: "carol", Roles: []string{"deployer"}, Realm: "frozen"}, payload, planNow)
 	_, err = m.Authorize(context.Background(), workflows.AuthorizeInput{Transaction: "tx-1", Action: "approve", Project: "web", Env: "prod", Payload: payload, Signature: &s})
 	app := appError(t, err, workflows.ErrRejected, true)
 	if !strings.Contains(app.Message(), "a change freeze is on for prod") {

@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/relman/relman/activities"
+	"github.com/relman/relman/auth"
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/auth"
 	"github.com/relman/relman/workflows"
 )
 

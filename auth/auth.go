@@ -8,6 +8,12 @@
 // An authenticator may have more abilities, found by type assertion as the
 // seed found its plugins' methods: an Authorizer also decides what its
 // principals may do, on top of the manager's policy.
+//
+// The package also holds relman's own realm and its rules: the users file
+// and API tokens (users.go, usersfile.go), request signatures
+// (signature.go) and the manager's policy (policy.go). They are public
+// because public types carry them: config.Manager.Policy is a Policy and
+// the workflows' signed inputs carry a *Signature.
 package auth
 
 import (

@@ -6,8 +6,8 @@ package config
 import (
 	"time"
 
+	"github.com/relman/relman/auth"
 	"github.com/relman/relman/auth/ldap"
-	"github.com/relman/relman/internal/auth"
 	"github.com/relman/relman/rollout"
 )
 

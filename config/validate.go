@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/relman/relman/auth"
 	"log/slog"
 	"maps"
 	"net"
@@ -14,8 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	authapi "github.com/relman/relman/auth"
 )
 
 // MinLease is the shortest lease accepted: leases renew every lease/3, and
@@ -138,9 +137,9 @@ func (a Auth) validateRealms(ps *problems) {
 	for _, name := range sortedKeys(a.Realms) {
 		field := "auth.realms." + name
 		switch {
-		case name == authapi.DefaultRealm:
+		case name == auth.DefaultRealm:
 			ps.add(field, "%q is the users file's realm; give this realm another name", name)
-		case !authapi.ValidRealm(name):
+		case !auth.ValidRealm(name):
 			ps.add(field, "realm name %q is invalid; %s", name, nameRule)
 		}
 		r := a.Realms[name]

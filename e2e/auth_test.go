@@ -23,7 +23,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/relman/relman/internal/auth"
+	"github.com/relman/relman/auth"
 	"github.com/relman/relman/internal/cli"
 	"github.com/relman/relman/workflows"
 )

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/relman/relman/auth"
 	"maps"
 	"slices"
 	"strings"
@@ -13,7 +14,6 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/relman/relman/activities"
-	authapi "github.com/relman/relman/auth"
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/artifact"
 	"github.com/relman/relman/internal/realm"
@@ -195,12 +195,12 @@ func (x runs) list(ctx context.Context, id, runID string) (others int, self bool
 // Realms builds a manager's realms: its users file, the realms of its
 // config, and those registered in code (nil for none). The gateway and the
 // manager worker of one process share them.
-func Realms(cfg *config.Manager, code *authapi.Registry) (*authapi.Registry, error) {
+func Realms(cfg *config.Manager, code *auth.Registry) (*auth.Registry, error) {
 	if !cfg.Auth.Enabled() {
 		if len(code.Realms()) > 0 {
 			return nil, fmt.Errorf("authenticators are registered in code (realms %s) but the config turns authentication off; list them under auth.realms", strings.Join(code.Realms(), ", "))
 		}
-		return &authapi.Registry{}, nil
+		return &auth.Registry{}, nil
 	}
 	return realm.Registry(cfg.Auth, code)
 }

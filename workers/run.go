@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/relman/relman/auth"
 	"io"
 	"log/slog"
 	"os"
@@ -24,7 +25,6 @@ import (
 
 	"go.temporal.io/sdk/client"
 
-	authapi "github.com/relman/relman/auth"
 	"github.com/relman/relman/behavior"
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/artifact"
@@ -60,7 +60,7 @@ type Options struct {
 	Behaviors *behavior.Registry
 	// Authenticators are a manager's realms registered in code; each must
 	// be listed in the config under auth.realms as an empty realm ({}).
-	Authenticators *authapi.Registry
+	Authenticators *auth.Registry
 	// GatewayAddress overrides where a manager's XML-RPC gateway listens
 	// (host:port; port 0 for any free one).
 	GatewayAddress string

@@ -9,7 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/relman/relman/internal/auth"
+	"github.com/relman/relman/auth"
 )
 
 // CancelRequest is the cancel update's argument: who asks a transaction

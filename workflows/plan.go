@@ -7,7 +7,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/relman/relman/internal/auth"
+	"github.com/relman/relman/auth"
 	"github.com/relman/relman/rollout"
 )
 

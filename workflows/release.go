@@ -10,7 +10,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/relman/relman/internal/auth"
+	"github.com/relman/relman/auth"
 )
 
 // Defaults for the release's timeouts when the input leaves them zero.

@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/relman/relman/internal/auth"
+	"github.com/relman/relman/auth"
 )
 
 // SignedStart is what the signature of a transaction's start covers: the

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/relman/relman/internal/auth"
+	"github.com/relman/relman/auth"
 )
 
 func splitRoles(s string) []string {

@@ -9,10 +9,9 @@ import (
 	"slices"
 	"strings"
 
-	authapi "github.com/relman/relman/auth"
+	"github.com/relman/relman/auth"
 	"github.com/relman/relman/auth/ldap"
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/auth"
 )
 
 // Registry builds the realms of a manager config. code holds the
@@ -20,13 +19,13 @@ import (
 // the config under auth.realms as an empty realm, and each empty realm of
 // the config must be among them, so the config says which realms exist and
 // a binary without one fails at start instead of refusing its users later.
-func Registry(a config.Auth, code *authapi.Registry) (*authapi.Registry, error) {
-	if _, ok := code.Lookup(authapi.DefaultRealm); ok {
-		return nil, fmt.Errorf("realm %q is the users file's; register yours under another name", authapi.DefaultRealm)
+func Registry(a config.Auth, code *auth.Registry) (*auth.Registry, error) {
+	if _, ok := code.Lookup(auth.DefaultRealm); ok {
+		return nil, fmt.Errorf("realm %q is the users file's; register yours under another name", auth.DefaultRealm)
 	}
-	reg := &authapi.Registry{}
+	reg := &auth.Registry{}
 	if a.UsersFile != "" {
-		if err := reg.Register(authapi.DefaultRealm, auth.UsersFile{Path: a.UsersFile}); err != nil {
+		if err := reg.Register(auth.DefaultRealm, auth.UsersFile{Path: a.UsersFile}); err != nil {
 			return nil, err
 		}
 	}

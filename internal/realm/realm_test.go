@@ -2,28 +2,28 @@ package realm
 
 import (
 	"context"
+	"github.com/relman/relman/auth"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	authapi "github.com/relman/relman/auth"
 	"github.com/relman/relman/auth/ldap"
 	"github.com/relman/relman/config"
 )
 
 type nobody struct{}
 
-func (nobody) Authenticate(context.Context, authapi.Credentials) (authapi.Principal, error) {
-	return authapi.Principal{}, authapi.ErrDenied
+func (nobody) Authenticate(context.Context, auth.Credentials) (auth.Principal, error) {
+	return auth.Principal{}, auth.ErrDenied
 }
 
 func TestRegistry(t *testing.T) {
 	corp := &ldap.Config{URL: "ldap://ldap.example.org", UserDN: "uid=%s,ou=people,dc=example,dc=org", GroupBase: "ou=groups,dc=example,dc=org", Roles: map[string]string{"deployers": "deployer"}}
 	users := filepath.Join(t.TempDir(), "users.yaml")
-	code := func(names ...string) *authapi.Registry {
-		r := &authapi.Registry{}
+	code := func(names ...string) *auth.Registry {
+		r := &auth.Registry{}
 		for _, n := range names {
 			require.NoError(t, r.Register(n, nobody{}))
 		}
@@ -31,7 +31,7 @@ func TestRegistry(t *testing.T) {
 	}
 	tests := map[string]struct {
 		auth   config.Auth
-		code   *authapi.Registry
+		code   *auth.Registry
 		realms []string
 		err    string
 	}{

@@ -10,7 +10,7 @@
 // never shown as the transaction.
 //
 // Records hold what the transaction's history holds, nothing secret:
-// passwords and tokens never reach a transaction (see internal/auth), and
+// passwords and tokens never reach a transaction (see auth/signature.go), and
 // the record is scrubbed of URL passwords and relman tokens besides.
 package record
 
@@ -28,8 +28,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relman/relman/auth"
 	"github.com/relman/relman/internal/artifact"
-	"github.com/relman/relman/internal/auth"
 	"github.com/relman/relman/internal/secretfile"
 	"github.com/relman/relman/internal/transaction"
 )

@@ -20,7 +20,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/relman/relman/internal/auth"
+	"github.com/relman/relman/auth"
 	"github.com/relman/relman/workflows"
 )
 
@@ -49,7 +49,7 @@ func Start(ctx context.Context, c client.Client, queue, requestID string, req wo
 	return StartSigned(ctx, c, queue, requestID, req, nil)
 }
 
-// Signer signs requests for one requester (see internal/auth).
+// Signer signs requests for one requester (see auth/signature.go).
 type Signer struct {
 	// ID is who signs as the manager finds it in a verified signature
 	// (auth.Signature.Signer): request ids are scoped to it.

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/relman/relman/internal/auth"
+	"github.com/relman/relman/auth"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
 )

@@ -16,9 +16,8 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
-	authapi "github.com/relman/relman/auth"
+	"github.com/relman/relman/auth"
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/auth"
 	"github.com/relman/relman/internal/realm"
 	"github.com/relman/relman/internal/registry"
 	"github.com/relman/relman/internal/secretfile"
@@ -42,7 +41,7 @@ type Gateway struct {
 	Secret []byte
 	// Realms authenticate credentials (auth on): the realm in them picks
 	// the authenticator.
-	Realms *authapi.Registry
+	Realms *auth.Registry
 	// Records answer for transactions Temporal no longer has (the
 	// manager's closed-transaction records); nil: none.
 	Records transaction.Records
@@ -205,7 +204,7 @@ func (g *Gateway) authenticate(ctx context.Context, cred any) (auth.Principal, e
 		return auth.Principal{Name: name}, nil
 	}
 	m, _ := cred.(map[string]any)
-	c := authapi.Credentials{Username: name}
+	c := auth.Credentials{Username: name}
 	for _, k := range credentialKeys {
 		v, present := m[k]
 		if !present || v == nil {
@@ -243,14 +242,14 @@ func (g *Gateway) authenticate(ctx context.Context, cred any) (auth.Principal, e
 		return auth.Principal{}, err
 	}
 	p, err := g.Realms.Authenticate(ctx, c)
-	var unknownRealm *authapi.UnknownRealmError
-	var role *authapi.RoleError
-	var failed *authapi.RealmError
+	var unknownRealm *auth.UnknownRealmError
+	var role *auth.RoleError
+	var failed *auth.RealmError
 	switch {
 	case err == nil:
 		g.logins.succeeded(user)
 		return p, nil
-	case errors.Is(err, authapi.ErrDenied):
+	case errors.Is(err, auth.ErrDenied):
 		g.logins.failed(user, addr)
 		return auth.Principal{}, rejected
 	case errors.As(err, &unknownRealm), errors.As(err, &role):
@@ -279,11 +278,11 @@ func (g *Gateway) allowed(ctx context.Context, p auth.Principal, action, project
 		// anonymous: no realm vouched for it, so none has a say.
 		return nil
 	}
-	err := g.Realms.Authorize(ctx, p, authapi.Request{Action: action, Project: project, Env: env})
+	err := g.Realms.Authorize(ctx, p, auth.Request{Action: action, Project: project, Env: env})
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, authapi.ErrUnavailable):
+	case errors.Is(err, auth.ErrUnavailable):
 		g.log().Warn("request refused: realm could not authorize", "realm", p.Realm, "err", err)
 		return Faultf(CodeInternal, "realm %q could not authorize the request now; try again later", p.Realm)
 	}

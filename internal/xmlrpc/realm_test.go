@@ -13,10 +13,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	authapi "github.com/relman/relman/auth"
+	"github.com/relman/relman/auth"
 	"github.com/relman/relman/auth/ldap"
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/auth"
 	"github.com/relman/relman/internal/ldaptest"
 	"github.com/relman/relman/internal/realm"
 )
@@ -27,10 +26,10 @@ const (
 )
 
 // freeze is a realm registered in code that refuses installs into prod.
-type freeze struct{ authapi.Authenticator }
+type freeze struct{ auth.Authenticator }
 
-func (freeze) Authorize(_ context.Context, _ authapi.Principal, r authapi.Request) error {
-	if r.Action == authapi.ActionInstall && r.Env == "prod" {
+func (freeze) Authorize(_ context.Context, _ auth.Principal, r auth.Request) error {
+	if r.Action == auth.ActionInstall && r.Env == "prod" {
 		return errors.New("a change freeze is on for prod until Monday")
 	}
 	return nil
@@ -59,7 +58,7 @@ func realmGateway(t *testing.T) (url string, logs *bytes.Buffer, downURL string)
 
 	corp, err := ldap.New(*ldapConfig(dir.URL))
 	require.NoError(t, err)
-	var code authapi.Registry
+	var code auth.Registry
 	require.NoError(t, code.Register("frozen", freeze{corp}))
 	cfg := &config.Manager{
 		Service:      config.Service{Version: config.Version},

@@ -8,7 +8,7 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/relman/relman/internal/auth"
+	"github.com/relman/relman/auth"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
 )

@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/relman/relman/auth"
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/auth"
 	"github.com/relman/relman/internal/testcert"
 )
 

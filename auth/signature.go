@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"slices"
 	"time"
-
-	authapi "github.com/relman/relman/auth"
 )
 
 // Signature proves who asked for a request. It travels with the request
@@ -64,7 +62,7 @@ func TokenSigner(keyID string) string { return "token:" + keyID }
 func GatewaySigner(p Principal) string {
 	realm := p.Realm
 	if realm == "" {
-		realm = authapi.DefaultRealm
+		realm = DefaultRealm
 	}
 	return "gateway:" + p.Name + "@" + realm
 }
@@ -102,7 +100,7 @@ func SignWithToken(key ed25519.PrivateKey, payload []byte, now time.Time) Signat
 func SignAsGateway(secret []byte, p Principal, payload []byte, now time.Time) Signature {
 	realm := p.Realm
 	if realm == "" {
-		realm = authapi.DefaultRealm
+		realm = DefaultRealm
 	}
 	s := Signature{Method: "gateway", User: p.Name, Realm: realm, Roles: slices.Clone(p.Roles), Time: now.UTC(), Expires: now.UTC().Add(SignatureTTL)}
 	m := hmac.New(sha256.New, secret)
@@ -133,7 +131,7 @@ func (f *File) Verify(secret []byte, s Signature, payload []byte, now time.Time,
 		if !ok || !ed25519.Verify(pub, signed(s, payload), sig) {
 			return Principal{}, ErrBadSignature
 		}
-		return Principal{Name: name, Roles: f.Users[name].Roles, Realm: authapi.DefaultRealm}, nil
+		return Principal{Name: name, Roles: f.Users[name].Roles, Realm: DefaultRealm}, nil
 	case "gateway":
 		if len(secret) == 0 {
 			return Principal{}, ErrBadSignature
@@ -158,13 +156,13 @@ func (f *File) gatewayPrincipal(s Signature) (Principal, error) {
 		if !ok {
 			return Principal{}, ErrBadSignature
 		}
-		return Principal{Name: s.User, Roles: u.Roles, Realm: authapi.DefaultRealm}, nil
+		return Principal{Name: s.User, Roles: u.Roles, Realm: DefaultRealm}, nil
 	}
-	if !authapi.ValidRealm(s.Realm) || s.User == "" {
+	if !ValidRealm(s.Realm) || s.User == "" {
 		return Principal{}, ErrBadSignature
 	}
 	p := Principal{Name: s.User, Roles: slices.Clone(s.Roles), Realm: s.Realm}
-	if s.Realm != authapi.DefaultRealm {
+	if s.Realm != DefaultRealm {
 		return p, nil
 	}
 	u, ok := f.Users[s.User]

@@ -2,8 +2,6 @@ package auth
 
 import (
 	"context"
-
-	authapi "github.com/relman/relman/auth"
 )
 
 // UsersFile is the built-in authenticator of the default realm: a password
@@ -16,10 +14,10 @@ type UsersFile struct {
 
 // Authenticate checks a token when the credentials carry one, else the
 // username and password.
-func (u UsersFile) Authenticate(_ context.Context, c authapi.Credentials) (Principal, error) {
+func (u UsersFile) Authenticate(_ context.Context, c Credentials) (Principal, error) {
 	f, err := Load(u.Path)
 	if err != nil {
-		return Principal{}, &authapi.UnavailableError{Server: "the manager's users file", Err: err}
+		return Principal{}, &UnavailableError{Server: "the manager's users file", Err: err}
 	}
 	if c.Token != "" {
 		return f.TokenPrincipal(c.Token)
@@ -32,4 +30,4 @@ func (u UsersFile) Authenticate(_ context.Context, c authapi.Credentials) (Princ
 
 // Asserted here so a change to the public interface breaks the build, not
 // a manager at start.
-var _ authapi.Authenticator = UsersFile{}
+var _ Authenticator = UsersFile{}

@@ -1,8 +1,3 @@
-// Package auth keeps relman's own credentials: the users file, API tokens,
-// request signatures, and the policy that authorizes what principals ask.
-// The public package github.com/relman/relman/auth holds the authenticator
-// API; the users file is its built-in authenticator, the default realm.
-//
 // One users file holds every user with a bcrypt password hash, roles, and
 // API tokens. A token is the seed of an ed25519 key: the file stores only the
 // public key, a one-way function of the token, so the file never holds a
@@ -10,6 +5,7 @@
 // sends its token anywhere: it signs each request with it, and the manager
 // checks the signature, so a client that forges a requester name gets
 // nowhere and no secret reaches a workflow history.
+
 package auth
 
 import (
@@ -30,13 +26,8 @@ import (
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
 
-	authapi "github.com/relman/relman/auth"
 	"github.com/relman/relman/internal/secretfile"
 )
-
-// ErrDenied is the one answer to a wrong user, a wrong password and a wrong
-// token alike, so a caller cannot learn which user names exist.
-var ErrDenied = authapi.ErrDenied
 
 // TokenPrefix starts every relman API token.
 const TokenPrefix = "relman_"
@@ -172,10 +163,6 @@ func ParseToken(token string) (ed25519.PrivateKey, error) {
 	return ed25519.NewKeyFromSeed(seed), nil
 }
 
-// Principal is who is asking, once authenticated; the public type, so
-// principals of every realm are one type.
-type Principal = authapi.Principal
-
 // dummyHash keeps a login for an unknown user as slow as one with a wrong
 // password.
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("relman-no-such-user"), bcrypt.DefaultCost)
@@ -190,7 +177,7 @@ func (f *File) Password(name, password string) (Principal, error) {
 	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
 		return Principal{}, ErrDenied
 	}
-	return Principal{Name: name, Roles: u.Roles, Realm: authapi.DefaultRealm}, nil
+	return Principal{Name: name, Roles: u.Roles, Realm: DefaultRealm}, nil
 }
 
 // TokenPrincipal checks an API token sent as a credential (XML-RPC).
@@ -212,7 +199,7 @@ func (f *File) keyPrincipal(pub ed25519.PublicKey) (Principal, error) {
 	for _, n := range names {
 		for _, t := range f.Users[n].Tokens {
 			if subtle.ConstantTimeCompare([]byte(t.PublicKey), []byte(want)) == 1 {
-				return Principal{Name: n, Roles: f.Users[n].Roles, Realm: authapi.DefaultRealm}, nil
+				return Principal{Name: n, Roles: f.Users[n].Roles, Realm: DefaultRealm}, nil
 			}
 		}
 	}

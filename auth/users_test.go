@@ -13,8 +13,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	authapi "github.com/relman/relman/auth"
 )
 
 func TestPasswordsAndTokens(t *testing.T) {
@@ -174,15 +172,15 @@ func TestUsersFileAuthenticator(t *testing.T) {
 	ctx := context.Background()
 	u := UsersFile{Path: path}
 	tests := map[string]struct {
-		cred authapi.Credentials
+		cred Credentials
 		want string
 		err  error
 	}{
-		"password":       {authapi.Credentials{Username: "alice", Password: "correct horse"}, "alice", nil},
-		"token":          {authapi.Credentials{Token: token}, "bob", nil},
-		"wrong password": {authapi.Credentials{Username: "alice", Password: "wrong"}, "", ErrDenied},
-		"nothing":        {authapi.Credentials{}, "", ErrDenied},
-		"bad token":      {authapi.Credentials{Token: "relman_nope"}, "", ErrDenied},
+		"password":       {Credentials{Username: "alice", Password: "correct horse"}, "alice", nil},
+		"token":          {Credentials{Token: token}, "bob", nil},
+		"wrong password": {Credentials{Username: "alice", Password: "wrong"}, "", ErrDenied},
+		"nothing":        {Credentials{}, "", ErrDenied},
+		"bad token":      {Credentials{Token: "relman_nope"}, "", ErrDenied},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -193,12 +191,12 @@ func TestUsersFileAuthenticator(t *testing.T) {
 			}
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, p.Name)
-			assert.Equal(t, authapi.DefaultRealm, p.Realm)
+			assert.Equal(t, DefaultRealm, p.Realm)
 		})
 	}
 	// A users file that cannot be read is an outage: refused, not denied.
-	_, err = UsersFile{Path: t.TempDir()}.Authenticate(ctx, authapi.Credentials{Username: "alice", Password: "correct horse"})
-	assert.ErrorIs(t, err, authapi.ErrUnavailable, "a directory where the file should be")
+	_, err = UsersFile{Path: t.TempDir()}.Authenticate(ctx, Credentials{Username: "alice", Password: "correct horse"})
+	assert.ErrorIs(t, err, ErrUnavailable, "a directory where the file should be")
 }
 
 func TestPolicy(t *testing.T) {

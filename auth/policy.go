@@ -4,17 +4,6 @@ import (
 	"fmt"
 	"path"
 	"slices"
-
-	authapi "github.com/relman/relman/auth"
-)
-
-// Actions a policy grants; the public package names them for Authorizers.
-const (
-	ActionBuild   = authapi.ActionBuild
-	ActionInstall = authapi.ActionInstall
-	ActionCancel  = authapi.ActionCancel
-	ActionApprove = authapi.ActionApprove
-	ActionRead    = authapi.ActionRead
 )
 
 // Actions lists every action, for validation and messages.
