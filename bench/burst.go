@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/testenv"
-	"github.com/relman/relman/internal/xmlrpc"
+	"github.com/relman/relman/harness/testenv"
 	"github.com/relman/relman/rollout"
+	"github.com/relman/relman/surface/xmlrpc"
 	"github.com/relman/relman/workflows"
 )
 

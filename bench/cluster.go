@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/relman/relman/internal/testcluster"
+	"github.com/relman/relman/harness/testcluster"
 )
 
 // clusterOut is the cluster rows: row 1 on a Temporal cluster of four
@@ -94,7 +94,7 @@ func clusterSection(o options, m machine, c clusterOut) string {
 	w := func(format string, args ...any) { fmt.Fprintf(&sb, format, args...) }
 	w("%s\n## On a Temporal cluster and an S3 store (`make bench-cluster`)\n\n", clusterBegin)
 	w("Written by `make bench-cluster` on %s (load average at start %s; it took %s), kept as it is by\n", m.Date, m.Load, c.took.Round(time.Second))
-	w("`make bench`. The Temporal server is the one `make test-cluster` runs (`internal/testcluster`):\n")
+	w("`make bench`. The Temporal server is the one `make test-cluster` runs (`harness/testcluster`):\n")
 	w("PostgreSQL, and the frontend, history, matching and worker services as four processes, on this\n")
 	w("machine; the store is SeaweedFS's S3 gateway (`s3://…&use_path_style=true`). Row C1 is row 1\n")
 	w("(default config, %d runs) against the bare workflow on the same cluster; row C2 is row 2 on the\n", o.repeats)

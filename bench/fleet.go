@@ -13,7 +13,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/testenv"
+	"github.com/relman/relman/harness/testenv"
 	"github.com/relman/relman/workflows"
 )
 

@@ -24,8 +24,8 @@ import (
 	"time"
 
 	"github.com/relman/relman/config"
+	"github.com/relman/relman/harness/testenv"
 	"github.com/relman/relman/internal/devserver"
-	"github.com/relman/relman/internal/testenv"
 )
 
 type options struct {

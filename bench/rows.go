@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/testenv"
+	"github.com/relman/relman/harness/testenv"
 )
 
 // orchRun is one run of row 1 (or 5): sequential latencies and one

@@ -16,10 +16,10 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/relman/relman/config"
+	"github.com/relman/relman/harness/testcluster"
 	"github.com/relman/relman/internal/devserver"
 	"github.com/relman/relman/internal/registry"
 	"github.com/relman/relman/internal/temporalclient"
-	"github.com/relman/relman/internal/testcluster"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workers"
 	"github.com/relman/relman/workflows"

@@ -12,7 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/relman/relman/internal/testenv"
+	"github.com/relman/relman/harness/testenv"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
 )

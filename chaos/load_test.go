@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/relman/relman/internal/cli"
 	"github.com/relman/relman/internal/transaction"
+	"github.com/relman/relman/surface/cli"
 	"github.com/relman/relman/workflows"
 )
 

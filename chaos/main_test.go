@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/testenv"
+	"github.com/relman/relman/harness/testenv"
 )
 
 // Timeouts of the chaos manager: small, so a lost worker is noticed fast.

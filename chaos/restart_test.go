@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/relman/relman/config"
+	"github.com/relman/relman/harness/testenv"
 	"github.com/relman/relman/internal/devserver"
-	"github.com/relman/relman/internal/testenv"
 	"github.com/relman/relman/workflows"
 )
 

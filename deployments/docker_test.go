@@ -177,7 +177,7 @@ func TestDockerfileBuildsWhatMakeBuilds(t *testing.T) {
 
 	assert.Equal(t, fromMake.packages, fromDocker.packages, "the Dockerfile builds another package than make build")
 	assert.Equal(t, fromMake.flags, fromDocker.flags, "the Dockerfile builds with other flags than make build")
-	assert.Contains(t, fromDocker.flags["ldflags"], "internal/cli.Version="+version, "the version must reach the binary")
+	assert.Contains(t, fromDocker.flags["ldflags"], "surface/cli.Version="+version, "the version must reach the binary")
 	assert.Equal(t, "0", cgo, "the build stage must set CGO_ENABLED=0: the relman image has no libc")
 	words := shellWords(t, runs[0], env)
 	for i, w := range words {
@@ -266,7 +266,7 @@ func TestDockerignoreKeepsWhatTheBuildNeeds(t *testing.T) {
 		}
 		return false
 	}
-	for _, p := range []string{".git", "bin/relman", ".relman/dev", "internal/cli/cli.test"} {
+	for _, p := range []string{".git", "bin/relman", ".relman/dev", "surface/cli/cli.test"} {
 		assert.True(t, ignored(p), "%s should be left out of the build context", p)
 	}
 	need := []string{"go.mod", "go.sum"}

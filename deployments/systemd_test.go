@@ -20,7 +20,7 @@ import (
 
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/deployments"
-	"github.com/relman/relman/internal/cli"
+	"github.com/relman/relman/surface/cli"
 )
 
 var update = flag.Bool("update", false, "rewrite the units under systemd/ from relman.service.tmpl")

@@ -24,7 +24,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/relman/relman/auth"
-	"github.com/relman/relman/internal/cli"
+	"github.com/relman/relman/surface/cli"
 	"github.com/relman/relman/workflows"
 )
 

@@ -15,10 +15,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/relman/relman/harness/testenv"
 	"github.com/relman/relman/internal/devserver"
 	"github.com/relman/relman/internal/registry"
-	"github.com/relman/relman/internal/testenv"
-	"github.com/relman/relman/internal/xmlrpc"
+	"github.com/relman/relman/surface/xmlrpc"
 	"github.com/relman/relman/workflows"
 )
 

@@ -15,8 +15,8 @@ import (
 	"go.temporal.io/api/temporalproto"
 	"go.temporal.io/api/workflowservice/v1"
 
-	"github.com/relman/relman/internal/cli"
 	"github.com/relman/relman/internal/transaction"
+	"github.com/relman/relman/surface/cli"
 	"github.com/relman/relman/workflows"
 )
 

@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 
-	"github.com/relman/relman/internal/cli"
 	"github.com/relman/relman/internal/codec"
+	"github.com/relman/relman/surface/cli"
 )
 
 // TestPayloadEncryption runs a manager, builder and host with an

@@ -23,8 +23,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/relman/relman/config"
+	"github.com/relman/relman/harness/testenv"
 	"github.com/relman/relman/internal/registry"
-	"github.com/relman/relman/internal/testenv"
 	"github.com/relman/relman/workers"
 	"github.com/relman/relman/workflows"
 )

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/temporalproto"
 
-	"github.com/relman/relman/internal/ldaptest"
+	"github.com/relman/relman/harness/ldaptest"
 	"github.com/relman/relman/workflows"
 )
 

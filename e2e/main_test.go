@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/relman/relman/internal/testenv"
+	"github.com/relman/relman/harness/testenv"
 )
 
 // env is the shared stack every test in this package runs against: the
@@ -78,7 +78,7 @@ func setup(ctx context.Context, e *testenv.Env) error {
 	return env.WaitRegistered(ctx, "builder-e2e", "host-a", "host-b")
 }
 
-// git runs git in dir with the test identity (internal/testenv's).
+// git runs git in dir with the test identity (harness/testenv's).
 func git(dir string, args ...string) (string, error) { return testenv.Git(dir, args...) }
 
 // makeShopRepo makes the project the tests release: a build script that

@@ -16,7 +16,7 @@ import (
 
 	"github.com/relman/relman/internal/registry"
 	"github.com/relman/relman/internal/transaction"
-	"github.com/relman/relman/internal/xmlrpc"
+	"github.com/relman/relman/surface/xmlrpc"
 	"github.com/relman/relman/workflows"
 )
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relman/relman/internal/testenv"
+	"github.com/relman/relman/harness/testenv"
 	"github.com/relman/relman/workflows"
 	"github.com/stretchr/testify/require"
 )

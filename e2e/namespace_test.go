@@ -13,7 +13,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/relman/relman/internal/cli"
+	"github.com/relman/relman/surface/cli"
 )
 
 // On a namespace without relman's search attributes no transaction could

@@ -18,8 +18,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/relman/relman/internal/cli"
 	"github.com/relman/relman/internal/transaction"
+	"github.com/relman/relman/surface/cli"
 	"github.com/relman/relman/workflows"
 )
 

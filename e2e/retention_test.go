@@ -18,10 +18,10 @@ import (
 
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/artifact"
-	"github.com/relman/relman/internal/cli"
 	"github.com/relman/relman/internal/devserver"
 	"github.com/relman/relman/internal/transaction"
-	"github.com/relman/relman/internal/xmlrpc"
+	"github.com/relman/relman/surface/cli"
+	"github.com/relman/relman/surface/xmlrpc"
 	"github.com/relman/relman/workers"
 	"github.com/relman/relman/workflows"
 )

@@ -20,8 +20,8 @@ import (
 	"github.com/relman/relman/auth"
 	"github.com/relman/relman/internal/archive"
 	"github.com/relman/relman/internal/artifact"
-	"github.com/relman/relman/internal/cli"
 	"github.com/relman/relman/internal/transaction"
+	"github.com/relman/relman/surface/cli"
 	"github.com/relman/relman/workflows"
 )
 

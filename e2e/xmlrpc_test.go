@@ -19,7 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/relman/relman/internal/transaction"
-	"github.com/relman/relman/internal/xmlrpc"
+	"github.com/relman/relman/surface/xmlrpc"
 	"github.com/relman/relman/workflows"
 )
 

@@ -30,7 +30,7 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/testenv"
+	"github.com/relman/relman/harness/testenv"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
 )

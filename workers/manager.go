@@ -21,7 +21,7 @@ import (
 	"github.com/relman/relman/internal/secretfile"
 	"github.com/relman/relman/internal/temporalclient"
 	"github.com/relman/relman/internal/transaction"
-	"github.com/relman/relman/internal/xmlrpc"
+	"github.com/relman/relman/surface/xmlrpc"
 )
 
 // manager runs the workflows and the manager's activities on the manager

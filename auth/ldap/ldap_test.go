@@ -12,7 +12,7 @@ import (
 
 	"github.com/relman/relman/auth"
 	"github.com/relman/relman/auth/ldap"
-	"github.com/relman/relman/internal/ldaptest"
+	"github.com/relman/relman/harness/ldaptest"
 )
 
 const (

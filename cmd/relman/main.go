@@ -9,7 +9,7 @@ import (
 
 	"github.com/mattn/go-isatty"
 
-	"github.com/relman/relman/internal/cli"
+	"github.com/relman/relman/surface/cli"
 )
 
 func main() {

@@ -17,9 +17,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
 
-	"github.com/relman/relman/internal/cli"
-	"github.com/relman/relman/internal/testcluster"
+	"github.com/relman/relman/harness/testcluster"
 	"github.com/relman/relman/internal/transaction"
+	"github.com/relman/relman/surface/cli"
 	"github.com/relman/relman/workflows"
 )
 

@@ -1,7 +1,7 @@
 //go:build cluster
 
 // Package cluster runs relman on a production-style Temporal: PostgreSQL
-// and four service processes (internal/testcluster), with the artifact
+// and four service processes (harness/testcluster), with the artifact
 // store on SeaweedFS, a real S3 server with authentication on. A manager,
 // a builder and two installer hosts run as separate processes, and the
 // tests kill Temporal's services under running releases.
@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/testcluster"
-	"github.com/relman/relman/internal/testenv"
+	"github.com/relman/relman/harness/testcluster"
+	"github.com/relman/relman/harness/testenv"
 )
 
 // The timeouts of the manager. The heartbeat timeout is 30 s: a Temporal

@@ -29,7 +29,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/relman/relman/internal/testcluster"
+	"github.com/relman/relman/harness/testcluster"
 )
 
 // One SeaweedFS for the whole package: it takes seconds to start, and

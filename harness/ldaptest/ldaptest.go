@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relman/relman/internal/testcert"
+	"github.com/relman/relman/harness/testcert"
 )
 
 // Base is the directory's suffix; People and Groups hold its entries.

@@ -28,8 +28,8 @@ func golden(t *testing.T, name string, got []byte) {
 		require.NoError(t, os.WriteFile(p, got, 0o644))
 	}
 	want, err := os.ReadFile(p)
-	require.NoError(t, err, "no golden file; run go test ./internal/cli -run %s -update", t.Name())
-	assert.Equal(t, string(want), string(got), "differs from %s; if the change is meant, run go test ./internal/cli -update", p)
+	require.NoError(t, err, "no golden file; run go test ./surface/cli -run %s -update", t.Name())
+	assert.Equal(t, string(want), string(got), "differs from %s; if the change is meant, run go test ./surface/cli -update", p)
 }
 
 // The golden files are in UTC whatever the machine's zone.

@@ -19,7 +19,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/relman/relman/internal/testcluster"
+	"github.com/relman/relman/harness/testcluster"
 )
 
 const queue = "testcluster-bare"

@@ -40,10 +40,10 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/cli"
 	"github.com/relman/relman/internal/devserver"
 	"github.com/relman/relman/internal/registry"
 	"github.com/relman/relman/internal/transaction"
+	"github.com/relman/relman/surface/cli"
 	"github.com/relman/relman/workflows"
 )
 

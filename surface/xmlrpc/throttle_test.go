@@ -17,7 +17,7 @@ import (
 
 	"github.com/relman/relman/auth"
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/testcert"
+	"github.com/relman/relman/harness/testcert"
 )
 
 // clock is a settable clock for the throttle.

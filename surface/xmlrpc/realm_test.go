@@ -16,7 +16,7 @@ import (
 	"github.com/relman/relman/auth"
 	"github.com/relman/relman/auth/ldap"
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/ldaptest"
+	"github.com/relman/relman/harness/ldaptest"
 	"github.com/relman/relman/internal/realm"
 )
 

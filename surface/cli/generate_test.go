@@ -18,7 +18,7 @@ import (
 // file, with the directory it wrote into and the relman binary's path
 // replaced by placeholders. The example project's files (a copy of
 // examples/template) are listed, not shown. Refresh with
-// go test ./internal/cli -run TestGoldenGenerate -update.
+// go test ./surface/cli -run TestGoldenGenerate -update.
 func TestGoldenGenerate(t *testing.T) {
 	dir := t.TempDir()
 	relman, err := os.Executable()

@@ -13,10 +13,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/devstack"
 	"github.com/relman/relman/internal/telemetry"
 	"github.com/relman/relman/internal/temporalclient"
 	"github.com/relman/relman/internal/transaction"
+	"github.com/relman/relman/surface/devstack"
 	"github.com/relman/relman/workflows"
 )
 
