@@ -21,6 +21,7 @@ import (
 	"github.com/relman/relman/internal/registry"
 	"github.com/relman/relman/internal/temporalclient"
 	"github.com/relman/relman/internal/transaction"
+	"github.com/relman/relman/surface/xmlrpc"
 	"github.com/relman/relman/workers"
 	"github.com/relman/relman/workflows"
 )
@@ -361,7 +362,7 @@ func (s *server) runRelman(name string, cfg config.File, shared client.Client) (
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go func() {
-		err := workers.Run(ctx, cfg, workers.Options{Client: shared, Logger: quietLogger()})
+		err := workers.Run(ctx, cfg, workers.Options{Client: shared, Logger: quietLogger(), Gateway: xmlrpc.Serve})
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", name, err)
 		}

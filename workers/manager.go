@@ -21,7 +21,6 @@ import (
 	"github.com/relman/relman/internal/secretfile"
 	"github.com/relman/relman/internal/temporalclient"
 	"github.com/relman/relman/internal/transaction"
-	"github.com/relman/relman/surface/xmlrpc"
 )
 
 // manager runs the workflows and the manager's activities on the manager
@@ -84,9 +83,10 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 	if !cfg.Gateway.Off {
 		// The gateway for the seed's clients; a port that cannot be opened
 		// stops the role.
-		gw, err := xmlrpc.ListenGateway(&xmlrpc.Gateway{
+		gw, err := r.opts.Gateway(GatewayEnv{
 			Client: r.client, Config: cfg, Log: r.log.With("component", "xml-rpc"), Realms: realms, Secret: secret, Records: reader.Records,
-		}, r.opts.GatewayAddress)
+			Address: r.opts.GatewayAddress,
+		})
 		if err != nil {
 			return err
 		}

@@ -61,6 +61,11 @@ type Options struct {
 	// Authenticators are a manager's realms registered in code; each must
 	// be listed in the config under auth.realms as an empty realm ({}).
 	Authenticators *auth.Registry
+	// Gateway serves a manager's XML-RPC gateway (surface/xmlrpc.Serve in
+	// relman's binary). workers/ sits below the surfaces people use, so a
+	// binary built from relman's packages passes it in; a manager whose
+	// config leaves the gateway on refuses to start without one.
+	Gateway Gateway
 	// GatewayAddress overrides where a manager's XML-RPC gateway listens
 	// (host:port; port 0 for any free one).
 	GatewayAddress string
@@ -112,6 +117,9 @@ func Run(ctx context.Context, cfg config.File, opts Options) error {
 	r.log = log.With("role", r.name)
 	if _, ok := cfg.(*config.Manager); !ok && opts.Authenticators != nil {
 		return fmt.Errorf("authenticators are a manager's; this config is a %s's", cfg.Role())
+	}
+	if m, ok := cfg.(*config.Manager); ok && !m.Gateway.Off && opts.Gateway == nil {
+		return errNoGateway
 	}
 	if in, ok := cfg.(*config.Installer); ok {
 		if r.opts.Behaviors == nil {

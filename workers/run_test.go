@@ -52,6 +52,23 @@ func TestRunRefusesUnknownBehavior(t *testing.T) {
 	assert.Contains(t, err.Error(), `environments.test.web.behavior: "teleport" is unknown`)
 }
 
+// A manager whose config serves the gateway refuses to start, before it
+// touches Temporal, when the binary brought no gateway: workers/ does not
+// import the surfaces, so a custom binary must pass one in (or turn the
+// gateway off), never silently serve none.
+func TestRunRefusesManagerWithoutGateway(t *testing.T) {
+	m := &config.Manager{
+		Service:      config.Service{Version: 1, Temporal: config.Temporal{Address: "127.0.0.1:1"}},
+		Auth:         config.Auth{Anonymous: true},
+		Environments: map[string]config.Environment{"test": {}},
+		Projects:     map[string]config.ProjectDef{"shop": {Targets: []string{"web"}}},
+	}
+	m.Default()
+	err := workers.Run(context.Background(), m, workers.Options{Stderr: io.Discard})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "pass workers.Options.Gateway (surface/xmlrpc.Serve), or set gateway.off: true")
+}
+
 // /livez answers while the role waits for Temporal and /readyz says why it
 // is not ready; once Temporal serves and the host registered, /readyz is
 // 200; the end of the context stops the role.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/relman/relman/auth"
 	"github.com/relman/relman/config"
+	"github.com/relman/relman/surface/xmlrpc"
 	"github.com/relman/relman/workers"
 )
 
@@ -57,7 +58,7 @@ func run(ctx context.Context, path string, h *Htpasswd) error {
 	if err := realms.Register("htpasswd", h); err != nil {
 		return err
 	}
-	err = workers.Run(ctx, cfg, workers.Options{Authenticators: &realms})
+	err = workers.Run(ctx, cfg, workers.Options{Authenticators: &realms, Gateway: xmlrpc.Serve})
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/relman/relman/behavior"
 	"github.com/relman/relman/config"
+	"github.com/relman/relman/surface/xmlrpc"
 	"github.com/relman/relman/workers"
 )
 
@@ -79,7 +80,7 @@ func (a *app) runRole(ctx context.Context, role, path, id string) error {
 	if a.logLevel != "" {
 		svc.Logging.Level = a.logLevel
 	}
-	return workers.Run(ctx, cfg, workers.Options{Stderr: a.opts.Stderr, LookupEnv: a.opts.LookupEnv})
+	return workers.Run(ctx, cfg, workers.Options{Stderr: a.opts.Stderr, LookupEnv: a.opts.LookupEnv, Gateway: xmlrpc.Serve})
 }
 
 func (a *app) configCommand() *cobra.Command {

@@ -24,6 +24,7 @@ import (
 	"github.com/relman/relman/examples"
 	"github.com/relman/relman/internal/devserver"
 	"github.com/relman/relman/internal/temporalclient"
+	"github.com/relman/relman/surface/xmlrpc"
 	"github.com/relman/relman/workers"
 )
 
@@ -132,7 +133,7 @@ func (s *Stack) startRoles(ctx context.Context, dir string, o Options) error {
 	}
 	ready := make(chan workers.Serving, len(cfgs))
 	for _, c := range cfgs {
-		opts := workers.Options{ClientOptions: o.With, Ready: func(sv workers.Serving) { ready <- sv }}
+		opts := workers.Options{ClientOptions: o.With, Gateway: xmlrpc.Serve, Ready: func(sv workers.Serving) { ready <- sv }}
 		if m, ok := c.(*config.Manager); ok {
 			s.Records = m.Artifacts
 			if o.GatewayPort < 0 {

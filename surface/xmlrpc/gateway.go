@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/relman/relman/workers"
 	"log/slog"
 	"net"
 	"slices"
@@ -677,4 +678,12 @@ func (g *Gateway) log() *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return g.Log
+}
+
+// Serve is the manager's XML-RPC gateway as workers.Run starts it
+// (workers.Options.Gateway).
+func Serve(env workers.GatewayEnv) (workers.Served, error) {
+	return ListenGateway(&Gateway{
+		Client: env.Client, Config: env.Config, Log: env.Log, Realms: env.Realms, Secret: env.Secret, Records: env.Records,
+	}, env.Address)
 }
