@@ -62,7 +62,7 @@ chaos: prereqs-test $(BIN)/temporal
 # One package at a time (-p 1): each starts its own servers, and two
 # clusters at once on two cores only make both slow.
 test-cluster: cluster-tools
-	RELMAN_CLUSTER_BIN=$(ABSBIN) $(GO) test -tags cluster -p 1 -count=1 -timeout 40m ./harness/testcluster ./internal/artifact ./e2e/cluster
+	RELMAN_CLUSTER_BIN=$(ABSBIN) $(GO) test -tags cluster -p 1 -count=1 -timeout 40m ./harness/testcluster ./artifact ./e2e/cluster
 
 cluster-tools: prereqs-cluster $(BIN)/temporal-server $(BIN)/temporal-sql-tool $(BIN)/temporal-schema/.ok $(BIN)/weed
 
@@ -132,7 +132,7 @@ $(BIN)/workflowcheck:
 # go vet, gofmt, and Temporal's determinism check of the workflows.
 lint: $(BIN)/workflowcheck
 	$(GO) vet ./...
-	$(GO) vet -tags cluster ./harness/testcluster ./internal/artifact ./e2e/cluster
+	$(GO) vet -tags cluster ./harness/testcluster ./artifact ./e2e/cluster
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	./$(BIN)/workflowcheck ./workflows/...
 

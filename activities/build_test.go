@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/relman/relman/activities"
+	"github.com/relman/relman/artifact"
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/archive"
-	"github.com/relman/relman/internal/artifact"
 	"github.com/relman/relman/workflows"
 )
 

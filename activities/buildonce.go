@@ -9,8 +9,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/relman/relman/artifact"
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/artifact"
 	"github.com/relman/relman/workflows"
 )
 

@@ -15,7 +15,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/relman/relman/internal/artifact"
+	"github.com/relman/relman/artifact"
 )
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -13,10 +13,10 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/relman/relman/artifact"
 	"github.com/relman/relman/behavior"
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/archive"
-	"github.com/relman/relman/internal/artifact"
 	"github.com/relman/relman/workflows"
 )
 

@@ -14,9 +14,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/relman/relman/activities"
+	"github.com/relman/relman/artifact"
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/archive"
-	"github.com/relman/relman/internal/artifact"
 	"github.com/relman/relman/workflows"
 )
 

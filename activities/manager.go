@@ -18,9 +18,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/relman/relman/artifact"
 	"github.com/relman/relman/auth"
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/artifact"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/rollout"
 	"github.com/relman/relman/workflows"

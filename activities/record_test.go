@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/relman/relman/activities"
-	"github.com/relman/relman/internal/artifact"
+	"github.com/relman/relman/artifact"
 	"github.com/relman/relman/internal/record"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"

@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/relman/relman/artifact"
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/artifact"
 	"github.com/relman/relman/internal/devserver"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/surface/cli"

@@ -17,9 +17,9 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/relman/relman/artifact"
 	"github.com/relman/relman/auth"
 	"github.com/relman/relman/internal/archive"
-	"github.com/relman/relman/internal/artifact"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/surface/cli"
 	"github.com/relman/relman/workflows"

@@ -11,8 +11,8 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/relman/relman/activities"
+	"github.com/relman/relman/artifact"
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/artifact"
 	"github.com/relman/relman/workflows"
 )
 

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/relman/relman/artifact"
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/artifact"
 	"github.com/relman/relman/internal/record"
 	"github.com/relman/relman/internal/temporalclient"
 )

@@ -25,9 +25,9 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/relman/relman/artifact"
 	"github.com/relman/relman/behavior"
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/artifact"
 	"github.com/relman/relman/internal/telemetry"
 	"github.com/relman/relman/internal/temporalclient"
 )

@@ -13,9 +13,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/relman/relman/artifact"
 	"github.com/relman/relman/harness/testcluster"
 	"github.com/relman/relman/harness/testenv"
-	"github.com/relman/relman/internal/artifact"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/surface/cli"
 	"github.com/relman/relman/workflows"

@@ -21,7 +21,7 @@ import (
 
 // TestStoreRefusalFailsAtOnce: a builder, then an installer host, whose
 // store refuses them (here: no such bucket; a wrong key goes the same way,
-// see internal/artifact) fail the release without a retry, with a reason
+// see artifact) fail the release without a retry, with a reason
 // that names the store, the bucket and what was refused, and nothing is
 // installed.
 func TestStoreRefusalFailsAtOnce(t *testing.T) {

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"archive/tar"
+	"compress/gzip"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,38 +16,40 @@ import (
 	"time"
 
 	"github.com/relman/relman/activities"
+	"github.com/relman/relman/artifact"
 	"github.com/relman/relman/behavior"
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/archive"
-	"github.com/relman/relman/internal/artifact"
 	"github.com/relman/relman/workflows"
 )
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// tarGz packs files with archive.WriteTarGz, as a builder would.
+// tarGz packs files into a tar.gz as a builder's output would be, with
+// the standard library only: the example imports relman's public packages
+// and nothing else of relman's.
 func tarGz(t *testing.T, files map[string]string) string {
 	t.Helper()
-	src := t.TempDir()
-	for name, content := range files {
-		p := filepath.Join(src, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	out := filepath.Join(t.TempDir(), "release.tar.gz")
 	f, err := os.Create(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := archive.WriteTarGz(context.Background(), f, src); err != nil {
-		t.Fatal(err)
+	zw := gzip.NewWriter(f)
+	tw := tar.NewWriter(zw)
+	names := slices.Sorted(maps.Keys(files))
+	for _, name := range names {
+		hdr := &tar.Header{Name: name, Mode: 0o644, Size: int64(len(files[name])), Typeflag: tar.TypeReg}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(files[name])); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
+	for _, c := range []io.Closer{tw, zw, f} {
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return out
 }

@@ -28,8 +28,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relman/relman/artifact"
 	"github.com/relman/relman/auth"
-	"github.com/relman/relman/internal/artifact"
 	"github.com/relman/relman/internal/secretfile"
 	"github.com/relman/relman/internal/transaction"
 )

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/relman/relman/internal/artifact"
+	"github.com/relman/relman/artifact"
 	"github.com/relman/relman/internal/record"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"

@@ -13,8 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/relman/relman/activities"
+	"github.com/relman/relman/artifact"
 	"github.com/relman/relman/config"
-	"github.com/relman/relman/internal/artifact"
 	"github.com/relman/relman/workflows"
 )
 

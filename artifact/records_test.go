@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/relman/relman/internal/artifact"
+	"github.com/relman/relman/artifact"
 )
 
 // TestRecordIndexWrittenOnce: a record's index document is written once; a

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/relman/relman/internal/artifact"
+	"github.com/relman/relman/artifact"
 )
 
 func TestIndexRoundTripAndKeys(t *testing.T) {
