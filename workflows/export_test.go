@@ -14,8 +14,8 @@ var VersionsOf = versionsOf
 // Versioned are the workflow types with a version list.
 func Versioned() []string {
 	var out []string
-	for typ := range versions {
-		out = append(out, typ)
+	for _, v := range versions {
+		out = append(out, v.typ)
 	}
 	return out
 }

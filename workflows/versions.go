@@ -21,8 +21,9 @@ import (
 // with the branch it guards, once no open run can need it: README.md,
 // "Retiring a version", and TestReplayCoversEveryVersion, which wants a
 // saved history for every version listed.
-var versions = map[string][]string{
-	ReleaseWorkflowName: {
+// A slice, not a map: workflow code never ranges over a map.
+var versions = []typeVersions{
+	{ReleaseWorkflowName, []string{
 		lockVersion,
 		planLocalVersion,
 		scopedQueuesVersion,
@@ -33,8 +34,8 @@ var versions = map[string][]string{
 		lockUpdateVersion,
 		recordStartVersion,
 		baselineVersion,
-	},
-	RollbackWorkflowName: {
+	}},
+	{RollbackWorkflowName, []string{
 		lockVersion,
 		scopedQueuesVersion,
 		recordVersion,
@@ -44,11 +45,27 @@ var versions = map[string][]string{
 		lockUpdateVersion,
 		recordStartVersion,
 		baselineVersion,
-	},
-	LockWorkflowName: {
+	}},
+	{LockWorkflowName, []string{
 		lockCarryVersion,
 		lockSupersedeAsyncVersion,
-	},
+	}},
+}
+
+// typeVersions are the versions of one workflow type, oldest first.
+type typeVersions struct {
+	typ     string
+	changes []string
+}
+
+// versionList is the list of typ; false when typ has none.
+func versionList(typ string) ([]string, bool) {
+	for _, v := range versions {
+		if v.typ == typ {
+			return v.changes, true
+		}
+	}
+	return nil, false
 }
 
 // baselineVersion is the baseline of the Release and Rollback lists.
@@ -63,11 +80,11 @@ func onBaseline(typ, changeID string) bool {
 		b, i := slices.Index(list, baselineVersion), slices.Index(list, changeID)
 		return b >= 0 && i >= 0 && i < b
 	}
-	if list, ok := versions[typ]; ok && slices.Contains(list, changeID) {
+	if list, ok := versionList(typ); ok && slices.Contains(list, changeID) {
 		return before(list)
 	}
-	for _, list := range versions {
-		if before(list) {
+	for _, v := range versions {
+		if before(v.changes) {
 			return true
 		}
 	}
@@ -96,7 +113,7 @@ func withBaseline(ctx workflow.Context) workflow.Context {
 // from the Release) check their changes as before.
 func changeVersion(ctx workflow.Context, changeID string) workflow.Version {
 	typ := workflow.GetInfo(ctx).WorkflowType.Name
-	if list, ok := versions[typ]; ok && !slices.Contains(list, changeID) && unlisted != nil {
+	if list, ok := versionList(typ); ok && !slices.Contains(list, changeID) && unlisted != nil {
 		unlisted(typ, changeID)
 	}
 	if changeID != baselineVersion && onBaseline(typ, changeID) {
@@ -112,4 +129,7 @@ func changeVersion(ctx workflow.Context, changeID string) workflow.Version {
 var unlisted func(typ, changeID string)
 
 // versionsOf is the ordered version list of a workflow type, for tests.
-func versionsOf(typ string) []string { return slices.Clone(versions[typ]) }
+func versionsOf(typ string) []string {
+	list, _ := versionList(typ)
+	return slices.Clone(list)
+}
