@@ -479,10 +479,6 @@ func (g *gate) acquireLocks(ctx workflow.Context, mode, env string, targets []st
 	g.locksByUpdate = byUpdate
 	lctx := workflow.WithLocalActivityOptions(ctx, lockLocalOptions)
 	answers := workflow.GetSignalChannel(ctx, LockAnswerSignal)
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5},
-	})
 	targets = slices.Clone(targets)
 	slices.Sort(targets)
 	waited := false
@@ -511,7 +507,7 @@ func (g *gate) acquireLocks(ctx workflow.Context, mode, env string, targets []st
 				return err
 			}
 			first = &a
-		} else if err := workflow.ExecuteActivity(actx, RequestLockActivity, req).Get(ctx, nil); err != nil {
+		} else if err := requestLockBySignal(ctx, req); err != nil {
 			return err
 		}
 		holder := ""
@@ -596,7 +592,7 @@ func (g *gate) unlock(ctx workflow.Context) {
 			fs = append(fs, workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(dctx, lockLocalOptions), ReleaseLockActivity, in))
 			continue
 		}
-		fs = append(fs, workflow.SignalExternalWorkflow(dctx, g.locks[i], "", LockReleaseSignal, LockRelease{Transaction: g.d.Transaction}))
+		fs = append(fs, releaseLockBySignal(dctx, g.locks[i], g.d.Transaction))
 	}
 	for _, f := range fs {
 		if err := f.Get(dctx, nil); err != nil {

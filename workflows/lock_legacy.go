@@ -1,8 +1,13 @@
 package workflows
 
-import "go.temporal.io/sdk/workflow"
+import (
+	"time"
 
-// The Lock's legacy paths, kept only so that runs already open replay and
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// The Lock's legacy paths, and the transactions' side of them, kept only so that runs already open replay and
 // finish. A new run never takes them as its own: transactions since
 // lockUpdateVersion (on every transaction of baselineVersion) ask with the
 // AcquireLock update, never the request signal, and Lock runs since
@@ -48,4 +53,21 @@ func (l *lock) drain() bool {
 		got = true
 	}
 	return got
+}
+
+// requestLockBySignal asks for a lock the way transactions from before
+// lockUpdateVersion do: RequestLockActivity signals the lock (with start),
+// and the answer comes back as a signal.
+func requestLockBySignal(ctx workflow.Context, req LockRequest) error {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5},
+	})
+	return workflow.ExecuteActivity(actx, RequestLockActivity, req).Get(ctx, nil)
+}
+
+// releaseLockBySignal gives a lock back from the workflow itself, as
+// transactions from before lockUpdateVersion do.
+func releaseLockBySignal(ctx workflow.Context, lock, transaction string) workflow.Future {
+	return workflow.SignalExternalWorkflow(ctx, lock, "", LockReleaseSignal, LockRelease{Transaction: transaction})
 }
