@@ -51,16 +51,18 @@ func Desk(ctx workflow.Context, _ DeskState) error {
 		workflow.UpdateHandlerOptions{Validator: d.acceptRecords}); err != nil {
 		return err
 	}
+	return d.run(ctx)
+}
+
+// run is the main loop: it waits until the desk is tired, then turns new
+// questions away (the client asks the next run), answers those taken and
+// continues as new.
+func (d *desk) run(ctx workflow.Context) error {
 	if err := workflow.Await(ctx, func() bool { return d.tired(ctx) }); err != nil {
 		return err
 	}
-	// New questions are turned away (the client asks the next run);
-	// those taken are answered first.
 	d.closing = true
-	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
-		return err
-	}
-	return workflow.NewContinueAsNewError(ctx, DeskWorkflowName, DeskState{})
+	return continueAsNew(ctx, DeskWorkflowName, nil, func() (any, bool) { return DeskState{}, true })
 }
 
 type desk struct {
@@ -72,8 +74,7 @@ type desk struct {
 }
 
 func (d *desk) tired(ctx workflow.Context) bool {
-	info := workflow.GetInfo(ctx)
-	return d.questions >= maxDeskQuestions || info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > maxDeskHistory
+	return d.questions >= maxDeskQuestions || historyFull(ctx, maxDeskHistory)
 }
 
 func (d *desk) accept() error {

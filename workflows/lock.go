@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -24,240 +25,255 @@ const (
 )
 
 // Lock is the mutex of one (environment, named target), id LockID(env,
-// target): one release installs there at a time. It follows the mutex
-// pattern of the Temporal samples: a release asks with a signal (sent with
-// signal-with-start by the RequestLock activity, so no bootstrap step
-// exists), the lock answers with a signal (granted, waiting behind a
-// holder, or refused), and the holder gives it back with a release signal
-// when it ends, however it ends. A holder that closes without giving it
+// target): one release installs there at a time. A release asks with the
+// AcquireLock update (answered with its result) and gives the lock back
+// with a release signal when it ends, however it ends; releases started
+// before lockUpdateVersion asked with a request signal and were answered
+// with a signal (lock_legacy.go). A holder that closes without giving it
 // back (terminated, timed out) is found by a check every CheckEvery, so
 // the lock is held by a workflow, never by a process that may crash.
 // Unheld for IdleFor, the workflow ends; the next request starts it again.
 func Lock(ctx workflow.Context, st LockState) error {
-	logger := workflow.GetLogger(ctx)
-	check := orDefault(st.CheckEvery, DefaultLockCheck)
-	idle := orDefault(st.IdleFor, DefaultLockIdle)
-	requests := workflow.GetSignalChannel(ctx, LockRequestSignal)
-	releases := workflow.GetSignalChannel(ctx, LockReleaseSignal)
-	if err := workflow.SetQueryHandler(ctx, LockQuery, func() (LockState, error) { return st, nil }); err != nil {
+	l := &lock{
+		ctx:      ctx,
+		st:       st,
+		logger:   workflow.GetLogger(ctx),
+		id:       workflow.GetInfo(ctx).WorkflowExecution.ID,
+		requests: workflow.GetSignalChannel(ctx, LockRequestSignal),
+		releases: workflow.GetSignalChannel(ctx, LockReleaseSignal),
+		wake:     workflow.NewBufferedChannel(ctx, 1),
+	}
+	if err := workflow.SetQueryHandler(ctx, LockQuery, l.query); err != nil {
 		return err
 	}
-	lockID := workflow.GetInfo(ctx).WorkflowExecution.ID
-	// answer tells a release by signal; ctx is the caller's (the main
-	// loop's or an update handler's), as every blocking call needs.
-	answer := func(ctx workflow.Context, to string, a LockAnswer) bool {
-		a.Lock = lockID
-		err := workflow.SignalExternalWorkflow(ctx, to, "", LockAnswerSignal, a).Get(ctx, nil)
-		if err != nil {
-			// The release has closed: it no longer wants the lock.
-			logger.Info("lock answer not delivered", "transaction", to, "error", err)
-		}
-		return err == nil
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, LockAcquireUpdate, l.acquire,
+		workflow.UpdateHandlerOptions{Validator: l.acceptAcquire}); err != nil {
+		return err
 	}
+	return l.run()
+}
+
+// lock is the state of a Lock workflow's run.
+type lock struct {
+	ctx      workflow.Context
+	st       LockState
+	logger   log.Logger
+	id       string
+	requests workflow.ReceiveChannel
+	releases workflow.ReceiveChannel
+	// wake tells the main loop that an update changed the lock.
+	wake workflow.Channel
 	// told are answers sent without waiting for their delivery.
-	type toldAnswer struct {
-		to string
-		f  workflow.Future
+	told []toldAnswer
+}
+
+type toldAnswer struct {
+	to string
+	f  workflow.Future
+}
+
+func (l *lock) query() (LockState, error) { return l.st, nil }
+
+// acceptAcquire is the AcquireLock update's validator.
+func (l *lock) acceptAcquire(_ workflow.Context, req LockRequest) error {
+	if req.Transaction == "" {
+		return errors.New("a lock request names the transaction that asks")
 	}
-	var told []toldAnswer
-	delivered := func(t toldAnswer) bool {
-		if !t.f.IsReady() {
-			return false
-		}
-		if err := t.f.Get(ctx, nil); err != nil { // ready: no wait
-			// A release that has closed no longer listens.
-			logger.Info("lock answer not delivered", "transaction", t.to, "error", err)
-		}
-		return true
+	return nil
+}
+
+// acquire (update AcquireLock) is answered with its result: no signal
+// back, so asking costs the release no wait for a delivery.
+func (l *lock) acquire(ctx workflow.Context, req LockRequest) (LockAnswer, error) {
+	var got LockAnswer
+	l.onRequest(ctx, req, func(a LockAnswer) bool { got = a; return true })
+	got.Lock = l.id
+	l.wake.SendAsync(true)
+	return got, nil
+}
+
+// onRelease (signal LockReleaseSignal) gives the lock back, or leaves its
+// queue.
+func (l *lock) onRelease(rel LockRelease) {
+	if rel.Transaction == l.st.Holder {
+		l.st.Holder = ""
+		l.logger.Info("lock released", "transaction", rel.Transaction)
+		return
 	}
-	// The state changes before any answer is sent: sending blocks, and an
-	// update handler may run meanwhile and must see the lock as it will be.
-	grantNext := func(ctx workflow.Context) {
-		for st.Holder == "" && len(st.Queue) > 0 {
-			next := st.Queue[0]
-			st.Queue = st.Queue[1:]
-			st.Holder = next
-			if answer(ctx, next, LockAnswer{Granted: true}) {
-				logger.Info("lock granted", "transaction", next)
-			} else if st.Holder == next {
-				st.Holder = ""
-			}
-		}
-	}
-	// onRequest decides a request and tells the release through reply: a
-	// signal for a request that came as a signal, the update's result for
-	// one that came as an update.
-	onRequest := func(ctx workflow.Context, req LockRequest, reply func(LockAnswer) bool) {
-		switch {
-		case req.Transaction == "":
-		case req.Transaction == st.Holder:
-			reply(LockAnswer{Granted: true})
-		case st.Holder == "" && len(st.Queue) == 0:
-			st.Holder = req.Transaction
-			if reply(LockAnswer{Granted: true}) {
-				logger.Info("lock granted", "transaction", req.Transaction)
-			} else if st.Holder == req.Transaction {
-				st.Holder = ""
-			}
-		case slices.Contains(st.Queue, req.Transaction):
-			reply(LockAnswer{Holder: st.Holder, Position: slices.Index(st.Queue, req.Transaction) + 1})
-		case req.Refuse:
-			reply(LockAnswer{Refused: true, Holder: st.Holder})
-		case req.Supersede:
-			// Only the newest waiting release is worth installing: the
-			// others are told so and leave, this one waits in their place.
-			old := st.Queue
-			st.Queue = []string{req.Transaction}
-			holder := st.Holder
-			// Told without waiting for each delivery, which would hold the
-			// lock up one dispatch per superseded release (a burst); the
-			// deliveries are awaited before the run ends.
-			async := workflow.GetVersion(ctx, lockSupersedeAsyncVersion, workflow.DefaultVersion, 1) == 1
-			for _, o := range old {
-				a := LockAnswer{Lock: lockID, Holder: holder, SupersededBy: req.Transaction}
-				if async {
-					told = append(told, toldAnswer{o, workflow.SignalExternalWorkflow(ctx, o, "", LockAnswerSignal, a)})
-				} else {
-					answer(ctx, o, a)
-				}
-				logger.Info("superseded", "transaction", o, "by", req.Transaction)
-			}
-			reply(LockAnswer{Holder: holder, Position: 1})
-		default:
-			st.Queue = append(st.Queue, req.Transaction)
-			reply(LockAnswer{Holder: st.Holder, Position: len(st.Queue)})
-		}
-	}
-	bySignal := func(ctx workflow.Context, req LockRequest) {
-		onRequest(ctx, req, func(a LockAnswer) bool { return answer(ctx, req.Transaction, a) })
-	}
-	// An update (AcquireLock) is answered with its result: no signal back,
-	// so asking costs the release no wait for a delivery.
-	wake := workflow.NewBufferedChannel(ctx, 1)
-	err := workflow.SetUpdateHandlerWithOptions(ctx, LockAcquireUpdate,
-		func(ctx workflow.Context, req LockRequest) (LockAnswer, error) {
-			var got LockAnswer
-			onRequest(ctx, req, func(a LockAnswer) bool { got = a; return true })
-			got.Lock = lockID
-			wake.SendAsync(true)
-			return got, nil
-		},
-		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req LockRequest) error {
-			if req.Transaction == "" {
-				return errors.New("a lock request names the transaction that asks")
-			}
-			return nil
-		}},
-	)
+	l.st.Queue = slices.DeleteFunc(l.st.Queue, func(t string) bool { return t == rel.Transaction })
+}
+
+// answer tells a release by signal; ctx is the caller's (the main loop's
+// or an update handler's), as every blocking call needs.
+func (l *lock) answer(ctx workflow.Context, to string, a LockAnswer) bool {
+	a.Lock = l.id
+	err := workflow.SignalExternalWorkflow(ctx, to, "", LockAnswerSignal, a).Get(ctx, nil)
 	if err != nil {
+		// The release has closed: it no longer wants the lock.
+		l.logger.Info("lock answer not delivered", "transaction", to, "error", err)
+	}
+	return err == nil
+}
+
+// delivered reports whether an answer told has been delivered (or has
+// failed to be).
+func (l *lock) delivered(t toldAnswer) bool {
+	if !t.f.IsReady() {
+		return false
+	}
+	if err := t.f.Get(l.ctx, nil); err != nil { // ready: no wait
+		// A release that has closed no longer listens.
+		l.logger.Info("lock answer not delivered", "transaction", t.to, "error", err)
+	}
+	return true
+}
+
+// allTold reports whether every answer told has been delivered.
+func (l *lock) allTold() bool {
+	return !slices.ContainsFunc(l.told, func(t toldAnswer) bool { return !t.f.IsReady() })
+}
+
+// forgetTold logs the answers told, all delivered, and forgets them.
+func (l *lock) forgetTold() {
+	for _, t := range l.told {
+		l.delivered(t)
+	}
+	l.told = nil
+}
+
+// grantNext gives an unheld lock to the first in its queue. The state
+// changes before any answer is sent: sending blocks, and an update handler
+// may run meanwhile and must see the lock as it will be.
+func (l *lock) grantNext(ctx workflow.Context) {
+	for l.st.Holder == "" && len(l.st.Queue) > 0 {
+		next := l.st.Queue[0]
+		l.st.Queue = l.st.Queue[1:]
+		l.st.Holder = next
+		if l.answer(ctx, next, LockAnswer{Granted: true}) {
+			l.logger.Info("lock granted", "transaction", next)
+		} else if l.st.Holder == next {
+			l.st.Holder = ""
+		}
+	}
+}
+
+// onRequest decides a request and tells the release through reply: a
+// signal for a request that came as a signal, the update's result for one
+// that came as an update.
+func (l *lock) onRequest(ctx workflow.Context, req LockRequest, reply func(LockAnswer) bool) {
+	st := &l.st
+	switch {
+	case req.Transaction == "":
+	case req.Transaction == st.Holder:
+		reply(LockAnswer{Granted: true})
+	case st.Holder == "" && len(st.Queue) == 0:
+		st.Holder = req.Transaction
+		if reply(LockAnswer{Granted: true}) {
+			l.logger.Info("lock granted", "transaction", req.Transaction)
+		} else if st.Holder == req.Transaction {
+			st.Holder = ""
+		}
+	case slices.Contains(st.Queue, req.Transaction):
+		reply(LockAnswer{Holder: st.Holder, Position: slices.Index(st.Queue, req.Transaction) + 1})
+	case req.Refuse:
+		reply(LockAnswer{Refused: true, Holder: st.Holder})
+	case req.Supersede:
+		l.supersede(ctx, req, reply)
+	default:
+		st.Queue = append(st.Queue, req.Transaction)
+		reply(LockAnswer{Holder: st.Holder, Position: len(st.Queue)})
+	}
+}
+
+// supersede puts req in the place of every release waiting: only the
+// newest waiting release is worth installing, the others are told so and
+// leave.
+func (l *lock) supersede(ctx workflow.Context, req LockRequest, reply func(LockAnswer) bool) {
+	old := l.st.Queue
+	l.st.Queue = []string{req.Transaction}
+	holder := l.st.Holder
+	// Told without waiting for each delivery, which would hold the lock up
+	// one dispatch per superseded release (a burst); the deliveries are
+	// awaited before the run ends.
+	async := changeVersion(ctx, lockSupersedeAsyncVersion) == 1
+	for _, o := range old {
+		a := LockAnswer{Lock: l.id, Holder: holder, SupersededBy: req.Transaction}
+		if async {
+			l.told = append(l.told, toldAnswer{o, workflow.SignalExternalWorkflow(ctx, o, "", LockAnswerSignal, a)})
+		} else {
+			l.answerSync(ctx, o, a)
+		}
+		l.logger.Info("superseded", "transaction", o, "by", req.Transaction)
+	}
+	reply(LockAnswer{Holder: holder, Position: 1})
+}
+
+// handlersDone waits until every update taken is answered, before the run
+// ends or continues as new. One wait for both: an update that runs
+// meanwhile may supersede and tell another release, whose answer must be
+// delivered too before the run ends (a signal from a closed workflow is
+// dropped).
+func (l *lock) handlersDone() error {
+	if err := workflow.Await(l.ctx, func() bool { return workflow.AllHandlersFinished(l.ctx) && l.allTold() }); err != nil {
 		return err
 	}
-	onRelease := func(rel LockRelease) {
-		if rel.Transaction == st.Holder {
-			st.Holder = ""
-			logger.Info("lock released", "transaction", rel.Transaction)
-			return
-		}
-		st.Queue = slices.DeleteFunc(st.Queue, func(t string) bool { return t == rel.Transaction })
+	l.forgetTold()
+	return nil
+}
+
+// carry is the next run's input: the state, with the signals delivered
+// but not yet handled. Answering a signal waits for its delivery, and
+// under a steady stream more arrive meanwhile, so draining may never end:
+// they are taken without answering and the next run answers them first.
+// Runs from before lockCarryVersion drain instead (lock_legacy.go).
+func (l *lock) carry() (any, bool) {
+	l.forgetTold()
+	if changeVersion(l.ctx, lockCarryVersion) == 1 {
+		l.st.Carried = takeDelivered(l.requests, l.releases)
+		return l.st, true
 	}
-	// drain handles the signals already delivered, before the workflow
-	// ends or continues as new, so none is lost; it reports whether any was.
-	drain := func() bool {
-		got := false
-		for {
-			var req LockRequest
-			if !requests.ReceiveAsync(&req) {
-				break
-			}
-			bySignal(ctx, req)
-			got = true
-		}
-		for {
-			var rel LockRelease
-			if !releases.ReceiveAsync(&rel) {
-				break
-			}
-			onRelease(rel)
-			got = true
-		}
-		return got
+	if !l.drain() {
+		return l.st, true
 	}
+	return nil, false
+}
+
+// run is the main loop: it answers the signals carried over, then waits
+// for signals, updates and its timer until the lock idles or continues as
+// new.
+func (l *lock) run() error {
+	ctx := l.ctx
+	check := orDefault(l.st.CheckEvery, DefaultLockCheck)
+	idle := orDefault(l.st.IdleFor, DefaultLockIdle)
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
 	})
 	// Signals the run before took but did not answer come first.
-	carried := st.Carried
-	st.Carried = nil
+	carried := l.st.Carried
+	l.st.Carried = nil
 	for _, c := range carried {
 		switch {
 		case c.Request != nil:
-			bySignal(ctx, *c.Request)
+			l.bySignal(ctx, *c.Request)
 		case c.Release != nil:
-			onRelease(*c.Release)
+			l.onRelease(*c.Release)
 		}
-	}
-	// Before the run ends or continues as new, every update taken is
-	// answered.
-	// One wait for both: an update that runs meanwhile may supersede and
-	// tell another release, whose answer must be delivered too before the
-	// run ends (a signal from a closed workflow is dropped).
-	handlersDone := func() error {
-		if err := workflow.Await(ctx, func() bool {
-			return workflow.AllHandlersFinished(ctx) && !slices.ContainsFunc(told, func(t toldAnswer) bool { return !t.f.IsReady() })
-		}); err != nil {
-			return err
-		}
-		for _, t := range told {
-			delivered(t)
-		}
-		told = nil
-		return nil
 	}
 	for {
-		grantNext(ctx)
-		told = slices.DeleteFunc(told, delivered)
-		info := workflow.GetInfo(ctx)
-		if info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > maxLockHistory {
-			if err := handlersDone(); err != nil {
+		l.grantNext(ctx)
+		l.told = slices.DeleteFunc(l.told, l.delivered)
+		if historyFull(ctx, maxLockHistory) {
+			if err := continueAsNew(ctx, LockWorkflowName, l.allTold, l.carry); err != nil {
 				return err
-			}
-			if workflow.GetVersion(ctx, lockCarryVersion, workflow.DefaultVersion, 1) == 1 {
-				// Answering a signal waits for its delivery, and under a
-				// steady stream more arrive meanwhile, so draining may
-				// never end. Take what is delivered without answering and
-				// hand it to the next run, which answers it first.
-				st.Carried = takeDelivered(requests, releases)
-				return workflow.NewContinueAsNewError(ctx, LockWorkflowName, st)
-			}
-			if !drain() {
-				return workflow.NewContinueAsNewError(ctx, LockWorkflowName, st)
 			}
 			continue
 		}
-		tctx, cancelTimer := workflow.WithCancel(ctx)
-		timedOut := false
-		sel := workflow.NewSelector(ctx)
-		sel.AddReceive(requests, func(c workflow.ReceiveChannel, _ bool) {
-			var req LockRequest
-			c.Receive(ctx, &req)
-			bySignal(ctx, req)
-		})
-		sel.AddReceive(wake, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
-		sel.AddReceive(releases, func(c workflow.ReceiveChannel, _ bool) {
-			var rel LockRelease
-			c.Receive(ctx, &rel)
-			onRelease(rel)
-		})
 		wait := idle
-		if st.Holder != "" {
+		if l.st.Holder != "" {
 			wait = check
 		}
-		sel.AddFuture(workflow.NewTimer(tctx, wait), func(f workflow.Future) {
-			timedOut = f.Get(tctx, nil) == nil
-		})
-		sel.Select(ctx)
-		cancelTimer()
+		timedOut := l.waitOnce(wait)
 		if ctx.Err() != nil {
 			// Cancelled (by hand: nothing in relman cancels a lock). Its
 			// timers would fire at once forever; end instead.
@@ -266,27 +282,59 @@ func Lock(ctx workflow.Context, st LockState) error {
 		if !timedOut {
 			continue
 		}
-		if st.Holder == "" {
-			if len(st.Queue) == 0 && !drain() {
-				if err := handlersDone(); err != nil {
+		if l.st.Holder == "" {
+			if len(l.st.Queue) == 0 && !l.drain() {
+				if err := l.handlersDone(); err != nil {
 					return err
 				}
-				if st.Holder == "" && len(st.Queue) == 0 {
-					logger.Info("lock idle; ending", "lock", lockID)
+				if l.st.Holder == "" && len(l.st.Queue) == 0 {
+					l.logger.Info("lock idle; ending", "lock", l.id)
 					return nil
 				}
 			}
 			continue
 		}
-		var open bool
-		if err := workflow.ExecuteActivity(actx, LockHolderOpenActivity, st.Holder).Get(ctx, &open); err != nil {
-			logger.Warn("could not check the lock's holder; keeping it", "holder", st.Holder, "error", err)
-			continue
-		}
-		if !open {
-			logger.Warn(fmt.Sprintf("holder %s closed without releasing the lock; releasing it", st.Holder))
-			st.Holder = ""
-		}
+		l.checkHolder(actx)
+	}
+}
+
+// waitOnce waits for one signal, update or wait to pass; it reports
+// whether the wait passed.
+func (l *lock) waitOnce(wait time.Duration) bool {
+	ctx := l.ctx
+	tctx, cancelTimer := workflow.WithCancel(ctx)
+	defer cancelTimer()
+	timedOut := false
+	sel := workflow.NewSelector(ctx)
+	sel.AddReceive(l.requests, func(c workflow.ReceiveChannel, _ bool) {
+		var req LockRequest
+		c.Receive(ctx, &req)
+		l.bySignal(ctx, req)
+	})
+	sel.AddReceive(l.wake, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
+	sel.AddReceive(l.releases, func(c workflow.ReceiveChannel, _ bool) {
+		var rel LockRelease
+		c.Receive(ctx, &rel)
+		l.onRelease(rel)
+	})
+	sel.AddFuture(workflow.NewTimer(tctx, wait), func(f workflow.Future) {
+		timedOut = f.Get(tctx, nil) == nil
+	})
+	sel.Select(ctx)
+	return timedOut
+}
+
+// checkHolder releases the lock of a holder that closed without giving
+// it back.
+func (l *lock) checkHolder(actx workflow.Context) {
+	var open bool
+	if err := workflow.ExecuteActivity(actx, LockHolderOpenActivity, l.st.Holder).Get(l.ctx, &open); err != nil {
+		l.logger.Warn("could not check the lock's holder; keeping it", "holder", l.st.Holder, "error", err)
+		return
+	}
+	if !open {
+		l.logger.Warn(fmt.Sprintf("holder %s closed without releasing the lock; releasing it", l.st.Holder))
+		l.st.Holder = ""
 	}
 }
 
@@ -431,10 +479,6 @@ func (g *gate) acquireLocks(ctx workflow.Context, mode, env string, targets []st
 	g.locksByUpdate = byUpdate
 	lctx := workflow.WithLocalActivityOptions(ctx, lockLocalOptions)
 	answers := workflow.GetSignalChannel(ctx, LockAnswerSignal)
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5},
-	})
 	targets = slices.Clone(targets)
 	slices.Sort(targets)
 	waited := false
@@ -463,7 +507,7 @@ func (g *gate) acquireLocks(ctx workflow.Context, mode, env string, targets []st
 				return err
 			}
 			first = &a
-		} else if err := workflow.ExecuteActivity(actx, RequestLockActivity, req).Get(ctx, nil); err != nil {
+		} else if err := requestLockBySignal(ctx, req); err != nil {
 			return err
 		}
 		holder := ""
@@ -548,7 +592,7 @@ func (g *gate) unlock(ctx workflow.Context) {
 			fs = append(fs, workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(dctx, lockLocalOptions), ReleaseLockActivity, in))
 			continue
 		}
-		fs = append(fs, workflow.SignalExternalWorkflow(dctx, g.locks[i], "", LockReleaseSignal, LockRelease{Transaction: g.d.Transaction}))
+		fs = append(fs, releaseLockBySignal(dctx, g.locks[i], g.d.Transaction))
 	}
 	for _, f := range fs {
 		if err := f.Get(dctx, nil); err != nil {

@@ -8,10 +8,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// maxRegistryHistory continues the registry as new before its history grows
-// past what replays quickly, even when the server does not suggest it.
-const maxRegistryHistory = 10000
-
 // Role is what a registered worker does.
 type Role string
 
@@ -47,12 +43,6 @@ type Lease struct {
 	Expires    time.Time `json:"expires"`
 }
 
-// RegistryState is the Registry workflow's argument, carried across
-// continue-as-new.
-type RegistryState struct {
-	Leases map[string]Lease `json:"leases"`
-}
-
 // DeregisterRequest removes a registration at once (graceful shutdown).
 type DeregisterRequest struct {
 	Role Role   `json:"role"`
@@ -60,89 +50,6 @@ type DeregisterRequest struct {
 	// Instance, when set, removes the registration only if that run of the
 	// role made it (RegistryShard).
 	Instance string `json:"instance,omitempty"`
-}
-
-// Registry holds the registrations of builders and installer hosts as leases.
-// Workers register and renew through the register update (started with
-// update-with-start, so no bootstrap step exists), a lease that is not
-// renewed in time expires, and the state survives by continue-as-new.
-//
-// Renewals only push an expiry later, so they never wake the main loop; only
-// the earliest expiry's timer does, which keeps the history to a few events
-// per renewal.
-func Registry(ctx workflow.Context, state RegistryState) error {
-	leases := state.Leases
-	if leases == nil {
-		leases = map[string]Lease{}
-	}
-	logger := workflow.GetLogger(ctx)
-	// earlier is set when a registration expires before the pending timer.
-	earlier := false
-	var deadline time.Time
-
-	err := workflow.SetQueryHandler(ctx, RegistrationsQuery, func() ([]Lease, error) {
-		return sortedLeases(leases), nil
-	})
-	if err != nil {
-		return err
-	}
-	err = workflow.SetUpdateHandlerWithOptions(ctx, RegisterUpdate,
-		func(ctx workflow.Context, r Registration) (Lease, error) {
-			l := putLease(leases, r, workflow.Now(ctx), logger)
-			if deadline.IsZero() || l.Expires.Before(deadline) {
-				earlier = true
-			}
-			return l, nil
-		},
-		workflow.UpdateHandlerOptions{Validator: validateRegistration},
-	)
-	if err != nil {
-		return err
-	}
-	err = workflow.SetUpdateHandler(ctx, DeregisterUpdate,
-		func(ctx workflow.Context, d DeregisterRequest) error {
-			delete(leases, string(d.Role)+"/"+d.ID)
-			logger.Info("deregistered", "role", d.Role, "id", d.ID)
-			return nil
-		})
-	if err != nil {
-		return err
-	}
-
-	for {
-		info := workflow.GetInfo(ctx)
-		if info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > maxRegistryHistory {
-			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
-				return err
-			}
-			return workflow.NewContinueAsNewError(ctx, RegistryWorkflowName, RegistryState{Leases: leases})
-		}
-		earlier = false
-		deadline = earliestExpiry(leases)
-		wake := func() bool {
-			i := workflow.GetInfo(ctx)
-			return earlier || i.GetContinueAsNewSuggested() || i.GetCurrentHistoryLength() > maxRegistryHistory
-		}
-		if deadline.IsZero() {
-			if err := workflow.Await(ctx, wake); err != nil {
-				return err
-			}
-			continue
-		}
-		wait := deadline.Sub(workflow.Now(ctx))
-		if wait > 0 {
-			if _, err := workflow.AwaitWithTimeout(ctx, wait, wake); err != nil {
-				return err
-			}
-		}
-		now := workflow.Now(ctx)
-		for _, k := range sortedKeys(leases) {
-			if l := leases[k]; !l.Expires.After(now) {
-				delete(leases, k)
-				logger.Warn("lease expired", "role", l.Role, "id", l.ID, "renewed", l.Renewed)
-			}
-		}
-	}
 }
 
 func validateRegistration(_ workflow.Context, r Registration) error {

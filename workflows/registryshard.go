@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"time"
 
+	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
@@ -77,117 +78,142 @@ type RegistrySignal struct {
 // shard besides its signals, and it continues as new with its leases and
 // the signals delivered but not yet applied, so none is lost.
 func RegistryShard(ctx workflow.Context, st RegistryShardState) error {
-	leases := st.Leases
-	if leases == nil {
-		leases = map[string]Lease{}
+	s := &shard{
+		ctx:     ctx,
+		st:      st,
+		leases:  st.Leases,
+		logger:  workflow.GetLogger(ctx),
+		signals: workflow.GetSignalChannel(ctx, RegistrySignalName),
+		wake:    workflow.NewBufferedChannel(ctx, 1),
 	}
-	maxHistory := st.MaxHistory
+	if s.leases == nil {
+		s.leases = map[string]Lease{}
+	}
+	if err := workflow.SetQueryHandler(ctx, RegistrationsQuery, s.registrations); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, RegisterUpdate, s.register,
+		workflow.UpdateHandlerOptions{Validator: s.acceptRegister}); err != nil {
+		return err
+	}
+	return s.run()
+}
+
+// shard is the state of a RegistryShard's run.
+type shard struct {
+	ctx     workflow.Context
+	st      RegistryShardState
+	leases  map[string]Lease
+	logger  log.Logger
+	signals workflow.ReceiveChannel
+	// wake tells the main loop that a registration expires before its
+	// timer, so the timer must be set again.
+	wake    workflow.Channel
+	timerAt time.Time
+}
+
+func (s *shard) registrations() ([]Lease, error) { return sortedLeases(s.leases), nil }
+
+// acceptRegister is the register update's validator.
+func (s *shard) acceptRegister(ctx workflow.Context, r Registration) error {
+	if err := validateRegistration(ctx, r); err != nil {
+		return err
+	}
+	now := workflow.Now(ctx)
+	if err := clash(s.leases, r, now); err != nil {
+		return err
+	}
+	if _, ok := s.leases[r.Key()]; !ok && len(s.leases) >= maxShardLeases {
+		return fmt.Errorf("registry shard %s holds %d registrations, its limit; relman is sized for %d per shard (%d shards), so ids are unevenly spread or the fleet is past what one registry holds",
+			workflow.GetInfo(ctx).WorkflowExecution.ID, len(s.leases), maxShardLeases, RegistryShards)
+	}
+	return nil
+}
+
+// register (update RegisterUpdate) registers or renews r.
+func (s *shard) register(ctx workflow.Context, r Registration) (Lease, error) {
+	return s.put(r, workflow.Now(ctx)), nil
+}
+
+func (s *shard) put(r Registration, now time.Time) Lease {
+	l := putLease(s.leases, r, now, s.logger)
+	if s.timerAt.IsZero() || l.Expires.Before(s.timerAt) {
+		s.wake.SendAsync(true)
+	}
+	return l
+}
+
+// apply handles one RegistrySignalName signal: a renewal or a
+// deregistration.
+func (s *shard) apply(sig RegistrySignal) {
+	now := workflow.Now(s.ctx)
+	switch {
+	case sig.Renew != nil:
+		if err := validateRegistration(s.ctx, *sig.Renew); err != nil {
+			s.logger.Warn("renewal ignored", "error", err)
+			return
+		}
+		if err := clash(s.leases, *sig.Renew, now); err != nil {
+			s.logger.Warn("renewal ignored", "error", err)
+			return
+		}
+		s.put(*sig.Renew, now)
+	case sig.Deregister != nil:
+		d := sig.Deregister
+		key := string(d.Role) + "/" + d.ID
+		// An update can overtake a signal sent before it (update handlers
+		// run first in a workflow task), so the goodbye of a process that
+		// has since started again can arrive after its new registration:
+		// it names its own run, and leaves the new one alone.
+		if l, ok := s.leases[key]; ok && d.Instance != "" && l.Instance != "" && l.Instance != d.Instance {
+			s.logger.Info("deregistration of an earlier run ignored", "role", d.Role, "id", d.ID)
+			return
+		}
+		delete(s.leases, key)
+		s.logger.Info("deregistered", "role", d.Role, "id", d.ID)
+	}
+}
+
+// carry is the next run's input: the leases and the signals delivered
+// but not yet applied.
+func (s *shard) carry() (any, bool) {
+	return RegistryShardState{
+		Leases: s.leases, Carried: takeRegistrySignals(s.signals), MaxHistory: s.st.MaxHistory,
+	}, true
+}
+
+// run is the main loop: it applies the signals carried over, then waits
+// for signals and the earliest expiry until it continues as new.
+func (s *shard) run() error {
+	ctx := s.ctx
+	maxHistory := s.st.MaxHistory
 	if maxHistory <= 0 {
 		maxHistory = defaultShardHistory
 	}
-	logger := workflow.GetLogger(ctx)
-	signals := workflow.GetSignalChannel(ctx, RegistrySignalName)
-	// wake tells the main loop that a registration expires before its
-	// timer, so the timer must be set again.
-	wake := workflow.NewBufferedChannel(ctx, 1)
-	var timerAt time.Time
-
-	put := func(r Registration, now time.Time) Lease {
-		l := putLease(leases, r, now, logger)
-		if timerAt.IsZero() || l.Expires.Before(timerAt) {
-			wake.SendAsync(true)
-		}
-		return l
-	}
-	apply := func(s RegistrySignal) {
-		now := workflow.Now(ctx)
-		switch {
-		case s.Renew != nil:
-			if err := validateRegistration(ctx, *s.Renew); err != nil {
-				logger.Warn("renewal ignored", "error", err)
-				return
-			}
-			if err := clash(leases, *s.Renew, now); err != nil {
-				logger.Warn("renewal ignored", "error", err)
-				return
-			}
-			put(*s.Renew, now)
-		case s.Deregister != nil:
-			d := s.Deregister
-			key := string(d.Role) + "/" + d.ID
-			// An update can overtake a signal sent before it (update
-			// handlers run first in a workflow task), so the goodbye of a
-			// process that has since started again can arrive after its
-			// new registration: it names its own run, and leaves the new
-			// one alone.
-			if l, ok := leases[key]; ok && d.Instance != "" && l.Instance != "" && l.Instance != d.Instance {
-				logger.Info("deregistration of an earlier run ignored", "role", d.Role, "id", d.ID)
-				return
-			}
-			delete(leases, key)
-			logger.Info("deregistered", "role", d.Role, "id", d.ID)
-		}
-	}
-
-	err := workflow.SetQueryHandler(ctx, RegistrationsQuery, func() ([]Lease, error) {
-		return sortedLeases(leases), nil
-	})
-	if err != nil {
-		return err
-	}
-	err = workflow.SetUpdateHandlerWithOptions(ctx, RegisterUpdate,
-		func(ctx workflow.Context, r Registration) (Lease, error) {
-			return put(r, workflow.Now(ctx)), nil
-		},
-		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, r Registration) error {
-			if err := validateRegistration(ctx, r); err != nil {
-				return err
-			}
-			now := workflow.Now(ctx)
-			if err := clash(leases, r, now); err != nil {
-				return err
-			}
-			if _, ok := leases[r.Key()]; !ok && len(leases) >= maxShardLeases {
-				return fmt.Errorf("registry shard %s holds %d registrations, its limit; relman is sized for %d per shard (%d shards), so ids are unevenly spread or the fleet is past what one registry holds",
-					workflow.GetInfo(ctx).WorkflowExecution.ID, len(leases), maxShardLeases, RegistryShards)
-			}
-			return nil
-		}},
-	)
-	if err != nil {
-		return err
-	}
-
-	for _, s := range st.Carried {
-		apply(s)
+	for _, sig := range s.st.Carried {
+		s.apply(sig)
 	}
 	var timer workflow.Future
 	cancelTimer := func() {}
 	for {
-		info := workflow.GetInfo(ctx)
-		if info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > maxHistory {
-			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
-				return err
-			}
-			return workflow.NewContinueAsNewError(ctx, RegistryShardWorkflowName, RegistryShardState{
-				Leases: leases, Carried: takeRegistrySignals(signals), MaxHistory: st.MaxHistory,
-			})
+		if historyFull(ctx, maxHistory) {
+			return continueAsNew(ctx, RegistryShardWorkflowName, nil, s.carry)
 		}
 		if timer == nil {
-			if next := earliestExpiry(leases); !next.IsZero() {
+			if next := earliestExpiry(s.leases); !next.IsZero() {
 				tctx, cancel := workflow.WithCancel(ctx)
-				timer, cancelTimer, timerAt = workflow.NewTimer(tctx, max(next.Sub(workflow.Now(ctx)), time.Millisecond)), cancel, next
+				timer, cancelTimer, s.timerAt = workflow.NewTimer(tctx, max(next.Sub(workflow.Now(ctx)), time.Millisecond)), cancel, next
 			}
 		}
 		fired, reset, cancelled := false, false, false
 		sel := workflow.NewSelector(ctx)
 		sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) { cancelled = true })
-		sel.AddReceive(signals, func(c workflow.ReceiveChannel, _ bool) {
-			var s RegistrySignal
-			c.Receive(ctx, &s)
-			apply(s)
+		sel.AddReceive(s.signals, func(c workflow.ReceiveChannel, _ bool) {
+			var sig RegistrySignal
+			c.Receive(ctx, &sig)
+			s.apply(sig)
 		})
-		sel.AddReceive(wake, func(c workflow.ReceiveChannel, _ bool) {
+		sel.AddReceive(s.wake, func(c workflow.ReceiveChannel, _ bool) {
 			c.Receive(ctx, nil)
 			reset = true
 		})
@@ -202,26 +228,31 @@ func RegistryShard(ctx workflow.Context, st RegistryShardState) error {
 		// renewals only push expiries later and leave it alone, so they
 		// cost no timer events.
 		if reset && timer != nil && !fired {
-			if next := earliestExpiry(leases); next.Before(timerAt) {
+			if next := earliestExpiry(s.leases); next.Before(s.timerAt) {
 				cancelTimer()
-				timer, timerAt = nil, time.Time{}
+				timer, s.timerAt = nil, time.Time{}
 			}
 		}
 		if !fired {
 			continue
 		}
-		timer, timerAt = nil, time.Time{}
-		// Renewals delivered with the timer come first: a host that renewed
-		// while no manager ran must not expire when one comes back.
-		for _, s := range takeRegistrySignals(signals) {
-			apply(s)
-		}
-		now := workflow.Now(ctx)
-		for _, k := range sortedKeys(leases) {
-			if l := leases[k]; !l.Expires.After(now) {
-				delete(leases, k)
-				logger.Warn("lease expired", "role", l.Role, "id", l.ID, "renewed", l.Renewed)
-			}
+		timer, s.timerAt = nil, time.Time{}
+		s.expire()
+	}
+}
+
+// expire drops the leases past their expiry. Renewals delivered with the
+// timer come first: a host that renewed while no manager ran must not
+// expire when one comes back.
+func (s *shard) expire() {
+	for _, sig := range takeRegistrySignals(s.signals) {
+		s.apply(sig)
+	}
+	now := workflow.Now(s.ctx)
+	for _, k := range sortedKeys(s.leases) {
+		if l := s.leases[k]; !l.Expires.After(now) {
+			delete(s.leases, k)
+			s.logger.Warn("lease expired", "role", l.Role, "id", l.ID, "renewed", l.Renewed)
 		}
 	}
 }

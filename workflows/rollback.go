@@ -174,6 +174,13 @@ func (rb *rollback) run(ctx workflow.Context) (*Detail, error) {
 			return rb.end(ctx, err, StatusRejected)
 		}
 	}
+	return rb.rollBackHosts(ctx, hosts)
+}
+
+// rollBackHosts rolls back every host target of hosts at once and ends
+// the rollback.
+func (rb *rollback) rollBackHosts(ctx workflow.Context, hosts HostsResult) (*Detail, error) {
+	req := rb.in.Request
 	hostTimeout := orDefault(rb.in.HostTimeout, orDefault(hosts.HostTimeout, DefaultHostTimeout))
 	var calls []hostCall
 	for _, t := range hosts.Targets {
