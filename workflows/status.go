@@ -4,7 +4,7 @@
 // short helpers behind `relman plan` and `relman where`. Workflows are
 // deterministic; all I/O lives in activities.
 //
-// Files hold one concept each: names.go the registered names, transaction.go
+// Files hold one concept each: names.go the registered names, status.go
 // what a transaction reports, release.go the Release workflow, install.go its
 // install step and fanout.go the one way work goes out to hosts, approval.go,
 // lock.go and webhook.go the steps an environment may ask for.
