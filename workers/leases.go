@@ -22,13 +22,13 @@ import (
 // deregisterTimeout bounds the goodbye to the registries at a stop: a
 // registry that does not answer must not hold the stop up, the lease
 // expires on its own.
-const deregisterTimeout = 3 * time.Second
+const deregisterTimeout = config.DefaultDeregisterTimeout
 
 // reachTimeout bounds the check that Temporal answers at all before the
 // goodbye: the frontend answers it without a workflow task, so a healthy
 // server answers well within it, and an unreachable one does not hold the
 // stop up for deregisterTimeout.
-const reachTimeout = 500 * time.Millisecond
+const reachTimeout = config.DefaultReachTimeout
 
 // serve starts a builder's or host's workers, keeps its registration with
 // every manager it serves alive until ctx ends, then deregisters from each

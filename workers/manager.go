@@ -138,7 +138,7 @@ type runs struct{ r *role }
 
 // runsWait bounds how long OtherRuns waits for visibility to show the run
 // that asks.
-const runsWait = 15 * time.Second
+const runsWait = config.DefaultRunsWait
 
 // OtherRuns counts the runs of id other than runID. Visibility lags behind
 // the history (under load, by seconds), so it first waits until runID

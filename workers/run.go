@@ -34,10 +34,10 @@ import (
 
 // stopTimeout is how long a stopping worker lets running activities finish
 // before it hands them back to Temporal for another worker.
-const stopTimeout = 10 * time.Second
+const stopTimeout = config.DefaultStopTimeout
 
 // telemetryFlushTimeout bounds the flush of traces and metrics at a stop.
-const telemetryFlushTimeout = 2 * time.Second
+const telemetryFlushTimeout = config.DefaultTelemetryFlushTimeout
 
 // Options adjust how Run runs a role. The zero value runs it as
 // `relman manager|builder|installer --config F` does.

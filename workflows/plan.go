@@ -7,6 +7,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/auth"
 	"github.com/relman/relman/rollout"
 )
@@ -119,7 +120,7 @@ func PlanOnly(ctx workflow.Context, in PlanInput) (*PlanOnlyResult, error) {
 // plan a release would follow, and nothing done.
 func planOnly(ctx workflow.Context, in PlanInput) (*PlanOnlyResult, error) {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
+		StartToCloseTimeout: config.DefaultManagerActivityTimeout,
 		RetryPolicy: &temporal.RetryPolicy{
 			MaximumAttempts:        3,
 			NonRetryableErrorTypes: []string{ErrRejected},

@@ -8,11 +8,12 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/auth"
 )
 
 // rollbackTimeout bounds one host's switch of one target: a symlink rename.
-const rollbackTimeout = 2 * time.Minute
+const rollbackTimeout = config.DefaultRollbackTimeout
 
 // RollbackInput is the Rollback workflow's argument. Request.Action is
 // ActionRollback; Request.From is unused.
@@ -119,10 +120,7 @@ func (rb *rollback) run(ctx workflow.Context) (*Detail, error) {
 	// A rollback changes what runs in the environment: it needs the
 	// install action, checked like a release's, and its signature is good
 	// for this one run.
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5, NonRetryableErrorTypes: []string{ErrRejected}},
-	})
+	actx := withManagerActivity(ctx)
 	info := workflow.GetInfo(ctx)
 	var who string
 	err := workflow.ExecuteActivity(actx, AuthorizeActivity, AuthorizeInput{
@@ -174,7 +172,7 @@ func (rb *rollback) run(ctx workflow.Context) (*Detail, error) {
 			return rb.end(ctx, err, StatusRejected)
 		}
 	}
-	hostTimeout := orDefault(rb.in.HostTimeout, orDefault(hosts.HostTimeout, DefaultHostTimeout))
+	hostTimeout := orDefault(rb.in.HostTimeout, orDefault(hosts.HostTimeout, config.DefaultHostTimeout))
 	var calls []hostCall
 	for _, t := range hosts.Targets {
 		for _, h := range hosts.Hosts[t] {
