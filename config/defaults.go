@@ -55,6 +55,15 @@ const (
 	DefaultManagerActivityTimeout = 30 * time.Second
 	// DefaultManagerActivityAttempts is how often such an activity is tried.
 	DefaultManagerActivityAttempts = 5
+	// DefaultReadAttempts is how often a read a person waits for (a plan
+	// only, closed-transaction records) is tried.
+	DefaultReadAttempts = 3
+	// DefaultWorkAttempts bounds the tries of a build or install: enough to
+	// ride out a worker restart, few enough that a broken host fails the
+	// release.
+	DefaultWorkAttempts = 3
+	// DefaultWebhookAttempts is how often a webhook call is tried.
+	DefaultWebhookAttempts = 5
 	// DefaultLocalRetryInterval is the first retry interval of a local
 	// activity or a quick manager call: short, the manager is at hand.
 	DefaultLocalRetryInterval = 100 * time.Millisecond

@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"time"
+
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -20,8 +22,14 @@ func managerRetry() *temporal.RetryPolicy {
 // activities (authorize, hosts, an earlier build): config's timeout and
 // managerRetry.
 func withManagerActivity(ctx workflow.Context) workflow.Context {
+	return withShortActivity(ctx, config.DefaultManagerActivityTimeout, config.DefaultManagerActivityAttempts, ErrRejected)
+}
+
+// withShortActivity sets the options of a short activity on the manager:
+// its timeout, how often it is tried, and the error types no retry fixes.
+func withShortActivity(ctx workflow.Context, timeout time.Duration, attempts int32, final ...string) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: config.DefaultManagerActivityTimeout,
-		RetryPolicy:         managerRetry(),
+		StartToCloseTimeout: timeout,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: attempts, NonRetryableErrorTypes: final},
 	})
 }

@@ -4,7 +4,6 @@ import (
 	"slices"
 	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/relman/relman/config"
@@ -119,13 +118,7 @@ func PlanOnly(ctx workflow.Context, in PlanInput) (*PlanOnlyResult, error) {
 // planOnly runs the Plan activity for a request and adds its batches: the
 // plan a release would follow, and nothing done.
 func planOnly(ctx workflow.Context, in PlanInput) (*PlanOnlyResult, error) {
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: config.DefaultManagerActivityTimeout,
-		RetryPolicy: &temporal.RetryPolicy{
-			MaximumAttempts:        3,
-			NonRetryableErrorTypes: []string{ErrRejected},
-		},
-	})
+	ctx = withShortActivity(ctx, config.DefaultManagerActivityTimeout, config.DefaultReadAttempts, ErrRejected)
 	var plan Plan
 	if err := workflow.ExecuteActivity(ctx, PlanActivity, in).Get(ctx, &plan); err != nil {
 		return nil, err

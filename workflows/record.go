@@ -167,13 +167,7 @@ func Records(ctx workflow.Context, in RecordsInput) (*RecordsResult, error) {
 
 // readRecords runs the manager's ReadRecords activity.
 func readRecords(ctx workflow.Context, in RecordsInput) (*RecordsResult, error) {
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: config.DefaultReadRecordsTimeout,
-		RetryPolicy: &temporal.RetryPolicy{
-			MaximumAttempts:        3,
-			NonRetryableErrorTypes: []string{ErrNoRecord, ErrNoRecords, ErrRecordUnverified},
-		},
-	})
+	ctx = withShortActivity(ctx, config.DefaultReadRecordsTimeout, config.DefaultReadAttempts, ErrNoRecord, ErrNoRecords, ErrRecordUnverified)
 	var res RecordsResult
 	if err := workflow.ExecuteActivity(ctx, ReadRecordsActivity, in).Get(ctx, &res); err != nil {
 		return nil, err

@@ -17,9 +17,9 @@ import (
 // The release's timeouts when the input leaves them zero are config's
 // (config.DefaultBuildTimeout and the rest): one home for every default.
 const (
-	// maxAttempts bounds retries of builds and installs: enough to ride out a
-	// worker restart, few enough that a broken host fails the release.
-	maxAttempts = 3
+	// maxAttempts bounds retries of builds and installs
+	// (config.DefaultWorkAttempts).
+	maxAttempts = config.DefaultWorkAttempts
 )
 
 var (

@@ -109,7 +109,7 @@ func (r *release) startNotify(ctx workflow.Context) []workflow.Future {
 			InitialInterval:    config.DefaultWebhookRetryInterval,
 			BackoffCoefficient: 2,
 			MaximumInterval:    config.DefaultWebhookRetryMax,
-			MaximumAttempts:    5,
+			MaximumAttempts:    config.DefaultWebhookAttempts,
 		},
 	})
 	n := r.notification(ctx)
