@@ -57,22 +57,33 @@ func Release(ctx workflow.Context, in ReleaseInput) (*Detail, error) {
 	r.d.Transaction = workflow.GetInfo(ctx).WorkflowExecution.ID
 	r.d.Request = in.Request
 	r.d.Started = workflow.Now(ctx)
-	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (Status, error) { return r.d.Status, nil }); err != nil {
-		return nil, err
-	}
-	if err := setDetailQueries(ctx, &r.d); err != nil {
-		return nil, err
-	}
-	if err := r.setApprovalHandlers(ctx); err != nil {
-		return nil, err
-	}
-	// The work runs under its own context, so an authorized cancel update
-	// stops it as a cancel from Temporal does.
-	run, cancel := workflow.WithCancel(ctx)
-	if err := setCancelHandler(ctx, &r.d, cancel); err != nil {
+	run, err := setTransactionHandlers(ctx, &r.d, &r.gate)
+	if err != nil {
 		return nil, err
 	}
 	return r.run(run)
+}
+
+// setTransactionHandlers registers what a transaction (a Release or a
+// Rollback) answers: the status and detail queries, its gate's approval
+// handlers and the cancel update. It returns the context the work runs
+// under, its own so that an authorized cancel update stops it as a cancel
+// from Temporal does.
+func setTransactionHandlers(ctx workflow.Context, d *Detail, g *gate) (workflow.Context, error) {
+	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (Status, error) { return d.Status, nil }); err != nil {
+		return nil, err
+	}
+	if err := setDetailQueries(ctx, d); err != nil {
+		return nil, err
+	}
+	if err := g.setApprovalHandlers(ctx); err != nil {
+		return nil, err
+	}
+	run, cancel := workflow.WithCancel(ctx)
+	if err := setCancelHandler(ctx, d, cancel); err != nil {
+		return nil, err
+	}
+	return run, nil
 }
 
 // release is the Release workflow's state; its detail d is what the

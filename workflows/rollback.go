@@ -76,17 +76,8 @@ func Rollback(ctx workflow.Context, in RollbackInput) (*Detail, error) {
 	rb.d.Transaction = workflow.GetInfo(ctx).WorkflowExecution.ID
 	rb.d.Request = in.Request
 	rb.d.Started = workflow.Now(ctx)
-	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (Status, error) { return rb.d.Status, nil }); err != nil {
-		return nil, err
-	}
-	if err := setDetailQueries(ctx, &rb.d); err != nil {
-		return nil, err
-	}
-	if err := rb.setApprovalHandlers(ctx); err != nil {
-		return nil, err
-	}
-	run, cancel := workflow.WithCancel(ctx)
-	if err := setCancelHandler(ctx, &rb.d, cancel); err != nil {
+	run, err := setTransactionHandlers(ctx, &rb.d, &rb.gate)
+	if err != nil {
 		return nil, err
 	}
 	return rb.run(run)
