@@ -109,6 +109,17 @@ const (
 	DefaultRetentionTimeout = 10 * time.Second
 	// DefaultRunsWait bounds the manager's wait for its runs at stop.
 	DefaultRunsWait = 15 * time.Second
+	// DefaultPollStep is the pause between two looks at something that
+	// changes soon (visibility catching up with a run, say).
+	DefaultPollStep = 200 * time.Millisecond
+	// DefaultMinRenewEvery is the shortest pause between two lease renewals.
+	DefaultMinRenewEvery = time.Second
+	// DefaultRenewRetry is the pause before a failed renewal is tried again.
+	DefaultRenewRetry = 2 * time.Second
+	// DefaultStatusReadHeaderTimeout bounds a status request's headers.
+	DefaultStatusReadHeaderTimeout = 5 * time.Second
+	// DefaultStatusStopTimeout bounds the status server's shutdown.
+	DefaultStatusStopTimeout = 2 * time.Second
 	// DefaultRetryInterval is the first wait of relman's client-side
 	// backoff (dial, register, update-with-start).
 	DefaultRetryInterval = 50 * time.Millisecond

@@ -162,7 +162,7 @@ func (x runs) OtherRuns(ctx context.Context, id, runID string) (int, error) {
 		select {
 		case <-ctx.Done():
 			return 0, fmt.Errorf("visibility has not listed run %s of %s within %s; try again", runID, id, runsWait)
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(config.DefaultPollStep):
 		}
 	}
 }
