@@ -133,6 +133,10 @@ const (
 	DefaultAskTimeout = 2 * time.Minute
 	// DefaultSameRequestWait bounds a wait for an earlier same request.
 	DefaultSameRequestWait = 30 * time.Second
+	// DefaultRecordsWait bounds a reader's wait for the manager's records.
+	DefaultRecordsWait = 30 * time.Second
+	// DefaultFollowEvery is how often a client polls a transaction's detail.
+	DefaultFollowEvery = 300 * time.Millisecond
 )
 
 // Default fills in what the file left out and makes its paths absolute

@@ -167,7 +167,6 @@ var allowed = map[[2]string]string{
 	{"buildstep/buildstep.go", "2 * time.Second"}: "a step's output drain; to move",
 	{"internal/artifact/s3.go", ""}:               "the S3 dial timeout; to move",
 	{"internal/registry/shared.go", ""}:           "a shared read's bound; to move",
-	{"internal/transaction/", ""}:                 "same-request waits and poll steps; to move",
 	{"xmlrpc/", ""}:                               "the gateway's HTTP and login-throttle bounds; to move with its package",
 	{"gateway/", ""}:                              "the gateway's HTTP and login-throttle bounds; to move with its package",
 	{"cli/", ""}:                                  "the CLI's flag defaults and wait bounds; to move with its package",
