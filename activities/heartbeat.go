@@ -6,16 +6,19 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+
+	"github.com/relman/relman/config"
 )
 
-// heartbeatEvery is well under workflows.HeartbeatTimeout, so a slow step
-// never looks like a dead worker, and a cancel reaches the activity quickly.
-// A shorter heartbeat timeout (the manager's timeouts.heartbeat) shortens it
-// to a third of that timeout: see heartbeatInterval.
-const heartbeatEvery = 3 * time.Second
+// heartbeatEvery (config.DefaultHeartbeatEvery) is well under
+// config.DefaultHeartbeatTimeout, so a slow step never looks like a dead
+// worker, and a cancel reaches the activity quickly. A shorter heartbeat
+// timeout (the manager's timeouts.heartbeat) shortens it to a third of that
+// timeout: see heartbeatInterval.
+const heartbeatEvery = config.DefaultHeartbeatEvery
 
 // minHeartbeatEvery bounds how often a heartbeat is sent.
-const minHeartbeatEvery = 100 * time.Millisecond
+const minHeartbeatEvery = config.DefaultMinHeartbeatEvery
 
 // heartbeatInterval is how often to heartbeat under a heartbeat timeout:
 // every heartbeatEvery, but at least three times per timeout, so one late

@@ -56,17 +56,28 @@ func (i *Installer) Install(ctx context.Context, in workflows.InstallInput) (wor
 	return res, nil
 }
 
-func (i *Installer) install(ctx context.Context, in workflows.InstallInput, attempt int32) (workflows.InstallResult, error) {
-	res := workflows.InstallResult{Host: i.Config.Host, Attempt: attempt}
-	ib, ok := i.Config.Environments[in.Env][in.Target]
+// target is how this host installs a named target in an environment, and
+// the behavior that does it; a target the host lacks, or a behavior it does
+// not know, is a non-retryable ErrUnknownTarget.
+func (i *Installer) target(env, target string) (config.InstallBehavior, behavior.Behavior, error) {
+	ib, ok := i.Config.Environments[env][target]
 	if !ok {
-		return res, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("host %s has no named target %q in environment %q", i.Config.Host, in.Target, in.Env),
+		return ib, nil, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("host %s has no named target %q in environment %q", i.Config.Host, target, env),
 			workflows.ErrUnknownTarget, nil)
 	}
 	b, err := i.behaviors().Lookup(ib.Behavior)
 	if err != nil {
-		return res, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrUnknownTarget, nil)
+		return ib, nil, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrUnknownTarget, nil)
+	}
+	return ib, b, nil
+}
+
+func (i *Installer) install(ctx context.Context, in workflows.InstallInput, attempt int32) (workflows.InstallResult, error) {
+	res := workflows.InstallResult{Host: i.Config.Host, Attempt: attempt}
+	ib, b, err := i.target(in.Env, in.Target)
+	if err != nil {
+		return res, err
 	}
 	res.Behavior = ib.Behavior
 	res.Path = ib.Path

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/relman/relman/config"
+	"github.com/relman/relman/internal/temporalclient"
 	"github.com/relman/relman/workflows"
 )
 
@@ -52,24 +53,9 @@ func (c *Coordinator) RequestLock(ctx context.Context, req workflows.LockRequest
 // holder is told it holds the lock, a waiter its place).
 func (c *Coordinator) AcquireLock(ctx context.Context, req workflows.LockRequest) (workflows.LockAnswer, error) {
 	var a workflows.LockAnswer
-	start := c.Client.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-		ID:                       req.Lock,
-		TaskQueue:                activity.GetInfo(ctx).TaskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-	}, workflows.LockWorkflowName, workflows.LockState{Env: req.Env, Target: req.Target})
-	h, err := c.Client.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
-		StartWorkflowOperation: start,
-		UpdateOptions: client.UpdateWorkflowOptions{
-			UpdateName:   workflows.LockAcquireUpdate,
-			Args:         []any{req},
-			WaitForStage: client.WorkflowUpdateStageCompleted,
-		},
-	})
-	if err == nil {
-		err = h.Get(ctx, &a)
-	}
-	if err != nil {
+	lock := temporalclient.Entity{ID: req.Lock, Queue: activity.GetInfo(ctx).TaskQueue,
+		Workflow: workflows.LockWorkflowName, State: workflows.LockState{Env: req.Env, Target: req.Target}}
+	if err := temporalclient.UpdateWithStart(ctx, c.Client, lock, workflows.LockAcquireUpdate, req, &a); err != nil {
 		// A lock continuing as new or ending idle at that moment drops the
 		// update; the retry asks its next run.
 		return a, fmt.Errorf("ask lock %s: %w", req.Lock, err)

@@ -22,15 +22,9 @@ func (i *Installer) Rollback(ctx context.Context, in workflows.RollbackHostInput
 		attempt = activity.GetInfo(ctx).Attempt
 	}
 	res := workflows.RollbackHostResult{Host: i.Config.Host, Attempt: attempt}
-	ib, ok := i.Config.Environments[in.Env][in.Target]
-	if !ok {
-		return res, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("host %s has no named target %q in environment %q", i.Config.Host, in.Target, in.Env),
-			workflows.ErrUnknownTarget, nil)
-	}
-	b, err := i.behaviors().Lookup(ib.Behavior)
+	ib, b, err := i.target(in.Env, in.Target)
 	if err != nil {
-		return res, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrUnknownTarget, nil)
+		return res, err
 	}
 	rb, ok := b.(behavior.Rollbacker)
 	if !ok {

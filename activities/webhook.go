@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"time"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -47,7 +46,7 @@ func (c *Coordinator) Notify(ctx context.Context, in workflows.NotifyInput) erro
 	req.Header.Set("User-Agent", "relman")
 	hc := c.HTTP
 	if hc == nil {
-		hc = &http.Client{Timeout: 10 * time.Second}
+		hc = &http.Client{Timeout: config.DefaultWebhookHTTPTimeout}
 	}
 	resp, err := hc.Do(req)
 	if err != nil {

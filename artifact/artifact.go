@@ -473,51 +473,59 @@ func (s *store) Open(ctx context.Context, ref Ref) (io.ReadCloser, error) {
 		}
 		return nil, fmt.Errorf("open artifact %s: %w", ref.Key, err)
 	}
-	return &verifyingReader{r: r, ref: ref, h: sha256.New()}, nil
+	v := &verifyingReader{r: r}
+	v.check = checkingReader{r: r, ref: ref, h: sha256.New(), mismatch: func(got string, n int64) error {
+		return &CorruptError{Key: ref.Key, WantSHA256: ref.SHA256, GotSHA256: got, WantSize: ref.Size, GotSize: n}
+	}}
+	return v, nil
 }
 
 // verifyingReader checks the bytes against the Ref only at EOF: it has to
 // stream, so a caller will have consumed corrupt bytes by then and must treat
 // any error from Read as "discard everything read".
 type verifyingReader struct {
-	r   *blob.Reader
-	ref Ref
-	h   hash.Hash
-	n   int64
-	err error // sticky final result once EOF has been seen
+	r     *blob.Reader
+	check checkingReader // reads r; a *CorruptError at EOF on a mismatch
 }
 
 func (v *verifyingReader) Read(p []byte) (int, error) {
-	if v.err != nil {
-		return 0, v.err
+	n, err := v.check.Read(p)
+	if err == nil || err == io.EOF || err == v.check.err {
+		return n, err
 	}
-	n, err := v.r.Read(p)
-	v.n += int64(n)
-	v.h.Write(p[:n])
+	return n, fmt.Errorf("read artifact %s: %w", v.check.ref.Key, err)
+}
+
+// checkingReader reads r and, instead of io.EOF, returns mismatch's error
+// (sticky) when the bytes read were not those of ref.
+type checkingReader struct {
+	r        io.Reader
+	ref      Ref
+	h        hash.Hash
+	n        int64
+	err      error
+	mismatch func(gotSHA256 string, gotSize int64) error
+}
+
+func (c *checkingReader) Read(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	c.h.Write(p[:n])
 	if err == io.EOF {
-		got := hex.EncodeToString(v.h.Sum(nil))
-		if got != v.ref.SHA256 || v.n != v.ref.Size {
-			v.err = &CorruptError{
-				Key:        v.ref.Key,
-				WantSHA256: v.ref.SHA256,
-				GotSHA256:  got,
-				WantSize:   v.ref.Size,
-				GotSize:    v.n,
-			}
-		} else {
-			v.err = io.EOF
+		if got := hex.EncodeToString(c.h.Sum(nil)); c.n != c.ref.Size || got != c.ref.SHA256 {
+			c.err = c.mismatch(got, c.n)
+			return n, c.err
 		}
-		return n, v.err
 	}
-	if err != nil {
-		return n, fmt.Errorf("read artifact %s: %w", v.ref.Key, err)
-	}
-	return n, nil
+	return n, err
 }
 
 func (v *verifyingReader) Close() error {
 	if err := v.r.Close(); err != nil {
-		return fmt.Errorf("close artifact %s: %w", v.ref.Key, err)
+		return fmt.Errorf("close artifact %s: %w", v.check.ref.Key, err)
 	}
 	return nil
 }

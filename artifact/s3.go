@@ -3,10 +3,8 @@ package artifact
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"net"
@@ -390,7 +388,9 @@ func (s *s3Store) upload(ctx context.Context, ref Ref, r io.Reader) error {
 		o.Concurrency = s.uploaders
 		o.RequestChecksumCalculation = s.requestChecksum
 	})
-	body := &checkingReader{r: r, ref: ref, h: sha256.New()}
+	body := &checkingReader{r: r, ref: ref, h: sha256.New(), mismatch: func(_ string, n int64) error {
+		return fmt.Errorf("%w: want sha256 %s (%d bytes), read %d bytes", errChanged, ref.SHA256, ref.Size, n)
+	}}
 	_, err := tm.UploadObject(ctx, &transfermanager.UploadObjectInput{
 		Bucket:      aws.String(s.bucket),
 		Key:         aws.String(ref.Key),
@@ -401,30 +401,6 @@ func (s *s3Store) upload(ctx context.Context, ref Ref, r io.Reader) error {
 		return body.err
 	}
 	return s.classify("write "+ref.Key, err)
-}
-
-// checkingReader reads r and, instead of io.EOF, returns an error when the
-// bytes read were not those of ref.
-type checkingReader struct {
-	r   io.Reader
-	ref Ref
-	h   hash.Hash
-	n   int64
-	err error
-}
-
-func (c *checkingReader) Read(p []byte) (int, error) {
-	if c.err != nil {
-		return 0, c.err
-	}
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	c.h.Write(p[:n])
-	if err == io.EOF && (c.n != c.ref.Size || hex.EncodeToString(c.h.Sum(nil)) != c.ref.SHA256) {
-		c.err = fmt.Errorf("%w: want sha256 %s (%d bytes), read %d bytes", errChanged, c.ref.SHA256, c.ref.Size, c.n)
-		return n, c.err
-	}
-	return n, err
 }
 
 func sseType(v string) (types.ServerSideEncryption, bool) {

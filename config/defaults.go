@@ -12,16 +12,19 @@ import (
 // Defaults. Exported so the CLI's help and `relman generate` print the same
 // values the loader fills in.
 const (
-	DefaultAddress          = "localhost:7233"
-	DefaultNamespace        = "default"
-	DefaultLogLevel         = "info"
-	DefaultManagerQueue     = "relman-manager"
-	DefaultRegistryID       = "relman-registry"
-	DefaultListenPort       = 10000
-	DefaultListenAddress    = "127.0.0.1"
-	DefaultBuildTimeout     = time.Hour
-	DefaultInstallTimeout   = 30 * time.Minute
-	DefaultHostTimeout      = 5 * time.Minute
+	DefaultAddress        = "localhost:7233"
+	DefaultNamespace      = "default"
+	DefaultLogLevel       = "info"
+	DefaultManagerQueue   = "relman-manager"
+	DefaultRegistryID     = "relman-registry"
+	DefaultListenPort     = 10000
+	DefaultListenAddress  = "127.0.0.1"
+	DefaultBuildTimeout   = time.Hour
+	DefaultInstallTimeout = 30 * time.Minute
+	DefaultHostTimeout    = 5 * time.Minute
+	// DefaultHeartbeatTimeout is how long a silent build or install counts
+	// as lost, so a killed worker's task moves to another attempt. The
+	// Release workflow uses it too when a plan leaves the timeout zero.
 	DefaultHeartbeatTimeout = 30 * time.Second
 	DefaultLease            = 60 * time.Second
 	DefaultWorkDir          = "work"
@@ -39,6 +42,109 @@ const (
 	DefaultMinRetention = 30 * 24 * time.Hour
 	// DefaultRecordsKeyFile is the manager's records key, beside its config.
 	DefaultRecordsKeyFile = "records.key"
+	// DefaultAuthMaxAge bounds the clock difference between a signing client
+	// and the manager: how old a signed request may be when it arrives.
+	DefaultAuthMaxAge = 10 * time.Minute
+)
+
+// Defaults the workflows, activities and workers read. They are not in a
+// config file (yet): one name each here, so nothing keeps a second copy.
+const (
+	// DefaultManagerActivityTimeout bounds one of the manager's short
+	// activities (plan, authorize, hosts, an earlier build's artifacts).
+	DefaultManagerActivityTimeout = 30 * time.Second
+	// DefaultManagerActivityAttempts is how often such an activity is tried.
+	DefaultManagerActivityAttempts = 5
+	// DefaultReadAttempts is how often a read a person waits for (a plan
+	// only, closed-transaction records) is tried.
+	DefaultReadAttempts = 3
+	// DefaultWorkAttempts bounds the tries of a build or install: enough to
+	// ride out a worker restart, few enough that a broken host fails the
+	// release.
+	DefaultWorkAttempts = 3
+	// DefaultWebhookAttempts is how often a webhook call is tried.
+	DefaultWebhookAttempts = 5
+	// DefaultLocalRetryInterval is the first retry interval of a local
+	// activity or a quick manager call: short, the manager is at hand.
+	DefaultLocalRetryInterval = 100 * time.Millisecond
+	// DefaultLocalRetryMax caps the retry interval of those calls.
+	DefaultLocalRetryMax = 5 * time.Second
+	// DefaultLockCheck is how often a Lock looks whether its holder's run
+	// still runs.
+	DefaultLockCheck = time.Minute
+	// DefaultLockIdle is how long a Lock nobody holds or waits for stays
+	// before it ends.
+	DefaultLockIdle = 10 * time.Minute
+	// DefaultReadRecordsTimeout bounds one read of closed-transaction records.
+	DefaultReadRecordsTimeout = time.Minute
+	// DefaultRollbackTimeout bounds one host's switch of one target back.
+	DefaultRollbackTimeout = 2 * time.Minute
+	// DefaultWhereHostTimeout bounds a where's wait for one host: a person
+	// is waiting, and a silent host is itself the answer.
+	DefaultWhereHostTimeout = 30 * time.Second
+	// DefaultWebhookTimeout bounds one webhook call.
+	DefaultWebhookTimeout = 15 * time.Second
+	// DefaultWebhookRetryInterval is the first wait before a webhook retry.
+	DefaultWebhookRetryInterval = time.Second
+	// DefaultWebhookRetryMax is the longest wait between webhook retries.
+	DefaultWebhookRetryMax = 30 * time.Second
+	// DefaultWebhookHTTPTimeout is the HTTP client's timeout for a webhook.
+	DefaultWebhookHTTPTimeout = 10 * time.Second
+	// DefaultRecordTimeout bounds one attempt to write a closed-transaction
+	// record.
+	DefaultRecordTimeout = 2 * time.Minute
+	// DefaultRecordRetryInterval is the first wait before a record retry.
+	DefaultRecordRetryInterval = time.Second
+	// DefaultRecordRetryMax is the longest wait between record retries.
+	DefaultRecordRetryMax = 10 * time.Minute
+	// DefaultRecordPatience is how long a record is retried: a week.
+	DefaultRecordPatience = 7 * 24 * time.Hour
+	// DefaultHeartbeatEvery is how often a long activity heartbeats, well
+	// under DefaultHeartbeatTimeout.
+	DefaultHeartbeatEvery = 3 * time.Second
+	// DefaultMinHeartbeatEvery bounds how often a heartbeat is sent.
+	DefaultMinHeartbeatEvery = 100 * time.Millisecond
+	// DefaultStopTimeout is how long a stopping worker lets running
+	// activities finish before it hands them back.
+	DefaultStopTimeout = 10 * time.Second
+	// DefaultTelemetryFlushTimeout bounds the flush of traces at exit.
+	DefaultTelemetryFlushTimeout = 2 * time.Second
+	// DefaultDeregisterTimeout bounds a stopping worker's deregistration.
+	DefaultDeregisterTimeout = 3 * time.Second
+	// DefaultReachTimeout bounds the check that a manager answers.
+	DefaultReachTimeout = 500 * time.Millisecond
+	// DefaultRetentionTimeout bounds the manager's retention check.
+	DefaultRetentionTimeout = 10 * time.Second
+	// DefaultRunsWait bounds the manager's wait for its runs at stop.
+	DefaultRunsWait = 15 * time.Second
+	// DefaultPollStep is the pause between two looks at something that
+	// changes soon (visibility catching up with a run, say).
+	DefaultPollStep = 200 * time.Millisecond
+	// DefaultMinRenewEvery is the shortest pause between two lease renewals.
+	DefaultMinRenewEvery = time.Second
+	// DefaultRenewRetry is the pause before a failed renewal is tried again.
+	DefaultRenewRetry = 2 * time.Second
+	// DefaultStatusReadHeaderTimeout bounds a status request's headers.
+	DefaultStatusReadHeaderTimeout = 5 * time.Second
+	// DefaultStatusStopTimeout bounds the status server's shutdown.
+	DefaultStatusStopTimeout = 2 * time.Second
+	// DefaultRetryInterval is the first wait of relman's client-side
+	// backoff (dial, register, update-with-start).
+	DefaultRetryInterval = 50 * time.Millisecond
+	// DefaultRetryMax is the longest wait of that backoff for a quick call.
+	DefaultRetryMax = 2 * time.Second
+	// DefaultReconnectInterval and DefaultReconnectMax bound a worker's
+	// waits while Temporal or its manager is away.
+	DefaultReconnectInterval = time.Second
+	DefaultReconnectMax      = 30 * time.Second
+	// DefaultAskTimeout bounds a wait for the desk's answer.
+	DefaultAskTimeout = 2 * time.Minute
+	// DefaultSameRequestWait bounds a wait for an earlier same request.
+	DefaultSameRequestWait = 30 * time.Second
+	// DefaultRecordsWait bounds a reader's wait for the manager's records.
+	DefaultRecordsWait = 30 * time.Second
+	// DefaultFollowEvery is how often a client polls a transaction's detail.
+	DefaultFollowEvery = 300 * time.Millisecond
 )
 
 // Default fills in what the file left out and makes its paths absolute
@@ -84,7 +190,7 @@ func (c *Manager) Default() {
 		}
 	}
 	if c.Auth.MaxAge == 0 {
-		c.Auth.MaxAge = 10 * time.Minute
+		c.Auth.MaxAge = DefaultAuthMaxAge
 	}
 	if c.Artifacts != "" {
 		// Unlike a builder's, a manager's store is optional: empty stays

@@ -22,13 +22,13 @@ import (
 // deregisterTimeout bounds the goodbye to the registries at a stop: a
 // registry that does not answer must not hold the stop up, the lease
 // expires on its own.
-const deregisterTimeout = 3 * time.Second
+const deregisterTimeout = config.DefaultDeregisterTimeout
 
 // reachTimeout bounds the check that Temporal answers at all before the
 // goodbye: the frontend answers it without a workflow task, so a healthy
 // server answers well within it, and an unreachable one does not hold the
 // stop up for deregisterTimeout.
-const reachTimeout = 500 * time.Millisecond
+const reachTimeout = config.DefaultReachTimeout
 
 // serve starts a builder's or host's workers, keeps its registration with
 // every manager it serves alive until ctx ends, then deregisters from each
@@ -155,7 +155,7 @@ func (l *leases) set(i int, why string) {
 // is another role's) is tried again every lease/3, its reason logged as an
 // error. It returns an error only when g is another manager's registry.
 func (r *role) keepRegistered(ctx context.Context, g registry.Registry, reg workflows.Registration, i int, held *leases) error {
-	every := max(reg.Lease/3, time.Second)
+	every := max(reg.Lease/3, config.DefaultMinRenewEvery)
 	registered, checked := false, false
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -204,7 +204,7 @@ func (r *role) keepRegistered(ctx context.Context, g registry.Registry, reg work
 					r.log.Warn("registration not renewed; retrying", "registry", g.ID, "manager_queue", g.ManagerQueue, "error", err)
 				}
 				held.set(i, fmt.Sprintf("registration with %s not renewed: %v", g.ID, err))
-				t.Reset(2 * time.Second)
+				t.Reset(config.DefaultRenewRetry)
 			}
 		}
 	}

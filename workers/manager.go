@@ -138,7 +138,7 @@ type runs struct{ r *role }
 
 // runsWait bounds how long OtherRuns waits for visibility to show the run
 // that asks.
-const runsWait = 15 * time.Second
+const runsWait = config.DefaultRunsWait
 
 // OtherRuns counts the runs of id other than runID. Visibility lags behind
 // the history (under load, by seconds), so it first waits until runID
@@ -162,7 +162,7 @@ func (x runs) OtherRuns(ctx context.Context, id, runID string) (int, error) {
 		select {
 		case <-ctx.Done():
 			return 0, fmt.Errorf("visibility has not listed run %s of %s within %s; try again", runID, id, runsWait)
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(config.DefaultPollStep):
 		}
 	}
 }

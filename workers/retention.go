@@ -3,7 +3,6 @@ package workers
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/relman/relman/artifact"
 	"github.com/relman/relman/config"
@@ -19,7 +18,7 @@ import (
 
 // retentionTimeout bounds the look at the namespace: a manager does not
 // wait on it to serve.
-const retentionTimeout = 10 * time.Second
+const retentionTimeout = config.DefaultRetentionTimeout
 
 // checkRetention logs the namespace's retention, and warns once when it is
 // below cfg.MinRetention. A namespace the manager may not describe (an API

@@ -28,16 +28,17 @@ import (
 	"github.com/relman/relman/artifact"
 	"github.com/relman/relman/behavior"
 	"github.com/relman/relman/config"
+	"github.com/relman/relman/internal/retry"
 	"github.com/relman/relman/internal/telemetry"
 	"github.com/relman/relman/internal/temporalclient"
 )
 
 // stopTimeout is how long a stopping worker lets running activities finish
 // before it hands them back to Temporal for another worker.
-const stopTimeout = 10 * time.Second
+const stopTimeout = config.DefaultStopTimeout
 
 // telemetryFlushTimeout bounds the flush of traces and metrics at a stop.
-const telemetryFlushTimeout = 2 * time.Second
+const telemetryFlushTimeout = config.DefaultTelemetryFlushTimeout
 
 // Options adjust how Run runs a role. The zero value runs it as
 // `relman manager|builder|installer --config F` does.
@@ -193,26 +194,20 @@ func (r *role) connect(ctx context.Context, t config.Temporal, identity string, 
 	if err != nil {
 		return nil, err
 	}
-	wait := time.Second
-	for {
-		c, err := client.DialContext(ctx, o)
-		if err == nil {
-			return c, nil
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		msg := fmt.Sprintf("Temporal at %s (namespace %s) is unreachable; retrying in %s", o.HostPort, o.Namespace, wait)
-		r.status.notReady(msg)
-		r.log.Warn(msg, "error", err)
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 30*time.Second)
+	c, err := retry.Do(ctx, reconnect, nil, func() (client.Client, error) { return client.DialContext(ctx, o) },
+		func(err error, wait time.Duration) {
+			msg := fmt.Sprintf("Temporal at %s (namespace %s) is unreachable; retrying in %s", o.HostPort, o.Namespace, wait.Round(time.Millisecond))
+			r.status.notReady(msg)
+			r.log.Warn(msg, "error", err)
+		})
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
 	}
+	return c, err
 }
+
+// reconnect is how a role waits while Temporal or its store is away.
+var reconnect = retry.Policy{First: config.DefaultReconnectInterval, Max: config.DefaultReconnectMax}
 
 // watchStore checks a builder's or host's artifact store as the role
 // starts, and while the store is down or refuses it warns and checks again
@@ -221,28 +216,20 @@ func (r *role) connect(ctx context.Context, t config.Temporal, identity string, 
 // the same, so a release that reaches it fails with the store's own error,
 // naming the store and the bucket; /readyz says the store is not usable.
 func (r *role) watchStore(ctx context.Context, url string) {
-	wait := time.Second
-	for {
-		err := artifact.Check(ctx, url)
-		if err == nil || ctx.Err() != nil {
-			if err == nil && wait > time.Second {
-				r.log.Info("artifact store usable again")
-				r.status.storeOK()
+	broken := false
+	_, err := retry.Do(ctx, reconnect, nil, func() (struct{}, error) { return struct{}{}, artifact.Check(ctx, url) },
+		func(err error, wait time.Duration) {
+			broken = true
+			msg := fmt.Sprintf("artifact store not usable; checking again in %s", wait.Round(time.Millisecond))
+			if errors.Is(err, artifact.ErrRefused) {
+				msg = fmt.Sprintf("artifact store refuses this role (fix its settings or rights); checking again in %s", wait.Round(time.Millisecond))
 			}
-			return
-		}
-		msg := fmt.Sprintf("artifact store not usable; checking again in %s", wait)
-		if errors.Is(err, artifact.ErrRefused) {
-			msg = fmt.Sprintf("artifact store refuses this role (fix its settings or rights); checking again in %s", wait)
-		}
-		r.status.storeBroken(err.Error())
-		r.log.Warn(msg, "error", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 30*time.Second)
+			r.status.storeBroken(err.Error())
+			r.log.Warn(msg, "error", err)
+		})
+	if err == nil && broken {
+		r.log.Info("artifact store usable again")
+		r.status.storeOK()
 	}
 }
 

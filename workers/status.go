@@ -7,7 +7,8 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"time"
+
+	"github.com/relman/relman/config"
 )
 
 // status is what /livez and /readyz answer. A role is ready once its
@@ -84,7 +85,7 @@ func (r *role) serveStatus(addr string) (stop func(), err error) {
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: config.DefaultStatusReadHeaderTimeout}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			r.log.Warn("status server stopped", "error", err)
@@ -95,7 +96,7 @@ func (r *role) serveStatus(addr string) (stop func(), err error) {
 		r.opts.StatusURL(r.status.url)
 	}
 	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), config.DefaultStatusStopTimeout)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	}, nil

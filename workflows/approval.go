@@ -117,10 +117,7 @@ func (g *gate) setApprovalHandlers(ctx workflow.Context) error {
 // authorizeDecision asks the manager who signed the decision and whether
 // they may approve releases of this project into this environment.
 func (g *gate) authorizeDecision(ctx workflow.Context, d ApprovalDecision, approve bool) (string, error) {
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5, NonRetryableErrorTypes: []string{ErrRejected}},
-	})
+	ctx = withManagerActivity(ctx)
 	var who string
 	err := workflow.ExecuteActivity(ctx, AuthorizeActivity, AuthorizeInput{
 		Transaction: g.d.Transaction,

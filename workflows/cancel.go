@@ -53,10 +53,7 @@ func CancelPayload(txid string, c CancelRequest) []byte {
 func setCancelHandler(ctx workflow.Context, d *Detail, cancel workflow.CancelFunc) error {
 	return workflow.SetUpdateHandlerWithOptions(ctx, CancelUpdate,
 		func(ctx workflow.Context, c CancelRequest) (string, error) {
-			actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-				StartToCloseTimeout: 30 * time.Second,
-				RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5, NonRetryableErrorTypes: []string{ErrRejected}},
-			})
+			actx := withManagerActivity(ctx)
 			var who string
 			err := workflow.ExecuteActivity(actx, AuthorizeActivity, AuthorizeInput{
 				Transaction: d.Transaction,

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/relman/relman/config"
 	"github.com/relman/relman/rollout"
 )
 
@@ -148,8 +149,8 @@ func (r *release) rollout(ctx workflow.Context, plan Plan, build BuildResult) er
 // installOptions are the options of every host's install.
 func (r *release) installOptions() workflow.ActivityOptions {
 	return workflow.ActivityOptions{
-		ScheduleToStartTimeout: orDefault(r.in.HostTimeout, DefaultHostTimeout),
-		StartToCloseTimeout:    orDefault(r.in.InstallTimeout, DefaultInstallTimeout),
+		ScheduleToStartTimeout: orDefault(r.in.HostTimeout, config.DefaultHostTimeout),
+		StartToCloseTimeout:    orDefault(r.in.InstallTimeout, config.DefaultInstallTimeout),
 		HeartbeatTimeout:       r.heartbeat,
 		WaitForCancellation:    true,
 		RetryPolicy: &temporal.RetryPolicy{
@@ -170,7 +171,7 @@ type batchOutcome struct {
 // for all of them; name names their fan-out's children.
 func (r *release) runInstalls(ctx workflow.Context, name string, idxs []int, build BuildResult, skipUnreachable bool) batchOutcome {
 	var out batchOutcome
-	hostTimeout := orDefault(r.in.HostTimeout, DefaultHostTimeout)
+	hostTimeout := orDefault(r.in.HostTimeout, config.DefaultHostTimeout)
 	calls := make([]hostCall, len(idxs))
 	for n, i := range idxs {
 		rec := &r.d.Installs[i]
@@ -260,10 +261,10 @@ func (r *release) autoRollback(ctx workflow.Context) string {
 	if len(calls) == 0 {
 		return "no host to roll back"
 	}
-	hostTimeout := orDefault(r.in.HostTimeout, DefaultHostTimeout)
+	hostTimeout := orDefault(r.in.HostTimeout, config.DefaultHostTimeout)
 	opts := workflow.ActivityOptions{
 		ScheduleToStartTimeout: hostTimeout,
-		StartToCloseTimeout:    orDefault(r.in.InstallTimeout, DefaultInstallTimeout),
+		StartToCloseTimeout:    orDefault(r.in.InstallTimeout, config.DefaultInstallTimeout),
 		RetryPolicy: &temporal.RetryPolicy{
 			MaximumAttempts:        maxAttempts,
 			NonRetryableErrorTypes: []string{ErrRollbackUnsupported, ErrReleaseNotFound, ErrUnknownTarget},

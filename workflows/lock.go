@@ -10,15 +10,12 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/relman/relman/config"
 	"github.com/relman/relman/rollout"
 )
 
 // Defaults of a Lock workflow.
 const (
-	// DefaultLockTimeout bounds how long a transaction waits for a lock.
-	DefaultLockTimeout = time.Hour
-	DefaultLockCheck   = time.Minute
-	DefaultLockIdle    = 10 * time.Minute
 	// maxLockHistory continues the lock as new before its history grows
 	// long, even when the server does not suggest it.
 	maxLockHistory = 5000
@@ -243,11 +240,11 @@ func (l *lock) carry() (any, bool) {
 // new.
 func (l *lock) run() error {
 	ctx := l.ctx
-	check := orDefault(l.st.CheckEvery, DefaultLockCheck)
-	idle := orDefault(l.st.IdleFor, DefaultLockIdle)
+	check := orDefault(l.st.CheckEvery, config.DefaultLockCheck)
+	idle := orDefault(l.st.IdleFor, config.DefaultLockIdle)
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
+		StartToCloseTimeout: config.DefaultManagerActivityTimeout,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: config.DefaultReadAttempts},
 	})
 	// Signals the run before took but did not answer come first.
 	carried := l.st.Carried
@@ -456,8 +453,8 @@ type ReleaseLockInput struct {
 // lockLocalOptions are the options of the lock's local activities: each
 // is one call to the Temporal server, retried quickly.
 var lockLocalOptions = workflow.LocalActivityOptions{
-	StartToCloseTimeout: 30 * time.Second,
-	RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 100 * time.Millisecond, MaximumInterval: 5 * time.Second, MaximumAttempts: 10},
+	StartToCloseTimeout: config.DefaultManagerActivityTimeout,
+	RetryPolicy:         &temporal.RetryPolicy{InitialInterval: config.DefaultLocalRetryInterval, MaximumInterval: config.DefaultLocalRetryMax, MaximumAttempts: 10},
 }
 
 // acquireLocks takes the lock of every named target in env, in sorted
@@ -465,7 +462,7 @@ var lockLocalOptions = workflow.LocalActivityOptions{
 // locks are Lock workflows (see lock.go): held by a workflow, not a
 // process, so a crashed manager never leaves one held. mode is the
 // environment's lock rule (wait, refuse, off); a wait longer than timeout
-// (default DefaultLockTimeout) ends the transaction REJECTED, naming the
+// (default config.DefaultLockTimeout) ends the transaction REJECTED, naming the
 // holder, and it leaves the lock's queue as it ends.
 func (g *gate) acquireLocks(ctx workflow.Context, mode, env string, targets []string, timeout time.Duration) error {
 	if mode != rollout.LockWait && mode != rollout.LockRefuse && mode != rollout.LockSupersede {
@@ -491,7 +488,7 @@ func (g *gate) acquireLocks(ctx workflow.Context, mode, env string, targets []st
 			stopDeadline()
 		}
 	}()
-	timeout = orDefault(timeout, DefaultLockTimeout)
+	timeout = orDefault(timeout, config.DefaultLockTimeout)
 	for _, t := range targets {
 		id := LockID(queue, env, t)
 		req := LockRequest{Lock: id, Env: env, Target: t, Transaction: g.d.Transaction,

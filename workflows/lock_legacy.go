@@ -1,10 +1,10 @@
 package workflows
 
 import (
-	"time"
-
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/relman/relman/config"
 )
 
 // The Lock's legacy paths, and the transactions' side of them, kept only so that runs already open replay and
@@ -60,8 +60,8 @@ func (l *lock) drain() bool {
 // and the answer comes back as a signal.
 func requestLockBySignal(ctx workflow.Context, req LockRequest) error {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5},
+		StartToCloseTimeout: config.DefaultManagerActivityTimeout,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: config.DefaultManagerActivityAttempts},
 	})
 	return workflow.ExecuteActivity(actx, RequestLockActivity, req).Get(ctx, nil)
 }

@@ -4,10 +4,10 @@ import (
 	"slices"
 	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/relman/relman/auth"
+	"github.com/relman/relman/config"
 	"github.com/relman/relman/rollout"
 )
 
@@ -60,7 +60,7 @@ type Plan struct {
 	// had before them, which the saved histories rely on.
 	Rollout rollout.Policy `json:"rollout"`
 	Lock    string         `json:"lock,omitempty"` // wait, refuse, or off/empty
-	// LockTimeout bounds a wait for the lock; zero: DefaultLockTimeout.
+	// LockTimeout bounds a wait for the lock; zero: config.DefaultLockTimeout.
 	LockTimeout time.Duration `json:"lock_timeout,omitempty"`
 	Approval    Approval      `json:"approval"`
 	// Hooks name the environment's webhooks; Webhooks are their URLs, as
@@ -118,13 +118,7 @@ func PlanOnly(ctx workflow.Context, in PlanInput) (*PlanOnlyResult, error) {
 // planOnly runs the Plan activity for a request and adds its batches: the
 // plan a release would follow, and nothing done.
 func planOnly(ctx workflow.Context, in PlanInput) (*PlanOnlyResult, error) {
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			MaximumAttempts:        3,
-			NonRetryableErrorTypes: []string{ErrRejected},
-		},
-	})
+	ctx = withShortActivity(ctx, config.DefaultManagerActivityTimeout, config.DefaultReadAttempts, ErrRejected)
 	var plan Plan
 	if err := workflow.ExecuteActivity(ctx, PlanActivity, in).Get(ctx, &plan); err != nil {
 		return nil, err

@@ -1,11 +1,11 @@
 package workflows
 
 import (
-	"time"
-
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/relman/relman/config"
 )
 
 // A transaction outlives Temporal's retention through its closed-transaction
@@ -39,13 +39,13 @@ const RecordIDSuffix = "/record"
 // recordRetry outlasts a store that is away for a while: the recorder keeps
 // trying for a week, ten minutes apart at most, and holds nothing up.
 var recordRetry = &temporal.RetryPolicy{
-	InitialInterval:        time.Second,
+	InitialInterval:        config.DefaultRecordRetryInterval,
 	BackoffCoefficient:     2,
-	MaximumInterval:        10 * time.Minute,
+	MaximumInterval:        config.DefaultRecordRetryMax,
 	NonRetryableErrorTypes: []string{ErrRecordIndexTaken},
 }
 
-const recordScheduleToClose = 7 * 24 * time.Hour
+const recordScheduleToClose = config.DefaultRecordPatience
 
 // RecordInput is the RecordTransaction workflow's and the Record
 // activity's argument: the transaction to record once it has closed, and
@@ -91,8 +91,8 @@ func recordClosed(ctx workflow.Context, txid string) {
 	in := RecordInput{Workflow: info.WorkflowType.Name, Transaction: txid}
 	if changeVersion(ctx, recordStartVersion) == 1 {
 		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-			StartToCloseTimeout: 30 * time.Second,
-			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 100 * time.Millisecond, MaximumAttempts: 5},
+			StartToCloseTimeout: config.DefaultManagerActivityTimeout,
+			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: config.DefaultLocalRetryInterval, MaximumAttempts: config.DefaultManagerActivityAttempts},
 		})
 		err := workflow.ExecuteLocalActivity(lctx, StartRecorderActivity, StartRecorderInput{ID: info.WorkflowExecution.RunID + RecordIDSuffix, Record: in}).Get(ctx, nil)
 		if err != nil {
@@ -115,9 +115,9 @@ func recordClosed(ctx workflow.Context, txid string) {
 // store takes it.
 func RecordTransaction(ctx workflow.Context, in RecordInput) (*RecordResult, error) {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    2 * time.Minute,
+		StartToCloseTimeout:    config.DefaultRecordTimeout,
 		ScheduleToCloseTimeout: recordScheduleToClose,
-		HeartbeatTimeout:       30 * time.Second,
+		HeartbeatTimeout:       config.DefaultHeartbeatTimeout,
 		RetryPolicy:            recordRetry,
 	})
 	var res RecordResult
@@ -167,13 +167,7 @@ func Records(ctx workflow.Context, in RecordsInput) (*RecordsResult, error) {
 
 // readRecords runs the manager's ReadRecords activity.
 func readRecords(ctx workflow.Context, in RecordsInput) (*RecordsResult, error) {
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			MaximumAttempts:        3,
-			NonRetryableErrorTypes: []string{ErrNoRecord, ErrNoRecords, ErrRecordUnverified},
-		},
-	})
+	ctx = withShortActivity(ctx, config.DefaultReadRecordsTimeout, config.DefaultReadAttempts, ErrNoRecord, ErrNoRecords, ErrRecordUnverified)
 	var res RecordsResult
 	if err := workflow.ExecuteActivity(ctx, ReadRecordsActivity, in).Get(ctx, &res); err != nil {
 		return nil, err

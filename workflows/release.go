@@ -11,19 +11,15 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/relman/relman/auth"
+	"github.com/relman/relman/config"
 )
 
-// Defaults for the release's timeouts when the input leaves them zero.
+// The release's timeouts when the input leaves them zero are config's
+// (config.DefaultBuildTimeout and the rest): one home for every default.
 const (
-	DefaultBuildTimeout   = time.Hour
-	DefaultInstallTimeout = 30 * time.Minute
-	DefaultHostTimeout    = 5 * time.Minute
-	// DefaultHeartbeatTimeout is how long a silent build or install counts
-	// as lost, so a killed worker's task moves to another attempt.
-	DefaultHeartbeatTimeout = 10 * time.Second
-	// maxAttempts bounds retries of builds and installs: enough to ride out a
-	// worker restart, few enough that a broken host fails the release.
-	maxAttempts = 3
+	// maxAttempts bounds retries of builds and installs
+	// (config.DefaultWorkAttempts).
+	maxAttempts = config.DefaultWorkAttempts
 )
 
 var (
@@ -61,22 +57,33 @@ func Release(ctx workflow.Context, in ReleaseInput) (*Detail, error) {
 	r.d.Transaction = workflow.GetInfo(ctx).WorkflowExecution.ID
 	r.d.Request = in.Request
 	r.d.Started = workflow.Now(ctx)
-	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (Status, error) { return r.d.Status, nil }); err != nil {
-		return nil, err
-	}
-	if err := setDetailQueries(ctx, &r.d); err != nil {
-		return nil, err
-	}
-	if err := r.setApprovalHandlers(ctx); err != nil {
-		return nil, err
-	}
-	// The work runs under its own context, so an authorized cancel update
-	// stops it as a cancel from Temporal does.
-	run, cancel := workflow.WithCancel(ctx)
-	if err := setCancelHandler(ctx, &r.d, cancel); err != nil {
+	run, err := setTransactionHandlers(ctx, &r.d, &r.gate)
+	if err != nil {
 		return nil, err
 	}
 	return r.run(run)
+}
+
+// setTransactionHandlers registers what a transaction (a Release or a
+// Rollback) answers: the status and detail queries, its gate's approval
+// handlers and the cancel update. It returns the context the work runs
+// under, its own so that an authorized cancel update stops it as a cancel
+// from Temporal does.
+func setTransactionHandlers(ctx workflow.Context, d *Detail, g *gate) (workflow.Context, error) {
+	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (Status, error) { return d.Status, nil }); err != nil {
+		return nil, err
+	}
+	if err := setDetailQueries(ctx, d); err != nil {
+		return nil, err
+	}
+	if err := g.setApprovalHandlers(ctx); err != nil {
+		return nil, err
+	}
+	run, cancel := workflow.WithCancel(ctx)
+	if err := setCancelHandler(ctx, d, cancel); err != nil {
+		return nil, err
+	}
+	return run, nil
 }
 
 // release is the Release workflow's state; its detail d is what the
@@ -147,7 +154,7 @@ func (r *release) run(ctx workflow.Context) (*Detail, error) {
 	r.in.BuildTimeout = orDefault(r.in.BuildTimeout, plan.BuildTimeout)
 	r.in.InstallTimeout = orDefault(r.in.InstallTimeout, plan.InstallTimeout)
 	r.in.HostTimeout = orDefault(r.in.HostTimeout, plan.HostTimeout)
-	r.heartbeat = orDefault(plan.HeartbeatTimeout, DefaultHeartbeatTimeout)
+	r.heartbeat = orDefault(plan.HeartbeatTimeout, config.DefaultHeartbeatTimeout)
 	var build BuildResult
 	if req.From != "" {
 		build, err = r.earlierBuild(ctx, plan)
@@ -198,18 +205,18 @@ const planLocalVersion = "plan-local-activity"
 // needs no task queue round trip (two dispatches fewer per release; see
 // BENCHMARKS.md). Releases started before keep the queued activity.
 func (r *release) plan(ctx workflow.Context) (Plan, error) {
-	retry := &temporal.RetryPolicy{MaximumAttempts: 5, NonRetryableErrorTypes: []string{ErrRejected}}
+	retry := managerRetry()
 	info := workflow.GetInfo(ctx)
 	in := PlanInput{Request: r.in.Request, Transaction: r.d.Transaction, Signature: r.in.Signature,
 		Workflow: ReleaseWorkflowName, BuildTimeout: r.in.BuildTimeout, InstallTimeout: r.in.InstallTimeout, HostTimeout: r.in.HostTimeout,
 		RunID: info.WorkflowExecution.RunID, RunStarted: info.WorkflowStartTime}
 	var plan Plan
 	if changeVersion(ctx, planLocalVersion) == 1 {
-		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 30 * time.Second, RetryPolicy: retry})
+		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: config.DefaultManagerActivityTimeout, RetryPolicy: retry})
 		err := workflow.ExecuteLocalActivity(lctx, PlanActivity, in).Get(lctx, &plan)
 		return plan, err
 	}
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second, RetryPolicy: retry})
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: config.DefaultManagerActivityTimeout, RetryPolicy: retry})
 	err := workflow.ExecuteActivity(ctx, PlanActivity, in).Get(ctx, &plan)
 	return plan, err
 }
@@ -230,8 +237,8 @@ func (r *release) noteRejection(err error) PlanRejection {
 func (r *release) build(ctx workflow.Context, plan Plan) (BuildResult, error) {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:              BuildQueue(queueScope(ctx), r.in.Request.Project),
-		ScheduleToStartTimeout: orDefault(r.in.HostTimeout, DefaultHostTimeout),
-		StartToCloseTimeout:    orDefault(r.in.BuildTimeout, DefaultBuildTimeout),
+		ScheduleToStartTimeout: orDefault(r.in.HostTimeout, config.DefaultHostTimeout),
+		StartToCloseTimeout:    orDefault(r.in.BuildTimeout, config.DefaultBuildTimeout),
 		HeartbeatTimeout:       r.heartbeat,
 		WaitForCancellation:    true,
 		RetryPolicy: &temporal.RetryPolicy{
@@ -262,13 +269,7 @@ func (r *release) build(ctx workflow.Context, plan Plan) (BuildResult, error) {
 // earlierBuild takes the artifacts of an earlier transaction's build, so an
 // install does not rebuild what was already built and tested.
 func (r *release) earlierBuild(ctx workflow.Context, plan Plan) (BuildResult, error) {
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			MaximumAttempts:        5,
-			NonRetryableErrorTypes: []string{ErrRejected},
-		},
-	})
+	ctx = withManagerActivity(ctx)
 	var res BuildResult
 	if err := workflow.ExecuteActivity(ctx, EarlierBuildActivity, r.in.Request).Get(ctx, &res); err != nil {
 		return res, err
@@ -380,7 +381,7 @@ func reason(err error, in ReleaseInput, status Status) string {
 	if errors.As(err, &te) {
 		if status == StatusBuildFailed && te.TimeoutType() == enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START {
 			return fmt.Sprintf("no builder for %s picked up the build within %s; check that a builder advertising it is running",
-				in.Request.Project, orDefault(in.HostTimeout, DefaultHostTimeout))
+				in.Request.Project, orDefault(in.HostTimeout, config.DefaultHostTimeout))
 		}
 		return fmt.Sprintf("%s timed out (%s)", strings.ToLower(strings.TrimSuffix(string(status), "_FAILED")), te.TimeoutType())
 	}

@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/relman/relman/config"
 	"github.com/relman/relman/workflows"
 )
 
@@ -672,10 +673,10 @@ func TestReleaseTimeouts(t *testing.T) {
 			timeouts{7 * time.Minute, 3 * time.Minute, 45 * time.Second}},
 		{"input's win over plan's",
 			timeouts{9 * time.Minute, 4 * time.Minute, 0}, timeouts{7 * time.Minute, 3 * time.Minute, 0},
-			timeouts{9 * time.Minute, 4 * time.Minute, workflows.DefaultHeartbeatTimeout}},
+			timeouts{9 * time.Minute, 4 * time.Minute, config.DefaultHeartbeatTimeout}},
 		{"defaults when neither has one",
 			timeouts{}, timeouts{},
-			timeouts{workflows.DefaultBuildTimeout, workflows.DefaultInstallTimeout, workflows.DefaultHeartbeatTimeout}},
+			timeouts{config.DefaultBuildTimeout, config.DefaultInstallTimeout, config.DefaultHeartbeatTimeout}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

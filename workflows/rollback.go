@@ -9,10 +9,11 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/relman/relman/auth"
+	"github.com/relman/relman/config"
 )
 
 // rollbackTimeout bounds one host's switch of one target: a symlink rename.
-const rollbackTimeout = 2 * time.Minute
+const rollbackTimeout = config.DefaultRollbackTimeout
 
 // RollbackInput is the Rollback workflow's argument. Request.Action is
 // ActionRollback; Request.From is unused.
@@ -75,17 +76,8 @@ func Rollback(ctx workflow.Context, in RollbackInput) (*Detail, error) {
 	rb.d.Transaction = workflow.GetInfo(ctx).WorkflowExecution.ID
 	rb.d.Request = in.Request
 	rb.d.Started = workflow.Now(ctx)
-	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (Status, error) { return rb.d.Status, nil }); err != nil {
-		return nil, err
-	}
-	if err := setDetailQueries(ctx, &rb.d); err != nil {
-		return nil, err
-	}
-	if err := rb.setApprovalHandlers(ctx); err != nil {
-		return nil, err
-	}
-	run, cancel := workflow.WithCancel(ctx)
-	if err := setCancelHandler(ctx, &rb.d, cancel); err != nil {
+	run, err := setTransactionHandlers(ctx, &rb.d, &rb.gate)
+	if err != nil {
 		return nil, err
 	}
 	return rb.run(run)
@@ -119,10 +111,7 @@ func (rb *rollback) run(ctx workflow.Context) (*Detail, error) {
 	// A rollback changes what runs in the environment: it needs the
 	// install action, checked like a release's, and its signature is good
 	// for this one run.
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5, NonRetryableErrorTypes: []string{ErrRejected}},
-	})
+	actx := withManagerActivity(ctx)
 	info := workflow.GetInfo(ctx)
 	var who string
 	err := workflow.ExecuteActivity(actx, AuthorizeActivity, AuthorizeInput{
@@ -181,7 +170,7 @@ func (rb *rollback) run(ctx workflow.Context) (*Detail, error) {
 // the rollback.
 func (rb *rollback) rollBackHosts(ctx workflow.Context, hosts HostsResult) (*Detail, error) {
 	req := rb.in.Request
-	hostTimeout := orDefault(rb.in.HostTimeout, orDefault(hosts.HostTimeout, DefaultHostTimeout))
+	hostTimeout := orDefault(rb.in.HostTimeout, orDefault(hosts.HostTimeout, config.DefaultHostTimeout))
 	var calls []hostCall
 	for _, t := range hosts.Targets {
 		for _, h := range hosts.Hosts[t] {

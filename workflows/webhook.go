@@ -5,6 +5,8 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/relman/relman/config"
 )
 
 // NotifyInput is the Notify activity's argument: one webhook, one payload.
@@ -102,12 +104,12 @@ func (r *release) startNotify(ctx workflow.Context) []workflow.Future {
 		return nil
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 15 * time.Second,
+		StartToCloseTimeout: config.DefaultWebhookTimeout,
 		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    time.Second,
+			InitialInterval:    config.DefaultWebhookRetryInterval,
 			BackoffCoefficient: 2,
-			MaximumInterval:    30 * time.Second,
-			MaximumAttempts:    5,
+			MaximumInterval:    config.DefaultWebhookRetryMax,
+			MaximumAttempts:    config.DefaultWebhookAttempts,
 		},
 	})
 	n := r.notification(ctx)

@@ -6,11 +6,12 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/relman/relman/config"
 )
 
-// whereHostTimeout bounds how long a where waits for a host: a person is
-// waiting for the answer, and a silent host is itself the answer.
-const whereHostTimeout = 30 * time.Second
+// whereHostTimeout is config.DefaultWhereHostTimeout.
+const whereHostTimeout = config.DefaultWhereHostTimeout
 
 // WhereInput is the Where workflow's argument.
 type WhereInput struct {
@@ -133,13 +134,7 @@ func (h HostsResult) ByHost() map[string][]string {
 
 // registeredHosts runs the manager's Hosts activity.
 func registeredHosts(ctx workflow.Context, project, env string) (HostsResult, error) {
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			MaximumAttempts:        5,
-			NonRetryableErrorTypes: []string{ErrRejected},
-		},
-	})
+	ctx = withManagerActivity(ctx)
 	var res HostsResult
 	err := workflow.ExecuteActivity(ctx, HostsActivity, HostsInput{Project: project, Env: env}).Get(ctx, &res)
 	return res, err

@@ -19,6 +19,9 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/relman/relman/config"
+	"github.com/relman/relman/internal/retry"
+	"github.com/relman/relman/internal/temporalclient"
 	"github.com/relman/relman/workflows"
 )
 
@@ -39,13 +42,13 @@ func (g Registry) shard(id string) string {
 	return workflows.RegistryShardID(g.ID, workflows.RegistryShardOf(id))
 }
 
+// entity is the shard workflow with id shard, started on demand.
+func (g Registry) entity(shard string) temporalclient.Entity {
+	return temporalclient.Entity{ID: shard, Queue: g.ManagerQueue, Workflow: workflows.RegistryShardWorkflowName, State: workflows.RegistryShardState{}}
+}
+
 func (g Registry) startOptions(shard string) client.StartWorkflowOptions {
-	return client.StartWorkflowOptions{
-		ID:                       shard,
-		TaskQueue:                g.ManagerQueue,
-		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-	}
+	return g.entity(shard).StartOptions()
 }
 
 // Register registers r, or registers it again with what it advertises now
@@ -56,36 +59,13 @@ func (g Registry) startOptions(shard string) client.StartWorkflowOptions {
 // registration never fails for that. A registration the registry refuses
 // is an error that says why and matches ErrRefused.
 func (g Registry) Register(ctx context.Context, r workflows.Registration) (workflows.Lease, error) {
-	wait := 50 * time.Millisecond
-	for {
-		l, err := g.register(ctx, r)
-		if err == nil || !dropped(err) {
-			return l, err
-		}
-		select {
-		case <-ctx.Done():
-			return l, err
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 2*time.Second)
-	}
+	return retry.Do(ctx, retry.Policy{First: config.DefaultRetryInterval, Max: config.DefaultRetryMax}, dropped,
+		func() (workflows.Lease, error) { return g.register(ctx, r) }, nil)
 }
 
 func (g Registry) register(ctx context.Context, r workflows.Registration) (workflows.Lease, error) {
-	shard := g.shard(r.ID)
 	var l workflows.Lease
-	start := g.Client.NewWithStartWorkflowOperation(g.startOptions(shard), workflows.RegistryShardWorkflowName, workflows.RegistryShardState{})
-	h, err := g.Client.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
-		StartWorkflowOperation: start,
-		UpdateOptions: client.UpdateWorkflowOptions{
-			UpdateName:   workflows.RegisterUpdate,
-			Args:         []any{r},
-			WaitForStage: client.WorkflowUpdateStageCompleted,
-		},
-	})
-	if err == nil {
-		err = h.Get(ctx, &l)
-	}
+	err := temporalclient.UpdateWithStart(ctx, g.Client, g.entity(g.shard(r.ID)), workflows.RegisterUpdate, r, &l)
 	if err != nil {
 		var app *temporal.ApplicationError
 		if errors.As(err, &app) && app.Type() != acceptedUpdateCompletedWorkflow {

@@ -24,6 +24,13 @@ import (
 // identity names the process in event histories (which worker ran what);
 // empty keeps the SDK's pid@host.
 func Options(t config.Temporal, logger *slog.Logger, identity string, with ...func(*client.Options)) (client.Options, error) {
+	if t.Address == "" {
+		// No address from flags, the environment or a config file (a role's
+		// file always has one): the temporal CLI's profile may name one.
+		if err := t.ApplyProfile(os.LookupEnv); err != nil {
+			return client.Options{}, err
+		}
+	}
 	o := client.Options{
 		HostPort:  t.Address,
 		Namespace: t.Namespace,
@@ -31,10 +38,10 @@ func Options(t config.Temporal, logger *slog.Logger, identity string, with ...fu
 		Identity:  identity,
 	}
 	if o.HostPort == "" {
-		o.HostPort = "localhost:7233"
+		o.HostPort = config.DefaultAddress
 	}
 	if o.Namespace == "" {
-		o.Namespace = "default"
+		o.Namespace = config.DefaultNamespace
 	}
 	tc, err := tlsConfig(t, func(msg string) { logger.Warn(msg) })
 	if err != nil {

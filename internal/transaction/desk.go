@@ -4,20 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/relman/relman/config"
+	"github.com/relman/relman/internal/retry"
+	"github.com/relman/relman/internal/temporalclient"
 	"github.com/relman/relman/workflows"
 )
 
-// askTimeout bounds a question to a manager's Desk: a where waits at most
-// about a minute for its slowest host, and no answer at all means no
-// manager (or only managers older than the Desk) serves the queue.
-const askTimeout = 2 * time.Minute
+// askTimeout (config.DefaultAskTimeout) bounds a question to a manager's
+// Desk: a where waits at most about a minute for its slowest host, and no
+// answer at all means no manager (or only managers older than the Desk)
+// serves the queue.
+const askTimeout = config.DefaultAskTimeout
 
 // ErrNoAnswer: no manager answered a question in time.
 var ErrNoAnswer = errors.New("no answer from the manager")
@@ -31,50 +33,18 @@ func ask(ctx context.Context, c client.Client, queue, update string, arg, out an
 	ctx, cancel := context.WithTimeout(parent, askTimeout)
 	defer cancel()
 	noAnswer := fmt.Errorf("the manager on queue %s did not answer within %s; check that a manager of this relman version or later serves that queue: %w", queue, askTimeout, ErrNoAnswer)
-	pause := 100 * time.Millisecond
-	for {
-		err := askOnce(ctx, c, queue, update, arg, out)
-		switch {
-		case err == nil:
-			return nil
-		case parent.Err() != nil:
-			return err
-		case ctx.Err() != nil:
-			return noAnswer
-		case !askAgain(err):
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			if parent.Err() != nil {
-				return parent.Err()
-			}
-			return noAnswer
-		case <-time.After(pause):
-		}
-		pause = min(2*pause, 2*time.Second)
-	}
-}
-
-func askOnce(ctx context.Context, c client.Client, queue, update string, arg, out any) error {
-	start := c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-		ID:                       workflows.DeskID(queue),
-		TaskQueue:                queue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-	}, workflows.DeskWorkflowName, workflows.DeskState{})
-	h, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
-		StartWorkflowOperation: start,
-		UpdateOptions: client.UpdateWorkflowOptions{
-			UpdateName:   update,
-			Args:         []any{arg},
-			WaitForStage: client.WorkflowUpdateStageCompleted,
-		},
-	})
-	if err != nil {
+	desk := temporalclient.Entity{ID: workflows.DeskID(queue), Queue: queue, Workflow: workflows.DeskWorkflowName, State: workflows.DeskState{}}
+	_, err := retry.Do(ctx, retry.Policy{First: config.DefaultLocalRetryInterval, Max: config.DefaultRetryMax}, askAgain,
+		func() (struct{}, error) {
+			return struct{}{}, temporalclient.UpdateWithStart(ctx, c, desk, update, arg, out)
+		}, nil)
+	switch {
+	case err == nil, parent.Err() != nil:
 		return err
+	case ctx.Err() != nil:
+		return noAnswer
 	}
-	return h.Get(ctx, out)
+	return err
 }
 
 // askAgain tells the errors a later try gets past: the Desk turning

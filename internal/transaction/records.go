@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/relman/relman/config"
 	"github.com/relman/relman/workflows"
 )
 
@@ -326,7 +327,8 @@ func FromHistory(ctx context.Context, c client.Client, txid, run string) (*workf
 type ManagerRecords struct {
 	Client client.Client
 	Queue  string
-	// Wait bounds how long a reader waits for the manager; default 30s.
+	// Wait bounds how long a reader waits for the manager; default
+	// config.DefaultRecordsWait.
 	Wait time.Duration
 }
 
@@ -367,7 +369,7 @@ func (m ManagerRecords) List(ctx context.Context, f Filter) ([]Listed, []string,
 func (m ManagerRecords) ask(ctx context.Context, in workflows.RecordsInput) (*workflows.RecordsResult, error) {
 	wait := m.Wait
 	if wait <= 0 {
-		wait = 30 * time.Second
+		wait = config.DefaultRecordsWait
 	}
 	// No manager polling its queue: say so now rather than after wait.
 	if tq, err := m.Client.DescribeTaskQueue(ctx, m.Queue, enumspb.TASK_QUEUE_TYPE_WORKFLOW); err == nil && len(tq.GetPollers()) == 0 {

@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/relman/relman/auth"
+	"github.com/relman/relman/config"
 	"github.com/relman/relman/workflows"
 )
 
@@ -114,7 +115,7 @@ func StartSigned(ctx context.Context, c client.Client, queue, requestID string, 
 
 // sameRequestWait bounds how long a retry waits for the transaction its
 // request id names to have been checked by a manager.
-const sameRequestWait = 30 * time.Second
+const sameRequestWait = config.DefaultSameRequestWait
 
 // sameRequest checks that the transaction txid, which a request id named,
 // was asked for by signer with the same request. It waits until a manager
@@ -136,7 +137,7 @@ func sameRequest(ctx context.Context, c client.Client, txid, signer string, req 
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("transaction %s of request id %q has not been checked by a manager within %s; try again when a manager runs", txid, req.RequestID, sameRequestWait)
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(config.DefaultPollStep):
 		}
 	}
 	switch {
@@ -165,7 +166,7 @@ func intoEnv(env string) string {
 // result stream. While it polls, a large transaction's detail carries its
 // installs' count by state (InstallPages), not the installs themselves.
 func Wait(ctx context.Context, c client.Client, txid string, onChange func(*workflows.Detail)) (*workflows.Detail, error) {
-	t := time.NewTicker(300 * time.Millisecond)
+	t := time.NewTicker(config.DefaultFollowEvery)
 	defer t.Stop()
 	var last *workflows.Detail
 	for {
