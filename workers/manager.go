@@ -57,7 +57,7 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 		return err
 	}
 	if !checked {
-		r.log.Warn("could not list the namespace's search attributes (no operator rights?); make sure RelmanProject, RelmanEnv, RelmanStatus and RelmanRequester exist as Keyword")
+		r.log.Warn("could not list the namespace's search attributes (no operator rights?); make sure RelmanProject, RelmanEnv, RelmanStatus and RelmanRequester exist as Keyword (`relman namespace prepare` with operator rights adds them)")
 	}
 	// The gateway and the manager's activities share one set of realms.
 	realms, err := Realms(cfg, r.opts.Authenticators)
