@@ -128,7 +128,11 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 		"projects", len(cfg.Projects), "environments", len(cfg.Environments))
 	r.ready(serving)
 	<-ctx.Done()
-	w.Stop()
+	away := r.reachable(ctx)
+	if away != nil {
+		r.log.Warn("Temporal does not answer; stopping without waiting for it", "error", away)
+	}
+	r.stopWorkers(away != nil, w)
 	r.log.Info("manager stopped")
 	return nil
 }
