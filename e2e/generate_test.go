@@ -87,7 +87,7 @@ func TestGeneratedLayoutsRelease(t *testing.T) {
 	assert.Contains(t, string(refused), "relman namespace prepare")
 	out, err := run(mgr, "namespace", "prepare")
 	require.NoError(t, err)
-	assert.Contains(t, out, "added search attributes RelmanProject, RelmanEnv, RelmanStatus, RelmanRequester")
+	assert.Contains(t, out, "added search attributes RelmanProject, RelmanEnv, RelmanStatus, RelmanRequester, RelmanManager")
 	out, err = run(mgr, "namespace", "prepare")
 	require.NoError(t, err)
 	assert.Contains(t, out, "namespace default is ready: it has relman's search attributes")

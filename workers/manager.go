@@ -22,6 +22,7 @@ import (
 	"github.com/relman/relman/internal/temporalclient"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/internal/xmlrpc"
+	"github.com/relman/relman/workflows"
 )
 
 // manager runs the workflows and the manager's activities on the manager
@@ -57,7 +58,7 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 		return err
 	}
 	if !checked {
-		r.log.Warn("could not list the namespace's search attributes (no operator rights?); make sure RelmanProject, RelmanEnv, RelmanStatus and RelmanRequester exist as Keyword (`relman namespace prepare` with operator rights adds them)")
+		r.log.Warn("could not list the namespace's search attributes (no operator rights?); make sure " + strings.Join(workflows.SearchAttributes, ", ") + " exist as Keyword (`relman namespace prepare` with operator rights adds them)")
 	}
 	// The gateway and the manager's activities share one set of realms.
 	realms, err := Realms(cfg, r.opts.Authenticators)

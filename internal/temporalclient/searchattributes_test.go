@@ -67,7 +67,7 @@ func TestPrepareNamespaceAddsOnce(t *testing.T) {
 
 	added, err := PrepareNamespace(ctx, c, "default")
 	require.NoError(t, err)
-	assert.Equal(t, []string{workflows.SAEnv, workflows.SAStatus, workflows.SARequester}, added)
+	assert.Equal(t, []string{workflows.SAEnv, workflows.SAStatus, workflows.SARequester, workflows.SAManager}, added)
 	added, err = PrepareNamespace(ctx, c, "default")
 	require.NoError(t, err)
 	assert.Empty(t, added, "a prepared namespace is left as it is")
