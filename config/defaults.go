@@ -107,6 +107,9 @@ const (
 	// DefaultStopTimeout is how long a stopping worker lets running
 	// activities finish before it hands them back.
 	DefaultStopTimeout = 10 * time.Second
+	// DefaultAwayStopWait bounds a stop while Temporal does not answer:
+	// the workers' goodbye to the server would hold it for seconds.
+	DefaultAwayStopWait = 200 * time.Millisecond
 	// DefaultTelemetryFlushTimeout bounds the flush of traces at exit.
 	DefaultTelemetryFlushTimeout = 2 * time.Second
 	// DefaultDeregisterTimeout bounds a stopping worker's deregistration.

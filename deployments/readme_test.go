@@ -102,7 +102,7 @@ func TestOperationsGuide(t *testing.T) {
 		}
 	}
 
-	for _, sa := range []string{workflows.SAProject, workflows.SAEnv, workflows.SAStatus, workflows.SARequester} {
+	for _, sa := range workflows.SearchAttributes {
 		assert.Contains(t, guide, "temporal operator search-attribute create --namespace relman --name "+sa+" --type Keyword")
 		assert.Contains(t, guide, sa, "the Cloud instructions")
 	}

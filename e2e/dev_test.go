@@ -107,3 +107,40 @@ func TestDevDemoAndRestart(t *testing.T) {
 	_, err = net.DialTimeout("tcp", addr, time.Second)
 	assert.Error(t, err, fmt.Sprintf("%s still listening after the stack stopped", addr))
 }
+
+// TestDevFreePorts: `relman dev --port 0 --gateway-port 0` prints the ports
+// it took and writes them into the configs it leaves, so a role started by
+// hand from them, or a client reading them, finds the stack.
+func TestDevFreePorts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts its own dev server")
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, env.Relman, "dev", "--dir", dir, "--port", "0", "--ui-port", "-1", "--gateway-port", "0", "--once")
+	cmd.Env = append(os.Environ(), "RELMAN_TEMPORAL_BIN="+env.Temporal)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	s := string(out)
+	temporal := regexp.MustCompile(`Temporal\s+(127\.0\.0\.1:(\d+))`).FindStringSubmatch(s)
+	require.NotNil(t, temporal, s)
+	gateway := regexp.MustCompile(`XML-RPC\s+http://127\.0\.0\.1:(\d+)/`).FindStringSubmatch(s)
+	require.NotNil(t, gateway, s)
+	assert.NotEqual(t, "0", temporal[2])
+	assert.NotEqual(t, "0", gateway[1])
+	assert.Contains(t, s, fmt.Sprintf("temporal address %s, manager listen_port %s\n", temporal[1], gateway[1]))
+
+	manager := readFile(t, filepath.Join(dir, "manager.yaml"))
+	assert.Contains(t, manager, "\n  address: "+temporal[1]+"\n")
+	assert.Contains(t, manager, "\nlisten_port: "+gateway[1]+"\n")
+	assert.NotContains(t, manager, "localhost:7233")
+	assert.Contains(t, manager, "# The XML-RPC gateway's port", "comments stay")
+	for _, f := range []string{"builder.yaml", "installer-a.yaml", "installer-b.yaml"} {
+		body := readFile(t, filepath.Join(dir, f))
+		assert.Contains(t, body, "\n  address: "+temporal[1]+"\n", f)
+	}
+	check := exec.CommandContext(ctx, env.Relman, "config", "check", filepath.Join(dir, "manager.yaml"), filepath.Join(dir, "builder.yaml"))
+	b, err := check.CombinedOutput()
+	assert.NoError(t, err, "%s", b)
+}

@@ -21,13 +21,15 @@ import (
 // example project to INSTALL_COMPLETED. The only edits are the ones the
 // manager's README names: a token, and listen_port (this machine's 10000
 // may be taken). They run against a Temporal of their own, as the
-// generated configs name the default manager.
+// generated configs name the default manager: a bare `temporal server
+// start-dev`, without relman's search attributes, which the manager's
+// error and the READMEs name `relman namespace prepare` for.
 func TestGeneratedLayoutsRelease(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	port, err := freeTCPPort()
 	require.NoError(t, err)
-	srv, err := devserver.Start(ctx, devserver.Options{Bin: env.Temporal, Port: port, LogPath: env.Path("logs", "generated-temporal.log"), LogLevel: "error"})
+	srv, err := devserver.Start(ctx, devserver.Options{Bin: env.Temporal, Port: port, LogPath: env.Path("logs", "generated-temporal.log"), LogLevel: "error", Bare: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = srv.Stop(20 * time.Second) })
 	env.AddLog(env.Path("logs", "generated-temporal.log"))
@@ -69,6 +71,27 @@ func TestGeneratedLayoutsRelease(t *testing.T) {
 	require.Contains(t, body, "listen_port: 10000")
 	require.NoError(t, os.WriteFile(cfg, []byte(strings.Replace(body, "listen_port: 10000", fmt.Sprintf("listen_port: %d", gatewayPort), 1)), 0o644))
 
+	// On the bare server the manager refuses, naming the command; the
+	// command, run twice, prepares the namespace once.
+	for _, role := range []string{"manager", "builder", "installer"} {
+		require.Contains(t, readFile(t, filepath.Join(dir, names[role], "README.md")), "relman namespace prepare", role)
+	}
+	refuse, cancelRefuse := context.WithTimeout(ctx, time.Minute)
+	cmd := exec.CommandContext(refuse, env.Relman, "manager", "--config", cfg)
+	cmd.Dir = mgr
+	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+srv.Address)
+	refused, err := cmd.CombinedOutput()
+	cancelRefuse()
+	require.Error(t, err, "the manager starts on a namespace without relman's search attributes")
+	assert.Contains(t, string(refused), "lacks relman's search attributes")
+	assert.Contains(t, string(refused), "relman namespace prepare")
+	out, err := run(mgr, "namespace", "prepare")
+	require.NoError(t, err)
+	assert.Contains(t, out, "added search attributes RelmanProject, RelmanEnv, RelmanStatus, RelmanRequester, RelmanManager")
+	out, err = run(mgr, "namespace", "prepare")
+	require.NoError(t, err)
+	assert.Contains(t, out, "namespace default is ready: it has relman's search attributes")
+
 	// Each role started as its README says, from its own directory.
 	for _, role := range []string{"manager", "builder", "installer"} {
 		require.Contains(t, readFile(t, filepath.Join(dir, names[role], "README.md")), "relman "+role+" --config conf/"+role+".yaml")
@@ -82,7 +105,7 @@ func TestGeneratedLayoutsRelease(t *testing.T) {
 		return err == nil && strings.Contains(out, names["builder"]) && strings.Contains(out, names["installer"])
 	}, 2*time.Minute, 300*time.Millisecond, "the generated builder and installer register")
 
-	out, err := run(mgr, "release", "template", "--env", "test", "--wait", "--token-file", "conf/deployer.token")
+	out, err = run(mgr, "release", "template", "--env", "test", "--wait", "--token-file", "conf/deployer.token")
 	require.NoError(t, err)
 	assert.Contains(t, out, "INSTALL_COMPLETED")
 	installed := filepath.Join(dir, names["installer"], "install_base", "test", "template")

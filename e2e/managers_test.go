@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -102,6 +103,7 @@ environments:
 		{workflows.DefaultManagerQueue, "builder-e2e", "shop v"},
 		{"relman-seg", "builder-seg", "built by builder-seg"},
 	}
+	started := map[string][]string{} // manager queue -> its transactions
 	// Twice each, alternating: with one shared build queue either builder
 	// would take about half of the builds.
 	for round := range 2 {
@@ -109,6 +111,7 @@ environments:
 			t.Run(fmt.Sprintf("%s-%d", m.queue, round), func(t *testing.T) {
 				txid, err := transaction.Start(ctx, env.Client, m.queue, "", workflows.Request{Project: "shop", Action: workflows.ActionInstall, Env: "multi", Requester: "e2e-tester"})
 				require.NoError(t, err)
+				started[m.queue] = append(started[m.queue], txid)
 				d, err := env.Final(ctx, txid)
 				require.NoError(t, err, "%+v", d)
 				assert.Equal(t, workflows.StatusInstallCompleted, d.Status)
@@ -138,6 +141,56 @@ environments:
 				assert.NotZero(t, builds)
 				assert.NotZero(t, installs)
 			})
+		}
+	}
+
+	// relman list lists the transactions of --manager-queue only, and
+	// every manager's with --all-managers.
+	listed := func(args ...string) map[string]string {
+		t.Helper()
+		out, errOut, code := relman(t, append([]string{"list", "--project", "shop", "--env", "multi", "--limit", "100", "-o", "json"}, args...)...)
+		require.Equal(t, 0, code, errOut)
+		var rows []transaction.Listed
+		require.NoError(t, json.Unmarshal([]byte(out), &rows))
+		ids := map[string]string{}
+		for _, r := range rows {
+			ids[r.Transaction] = r.Manager
+		}
+		return ids
+	}
+	require.Len(t, started["relman-seg"], 2)
+	require.Len(t, started[workflows.DefaultManagerQueue], 2)
+	require.Eventually(t, func() bool {
+		all := listed("--all-managers")
+		for _, ids := range started {
+			for _, id := range ids {
+				if _, ok := all[id]; !ok {
+					return false
+				}
+			}
+		}
+		return true
+	}, 30*time.Second, 300*time.Millisecond, "visibility lists all four transactions")
+	for queue, ids := range started {
+		var scoped map[string]string
+		if queue == workflows.DefaultManagerQueue {
+			scoped = listed()
+		} else {
+			scoped = listed("--manager-queue", queue)
+		}
+		for _, id := range ids {
+			assert.Equal(t, queue, scoped[id], "%s is listed for its manager %s", id, queue)
+		}
+		for other, oids := range started {
+			if other == queue {
+				continue
+			}
+			for _, id := range oids {
+				assert.NotContains(t, scoped, id, "%s of manager %s is not listed for %s", id, other, queue)
+			}
+		}
+		for id, m := range scoped {
+			assert.Equal(t, queue, m, "%s listed for %s", id, queue)
 		}
 	}
 

@@ -37,15 +37,8 @@ const reachTimeout = config.DefaultReachTimeout
 // given one registry id, and retrying cannot fix that.
 func (r *role) serve(ctx context.Context, managers []config.ManagerRef, ws []worker.Worker, reg workflows.Registration) error {
 	var started []worker.Worker
-	defer func() {
-		// The workers stop together: each waits up to stopTimeout for its
-		// running activities, and one after the other they would add up.
-		var wg sync.WaitGroup
-		for _, w := range started {
-			wg.Go(w.Stop)
-		}
-		wg.Wait()
-	}()
+	away := false
+	defer func() { r.stopWorkers(away, started...) }()
 	for _, w := range ws {
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("%s worker: %w", reg.Role, err)
@@ -81,6 +74,7 @@ func (r *role) serve(ctx context.Context, managers []config.ManagerRef, ws []wor
 	if err := r.reachable(ctx); err != nil {
 		r.log.Warn("Temporal does not answer; not deregistered, the leases expire on their own", "error", err)
 		regs = nil
+		away = true
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deregisterTimeout)
 	defer cancel()
@@ -97,6 +91,37 @@ func (r *role) serve(ctx context.Context, managers []config.ManagerRef, ws []wor
 	}
 	r.log.Info(r.name + " stopped")
 	return nil
+}
+
+// awayStopWait bounds a stop while Temporal does not answer: the workers'
+// goodbye to the server (the SDK's ShutdownWorker call, up to 10 s) would
+// hold it, and a running activity could not report its result anyway.
+const awayStopWait = config.DefaultAwayStopWait
+
+// stopWorkers stops ws together: each waits up to stopTimeout for its
+// running activities, and one after the other they would add up. When
+// Temporal is away (it did not answer reachable) the stop waits at most
+// awayStopWait; what is still running is abandoned to Temporal's timeouts
+// and retries, as if the process had been killed.
+func (r *role) stopWorkers(away bool, ws ...worker.Worker) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var wg sync.WaitGroup
+		for _, w := range ws {
+			wg.Go(w.Stop)
+		}
+		wg.Wait()
+	}()
+	if !away {
+		<-done
+		return
+	}
+	select {
+	case <-done:
+	case <-time.After(awayStopWait):
+		r.log.Warn("Temporal does not answer; stopped without waiting for the workers' goodbye", "waited", awayStopWait)
+	}
 }
 
 // reachable checks that Temporal answers, within reachTimeout. A frontend

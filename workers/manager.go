@@ -21,6 +21,7 @@ import (
 	"github.com/relman/relman/internal/secretfile"
 	"github.com/relman/relman/internal/temporalclient"
 	"github.com/relman/relman/internal/transaction"
+	"github.com/relman/relman/workflows"
 )
 
 // manager runs the workflows and the manager's activities on the manager
@@ -56,7 +57,7 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 		return err
 	}
 	if !checked {
-		r.log.Warn("could not list the namespace's search attributes (no operator rights?); make sure RelmanProject, RelmanEnv, RelmanStatus and RelmanRequester exist as Keyword")
+		r.log.Warn("could not list the namespace's search attributes (no operator rights?); make sure " + strings.Join(workflows.SearchAttributes, ", ") + " exist as Keyword (`relman namespace prepare` with operator rights adds them)")
 	}
 	// The gateway and the manager's activities share one set of realms.
 	realms, err := Realms(cfg, r.opts.Authenticators)
@@ -128,7 +129,11 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 		"projects", len(cfg.Projects), "environments", len(cfg.Environments))
 	r.ready(serving)
 	<-ctx.Done()
-	w.Stop()
+	away := r.reachable(ctx)
+	if away != nil {
+		r.log.Warn("Temporal does not answer; stopping without waiting for it", "error", away)
+	}
+	r.stopWorkers(away != nil, w)
 	r.log.Info("manager stopped")
 	return nil
 }

@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"go.temporal.io/sdk/client"
 
 	"github.com/relman/relman/artifact"
@@ -246,7 +247,10 @@ func (r *role) ready(s Serving) {
 func (r *role) warn(msg string) { r.log.Warn(msg) }
 
 // NewLogger writes a role's structured log to its logging path (the seed's
-// logging_path and logging_level), or to stderr when none is set.
+// logging_path and logging_level), or to stderr when none is set. With a
+// logging path and stderr a terminal (a role started by a person), warnings
+// and errors also go to stderr: "Temporal is unreachable; retrying" must
+// not sit only in a file.
 func NewLogger(l config.Logging, stderr io.Writer) (*slog.Logger, func(), error) {
 	level, err := config.ParseLevel(l.Level)
 	if err != nil {
@@ -264,7 +268,61 @@ func NewLogger(l config.Logging, stderr io.Writer) (*slog.Logger, func(), error)
 		}
 		w, closer = f, func() { f.Close() }
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), closer, nil
+	var h slog.Handler = slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})
+	if l.Path != "" && IsTerminal(stderr) {
+		h = teeHandler{h, slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: max(level, slog.LevelWarn)})}
+	}
+	return slog.New(h), closer, nil
+}
+
+// IsTerminal reports whether w is a terminal: a writer that says so itself
+// (IsTerminal() bool, as tests' writers do), or a file on a terminal.
+func IsTerminal(w io.Writer) bool {
+	switch w := w.(type) {
+	case interface{ IsTerminal() bool }:
+		return w.IsTerminal()
+	case *os.File:
+		return isatty.IsTerminal(w.Fd())
+	}
+	return false
+}
+
+// teeHandler hands each record to every handler that takes its level.
+type teeHandler []slog.Handler
+
+func (t teeHandler) Enabled(ctx context.Context, level slog.Level) bool {
+	for _, h := range t {
+		if h.Enabled(ctx, level) {
+			return true
+		}
+	}
+	return false
+}
+
+func (t teeHandler) Handle(ctx context.Context, r slog.Record) error {
+	var errs []error
+	for _, h := range t {
+		if h.Enabled(ctx, r.Level) {
+			errs = append(errs, h.Handle(ctx, r.Clone()))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (t teeHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	out := make(teeHandler, len(t))
+	for i, h := range t {
+		out[i] = h.WithAttrs(as)
+	}
+	return out
+}
+
+func (t teeHandler) WithGroup(name string) slog.Handler {
+	out := make(teeHandler, len(t))
+	for i, h := range t {
+		out[i] = h.WithGroup(name)
+	}
+	return out
 }
 
 // roleID names a role instance: in its client identity, its registration

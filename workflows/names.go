@@ -165,11 +165,14 @@ const (
 	SAEnv       = "RelmanEnv"
 	SAStatus    = "RelmanStatus"
 	SARequester = "RelmanRequester"
+	// SAManager is the manager queue a transaction was started on, set
+	// at start (not upserted), so `relman list` lists one manager's.
+	SAManager = "RelmanManager"
 )
 
 // SearchAttributes lists every search attribute relman sets; all are
 // Keyword.
-var SearchAttributes = []string{SAProject, SAEnv, SAStatus, SARequester}
+var SearchAttributes = []string{SAProject, SAEnv, SAStatus, SARequester, SAManager}
 
 // Application error types. Callers branch on these, never on message text.
 const (

@@ -37,7 +37,7 @@ namespace)
     temporal operator namespace create --namespace "$ns" --retention 30d
   temporal operator namespace update --namespace "$ns" --retention 30d
   # The search attributes relman sets on every transaction (workflows/types.go).
-  for sa in RelmanProject RelmanEnv RelmanStatus RelmanRequester; do
+  for sa in RelmanProject RelmanEnv RelmanStatus RelmanRequester RelmanManager; do
     temporal operator search-attribute list --namespace "$ns" | grep -qw "$sa" ||
       temporal operator search-attribute create --namespace "$ns" --name "$sa" --type Keyword
   done

@@ -44,7 +44,7 @@ const Namespace = "default"
 
 // SearchAttributes are relman's search attributes, all Keyword: a cluster
 // without them leaves every release STARTED forever.
-var SearchAttributes = []string{workflows.SAProject, workflows.SAEnv, workflows.SAStatus, workflows.SARequester}
+var SearchAttributes = []string{workflows.SAProject, workflows.SAEnv, workflows.SAStatus, workflows.SARequester, workflows.SAManager}
 
 // Tools are the binaries and files the cluster runs from.
 type Tools struct {

@@ -88,6 +88,9 @@ type Options struct {
 	ExtraArgs []string
 	// Retention of the namespace; 0: Retention.
 	Retention time.Duration
+	// Bare starts the server as `temporal server start-dev` does without
+	// relman: no search attributes registered.
+	Bare bool
 }
 
 // Server is a running dev server.
@@ -163,6 +166,9 @@ func (s *Server) Start(ctx context.Context) error {
 		args = append(args, "--headless")
 	}
 	for _, sa := range workflows.SearchAttributes {
+		if s.o.Bare {
+			break
+		}
 		args = append(args, "--search-attribute", sa+"=Keyword")
 	}
 	args = append(args, s.o.ExtraArgs...)

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -178,6 +179,11 @@ func (g Registry) List(ctx context.Context, now time.Time) ([]workflows.Lease, e
 		wg.Go(func() { parts[i], errs[i] = g.read(ctx, id) })
 	}
 	wg.Wait()
+	for _, err := range errs {
+		if noPoller(err) {
+			return nil, &ManagerDownError{Queue: g.ManagerQueue, Registry: g.ID, Err: err}
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -203,6 +209,31 @@ func (g Registry) List(ctx context.Context, now time.Time) ([]workflows.Lease, e
 		return 0
 	})
 	return live, nil
+}
+
+// ManagerDownError: no manager polls the queue the registry's workflows
+// run on, so nothing can answer a read of the registrations.
+type ManagerDownError struct {
+	Queue    string
+	Registry string
+	Err      error
+}
+
+func (e *ManagerDownError) Error() string {
+	return fmt.Sprintf("the manager on task queue %s is down: no manager process polls it, so registry %s cannot answer; start one (`relman manager --config manager.yaml` with manager_queue: %s, or `relman dev` for the default), or pass the --manager-queue and --registry-id of a manager that runs",
+		e.Queue, e.Registry, e.Queue)
+}
+
+func (e *ManagerDownError) Unwrap() error { return e.Err }
+
+// noPoller recognises Temporal's answer to a query no worker polls for:
+// "no poller seen for task queue recently, worker may be down".
+func noPoller(err error) bool {
+	if err == nil {
+		return false
+	}
+	var fp *serviceerror.FailedPrecondition
+	return errors.As(err, &fp) && strings.Contains(fp.Error(), "no poller seen") || strings.Contains(err.Error(), "no poller seen for task queue")
 }
 
 // read queries one registry workflow; one that does not exist has none.

@@ -42,7 +42,7 @@ func StartRollback(ctx context.Context, c client.Client, queue string, req workf
 	if sign != nil {
 		in.Signature = sign.Sign(workflows.RollbackStart(u.String(), in).Payload())
 	}
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: u.String(), TaskQueue: queue, WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE},
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: u.String(), TaskQueue: queue, WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE, TypedSearchAttributes: managerAttribute(queue)},
 		workflows.RollbackWorkflowName, in)
 	if err != nil {
 		return "", fmt.Errorf("start rollback of %s in %s: %w", req.Project, req.Env, err)

@@ -97,6 +97,7 @@ func StartSigned(ctx context.Context, c client.Client, queue, requestID string, 
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		// An existing id is an answer to check, not one to hand back.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes:                    managerAttribute(queue),
 	}
 	in := workflows.ReleaseInput{Request: req}
 	if sign != nil {
@@ -490,15 +491,25 @@ type Listed struct {
 	Requester   string    `json:"requester,omitempty"`
 	Started     time.Time `json:"started"`
 	Closed      time.Time `json:"closed,omitempty"`
+	// Manager is the manager queue it was started on; empty for one
+	// started before relman recorded it.
+	Manager string `json:"manager,omitempty"`
 	// From is "record" for a transaction Temporal no longer has, listed
 	// from its closed-transaction record (records.go).
 	From string `json:"from,omitempty"`
 }
 
-// Filter narrows a list; empty fields match everything.
+// Filter narrows a list; empty fields match everything. Manager is a
+// manager queue: transactions started before relman set RelmanManager carry
+// none and are listed only without it.
 type Filter struct {
-	Project, Env, Status, Requester string
-	Limit                           int
+	Project, Env, Status, Requester, Manager string
+	Limit                                    int
+}
+
+// managerAttribute marks a transaction with the manager queue it starts on.
+func managerAttribute(queue string) temporal.SearchAttributes {
+	return temporal.NewSearchAttributes(temporal.NewSearchAttributeKeyKeyword(workflows.SAManager).ValueSet(queue))
 }
 
 // ErrBadFilter: a filter value that cannot go into a visibility query.
@@ -515,6 +526,7 @@ func List(ctx context.Context, c client.Client, f Filter) ([]Listed, error) {
 		{workflows.SAEnv, f.Env, "env"},
 		{workflows.SAStatus, strings.ToUpper(f.Status), "status"},
 		{workflows.SARequester, f.Requester, "requester"},
+		{workflows.SAManager, f.Manager, "manager queue"},
 	} {
 		if kv.val == "" {
 			continue
@@ -540,7 +552,7 @@ func List(ctx context.Context, c client.Client, f Filter) ([]Listed, error) {
 				r.Closed = e.GetCloseTime().AsTime()
 			}
 			fields := e.GetSearchAttributes().GetIndexedFields()
-			for attr, dst := range map[string]*string{workflows.SAProject: &r.Project, workflows.SAEnv: &r.Env, workflows.SAStatus: &r.Status, workflows.SARequester: &r.Requester} {
+			for attr, dst := range map[string]*string{workflows.SAProject: &r.Project, workflows.SAEnv: &r.Env, workflows.SAStatus: &r.Status, workflows.SARequester: &r.Requester, workflows.SAManager: &r.Manager} {
 				if p, ok := fields[attr]; ok {
 					_ = dc.FromPayload(p, dst)
 				}

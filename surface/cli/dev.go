@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/url"
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -79,6 +81,11 @@ what was installed on each host; --once stops the stack after the demo.`,
 				fmt.Fprintf(out, "XML-RPC    %s (request_action, query_transaction, ...)\n", s.GatewayURL)
 			}
 			fmt.Fprintf(out, "state      %s (configs, logs, artifacts, temporal.db)\n", s.Dir)
+			fmt.Fprintf(out, "configs    %s: temporal address %s", strings.Join(devstack.Configs, ", "), s.Address)
+			if s.GatewayURL != "" {
+				fmt.Fprintf(out, ", manager listen_port %s", gatewayPort(s.GatewayURL))
+			}
+			fmt.Fprintln(out)
 			fmt.Fprintf(out, "project    template, git repository %s\n", filepath.Join(s.Dir, "repos", "template"))
 			for _, h := range sortedKeys(s.Hosts) {
 				fmt.Fprintf(out, "%-10s install root %s\n", h, s.Hosts[h])
@@ -105,7 +112,7 @@ what was installed on each host; --once stops the stack after the demo.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Dir, "dir", ".relman/dev", "directory for all of the stack's state")
-	f.IntVar(&o.Port, "port", 7233, "Temporal gRPC port")
+	f.IntVar(&o.Port, "port", 7233, "Temporal gRPC port; 0 for a free one")
 	f.IntVar(&o.UIPort, "ui-port", 8233, "Temporal Web UI port; -1 for none")
 	f.IntVar(&o.GatewayPort, "gateway-port", config.DefaultListenPort, "the manager's XML-RPC gateway port on 127.0.0.1; 0 for a free one, -1 for none")
 	f.StringVar(&o.TemporalBin, "temporal-bin", "", "temporal CLI to run (default: $RELMAN_TEMPORAL_BIN, ./bin/temporal, PATH)")
@@ -175,4 +182,13 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// gatewayPort is the port of the gateway's URL.
+func gatewayPort(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "?"
+	}
+	return p.Port()
 }

@@ -199,6 +199,9 @@ they are. The commands below run in this directory.
 
 The {{.Role}} talks to Temporal: TEMPORAL_ADDRESS or --address says where
 (default localhost:7233; for a try on one machine, ` + "`temporal server start-dev`" + `).
+Prepare the namespace once (relman's search attributes; the manager refuses
+to start without them): ` + "`relman namespace prepare`" + ` with the same TEMPORAL_*
+settings. On Temporal Cloud it prints the tcld command that does it.
 Started while Temporal is away, it warns and serves once Temporal comes.
 {{- if eq .Role "manager"}}
 

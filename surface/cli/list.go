@@ -14,15 +14,25 @@ import (
 
 func (a *app) listCommand() *cobra.Command {
 	var f transaction.Filter
+	var all bool
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List transactions, newest first, filtered by project, environment, status or requester",
+		Short: "List the manager's transactions (--manager-queue), newest first, filtered by project, environment, status or requester",
+		Long: `list lists the transactions of the manager on --manager-queue (the search
+attribute RelmanManager), or of every manager with --all-managers.
+Transactions started before relman recorded their manager carry none: only
+--all-managers lists them.`,
 		Example: `  relman list
-  relman list --project template --env test --status INSTALL_FAILED --limit 20`,
+  relman list --project template --env test --status INSTALL_FAILED --limit 20
+  relman list --manager-queue team-b
+  relman list --all-managers`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.Limit <= 0 {
 				return usageErr("--limit must be positive")
+			}
+			if !all {
+				f.Manager = a.queue
 			}
 			c, err := a.dial()
 			if err != nil {
@@ -63,5 +73,6 @@ func (a *app) listCommand() *cobra.Command {
 	fl.StringVar(&f.Status, "status", "", "only this status word (STARTED, BUILD_COMPLETED, INSTALL_COMPLETED, REJECTED, BUILD_FAILED, INSTALL_FAILED, CANCELLED)")
 	fl.StringVar(&f.Requester, "requester", "", "only requests by this user")
 	fl.IntVar(&f.Limit, "limit", 20, "at most this many transactions")
+	fl.BoolVar(&all, "all-managers", false, "list every manager's transactions, not only those of --manager-queue")
 	return cmd
 }

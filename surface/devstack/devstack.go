@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,11 +30,14 @@ import (
 	"github.com/relman/relman/workers"
 )
 
+// Configs are the role configs the stack keeps in its directory.
+var Configs = []string{"manager.yaml", "builder.yaml", "installer-a.yaml", "installer-b.yaml"}
+
 // Options say where the stack lives and listens.
 type Options struct {
 	Dir         string
 	TemporalBin string // empty: devserver.Find
-	Port        int    // Temporal gRPC, default 7233
+	Port        int    // Temporal gRPC; 0: a free one (relman dev passes 7233)
 	UIPort      int    // Web UI, default 8233; negative: no UI
 	// GatewayPort is the manager's XML-RPC gateway; 0 picks a free port,
 	// negative: no gateway. `relman dev` passes 10000 unless told otherwise.
@@ -66,9 +71,6 @@ type Stack struct {
 
 // Start brings the stack up and returns once every role is serving.
 func Start(ctx context.Context, o Options) (*Stack, error) {
-	if o.Port == 0 {
-		o.Port = 7233
-	}
 	if o.UIPort == 0 {
 		o.UIPort = 8233
 	}
@@ -110,7 +112,60 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		s.Stop()
 		return nil, err
 	}
+	if err := s.recordPorts(); err != nil {
+		s.Stop()
+		return nil, err
+	}
 	return s, nil
+}
+
+var (
+	addressLine    = regexp.MustCompile(`(?m)^(  address:[ \t]*)\S+`)
+	listenPortLine = regexp.MustCompile(`(?m)^(listen_port:[ \t]*)\d+`)
+)
+
+// replaceFirst sets the value of re's first match in b (group 1 is the key).
+func replaceFirst(re *regexp.Regexp, b []byte, value string) []byte {
+	m := re.FindSubmatchIndex(b)
+	if m == nil {
+		return b
+	}
+	out := append([]byte(nil), b[:m[3]]...)
+	out = append(out, value...)
+	return append(out, b[m[1]:]...)
+}
+
+// recordPorts writes the address Temporal serves on, and the manager's
+// gateway port, into the configs the stack leaves in its directory, so
+// they say what runs (a port chosen free, 0 on the command line) and a
+// role started by hand from them finds it. Comments and edits stay.
+func (s *Stack) recordPorts() error {
+	gatewayPort := ""
+	if s.GatewayURL != "" {
+		u, err := url.Parse(s.GatewayURL)
+		if err != nil {
+			return fmt.Errorf("gateway url %s: %w", s.GatewayURL, err)
+		}
+		gatewayPort = u.Port()
+	}
+	for _, name := range Configs {
+		p := filepath.Join(s.Dir, name)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		out := replaceFirst(addressLine, b, s.Address)
+		if name == "manager.yaml" && gatewayPort != "" {
+			out = replaceFirst(listenPortLine, out, gatewayPort)
+		}
+		if string(out) == string(b) {
+			continue
+		}
+		if err := os.WriteFile(p, out, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // startRoles runs the manager (with the gateway unless GatewayPort is
@@ -118,7 +173,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 // workers.Run with its own client and log, and waits until all serve.
 func (s *Stack) startRoles(ctx context.Context, dir string, o Options) error {
 	var cfgs []config.File
-	for _, f := range []string{"manager.yaml", "builder.yaml", "installer-a.yaml", "installer-b.yaml"} {
+	for _, f := range Configs {
 		c, err := config.Load(filepath.Join(dir, f))
 		if err != nil {
 			return err
@@ -200,7 +255,7 @@ func (s *Stack) Stop() {
 // writeExamples copies the example configs into dir unless they are there
 // already, so edits made in dir survive restarts.
 func writeExamples(dir string) error {
-	for _, name := range []string{"manager.yaml", "builder.yaml", "installer-a.yaml", "installer-b.yaml"} {
+	for _, name := range Configs {
 		dst := filepath.Join(dir, name)
 		if _, err := os.Stat(dst); err == nil {
 			continue

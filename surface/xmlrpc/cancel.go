@@ -42,7 +42,8 @@ func (g *Gateway) cancelTransaction(ctx context.Context, ps []any) (any, error) 
 	case errors.Is(err, transaction.ErrCancelRefused):
 		return nil, Faultf(CodeCancelRefused, "%v", err)
 	case errors.Is(err, transaction.ErrNotFound):
-		return nil, Faultf(CodeUnknownTransaction, "transaction %q is not running", clip(id))
+		// actOn found the transaction, so it has ended since.
+		return nil, Faultf(CodeCancelRefused, "transaction %q has ended; there is nothing to cancel", clip(id))
 	case err != nil:
 		return nil, Faultf(CodeInternal, "could not cancel %s: %v", clip(id), err)
 	}
