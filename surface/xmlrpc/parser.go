@@ -197,33 +197,46 @@ func (p *parser) text() (string, error) {
 // </params>.
 func (p *parser) params() ([]any, error) {
 	out := []any{}
+	err := p.elements("params", "param", func() error {
+		if err := p.open("value"); err != nil {
+			return err
+		}
+		v, err := p.value()
+		if err != nil {
+			return err
+		}
+		out = append(out, v)
+		return p.close() // </param>
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// elements reads the children of parent up to its end tag, each of which
+// must be a child element, handing each to read once its start tag is
+// read. Whitespace between them is skipped; other text is refused.
+func (p *parser) elements(parent, child string, read func() error) error {
 	for {
 		t, err := p.token()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		switch t := t.(type) {
 		case xml.CharData:
 			if !isSpace(t) {
-				return nil, invalid("unexpected text %q in <params>", clip(string(t)))
+				return invalid("unexpected text %q in <%s>", clip(string(t)), parent)
 			}
-		case xml.EndElement: // </params>
-			return out, nil
+		case xml.EndElement:
+			return nil
 		case xml.StartElement:
-			if t.Name.Local != "param" {
-				return nil, invalid("<%s> inside <params>, want <param>", t.Name.Local)
+			if t.Name.Local != child {
+				return invalid("<%s> inside <%s>, want <%s>", t.Name.Local, parent, child)
 			}
-			if err := p.open("value"); err != nil {
-				return nil, err
+			if err := read(); err != nil {
+				return err
 			}
-			v, err := p.value()
-			if err != nil {
-				return nil, err
-			}
-			if err := p.close(); err != nil { // </param>
-				return nil, err
-			}
-			out = append(out, v)
 		}
 	}
 }

@@ -124,32 +124,18 @@ func (p *parser) array() (any, error) {
 		return nil, err
 	}
 	out := []any{}
-	for {
-		t, err := p.token()
-		if err != nil {
-			return nil, err
-		}
-		switch t := t.(type) {
-		case xml.CharData:
-			if !isSpace(t) {
-				return nil, invalid("unexpected text %q in <data>", clip(string(t)))
-			}
-		case xml.EndElement: // </data>
-			if err := p.close(); err != nil { // </array>
-				return nil, err
-			}
-			return out, nil
-		case xml.StartElement:
-			if t.Name.Local != "value" {
-				return nil, invalid("<%s> inside <data>, want <value>", t.Name.Local)
-			}
-			v, err := p.value()
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, v)
-		}
+	err := p.elements("data", "value", func() error {
+		v, err := p.value()
+		out = append(out, v)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
+	if err := p.close(); err != nil { // </array>
+		return nil, err
+	}
+	return out, nil
 }
 
 // structure reads <member><name/><value/></member>* up to </struct>. A
@@ -160,42 +146,28 @@ func (p *parser) structure() (any, error) {
 	}
 	defer func() { p.depth-- }()
 	out := map[string]any{}
-	for {
-		t, err := p.token()
+	err := p.elements("struct", "member", func() error {
+		if err := p.open("name"); err != nil {
+			return err
+		}
+		name, err := p.text()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		switch t := t.(type) {
-		case xml.CharData:
-			if !isSpace(t) {
-				return nil, invalid("unexpected text %q in <struct>", clip(string(t)))
-			}
-		case xml.EndElement:
-			return out, nil
-		case xml.StartElement:
-			if t.Name.Local != "member" {
-				return nil, invalid("<%s> inside <struct>, want <member>", t.Name.Local)
-			}
-			if err := p.open("name"); err != nil {
-				return nil, err
-			}
-			name, err := p.text()
-			if err != nil {
-				return nil, err
-			}
-			if err := p.open("value"); err != nil {
-				return nil, err
-			}
-			v, err := p.value()
-			if err != nil {
-				return nil, err
-			}
-			if err := p.close(); err != nil { // </member>
-				return nil, err
-			}
-			out[name] = v
+		if err := p.open("value"); err != nil {
+			return err
 		}
+		v, err := p.value()
+		if err != nil {
+			return err
+		}
+		out[name] = v
+		return p.close() // </member>
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // Time layouts accepted for dateTime.iso8601: Python's (no zone, meaning
