@@ -2,11 +2,9 @@ package cli
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/relman/relman/auth"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
 )
@@ -33,19 +31,14 @@ whoever requested a release cannot approve it.`,
 			if by == "" {
 				return usageErr("who you are is unknown; set RELMAN_REQUESTER")
 			}
-			key, err := a.tokenKey()
-			if err != nil {
-				return err
-			}
-			c, err := a.dial()
+			sign, c, err := a.signedDial()
 			if err != nil {
 				return err
 			}
 			defer c.Close()
 			d := workflows.ApprovalDecision{By: by, Comment: comment}
-			if key != nil {
-				s := auth.SignWithToken(key, workflows.DecisionPayload(args[0], approve, d), time.Now())
-				d.Signature = &s
+			if sign != nil {
+				d.Signature = sign.Sign(workflows.DecisionPayload(args[0], approve, d))
 			}
 			msg, err := transaction.Decide(cmd.Context(), c, args[0], approve, d)
 			if err != nil {

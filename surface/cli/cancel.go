@@ -36,11 +36,7 @@ transaction has ended and prints its final status.`,
 			if by == "" {
 				return usageErr("who you are is unknown; set RELMAN_REQUESTER")
 			}
-			sign, err := a.signer()
-			if err != nil {
-				return err
-			}
-			c, err := a.dial()
+			sign, c, err := a.signedDial()
 			if err != nil {
 				return err
 			}

@@ -67,11 +67,7 @@ func (a *app) planCommand() *cobra.Command {
 				return err
 			}
 			req.Requester = requester(a.opts.LookupEnv)
-			sign, err := a.signer()
-			if err != nil {
-				return err
-			}
-			c, err := a.dial()
+			sign, c, err := a.signedDial()
 			if err != nil {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/relman/relman/auth"
 	"github.com/relman/relman/internal/secretfile"
@@ -195,6 +196,20 @@ func (a *app) signer() (*transaction.Signer, error) {
 			return &s
 		},
 	}, nil
+}
+
+// signedDial is a.signer (nil without a token) and a.dial: what a command
+// that sends a signed request needs. The caller closes the client.
+func (a *app) signedDial() (*transaction.Signer, client.Client, error) {
+	sign, err := a.signer()
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := a.dial()
+	if err != nil {
+		return nil, nil, err
+	}
+	return sign, c, nil
 }
 
 // tokenKey reads the user's token, if any, and returns its signing key.
