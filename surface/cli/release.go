@@ -119,17 +119,7 @@ func (a *app) submit(ctx context.Context, req workflows.Request, o submitOptions
 	if err != nil {
 		return err
 	}
-	if a.output == "json" {
-		if err := a.printJSON(d); err != nil {
-			return err
-		}
-	} else {
-		printSummary(a.opts.Stdout, d)
-	}
-	if !d.Status.Succeeded(d.Request.Action) {
-		return &exitError{code: ExitReleaseFailed, err: fmt.Errorf("transaction %s ended %s: %s", txid, d.Status, d.Reason)}
-	}
-	return nil
+	return a.printEnded(txid, d, d.Request.Action)
 }
 
 func (a *app) installCommand() *cobra.Command {
@@ -196,6 +186,22 @@ func (a *app) signer() (*transaction.Signer, error) {
 			return &s
 		},
 	}, nil
+}
+
+// printEnded prints how transaction txid ended (JSON or a summary) and
+// returns the exit error of one that did not succeed at action.
+func (a *app) printEnded(txid string, d *workflows.Detail, action workflows.Action) error {
+	if a.output == "json" {
+		if err := a.printJSON(d); err != nil {
+			return err
+		}
+	} else {
+		printSummary(a.opts.Stdout, d)
+	}
+	if !d.Status.Succeeded(action) {
+		return &exitError{code: ExitReleaseFailed, err: fmt.Errorf("transaction %s ended %s: %s", txid, d.Status, d.Reason)}
+	}
+	return nil
 }
 
 // signedDial is a.signer (nil without a token) and a.dial: what a command

@@ -58,15 +58,8 @@ ROLLBACK_FAILED.`,
 			if err != nil {
 				return err
 			}
-			if a.output == "json" {
-				if err := a.printJSON(d); err != nil {
-					return err
-				}
-			} else {
-				printSummary(a.opts.Stdout, d)
-			}
-			if !d.Status.Succeeded(workflows.ActionRollback) {
-				return &exitError{code: ExitReleaseFailed, err: fmt.Errorf("transaction %s ended %s: %s", txid, d.Status, d.Reason)}
+			if err := a.printEnded(txid, d, workflows.ActionRollback); err != nil {
+				return err
 			}
 			return nil
 		},
