@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/relman/relman/internal/transaction"
 )
@@ -18,12 +19,7 @@ func (a *app) historyCommand() *cobra.Command {
 		Example: `  relman history 0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10
   relman history 0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10 --output json`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.dial()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c client.Client) error {
 			steps, err := a.transactions(c).Timeline(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -32,7 +28,7 @@ func (a *app) historyCommand() *cobra.Command {
 				return a.printJSON(steps)
 			}
 			return writeHistory(a.opts.Stdout, steps)
-		},
+		}),
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/temporalclient"
@@ -25,12 +26,7 @@ none (Temporal Cloud lets no API key add them) it says what does it there.`,
 		Example: `  relman namespace prepare
   relman namespace prepare --address temporal:7233 --namespace relman`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.dial()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		RunE: a.withClient(func(cmd *cobra.Command, _ []string, c client.Client) error {
 			name := a.temporalSettings(config.Temporal{}).Namespace
 			if name == "" {
 				name = config.DefaultNamespace
@@ -45,7 +41,7 @@ none (Temporal Cloud lets no API key add them) it says what does it there.`,
 			}
 			fmt.Fprintf(a.opts.Stdout, "namespace %s is ready: added search attributes %s\n", name, strings.Join(added, ", "))
 			return nil
-		},
+		}),
 	})
 	return ns
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/relman/relman/internal/registry"
 	"github.com/relman/relman/workflows"
@@ -20,12 +21,7 @@ func (a *app) registrationsCommand() *cobra.Command {
 		Example: `  relman registrations
   relman registrations --output json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.dial()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		RunE: a.withClient(func(cmd *cobra.Command, _ []string, c client.Client) error {
 			now := time.Now()
 			ls, err := registry.Registry{Client: c, ID: a.registry, ManagerQueue: a.queue}.List(cmd.Context(), now)
 			if err != nil {
@@ -43,7 +39,7 @@ func (a *app) registrationsCommand() *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s ago\t%s\n", l.Role, l.ID, advertises(l), now.Sub(l.Renewed).Round(time.Second), l.Expires.Sub(now).Round(time.Second))
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 }
 

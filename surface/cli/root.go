@@ -263,3 +263,16 @@ func (a *app) printJSON(v any) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
+
+// withClient is the RunE of a command that talks to Temporal: it dials,
+// runs run with the client, and closes it.
+func (a *app) withClient(run func(cmd *cobra.Command, args []string, c client.Client) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		c, err := a.dial()
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return run(cmd, args, c)
+	}
+}

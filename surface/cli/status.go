@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
@@ -21,12 +22,7 @@ func (a *app) statusCommand() *cobra.Command {
 		Example: `  relman status 0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10
   relman status 0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10 --output json`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.dial()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c client.Client) error {
 			d, err := a.transactions(c).Get(cmd.Context(), args[0])
 			if errors.Is(err, transaction.ErrNotYet) {
 				d = &workflows.Detail{Transaction: args[0], Status: workflows.StatusStarted}
@@ -37,7 +33,7 @@ func (a *app) statusCommand() *cobra.Command {
 				return a.printJSON(d)
 			}
 			return writeStatus(a.opts.Stdout, d)
-		},
+		}),
 	}
 }
 
