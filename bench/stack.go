@@ -355,14 +355,15 @@ func startInstaller(s *server, cfg *config.Installer, shared client.Client) (*in
 }
 
 // runRelman runs a relman role in this process, exactly as `relman
-// manager|builder|installer` does (workers.Run), on its own client or on
-// shared.
+// manager|builder|installer` does (workers.Start, the supervisor relman
+// dev and the fleet harness use too), on its own client or on shared.
 func (s *server) runRelman(name string, cfg config.File, shared client.Client) (*inproc, error) {
 	r := &inproc{name: name, done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
+	run := workers.Start(ctx, cfg, workers.Options{Client: shared, Logger: quietLogger(), Gateway: xmlrpc.Serve})
 	go func() {
-		err := workers.Run(ctx, cfg, workers.Options{Client: shared, Logger: quietLogger(), Gateway: xmlrpc.Serve})
+		err := run.Err()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", name, err)
 		}

@@ -131,3 +131,31 @@ func TestStatusEndpoints(t *testing.T) {
 		t.Fatal("the installer did not stop")
 	}
 }
+
+// Start runs a role in this process the way relman dev, the fleet harness
+// and the benchmarks do: a role that cannot start reports why through Err,
+// and Stop stops one still waiting for Temporal, with no error.
+func TestStartAndStop(t *testing.T) {
+	bad := workers.Start(context.Background(), installerConfig(t, "127.0.0.1:1", "teleport"), workers.Options{Stderr: io.Discard})
+	select {
+	case <-bad.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("a role that cannot start did not stop")
+	}
+	require.Error(t, bad.Err())
+	assert.Contains(t, bad.Err().Error(), `"teleport" is unknown`)
+	assert.Equal(t, "installer status-host", bad.Name)
+
+	waiting := workers.Start(context.Background(), installerConfig(t, "127.0.0.1:1", "copy"), workers.Options{Stderr: io.Discard})
+	select {
+	case <-waiting.Done():
+		t.Fatalf("the role stopped on its own: %v", waiting.Err())
+	case <-time.After(200 * time.Millisecond):
+	}
+	require.NoError(t, waiting.Stop(30*time.Second))
+	select {
+	case <-waiting.Done():
+	default:
+		t.Fatal("Stop returned before the role stopped")
+	}
+}

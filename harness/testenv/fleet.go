@@ -53,9 +53,8 @@ type Fleet struct {
 }
 
 type fleetHost struct {
-	cfg    *config.Installer
-	cancel context.CancelFunc
-	done   chan error
+	cfg *config.Installer
+	run *workers.Running
 }
 
 // RegistrationStats counts what a fleet's hosts did with the registry.
@@ -99,9 +98,6 @@ func StartFleet(ctx context.Context, o FleetOptions) (*Fleet, error) {
 			f.Stop()
 			return nil, fmt.Errorf("host %d: %w", i, err)
 		}
-		hctx, cancel := context.WithCancel(context.Background())
-		h := &fleetHost{cfg: cfg, cancel: cancel, done: make(chan error, 1)}
-		f.hosts = append(f.hosts, h)
 		opts := workers.Options{
 			Client: f.clients[i/o.HostsPerClient],
 			Logger: o.Logger.With("host", cfg.Host),
@@ -112,7 +108,7 @@ func StartFleet(ctx context.Context, o FleetOptions) (*Fleet, error) {
 				}
 			},
 		}
-		go func() { h.done <- workers.Run(hctx, cfg, opts) }()
+		f.hosts = append(f.hosts, &fleetHost{cfg: cfg, run: workers.Start(context.Background(), cfg, opts)})
 		if pause > 0 && i < o.Hosts-1 {
 			select {
 			case <-ctx.Done():
@@ -166,28 +162,14 @@ func (f *Fleet) IDs() []string {
 // StopHost stops host i as SIGTERM stops an installer: it deregisters and
 // its worker stops.
 func (f *Fleet) StopHost(i int) error {
-	h := f.hosts[i]
-	h.cancel()
-	select {
-	case err := <-h.done:
-		h.done <- err
-		return err
-	case <-time.After(30 * time.Second):
-		return fmt.Errorf("host %s did not stop within 30s", h.cfg.Host)
-	}
+	return f.hosts[i].run.Stop(30 * time.Second)
 }
 
 // Stop stops every host, then closes the clients.
 func (f *Fleet) Stop() {
 	var wg sync.WaitGroup
 	for _, h := range f.hosts {
-		wg.Go(func() {
-			h.cancel()
-			select {
-			case <-h.done:
-			case <-time.After(30 * time.Second):
-			}
-		})
+		wg.Go(func() { _ = h.run.Stop(30 * time.Second) })
 	}
 	wg.Wait()
 	for _, c := range f.clients {

@@ -169,8 +169,8 @@ func (s *Stack) recordPorts() error {
 }
 
 // startRoles runs the manager (with the gateway unless GatewayPort is
-// negative), the builder and both hosts in this process, each through
-// workers.Run with its own client and log, and waits until all serve.
+// negative), the builder and both hosts in this process, each started by
+// workers.Start with its own client and log, and waits until all serve.
 func (s *Stack) startRoles(ctx context.Context, dir string, o Options) error {
 	var cfgs []config.File
 	for _, f := range Configs {
@@ -202,11 +202,12 @@ func (s *Stack) startRoles(ctx context.Context, dir string, o Options) error {
 			return err
 		}
 		opts.Logger = log
+		run := workers.Start(ctx, c, opts)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			defer closeLog()
-			if err := workers.Run(ctx, c, opts); err != nil {
+			if err := run.Err(); err != nil {
 				s.errs <- fmt.Errorf("%s: %w", c.Role(), err)
 			}
 		}()
