@@ -16,7 +16,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/relman/relman/auth"
 	"io"
 	"log/slog"
 	"os"
@@ -27,6 +26,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/relman/relman/artifact"
+	"github.com/relman/relman/auth"
 	"github.com/relman/relman/behavior"
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/retry"
@@ -270,7 +270,7 @@ func NewLogger(l config.Logging, stderr io.Writer) (*slog.Logger, func(), error)
 	}
 	var h slog.Handler = slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})
 	if l.Path != "" && IsTerminal(stderr) {
-		h = teeHandler{h, slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: max(level, slog.LevelWarn)})}
+		h = slog.NewMultiHandler(h, slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: max(level, slog.LevelWarn)}))
 	}
 	return slog.New(h), closer, nil
 }
@@ -285,44 +285,6 @@ func IsTerminal(w io.Writer) bool {
 		return isatty.IsTerminal(w.Fd())
 	}
 	return false
-}
-
-// teeHandler hands each record to every handler that takes its level.
-type teeHandler []slog.Handler
-
-func (t teeHandler) Enabled(ctx context.Context, level slog.Level) bool {
-	for _, h := range t {
-		if h.Enabled(ctx, level) {
-			return true
-		}
-	}
-	return false
-}
-
-func (t teeHandler) Handle(ctx context.Context, r slog.Record) error {
-	var errs []error
-	for _, h := range t {
-		if h.Enabled(ctx, r.Level) {
-			errs = append(errs, h.Handle(ctx, r.Clone()))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func (t teeHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	out := make(teeHandler, len(t))
-	for i, h := range t {
-		out[i] = h.WithAttrs(as)
-	}
-	return out
-}
-
-func (t teeHandler) WithGroup(name string) slog.Handler {
-	out := make(teeHandler, len(t))
-	for i, h := range t {
-		out[i] = h.WithGroup(name)
-	}
-	return out
 }
 
 // roleID names a role instance: in its client identity, its registration
