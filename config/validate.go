@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"github.com/relman/relman/auth"
 	"log/slog"
 	"maps"
 	"net"
@@ -15,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/relman/relman/auth"
 )
 
 // MinLease is the shortest lease accepted: leases renew every lease/3, and

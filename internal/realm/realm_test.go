@@ -2,13 +2,13 @@ package realm
 
 import (
 	"context"
-	"github.com/relman/relman/auth"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/relman/relman/auth"
 	"github.com/relman/relman/auth/ldap"
 	"github.com/relman/relman/config"
 )
