@@ -166,9 +166,8 @@ var allowed = map[[2]string]string{
 	{"buildstep/buildstep.go", "2 * time.Second"}: "a step's output drain; to move",
 	{"artifact/s3.go", ""}:                        "the S3 dial timeout; to move",
 	{"internal/registry/shared.go", ""}:           "a shared read's bound; to move",
-	{"xmlrpc/", ""}:                               "the gateway's HTTP and login-throttle bounds; to move with its package",
-	{"gateway/", ""}:                              "the gateway's HTTP and login-throttle bounds; to move with its package",
-	{"cli/", ""}:                                  "the CLI's flag defaults and wait bounds; to move with its package",
+	{"xmlrpc/", ""}:                               "the gateway's HTTP and login-throttle bounds (surface/xmlrpc); to move",
+	{"cli/", ""}:                                  "the CLI's flag defaults and wait bounds (surface/cli); to move",
 	{"behavior/builtin.go", ""}:                   "a behaviour's default timeout when built outside config; to move",
 }
 
