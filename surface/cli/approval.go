@@ -27,11 +27,7 @@ whoever requested a release cannot approve it.`,
 		Example: fmt.Sprintf("  relman %s 0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10 --%s 'checked the diff'", decisionVerb(approve), flag),
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			by := requester(a.opts.LookupEnv)
-			if by == "" {
-				return usageErr("who you are is unknown; set RELMAN_REQUESTER")
-			}
-			sign, c, err := a.signedDial()
+			by, sign, c, err := a.actAs()
 			if err != nil {
 				return err
 			}

@@ -32,11 +32,7 @@ transaction has ended and prints its final status.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			txid := args[0]
-			by := requester(a.opts.LookupEnv)
-			if by == "" {
-				return usageErr("who you are is unknown; set RELMAN_REQUESTER")
-			}
-			sign, c, err := a.signedDial()
+			by, sign, c, err := a.actAs()
 			if err != nil {
 				return err
 			}

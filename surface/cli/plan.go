@@ -22,6 +22,26 @@ type rolloutFlags struct {
 	r rollout.Policy
 }
 
+// request completes a release or plan request from the command line: the
+// project, a build or install action (an install names its environment),
+// a valid source selector and the rollout flags.
+func (ro *rolloutFlags) request(req *workflows.Request, project, action string) error {
+	req.Project = project
+	req.Action = workflows.Action(action)
+	if req.Action != workflows.ActionBuild && req.Action != workflows.ActionInstall {
+		return usageErr("--action must be build or install, not %q", action)
+	}
+	if req.Action == workflows.ActionInstall && req.Env == "" {
+		return usageErr("an install needs --env (for example --env test), or use --action build")
+	}
+	if err := req.Source.Validate(); err != nil {
+		return usageErr("%v", err)
+	}
+	var err error
+	req.Rollout, err = ro.rollout()
+	return err
+}
+
 func (f *rolloutFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.r.Strategy, "strategy", "", "rollout strategy: all-at-once or rolling (default: the environment's)")
 	fs.StringVar(&f.r.Batch, "batch", "", "hosts per batch of a rolling release: a count (2) or a share (25%)")
@@ -54,16 +74,7 @@ func (a *app) planCommand() *cobra.Command {
   relman plan template --env prod --strategy rolling --batch 25% --output json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req.Project = args[0]
-			req.Action = workflows.Action(action)
-			if req.Action != workflows.ActionBuild && req.Action != workflows.ActionInstall {
-				return usageErr("--action must be build or install, not %q", action)
-			}
-			if req.Action == workflows.ActionInstall && req.Env == "" {
-				return usageErr("an install needs --env (for example --env test), or use --action build")
-			}
-			var err error
-			if req.Rollout, err = ro.rollout(); err != nil {
+			if err := ro.request(&req, args[0], action); err != nil {
 				return err
 			}
 			req.Requester = requester(a.opts.LookupEnv)

@@ -34,19 +34,7 @@ func (a *app) releaseCommand() *cobra.Command {
   relman release template --action build --tag v1.2.0 --wait`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req.Project = args[0]
-			req.Action = workflows.Action(action)
-			if req.Action != workflows.ActionBuild && req.Action != workflows.ActionInstall {
-				return usageErr("--action must be build or install, not %q", action)
-			}
-			if req.Action == workflows.ActionInstall && req.Env == "" {
-				return usageErr("an install needs --env (for example --env test), or use --action build")
-			}
-			if err := req.Source.Validate(); err != nil {
-				return usageErr("%v", err)
-			}
-			var err error
-			if req.Rollout, err = ro.rollout(); err != nil {
+			if err := ro.request(&req, args[0], action); err != nil {
 				return err
 			}
 			return a.submit(cmd.Context(), req, submitOptions{id: id, wait: wait, follow: follow})
@@ -216,6 +204,18 @@ func (a *app) signedDial() (*transaction.Signer, client.Client, error) {
 		return nil, nil, err
 	}
 	return sign, c, nil
+}
+
+// actAs is who acts (requester) and how they reach the manager: their
+// signer, if they have a token, and a client. Approve, reject and cancel
+// act as someone; without a name they are refused.
+func (a *app) actAs() (string, *transaction.Signer, client.Client, error) {
+	by := requester(a.opts.LookupEnv)
+	if by == "" {
+		return "", nil, nil, usageErr("who you are is unknown; set RELMAN_REQUESTER")
+	}
+	sign, c, err := a.signedDial()
+	return by, sign, c, err
 }
 
 // tokenKey reads the user's token, if any, and returns its signing key.
