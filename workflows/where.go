@@ -2,6 +2,8 @@ package workflows
 
 import (
 	"errors"
+	"maps"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -49,6 +51,19 @@ type WhereResult struct {
 	Env     string                            `json:"env"`
 	Hosts   map[string]map[string]LiveInstall `json:"hosts"`
 	Errors  map[string]string                 `json:"errors,omitempty"` // host -> why it did not answer
+}
+
+// HostNames are the hosts that answered and those that did not, sorted,
+// each once.
+func (r *WhereResult) HostNames() []string {
+	hosts := slices.Collect(maps.Keys(r.Hosts))
+	for h := range r.Errors {
+		if _, ok := r.Hosts[h]; !ok {
+			hosts = append(hosts, h)
+		}
+	}
+	slices.Sort(hosts)
+	return hosts
 }
 
 // Where answers which transaction is live for each named target of a

@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -75,11 +76,7 @@ For a build through Temporal use: relman release PROJECT --action build.`,
 				return a.printJSON(idx)
 			}
 			fmt.Fprintf(a.opts.Stdout, "built %s at %s into %s\n", idx.Project, idx.Commit, out)
-			names := make([]string, 0, len(idx.Targets))
-			for t := range idx.Targets {
-				names = append(names, t)
-			}
-			sort.Strings(names)
+			names := slices.Sorted(maps.Keys(idx.Targets))
 			for _, t := range names {
 				r := idx.Targets[t]
 				fmt.Fprintf(a.opts.Stdout, "  %s  %s  sha256:%s  %d bytes\n", t, r.File, r.SHA256, r.Size)
@@ -102,11 +99,7 @@ For a build through Temporal use: relman release PROJECT --action build.`,
 // artifact its file name and writes the index.
 func buildLocal(ctx context.Context, cfg *config.Builder, project string, sel workflows.Selector, out string, logw io.Writer) (*LocalIndex, error) {
 	if _, ok := cfg.Projects[project]; !ok {
-		names := make([]string, 0, len(cfg.Projects))
-		for p := range cfg.Projects {
-			names = append(names, p)
-		}
-		sort.Strings(names)
+		names := slices.Sorted(maps.Keys(cfg.Projects))
 		return nil, fmt.Errorf("builder config %s has no project %q; it builds %v", cfg.Path(), project, names)
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {

@@ -4,7 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -54,11 +55,7 @@ func printSummary(w io.Writer, d *workflows.Detail) {
 	if d.Commit != "" {
 		fmt.Fprintf(w, "  commit   %s (built by %s)\n", d.Commit, d.Builder)
 	}
-	targets := make([]string, 0, len(d.Artifacts))
-	for t := range d.Artifacts {
-		targets = append(targets, t)
-	}
-	sort.Strings(targets)
+	targets := slices.Sorted(maps.Keys(d.Artifacts))
 	for _, t := range targets {
 		ar := d.Artifacts[t]
 		fmt.Fprintf(w, "  artifact %s  sha256:%s  %d bytes\n", t, ar.SHA256, ar.Size)

@@ -3,7 +3,8 @@ package cli
 import (
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -49,24 +50,12 @@ func (a *app) whereCommand() *cobra.Command {
 func writeWhere(w io.Writer, res *workflows.WhereResult) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "HOST\tTARGET\tTRANSACTION\tINSTALLED-AT")
-	hosts := make([]string, 0, len(res.Hosts)+len(res.Errors))
-	for h := range res.Hosts {
-		hosts = append(hosts, h)
-	}
-	for h := range res.Errors {
-		hosts = append(hosts, h)
-	}
-	sort.Strings(hosts)
-	for _, h := range hosts {
+	for _, h := range res.HostNames() {
 		if msg, ok := res.Errors[h]; ok {
 			fmt.Fprintf(tw, "%s\t-\t-\t%s\n", h, msg)
 			continue
 		}
-		targets := make([]string, 0, len(res.Hosts[h]))
-		for t := range res.Hosts[h] {
-			targets = append(targets, t)
-		}
-		sort.Strings(targets)
+		targets := slices.Sorted(maps.Keys(res.Hosts[h]))
 		for _, t := range targets {
 			li := res.Hosts[h][t]
 			tx, at := li.Transaction, ""

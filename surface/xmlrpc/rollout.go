@@ -2,6 +2,7 @@ package xmlrpc
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -126,27 +127,13 @@ func (g *Gateway) where(ctx context.Context, ps []any) (any, error) {
 // one struct with its error. Empty fields are left out: XML-RPC has no
 // null without an extension.
 func whereRows(res *workflows.WhereResult) []any {
-	hosts := make([]string, 0, len(res.Hosts)+len(res.Errors))
-	for h := range res.Hosts {
-		hosts = append(hosts, h)
-	}
-	for h := range res.Errors {
-		if _, ok := res.Hosts[h]; !ok {
-			hosts = append(hosts, h)
-		}
-	}
-	slices.Sort(hosts)
 	out := []any{}
-	for _, h := range hosts {
+	for _, h := range res.HostNames() {
 		if msg, ok := res.Errors[h]; ok {
 			out = append(out, map[string]any{"host": h, "error": msg})
 			continue
 		}
-		targets := make([]string, 0, len(res.Hosts[h]))
-		for t := range res.Hosts[h] {
-			targets = append(targets, t)
-		}
-		slices.Sort(targets)
+		targets := slices.Sorted(maps.Keys(res.Hosts[h]))
 		for _, t := range targets {
 			li := res.Hosts[h][t]
 			row := map[string]any{"host": h, "target": t}
