@@ -9,7 +9,6 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/relman/relman/activities"
-	"github.com/relman/relman/artifact"
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/secretfile"
 	"github.com/relman/relman/workflows"
@@ -19,10 +18,9 @@ import (
 // that manager's build queue of the project (workflows.BuildQueue), and
 // keeps the builder's registration with every manager.
 func (r *role) builder(ctx context.Context, cfg *config.Builder) error {
-	go r.watchStore(ctx, cfg.Artifacts)
-	store, err := artifact.OpenStore(ctx, cfg.Artifacts)
+	store, err := r.openStore(ctx, cfg.Artifacts)
 	if err != nil {
-		return fmt.Errorf("artifact store: %w", err)
+		return err
 	}
 	defer store.Close()
 	key, err := secretfile.LoadOrCreate(cfg.SigningKeyFile, 32, r.warn)

@@ -2,7 +2,6 @@ package workers
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -11,7 +10,6 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/relman/relman/activities"
-	"github.com/relman/relman/artifact"
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/workflows"
 )
@@ -20,10 +18,9 @@ import (
 // of that manager (workflows.HostQueue), and keeps the host's registration
 // of every (environment, named target) it installs with every manager.
 func (r *role) installer(ctx context.Context, cfg *config.Installer) error {
-	go r.watchStore(ctx, cfg.Artifacts)
-	store, err := artifact.OpenStore(ctx, cfg.Artifacts)
+	store, err := r.openStore(ctx, cfg.Artifacts)
 	if err != nil {
-		return fmt.Errorf("artifact store: %w", err)
+		return err
 	}
 	defer store.Close()
 	// Downloads left by an installer that was killed are never resumed:

@@ -210,6 +210,17 @@ func (r *role) connect(ctx context.Context, t config.Temporal, identity string, 
 // reconnect is how a role waits while Temporal or its store is away.
 var reconnect = retry.Policy{First: config.DefaultReconnectInterval, Max: config.DefaultReconnectMax}
 
+// openStore opens a builder's or host's artifact store and watches it
+// (watchStore) while the role runs.
+func (r *role) openStore(ctx context.Context, url string) (artifact.Store, error) {
+	go r.watchStore(ctx, url)
+	store, err := artifact.OpenStore(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("artifact store: %w", err)
+	}
+	return store, nil
+}
+
 // watchStore checks a builder's or host's artifact store as the role
 // starts, and while the store is down or refuses it warns and checks again
 // with a growing pause until it answers (a refusal needs the store's
