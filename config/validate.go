@@ -155,19 +155,31 @@ func (a Auth) validateRealms(ps *problems) {
 	}
 }
 
+// workerID is the field that names a builder or host, its value, and what
+// to say when it is missing.
+type workerID struct{ field, value, missing string }
+
+// validateWorker checks what builders and installers share: the
+// connection, the id they register under, the managers they serve, the
+// artifact store and the lease.
+func (s *Service) validateWorker(ps *problems, id workerID, managers []ManagerRef, conflict bool, artifacts string, lease time.Duration) {
+	s.validate(ps)
+	if id.value == "" {
+		ps.add(id.field, "%s", id.missing)
+	} else {
+		checkName(ps, id.field, id.value)
+	}
+	validateManagers(ps, managers, conflict)
+	checkArtifacts(ps, artifacts)
+	checkLease(ps, lease)
+}
+
 // Validate reports every problem in the config as one *Error. It expects
 // Default to have run.
 func (c *Builder) Validate() error {
 	var ps problems
-	c.Service.validate(&ps)
-	if c.Name == "" {
-		ps.add("name", "missing and the host name is unknown; set name")
-	} else {
-		checkName(&ps, "name", c.Name)
-	}
-	validateManagers(&ps, c.Managers, c.managersConflict)
-	checkArtifacts(&ps, c.Artifacts)
-	checkLease(&ps, c.Lease)
+	c.Service.validateWorker(&ps, workerID{"name", c.Name, "missing and the host name is unknown; set name"},
+		c.Managers, c.managersConflict, c.Artifacts, c.Lease)
 	if len(c.Projects) == 0 {
 		ps.add("projects", "none defined; define at least one project to build")
 	}
@@ -231,15 +243,8 @@ func (c *Builder) Validate() error {
 // Default to have run.
 func (c *Installer) Validate() error {
 	var ps problems
-	c.Service.validate(&ps)
-	if c.Host == "" {
-		ps.add("host", "missing; set the name this host registers under")
-	} else {
-		checkName(&ps, "host", c.Host)
-	}
-	validateManagers(&ps, c.Managers, c.managersConflict)
-	checkArtifacts(&ps, c.Artifacts)
-	checkLease(&ps, c.Lease)
+	c.Service.validateWorker(&ps, workerID{"host", c.Host, "missing; set the name this host registers under"},
+		c.Managers, c.managersConflict, c.Artifacts, c.Lease)
 	if len(c.Environments) == 0 {
 		ps.add("environments", "none defined; define at least one environment with its targets")
 	}
