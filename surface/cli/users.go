@@ -23,6 +23,29 @@ func splitRoles(s string) []string {
 	return out
 }
 
+func needUsersFile(file, command string) error {
+	if file == "" {
+		return usageErr("%s needs --users-file (the manager's auth.users_file)", command)
+	}
+	return nil
+}
+
+// editUsers loads the users file named by --users-file, applies change
+// (whose error is the caller's mistake, a usage error) and saves it.
+func editUsers(file, command string, change func(*auth.File) error) error {
+	if err := needUsersFile(file, command); err != nil {
+		return err
+	}
+	f, err := auth.Load(file)
+	if err != nil {
+		return err
+	}
+	if err := change(f); err != nil {
+		return usageErr("%v", err)
+	}
+	return f.Save()
+}
+
 func (a *app) userCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "user", Short: "Manage the users file of a manager with authentication on"}
 	var file, roles string
@@ -32,22 +55,17 @@ func (a *app) userCommand() *cobra.Command {
 		Example: `  printf '%s\n' 's3cret-passw0rd' | relman user add alice --users-file conf/users.yaml --roles deployer`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if file == "" {
-				return usageErr("relman user add needs --users-file (the manager's auth.users_file)")
+			if err := needUsersFile(file, "relman user add"); err != nil {
+				return err
 			}
 			line, err := bufio.NewReader(a.opts.Stdin).ReadString('\n')
 			password := strings.TrimRight(line, "\r\n")
 			if password == "" && err != nil {
 				return usageErr("give the password on standard input")
 			}
-			f, err := auth.Load(file)
-			if err != nil {
-				return err
-			}
-			if err := f.SetPassword(args[0], password, splitRoles(roles)); err != nil {
-				return usageErr("%v", err)
-			}
-			if err := f.Save(); err != nil {
+			if err := editUsers(file, "relman user add", func(f *auth.File) error {
+				return f.SetPassword(args[0], password, splitRoles(roles))
+			}); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.opts.Stdout, "user %s saved in %s\n", args[0], file)
@@ -74,18 +92,14 @@ Redirected to a file, the file is made readable by its owner only (0600).`,
 		Example: `  relman token create alice --users-file conf/users.yaml > ~/.config/relman/token`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if file == "" {
-				return usageErr("relman token create needs --users-file (the manager's auth.users_file)")
-			}
-			f, err := auth.Load(file)
-			if err != nil {
+			var (
+				token string
+				t     auth.Token
+			)
+			if err := editUsers(file, "relman token create", func(f *auth.File) (err error) {
+				token, t, err = f.NewToken(args[0], splitRoles(roles))
 				return err
-			}
-			token, t, err := f.NewToken(args[0], splitRoles(roles))
-			if err != nil {
-				return usageErr("%v", err)
-			}
-			if err := f.Save(); err != nil {
+			}); err != nil {
 				return err
 			}
 			if err := a.protectStdout(); err != nil {
