@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/record"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
@@ -53,7 +54,7 @@ func (r *Records) StartRecorder(ctx context.Context, in workflows.StartRecorderI
 
 // closeWait is how often Record looks whether the transaction has closed:
 // it closes within a workflow task of starting its recorder.
-const closeWait = 200 * time.Millisecond
+const closeWait = config.DefaultRecordCloseWait
 
 // Record is the Record activity: once the transaction has closed, it
 // writes its record: the detail it closed with (its detail query, which a

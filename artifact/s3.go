@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -22,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
+	"github.com/relman/relman/config"
 	gcaws "gocloud.dev/aws"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/s3blob"
@@ -150,7 +150,7 @@ const (
 	s3Uploaders = 2
 	// A store that does not accept a connection within this long is
 	// reported as unreachable rather than waited for.
-	s3DialTimeout = 5 * time.Second
+	s3DialTimeout = config.DefaultS3DialTimeout
 )
 
 // openS3 takes the query parameters gocloud's S3 URL opener takes

@@ -9,10 +9,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/archive"
 	"github.com/relman/relman/internal/buildstep"
 )
@@ -205,7 +205,7 @@ func command(ctx context.Context, req Request) error {
 	r := &buildstep.Runner{LogPath: filepath.Join(logDir, logName(req.Transaction+"-"+req.Target)+".log")}
 	timeout := req.Config.Timeout
 	if timeout == 0 {
-		timeout = 10 * time.Minute
+		timeout = config.DefaultBehaviorTimeout
 	}
 	dir := req.Config.Path
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {

@@ -148,6 +148,49 @@ const (
 	DefaultRecordsWait = 30 * time.Second
 	// DefaultFollowEvery is how often a client polls a transaction's detail.
 	DefaultFollowEvery = 300 * time.Millisecond
+	// DefaultRecordCloseWait is how often a recorder looks whether its
+	// transaction has closed: it closes within a workflow task of starting
+	// its recorder.
+	DefaultRecordCloseWait = 200 * time.Millisecond
+	// DefaultSharedReadTimeout bounds one registry read shared by callers.
+	DefaultSharedReadTimeout = 30 * time.Second
+	// DefaultToolWaitDelay bounds the wait for a source tool's pipes after
+	// it exits, in case a helper it spawned (ssh, a credential helper)
+	// keeps them open.
+	DefaultToolWaitDelay = 5 * time.Second
+	// DefaultStepKillGrace is how long a build step's processes get
+	// between SIGTERM and SIGKILL.
+	DefaultStepKillGrace = 5 * time.Second
+	// DefaultStepDrainTimeout bounds the wait for a step's output after its
+	// process group is gone.
+	DefaultStepDrainTimeout = 2 * time.Second
+	// DefaultS3DialTimeout: an S3 store that does not accept a connection
+	// within it is reported unreachable rather than waited for.
+	DefaultS3DialTimeout = 5 * time.Second
+	// DefaultGatewayCallTimeout bounds one XML-RPC method call.
+	DefaultGatewayCallTimeout = 30 * time.Second
+	// The gateway's HTTP bounds: a slow or stuck client cannot hold a
+	// connection. DefaultGatewayCloseGrace is how long calls in flight at
+	// Close may go on before their contexts end.
+	DefaultGatewayReadHeaderTimeout = 10 * time.Second
+	DefaultGatewayReadTimeout       = 30 * time.Second
+	DefaultGatewayWriteSlack        = 15 * time.Second
+	DefaultGatewayIdleTimeout       = 2 * time.Minute
+	DefaultGatewayShutdownTimeout   = 5 * time.Second
+	DefaultGatewayCloseGrace        = time.Second
+	// The gateway's login throttle: the first delay after a failed login,
+	// the longest, and how long a quiet user or address is remembered.
+	DefaultLoginBaseDelay = time.Second
+	DefaultLoginMaxDelay  = 15 * time.Minute
+	DefaultLoginForget    = time.Hour
+	// DefaultCancelWait is how long relman cancel waits for the end.
+	DefaultCancelWait = time.Minute
+	// DefaultDevStartWait bounds relman dev's wait for its stack.
+	DefaultDevStartWait = 5 * time.Minute
+	// DefaultCodecReadHeaderTimeout and DefaultCodecStopTimeout bound the
+	// codec server's requests and its shutdown.
+	DefaultCodecReadHeaderTimeout = 10 * time.Second
+	DefaultCodecStopTimeout       = 5 * time.Second
 )
 
 // Default fills in what the file left out and makes its paths absolute

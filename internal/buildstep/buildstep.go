@@ -19,6 +19,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/relman/relman/config"
 )
 
 // Step is one configured command.
@@ -61,11 +63,11 @@ type Runner struct {
 const DefaultTailLines = 30
 
 // gracePeriod is how long a step's processes get between SIGTERM and SIGKILL.
-const gracePeriod = 5 * time.Second
+const gracePeriod = config.DefaultStepKillGrace
 
 // drainTimeout bounds the wait for the output pipe after the process group is gone;
 // only a process that escaped the group (setsid) could still hold it open.
-const drainTimeout = 2 * time.Second
+const drainTimeout = config.DefaultStepDrainTimeout
 
 const defaultPath = "/usr/local/bin:/usr/bin:/bin"
 

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/relman/relman/config"
 	"github.com/relman/relman/workflows"
 )
 
@@ -75,7 +76,7 @@ func (s *Shared) startLocked() {
 	go func() {
 		timeout := s.Timeout
 		if timeout <= 0 {
-			timeout = 30 * time.Second
+			timeout = config.DefaultSharedReadTimeout
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		r.leases, r.err = s.Lister.List(ctx, time.Now())

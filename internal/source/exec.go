@@ -11,7 +11,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"time"
+
+	"github.com/relman/relman/config"
 )
 
 const (
@@ -21,7 +22,7 @@ const (
 	stderrKeepBytes = 64 << 10
 	// waitDelay bounds how long we wait for pipes after the tool exits, in case a
 	// helper it spawned (ssh, a credential helper) keeps them open.
-	waitDelay = 5 * time.Second
+	waitDelay = config.DefaultToolWaitDelay
 )
 
 // cmdError carries the tool's own explanation: exit statuses alone are useless to

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
 )
@@ -60,7 +61,7 @@ transaction has ended and prints its final status.`,
 			return nil
 		},
 	}
-	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "how long to wait for the transaction to end")
+	cmd.Flags().DurationVar(&timeout, "timeout", config.DefaultCancelWait, "how long to wait for the transaction to end")
 	cmd.Flags().StringVar(&reason, "reason", "", "recorded with the cancel")
 	return cmd
 }

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -99,11 +98,11 @@ call the codec reads every payload, so calls without the token are refused
 			if err != nil {
 				return err
 			}
-			srv := &http.Server{Handler: c.Handler(origins, tokens), ReadHeaderTimeout: 10 * time.Second}
+			srv := &http.Server{Handler: c.Handler(origins, tokens), ReadHeaderTimeout: config.DefaultCodecReadHeaderTimeout}
 			fmt.Fprintf(a.opts.Stdout, "codec server on http://%s for %v\n", ln.Addr(), origins)
 			go func() {
 				<-cmd.Context().Done()
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				ctx, cancel := context.WithTimeout(context.Background(), config.DefaultCodecStopTimeout)
 				defer cancel()
 				_ = srv.Shutdown(ctx)
 			}()

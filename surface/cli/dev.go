@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -131,7 +130,7 @@ func (a *app) demo(ctx context.Context, s *devstack.Stack) error {
 		return err
 	}
 	fmt.Fprintf(out, "\nrelease of template to test: transaction %s\n", txid)
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	wctx, cancel := context.WithTimeout(ctx, config.DefaultDevStartWait)
 	defer cancel()
 	d, err := a.follow(wctx, s.Client, txid)
 	if err != nil {

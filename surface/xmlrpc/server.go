@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/relman/relman/config"
 )
 
 // Fault codes. Positive codes are relman's own; negative ones are those of
@@ -87,7 +89,7 @@ const DefaultMaxBody = 1 << 20
 const drainLimit = 8 << 20
 
 // DefaultCallTimeout bounds one method call.
-const DefaultCallTimeout = 30 * time.Second
+const DefaultCallTimeout = config.DefaultGatewayCallTimeout
 
 // Server answers XML-RPC calls over HTTP POST on "/" and "/RPC2" (Python's
 // ServerProxy posts to /RPC2 when the URL has no path). It offers
@@ -403,15 +405,15 @@ func TypeName(v any) string {
 
 // HTTP server timeouts: a slow or stuck client cannot hold a connection.
 const (
-	readHeaderTimeout = 10 * time.Second
-	readTimeout       = 30 * time.Second
-	writeTimeout      = DefaultCallTimeout + 15*time.Second
-	idleTimeout       = 2 * time.Minute
-	shutdownTimeout   = 5 * time.Second
+	readHeaderTimeout = config.DefaultGatewayReadHeaderTimeout
+	readTimeout       = config.DefaultGatewayReadTimeout
+	writeTimeout      = DefaultCallTimeout + config.DefaultGatewayWriteSlack
+	idleTimeout       = config.DefaultGatewayIdleTimeout
+	shutdownTimeout   = config.DefaultGatewayShutdownTimeout
 	// closeGrace is how long calls in flight at Close may go on before
 	// their contexts end: a call waiting on an unreachable Temporal would
 	// otherwise hold a stopping manager for shutdownTimeout.
-	closeGrace = time.Second
+	closeGrace = config.DefaultGatewayCloseGrace
 )
 
 // ErrStopping is the cause of the end of a call's context when its server

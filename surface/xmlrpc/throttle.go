@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/relman/relman/config"
 )
 
 // CodeThrottled: a login refused without looking at the credentials,
@@ -26,9 +28,9 @@ const CodeThrottled = 8
 const (
 	loginFreeUser  = 5
 	loginFreeAddr  = 20
-	loginBaseDelay = time.Second
-	loginMaxDelay  = 15 * time.Minute
-	loginForget    = time.Hour
+	loginBaseDelay = config.DefaultLoginBaseDelay
+	loginMaxDelay  = config.DefaultLoginMaxDelay
+	loginForget    = config.DefaultLoginForget
 	// loginMaxTracked bounds the memory a flood of made-up user names
 	// can take; the oldest quiet entries go first.
 	loginMaxTracked = 10000
