@@ -86,6 +86,11 @@ func viaChildren(ctx workflow.Context, n int) bool {
 	if n <= maxDirectCalls {
 		return false
 	}
+	// Only Release and Rollback runs from before the change may be open;
+	// a Where lives for seconds (see queueScope).
+	if t := workflow.GetInfo(ctx).WorkflowType.Name; t != ReleaseWorkflowName && t != RollbackWorkflowName {
+		return true
+	}
 	return changeVersion(ctx, fanOutChildrenVersion) >= 1
 }
 

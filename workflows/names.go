@@ -139,10 +139,19 @@ func scopedQueue(managerQueue, name string) string {
 const scopedQueuesVersion = "manager-scoped-queues"
 
 // queueScope is the manager queue that scopes the build and host queues of
-// the workflow running in ctx: its own task queue.
+// the workflow running in ctx: its own task queue. Only Release and
+// Rollback still ask the version: a run of theirs from before the change
+// may be open. Every other type that sends work to hosts came after the
+// change (HostFanOut, Desk) or lives for seconds (Where), so it no longer
+// asks; the markers its earlier runs recorded replay all the same, as the
+// SDK passes over a version marker no code asks for.
 func queueScope(ctx workflow.Context) string {
-	q := workflow.GetInfo(ctx).TaskQueueName
+	info := workflow.GetInfo(ctx)
+	q := info.TaskQueueName
 	if q == DefaultManagerQueue {
+		return q
+	}
+	if t := info.WorkflowType.Name; t != ReleaseWorkflowName && t != RollbackWorkflowName {
 		return q
 	}
 	if changeVersion(ctx, scopedQueuesVersion) == workflow.DefaultVersion {

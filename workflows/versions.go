@@ -107,13 +107,12 @@ func withBaseline(ctx workflow.Context) workflow.Context {
 // workflow.GetVersion(ctx, changeID, DefaultVersion, 1), answered 1
 // without a marker for a change a run on its baseline takes. A change not
 // in the list of a type that has one is a mistake (the list keeps the
-// order and the retirement honest); it is reported to unlisted and checked
-// all the same. The types without a list yet (HostFanOut, Where, whose
-// only checks are manager-scoped-queues and fan-out-children, taken over
-// from the Release) check their changes as before.
+// order and the retirement honest), and so is a check by a type without a
+// list: both are reported to unlisted and checked all the same. Only
+// Release, Rollback and Lock check versions.
 func changeVersion(ctx workflow.Context, changeID string) workflow.Version {
 	typ := workflow.GetInfo(ctx).WorkflowType.Name
-	if list, ok := versionList(typ); ok && !slices.Contains(list, changeID) && unlisted != nil {
+	if list, _ := versionList(typ); !slices.Contains(list, changeID) && unlisted != nil {
 		unlisted(typ, changeID)
 	}
 	if changeID != baselineVersion && onBaseline(typ, changeID) {
