@@ -372,7 +372,7 @@ environments: {test: {}}
 projects: {p: {targets: [a]}}
 auth:
   realms:
-    local: {ldap: {url: "ldap://dir", user_dn: "uid=%s,dc=x", group_base: "dc=x", roles: {admins: admin}}}
+    local: {ldap: {url: "ldap://dir", start_tls: true, user_dn: "uid=%s,dc=x", group_base: "dc=x", roles: {admins: admin}}}
     Corp: {}
     corp:
       ldap: {url: "http://dir", user_dn: "uid=alice", roles: {deployers: ""}, timeout: -1s}

@@ -79,6 +79,8 @@ func (c Config) Check() []Problem {
 		add("start_tls", "an ldaps:// URL is TLS already; drop start_tls or use ldap://")
 	case u.Path != "" && u.Path != "/" || u.RawQuery != "":
 		add("url", "%q has a path or query; the bind DN comes from user_dn, so give only scheme, host and port", c.URL)
+	case u.Scheme == "ldap" && !c.StartTLS && !loopback(u.Hostname()):
+		add("url", "%q would send passwords in clear over the network; use ldaps:// or set start_tls: true (plain ldap:// is taken only on loopback)", c.URL)
 	}
 	switch n := strings.Count(c.UserDN, "%s"); {
 	case c.UserDN == "":
@@ -337,4 +339,14 @@ func (r rule) matches(g group) bool {
 
 func groupFilter(f, dn, name string) string {
 	return strings.NewReplacer("{dn}", goldap.EscapeFilter(dn), "{user}", goldap.EscapeFilter(name)).Replace(f)
+}
+
+// loopback reports whether host names this machine: localhost or a
+// loopback address, where a password in clear never leaves the machine.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -152,10 +152,14 @@ func TestLDAPConfigCheck(t *testing.T) {
 		"empty role":       {func(c *ldap.Config) { c.Roles = map[string]string{"admins": ""} }, []string{"roles.admins: the role is empty"}},
 		"bad group DN":     {func(c *ldap.Config) { c.Roles = map[string]string{"cn=a,,=": "x"} }, []string{"roles.cn=a,,=: ", "neither a group's cn nor a DN"}},
 		"negative timeout": {func(c *ldap.Config) { c.Timeout = -1 }, []string{"timeout: -1ns is negative"}},
+		"plain ldap":       {func(c *ldap.Config) { c.StartTLS = false }, []string{"url: ", "would send passwords in clear", "ldaps:// or set start_tls"}},
+		"plain loopback":   {func(c *ldap.Config) { c.URL, c.StartTLS = "ldap://127.0.0.1:3389", false }, nil},
+		"plain localhost":  {func(c *ldap.Config) { c.URL, c.StartTLS = "ldap://localhost", false }, nil},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			c := config("ldap://dir.example.org")
+			c.StartTLS = true
 			tc.edit(&c)
 			var got []string
 			for _, p := range c.Check() {

@@ -20,7 +20,7 @@ func (nobody) Authenticate(context.Context, auth.Credentials) (auth.Principal, e
 }
 
 func TestRegistry(t *testing.T) {
-	corp := &ldap.Config{URL: "ldap://ldap.example.org", UserDN: "uid=%s,ou=people,dc=example,dc=org", GroupBase: "ou=groups,dc=example,dc=org", Roles: map[string]string{"deployers": "deployer"}}
+	corp := &ldap.Config{URL: "ldaps://ldap.example.org", UserDN: "uid=%s,ou=people,dc=example,dc=org", GroupBase: "ou=groups,dc=example,dc=org", Roles: map[string]string{"deployers": "deployer"}}
 	users := filepath.Join(t.TempDir(), "users.yaml")
 	code := func(names ...string) *auth.Registry {
 		r := &auth.Registry{}
@@ -62,7 +62,7 @@ func TestRegistry(t *testing.T) {
 			err:  `realm "local" is the users file's`,
 		},
 		"bad ldap": {
-			auth: config.Auth{Realms: map[string]config.Realm{"corp": {LDAP: &ldap.Config{URL: "ldap://x"}}}},
+			auth: config.Auth{Realms: map[string]config.Realm{"corp": {LDAP: &ldap.Config{URL: "ldaps://x"}}}},
 			err:  "auth.realms.corp: ldap realm: user_dn: missing",
 		},
 	}

@@ -40,6 +40,7 @@ auth:
     corp:
       ldap:
         url: ldap://ldap.example.org
+        start_tls: true
         user_dn: "uid=%s,ou=people,dc=example,dc=org"
         group_base: "ou=groups,dc=example,dc=org"
         roles: {cn=deployers: deployer}
