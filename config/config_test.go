@@ -343,6 +343,16 @@ func TestValidateRules(t *testing.T) {
 				"auth: set users_file",
 			},
 		},
+		"manager queue like a host's": {
+			file: "manager.yaml",
+			body: "version: 1\nmanager_queue: relman-host-prod\nenvironments: {test: {}}\nprojects: {p: {targets: [a]}}\nauth: {anonymous: true}\n",
+			want: []string{`manager_queue: "relman-host-prod" looks like a queue relman names for builders or hosts`},
+		},
+		"installer serving a manager named like a build queue": {
+			file: "installer.yaml",
+			body: "version: 1\nhost: h\nmanagers: [{manager_queue: a, registry_id: a}, {manager_queue: \"team:relman-build-x\", registry_id: r}]\nenvironments: {test: {web: {behavior: copy, path: /srv}}}\n",
+			want: []string{`managers[1].manager_queue: "team:relman-build-x" looks like a queue`},
+		},
 		"manager targets": {
 			file: "manager.yaml",
 			body: "version: 1\nenvironments: {test: {}}\nprojects: {p: {targets: []}, q: {targets: [a, a]}}\ntimeouts: {host: -1s}\nauth: {anonymous: true}\n",

@@ -1,6 +1,9 @@
 package config
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // ManagerRef names one manager a builder or installer serves: the queue its
 // workflows run on and the id of its registry. One manager is one
@@ -64,11 +67,34 @@ func validateManagers(ps *problems, ms []ManagerRef, conflict bool) {
 			continue
 		}
 		queues[m.ManagerQueue] = i
+		if i > 0 { // the first is the service's manager_queue, checked with it
+			checkManagerQueue(ps, field+".manager_queue", m.ManagerQueue)
+		}
 		if j, dup := registries[m.RegistryID]; dup {
 			ps.add(field+".registry_id", "managers %s and %s both name registry %s; each manager has a registry of its own, so give %s its own registry_id",
 				ms[j].ManagerQueue, m.ManagerQueue, m.RegistryID, m.ManagerQueue)
 			continue
 		}
 		registries[m.RegistryID] = i
+	}
+}
+
+// The prefixes of the queues relman names for builders and hosts
+// (workflows.BuildQueue, workflows.HostQueue), alone for the default
+// manager and after "<manager queue>:" for any other.
+const (
+	BuildQueuePrefix = "relman-build-"
+	HostQueuePrefix  = "relman-host-"
+)
+
+// checkManagerQueue refuses a manager queue that is, or could be taken
+// for, a builder's or host's queue: a manager polling relman-host-prod
+// would take the host prod's installs.
+func checkManagerQueue(ps *problems, field, q string) {
+	for _, p := range []string{BuildQueuePrefix, HostQueuePrefix} {
+		if strings.HasPrefix(q, p) || strings.Contains(q, ":"+p) {
+			ps.add(field, "%q looks like a queue relman names for builders or hosts (%s..., %s...); name the manager's queue otherwise, such as relman-manager-team-b", q, BuildQueuePrefix, HostQueuePrefix)
+			return
+		}
 	}
 }

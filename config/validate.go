@@ -308,6 +308,7 @@ func (s *Service) validate(ps *problems) {
 	if s.ManagerQueue == "" {
 		ps.add("manager_queue", "empty")
 	}
+	checkManagerQueue(ps, "manager_queue", s.ManagerQueue)
 	if s.RegistryID == "" {
 		ps.add("registry_id", "empty")
 	}

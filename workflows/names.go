@@ -1,6 +1,9 @@
 package workflows
 
-import "go.temporal.io/sdk/workflow"
+import (
+	"github.com/relman/relman/config"
+	"go.temporal.io/sdk/workflow"
+)
 
 // Names under which workflows, queries, updates, signals and activities are
 // registered (workers.Register... holds the one list of what each role
@@ -114,14 +117,14 @@ const (
 // takes another's build. Project and host names have no ':', so no two
 // managers' names can meet.
 func BuildQueue(managerQueue, project string) string {
-	return scopedQueue(managerQueue, "relman-build-"+project)
+	return scopedQueue(managerQueue, config.BuildQueuePrefix+project)
 }
 
 // HostQueue is the task queue an installer host polls for the manager on
 // managerQueue: relman-host-<host> for the default manager,
 // <managerQueue>:relman-host-<host> for any other.
 func HostQueue(managerQueue, host string) string {
-	return scopedQueue(managerQueue, "relman-host-"+host)
+	return scopedQueue(managerQueue, config.HostQueuePrefix+host)
 }
 
 func scopedQueue(managerQueue, name string) string {
