@@ -237,6 +237,10 @@ func fileURL(dir string, q url.Values) (canonical, open string, err error) {
 		}
 	}
 	setDefault("create_dir", "true")
+	// Folders the store makes are closed to other users (owner and group
+	// only): builds and closed-transaction records are not for every
+	// account on the machine. Roles that share a store share a group.
+	setDefault("dir_file_mode", "0750")
 	// Temporary files next to the final path keep the rename on one
 	// filesystem: the store directory is often a mount that os.TempDir is not.
 	setDefault("no_tmp_dir", "true")

@@ -294,6 +294,11 @@ func TestOpenStoreURLs(t *testing.T) {
 			entries, err := os.ReadDir(filepath.Join(tc.dir, "sha256"))
 			require.NoError(t, err)
 			require.Len(t, entries, 1)
+			// Other users cannot reach the objects: the folders the store
+			// made are owner and group only.
+			fi, err := os.Stat(filepath.Join(tc.dir, "sha256"))
+			require.NoError(t, err)
+			require.Zero(t, fi.Mode().Perm()&0o007, "store folder mode %v", fi.Mode().Perm())
 
 			// Reopening by the reported URL reaches the same store.
 			s2, err := OpenStore(ctx, s.URL())
