@@ -58,6 +58,19 @@ func (e Environment) validate(ps *problems, f string) {
 	}
 }
 
+// Implied says, for each protected environment, what protected: true
+// turns on beyond what its own lines say, so a config check and the
+// manager's start can show it rather than leave it silent.
+func (c *Manager) Implied() []string {
+	var out []string
+	for _, name := range sortedKeys(c.Environments) {
+		if c.Environments[name].Protected {
+			out = append(out, fmt.Sprintf("environments.%s: protected, so approval: required and four_eyes: true (whoever asked for a release cannot approve it), and only policy rules that name %s let anyone install, approve or cancel there", name, name))
+		}
+	}
+	return out
+}
+
 // Allowed reports whether the policy lets who do action on project in env.
 // In a protected environment only rules that name the environment itself
 // count for what changes or decides what runs there (install, approve,

@@ -127,6 +127,9 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 	}
 	r.log.Info("manager started", "queue", cfg.ManagerQueue, "registry", cfg.RegistryID,
 		"projects", len(cfg.Projects), "environments", len(cfg.Environments))
+	for _, line := range cfg.Implied() {
+		r.log.Info(line)
+	}
 	r.ready(serving)
 	<-ctx.Done()
 	away := r.reachable(ctx)

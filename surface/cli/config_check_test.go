@@ -48,4 +48,14 @@ auth:
 	stdout, stderr, code := run(t, "config", "check", good)
 	require.Equal(t, ExitOK, code, stderr)
 	assert.Contains(t, stdout, "ok (manager)")
+	assert.NotContains(t, stdout, "protected")
+
+	// protected: true says what it turns on.
+	prot := filepath.Join(dir, "protected.yaml")
+	require.NoError(t, os.WriteFile(prot, []byte("version: 1\nenvironments: {test: {}, prod: {protected: true}}\nprojects: {shop: {targets: [web]}}\nauth: {anonymous: true}\n"), 0o644))
+	stdout, stderr, code = run(t, "config", "check", prot)
+	require.Equal(t, ExitOK, code, stderr)
+	assert.Contains(t, stdout, "environments.prod: protected, so approval: required and four_eyes: true")
+	assert.Contains(t, stdout, "only policy rules that name prod")
+	assert.NotContains(t, stdout, "environments.test:")
 }

@@ -105,6 +105,11 @@ func (a *app) configCommand() *cobra.Command {
 					continue
 				}
 				fmt.Fprintf(a.opts.Stdout, "%s: ok (%s)\n", p, c.Role())
+				if m, ok := c.(*config.Manager); ok {
+					for _, line := range m.Implied() {
+						fmt.Fprintf(a.opts.Stdout, "  %s\n", line)
+					}
+				}
 			}
 			if bad > 0 {
 				return fmt.Errorf("%d of %d config files have problems", bad, len(args))
