@@ -35,6 +35,11 @@ const (
 	ActionCancel  = "cancel"
 	ActionApprove = "approve"
 	ActionRead    = "read"
+	// ActionRollback switches an environment back to an earlier release.
+	// A rule granting install grants it too (configs from before it
+	// existed keep working); a rule may grant rollback alone, say to
+	// whoever is on call.
+	ActionRollback = "rollback"
 )
 
 // Credentials are what a client sends: the seed's username, password,

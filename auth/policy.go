@@ -7,7 +7,7 @@ import (
 )
 
 // Actions lists every action, for validation and messages.
-var Actions = []string{ActionBuild, ActionInstall, ActionCancel, ActionApprove, ActionRead}
+var Actions = []string{ActionBuild, ActionInstall, ActionRollback, ActionCancel, ActionApprove, ActionRead}
 
 // Rule grants roles actions on projects in environments; projects and
 // environments are globs ("*", "web-*").
@@ -36,7 +36,7 @@ func (p Policy) AllowedByName(who Principal, action, project, env string) bool {
 
 func (p Policy) allowed(who Principal, action, project, env string, byName bool) bool {
 	for _, r := range p {
-		if !overlaps(r.Roles, who.Roles) || !slices.Contains(r.Actions, action) {
+		if !overlaps(r.Roles, who.Roles) || !r.grants(action) {
 			continue
 		}
 		if !matchAny(r.Projects, project) {
@@ -75,6 +75,13 @@ func (p Policy) Validate() []string {
 		}
 	}
 	return out
+}
+
+// grants reports whether the rule names action, or install for a
+// rollback.
+func (r Rule) grants(action string) bool {
+	return slices.Contains(r.Actions, action) ||
+		(action == ActionRollback && slices.Contains(r.Actions, ActionInstall))
 }
 
 func overlaps(a, b []string) bool {

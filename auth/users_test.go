@@ -203,8 +203,10 @@ func TestPolicy(t *testing.T) {
 	p := Policy{
 		{Roles: []string{"tester"}, Actions: []string{ActionInstall, ActionRead}, Projects: []string{"shop"}, Environments: []string{"test", "qa-*"}},
 		{Roles: []string{"deployer"}, Actions: []string{ActionBuild, ActionInstall}, Projects: []string{"*"}, Environments: []string{"*"}},
+		{Roles: []string{"oncall"}, Actions: []string{ActionRollback}, Projects: []string{"*"}, Environments: []string{"prod"}},
 	}
 	tester := Principal{Name: "alice", Roles: []string{"tester"}}
+	oncall := Principal{Name: "carol", Roles: []string{"oncall"}}
 	deployer := Principal{Name: "bob", Roles: []string{"deployer"}}
 	cases := map[string]struct {
 		who                  Principal
@@ -219,6 +221,10 @@ func TestPolicy(t *testing.T) {
 		"deployer installs to prod":    {deployer, ActionInstall, "api", "prod", true},
 		"deployer may not approve":     {deployer, ActionApprove, "api", "prod", false},
 		"no roles, nothing":            {Principal{Name: "x"}, ActionRead, "shop", "test", false},
+		"install grants rollback":      {deployer, ActionRollback, "api", "prod", true},
+		"oncall rolls back prod":       {oncall, ActionRollback, "api", "prod", true},
+		"rollback is not install":      {oncall, ActionInstall, "api", "prod", false},
+		"oncall only in prod":          {oncall, ActionRollback, "api", "test", false},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -108,9 +108,9 @@ func (rb *rollback) run(ctx workflow.Context) (*Detail, error) {
 	} else {
 		rb.d.Status = StatusStarted
 	}
-	// A rollback changes what runs in the environment: it needs the
-	// install action, checked like a release's, and its signature is good
-	// for this one run.
+	// A rollback changes what runs in the environment: Authorize checks
+	// it as the rollback action (asked as "install", the name runs have
+	// always sent), and its signature is good for this one run.
 	actx := withManagerActivity(ctx)
 	info := workflow.GetInfo(ctx)
 	var who string

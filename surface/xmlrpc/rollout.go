@@ -162,9 +162,9 @@ func (g *Gateway) rollback(ctx context.Context, ps []any) (any, error) {
 	req := workflows.Request{Project: data["project"], Env: data["env"], Action: workflows.ActionRollback, Requester: p.ID()}
 	var sign *transaction.Signer
 	if g.Config.Auth.Enabled() {
-		// A rollback changes what runs in the environment: the install
-		// action, as the Rollback workflow checks it too.
-		if err := g.allowed(ctx, p, auth.ActionInstall, req.Project, req.Env); err != nil {
+		// The rollback action (granted by install too), as the Rollback
+		// workflow checks it.
+		if err := g.allowed(ctx, p, auth.ActionRollback, req.Project, req.Env); err != nil {
 			return nil, err
 		}
 		sign = g.signer(p)
