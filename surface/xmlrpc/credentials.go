@@ -101,7 +101,7 @@ func (g *Gateway) authenticate(ctx context.Context, cred any) (auth.Principal, e
 	var failed *auth.RealmError
 	switch {
 	case err == nil:
-		g.logins.succeeded(user)
+		g.logins.succeeded(user, addr)
 		return p, nil
 	case errors.Is(err, auth.ErrDenied):
 		g.logins.failed(user, addr)

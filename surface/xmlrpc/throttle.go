@@ -18,8 +18,10 @@ import (
 const CodeThrottled = 8
 
 // Login throttling: the first failures are free (a typo), then every
-// further failure locks the user, or the address, out for a delay that
-// doubles each time, from loginBaseDelay up to loginMaxDelay. A user's
+// further failure locks the user at that address, or the address, out for
+// a delay that doubles each time, from loginBaseDelay up to loginMaxDelay.
+// A user is counted per address: someone guessing from elsewhere locks out
+// their own address, never the user where the user really is. A user's
 // count clears when they log in; an address's when it has failed nothing
 // for loginForget. While locked out, logins are refused at once, before
 // any password is checked, so guessing slows to a handful an hour. An
@@ -43,29 +45,33 @@ type strikes struct {
 	until    time.Time
 }
 
-// throttle counts failed logins per user and per address.
+// throttle counts failed logins per user at an address, and per address.
 type throttle struct {
 	mu    sync.Mutex
 	now   func() time.Time
 	log   *slog.Logger
-	users map[string]*strikes
+	users map[userAt]*strikes
 	addrs map[string]*strikes
 }
+
+// userAt is a user logging in from an address.
+type userAt struct{ user, addr string }
 
 func newThrottle(now func() time.Time, log *slog.Logger) *throttle {
 	if now == nil {
 		now = time.Now
 	}
-	return &throttle{now: now, log: log, users: map[string]*strikes{}, addrs: map[string]*strikes{}}
+	return &throttle{now: now, log: log, users: map[userAt]*strikes{}, addrs: map[string]*strikes{}}
 }
 
-// check refuses a login while its user or its address is locked out.
+// check refuses a login while its user at its address, or its address,
+// is locked out.
 func (t *throttle) check(user, addr string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
-	if s := t.users[user]; user != "" && s != nil && now.Before(s.until) {
-		return Faultf(CodeThrottled, "too many failed logins for user %s; try again in %s", clip(user), wait(s.until.Sub(now)))
+	if s := t.users[userAt{user, addr}]; user != "" && s != nil && now.Before(s.until) {
+		return Faultf(CodeThrottled, "too many failed logins for user %s from %s; try again in %s", clip(user), addr, wait(s.until.Sub(now)))
 	}
 	if s := t.addrs[addr]; addr != "" && s != nil && now.Before(s.until) {
 		return Faultf(CodeThrottled, "too many failed logins from %s; try again in %s", addr, wait(s.until.Sub(now)))
@@ -80,14 +86,14 @@ func (t *throttle) failed(user, addr string) {
 	defer t.mu.Unlock()
 	now := t.now()
 	if user != "" {
-		t.strike(t.users, "user", user, addr, loginFreeUser, now)
+		strike(t, t.users, "user", userAt{user, addr}, user, addr, loginFreeUser, now)
 	}
 	if addr != "" {
-		t.strike(t.addrs, "address", addr, addr, loginFreeAddr, now)
+		strike(t, t.addrs, "address", addr, addr, addr, loginFreeAddr, now)
 	}
 }
 
-func (t *throttle) strike(m map[string]*strikes, kind, key, addr string, free int, now time.Time) {
+func strike[K comparable](t *throttle, m map[K]*strikes, kind string, key K, name, addr string, free int, now time.Time) {
 	s := m[key]
 	if s == nil || now.Sub(s.last) > loginForget {
 		if len(m) >= loginMaxTracked {
@@ -104,39 +110,40 @@ func (t *throttle) strike(m map[string]*strikes, kind, key, addr string, free in
 	delay := loginBaseDelay << min(s.failures-free-1, 20)
 	delay = min(delay, loginMaxDelay)
 	s.until = now.Add(delay)
-	t.log.Warn("login lock-out", kind, clip(key), "address", addr, "failures", s.failures, "for", delay)
+	t.log.Warn("login lock-out", kind, clip(name), "address", addr, "failures", s.failures, "for", delay)
 }
 
-// succeeded clears a user's failures: they knew their password.
-func (t *throttle) succeeded(user string) {
+// succeeded clears a user's failures at addr: they knew their password.
+func (t *throttle) succeeded(user, addr string) {
 	if user == "" {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.users, user)
+	delete(t.users, userAt{user, addr})
 }
 
 // prune drops the entries not locked out and quiet the longest, down to
 // three quarters of the bound.
-func prune(m map[string]*strikes, now time.Time) {
+func prune[K comparable](m map[K]*strikes, now time.Time) {
 	for k, s := range m {
 		if now.After(s.until) && now.Sub(s.last) > loginForget {
 			delete(m, k)
 		}
 	}
 	for len(m) > loginMaxTracked*3/4 {
-		var oldest string
+		var oldest K
 		var at time.Time
+		found := false
 		for k, s := range m {
 			if now.Before(s.until) {
 				continue
 			}
-			if oldest == "" || s.last.Before(at) {
-				oldest, at = k, s.last
+			if !found || s.last.Before(at) {
+				oldest, at, found = k, s.last, true
 			}
 		}
-		if oldest == "" {
+		if !found {
 			return
 		}
 		delete(m, oldest)

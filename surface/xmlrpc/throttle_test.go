@@ -35,8 +35,9 @@ func (c *clock) add(d time.Duration) {
 
 // TestThrottleGrowsAndForgets: the first failures are free, then each one
 // locks out for twice as long; a lock-out refuses even the right password
-// for that user; a login clears the user's count; other users and other
-// addresses are not held back by it.
+// for that user from that address; a login clears the user's count; other
+// users, and the same user from another address, are not held back by it:
+// a guesser elsewhere cannot lock a user out where the user is.
 func TestThrottleGrowsAndForgets(t *testing.T) {
 	clk := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
 	var logs bytes.Buffer
@@ -49,13 +50,14 @@ func TestThrottleGrowsAndForgets(t *testing.T) {
 	var delays []time.Duration
 	for range 4 {
 		th.failed("alice@local", "10.0.0.1")
-		err := th.check("alice@local", "10.0.0.2")
+		require.NoError(t, th.check("alice@local", "10.0.0.2"), "alice elsewhere is not locked out")
+		err := th.check("alice@local", "10.0.0.1")
 		var f *Fault
-		require.ErrorAs(t, err, &f, "locked out from any address")
+		require.ErrorAs(t, err, &f, "locked out from the guessing address")
 		assert.Equal(t, CodeThrottled, f.Code)
-		assert.Contains(t, f.Message, "too many failed logins for user alice@local")
+		assert.Contains(t, f.Message, "too many failed logins for user alice@local from 10.0.0.1")
 		start := clk.now()
-		for th.check("alice@local", "10.0.0.2") != nil {
+		for th.check("alice@local", "10.0.0.1") != nil {
 			clk.add(time.Second)
 		}
 		delays = append(delays, clk.now().Sub(start))
@@ -63,14 +65,14 @@ func TestThrottleGrowsAndForgets(t *testing.T) {
 	assert.Equal(t, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}, delays, "the delay doubles")
 	assert.Equal(t, 4, strings.Count(logs.String(), "login lock-out"), "each lock-out is logged")
 	require.NoError(t, th.check("bob@local", "10.0.0.3"), "another user from another address")
-	th.succeeded("alice@local")
-	th.failed("alice@local", "10.0.0.4")
-	require.NoError(t, th.check("alice@local", "10.0.0.4"), "a login cleared alice's count")
+	th.succeeded("alice@local", "10.0.0.1")
+	th.failed("alice@local", "10.0.0.1")
+	require.NoError(t, th.check("alice@local", "10.0.0.1"), "a login cleared alice's count")
 	// The delay stops growing at its bound.
 	for range 40 {
 		th.failed("carol@local", "")
 	}
-	s := th.users["carol@local"]
+	s := th.users[userAt{"carol@local", ""}]
 	assert.Equal(t, loginMaxDelay, s.until.Sub(clk.now()))
 }
 
