@@ -21,6 +21,7 @@ import (
 	"github.com/relman/relman/artifact"
 	"github.com/relman/relman/auth"
 	"github.com/relman/relman/config"
+	"github.com/relman/relman/internal/registry"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/rollout"
 	"github.com/relman/relman/workflows"
@@ -164,6 +165,9 @@ func (m *Manager) check(ctx context.Context, in workflows.PlanInput, who auth.Pr
 		}
 	}
 	leases, err := m.Registry.List(ctx, m.now())
+	if p := registry.Partial(err); p != nil {
+		plan.Unanswered, err = p.IDs(), nil
+	}
 	if err != nil {
 		return plan, err
 	}
@@ -248,6 +252,9 @@ func (m *Manager) Hosts(ctx context.Context, in workflows.HostsInput) (workflows
 		return res, rejected("unknown environment %q; this manager knows %s", in.Env, list(keys(m.Config.Environments)))
 	}
 	leases, err := m.Registry.List(ctx, m.now())
+	if p := registry.Partial(err); p != nil {
+		res.Unanswered, err = p.IDs(), nil
+	}
 	if err != nil {
 		return res, err
 	}

@@ -1,7 +1,9 @@
 package workflows
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/workflow"
@@ -68,6 +70,15 @@ type Plan struct {
 	// secret, and a plan stays in the history).
 	Hooks    []WebhookRef `json:"hooks,omitempty"`
 	Webhooks []string     `json:"webhooks,omitempty"`
+	// Unanswered are the registry workflows that did not answer the plan's
+	// read: roles registered there are not in it.
+	Unanswered []string `json:"unanswered,omitempty"`
+}
+
+// unansweredEvent says, for a transaction's log, that some of the registry
+// did not answer and who may be missing because of it.
+func unansweredEvent(ids []string) string {
+	return fmt.Sprintf("registry %s did not answer: hosts and builders registered there are not in this transaction", strings.Join(ids, ", "))
 }
 
 // hostList is every host of the plan once, sorted.

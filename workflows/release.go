@@ -151,6 +151,9 @@ func (r *release) run(ctx workflow.Context) (*Detail, error) {
 		}
 		r.setStatus(ctx, StatusStarted, fmt.Sprintf("%s of %s from %s requested by %s", req.Action, req.Project, req.Source, orAnonymous(r.d.Request.Requester)))
 	}
+	if len(plan.Unanswered) > 0 {
+		r.event(ctx, "", unansweredEvent(plan.Unanswered))
+	}
 	r.in.BuildTimeout = orDefault(r.in.BuildTimeout, plan.BuildTimeout)
 	r.in.InstallTimeout = orDefault(r.in.InstallTimeout, plan.InstallTimeout)
 	r.in.HostTimeout = orDefault(r.in.HostTimeout, plan.HostTimeout)

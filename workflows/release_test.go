@@ -417,6 +417,25 @@ func TestReleaseActionBuild(t *testing.T) {
 	assert.Empty(t, s.installCalls(), "a build must not install")
 }
 
+// A plan made without part of the registry goes on with the hosts it has,
+// and the transaction's log says which part did not answer.
+func TestReleaseSaysWhichRegistryShardDidNotAnswer(t *testing.T) {
+	s := newStand(workflows.Plan{Targets: []string{"web"}, Hosts: map[string][]string{"web": {"host-a"}},
+		Unanswered: []string{"relman-registry-shard-3"}})
+	env := newReleaseEnv(t, s)
+	env.ExecuteWorkflow(workflows.ReleaseWorkflowName, installRequest())
+	require.True(t, env.IsWorkflowCompleted())
+	require.NoError(t, env.GetWorkflowError())
+	var res workflows.Detail
+	require.NoError(t, env.GetWorkflowResult(&res))
+	assert.Equal(t, workflows.StatusInstallCompleted, res.Status)
+	var said bool
+	for _, e := range res.Events {
+		said = said || strings.Contains(e.Detail, "registry relman-registry-shard-3 did not answer: hosts and builders registered there are not in this transaction")
+	}
+	assert.True(t, said, "events: %+v", res.Events)
+}
+
 func TestReleaseRejected(t *testing.T) {
 	s := newStand(workflows.Plan{})
 	s.planErr = temporal.NewNonRetryableApplicationError("no installer advertises target api in env test", workflows.ErrRejected, nil)

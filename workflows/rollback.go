@@ -149,6 +149,9 @@ func (rb *rollback) run(ctx workflow.Context) (*Detail, error) {
 	if err != nil {
 		return rb.end(ctx, err, StatusRejected)
 	}
+	if len(hosts.Unanswered) > 0 {
+		appendEvent(ctx, &rb.d, "", unansweredEvent(hosts.Unanswered))
+	}
 	if v != workflow.DefaultVersion {
 		rb.authOn, rb.approval = hosts.AuthOn, hosts.Approval
 		if rb.approval.Required {

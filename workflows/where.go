@@ -134,6 +134,8 @@ type HostsResult struct {
 	Lock        string        `json:"lock,omitempty"`
 	LockTimeout time.Duration `json:"lock_timeout,omitempty"`
 	AuthOn      bool          `json:"auth_on,omitempty"`
+	// Unanswered: as Plan.Unanswered.
+	Unanswered []string `json:"unanswered,omitempty"`
 }
 
 // ByHost turns target -> hosts into host -> targets, both sorted.

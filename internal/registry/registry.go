@@ -166,7 +166,11 @@ func (g Registry) Deregister(ctx context.Context, role workflows.Role, id, insta
 // List returns the registrations whose leases are live at now, sorted by
 // role and id: every shard's, and those of the single Registry workflow of
 // earlier versions (the newest renewal wins where both hold one). A shard
-// or registry that was never started has none.
+// or registry that was never started has none. When some of them do not
+// answer (one broken, or a workflow under a shard's id that no manager of
+// this queue runs), the others' leases come with a *PartialError naming
+// them: one bad shard does not stop every plan. When none answers, or no
+// manager polls the queue, it is an error alone.
 func (g Registry) List(ctx context.Context, now time.Time) ([]workflows.Lease, error) {
 	ids := []string{g.ID}
 	for k := range workflows.RegistryShards {
@@ -179,13 +183,24 @@ func (g Registry) List(ctx context.Context, now time.Time) ([]workflows.Lease, e
 		wg.Go(func() { parts[i], errs[i] = g.read(ctx, id) })
 	}
 	wg.Wait()
-	for _, err := range errs {
-		if noPoller(err) {
-			return nil, &ManagerDownError{Queue: g.ManagerQueue, Registry: g.ID, Err: err}
+	partial := &PartialError{Registry: g.ID}
+	down := 0
+	for i, err := range errs {
+		if err == nil {
+			continue
 		}
+		if noPoller(err) {
+			down++
+		}
+		partial.Unanswered = append(partial.Unanswered, Unanswered{ID: ids[i], Err: err})
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	switch {
+	case len(partial.Unanswered) == 0:
+		partial = nil
+	case down == len(ids):
+		return nil, &ManagerDownError{Queue: g.ManagerQueue, Registry: g.ID, Err: partial.Unanswered[0].Err}
+	case len(partial.Unanswered) == len(ids):
+		return nil, errors.Join(errs...)
 	}
 	byKey := map[string]workflows.Lease{}
 	for _, part := range parts {
@@ -208,7 +223,48 @@ func (g Registry) List(ctx context.Context, now time.Time) ([]workflows.Lease, e
 		}
 		return 0
 	})
+	if partial != nil {
+		return live, partial
+	}
 	return live, nil
+}
+
+// PartialError: some of a registry's workflows did not answer a read; the
+// leases that came with it are the others'. Registrations held by those
+// that did not answer are missing from them.
+type PartialError struct {
+	Registry   string
+	Unanswered []Unanswered
+}
+
+// Unanswered is one registry workflow that did not answer, and why.
+type Unanswered struct {
+	ID  string
+	Err error
+}
+
+func (e *PartialError) Error() string {
+	return fmt.Sprintf("registry %s: %s did not answer, so the roles registered there are missing: %v",
+		e.Registry, strings.Join(e.IDs(), ", "), e.Unanswered[0].Err)
+}
+
+// IDs are the workflow ids that did not answer.
+func (e *PartialError) IDs() []string {
+	ids := make([]string, len(e.Unanswered))
+	for i, u := range e.Unanswered {
+		ids[i] = u.ID
+	}
+	return ids
+}
+
+// Partial returns err's *PartialError when the read was only partial, the
+// leases read then being usable; nil otherwise.
+func Partial(err error) *PartialError {
+	var p *PartialError
+	if errors.As(err, &p) {
+		return p
+	}
+	return nil
 }
 
 // ManagerDownError: no manager polls the queue the registry's workflows

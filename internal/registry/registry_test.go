@@ -69,3 +69,45 @@ func TestListOtherError(t *testing.T) {
 	assert.False(t, errors.As(err, &down))
 	assert.Contains(t, err.Error(), "read registry r")
 }
+
+// One registry workflow that does not answer (a broken shard, or one under
+// a shard's id that no manager of this queue runs) leaves the others'
+// leases usable, with a *PartialError naming it; when none answers, the
+// read fails.
+func TestListSurvivesAShardThatDoesNotAnswer(t *testing.T) {
+	now := time.Now()
+	reg := Registry{ID: "relman-registry", ManagerQueue: "relman-manager"}
+	bad := workflows.RegistryShardID(reg.ID, 3)
+	c := mocks.NewClient(t)
+	c.On("QueryWorkflow", mock.Anything, bad, "", workflows.RegistrationsQuery).
+		Return(nil, serviceerror.NewFailedPrecondition("no poller seen for task queue recently, worker may be down"))
+	c.On("QueryWorkflow", mock.Anything, workflows.RegistryShardID(reg.ID, 5), "", workflows.RegistrationsQuery).
+		Return(leases(t, workflows.Lease{Registration: workflows.Registration{Role: workflows.RoleInstaller, ID: "host-a"}, Expires: now.Add(time.Minute)}), nil)
+	c.On("QueryWorkflow", mock.Anything, mock.Anything, "", workflows.RegistrationsQuery).
+		Return(nil, serviceerror.NewNotFound("never started"))
+	reg.Client = c
+	ls, err := reg.List(context.Background(), now)
+	p := Partial(err)
+	require.NotNil(t, p, "a partial read: %v", err)
+	assert.Equal(t, []string{bad}, p.IDs())
+	assert.Contains(t, err.Error(), bad+" did not answer, so the roles registered there are missing")
+	require.Len(t, ls, 1)
+	assert.Equal(t, "host-a", ls[0].ID)
+
+	none := mocks.NewClient(t)
+	none.On("QueryWorkflow", mock.Anything, mock.Anything, "", workflows.RegistrationsQuery).
+		Return(nil, errors.New("boom"))
+	reg.Client = none
+	_, err = reg.List(context.Background(), now)
+	require.Error(t, err)
+	assert.Nil(t, Partial(err), "nothing answered: not a partial read")
+}
+
+// leases is a query answer holding ls.
+func leases(t *testing.T, ls ...workflows.Lease) *mocks.Value {
+	v := mocks.NewEncodedValue(t)
+	v.On("Get", mock.Anything).Run(func(args mock.Arguments) {
+		*args.Get(0).(*[]workflows.Lease) = ls
+	}).Return(nil)
+	return v
+}

@@ -56,7 +56,7 @@ func (s *Shared) List(ctx context.Context, now time.Time) ([]workflows.Lease, er
 		return nil, ctx.Err()
 	case <-r.done:
 	}
-	if r.err != nil {
+	if r.err != nil && Partial(r.err) == nil {
 		return nil, r.err
 	}
 	live := make([]workflows.Lease, 0, len(r.leases))
@@ -65,7 +65,7 @@ func (s *Shared) List(ctx context.Context, now time.Time) ([]workflows.Lease, er
 			live = append(live, l)
 		}
 	}
-	return live, nil
+	return live, r.err
 }
 
 // startLocked runs the next read; s.mu is held.

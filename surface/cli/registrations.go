@@ -24,7 +24,10 @@ func (a *app) registrationsCommand() *cobra.Command {
 		RunE: a.withClient(func(cmd *cobra.Command, _ []string, c client.Client) error {
 			now := time.Now()
 			ls, err := registry.Registry{Client: c, ID: a.registry, ManagerQueue: a.queue}.List(cmd.Context(), now)
-			if err != nil {
+			if registry.Partial(err) != nil {
+				// The rest is still worth showing, and what is missing.
+				fmt.Fprintf(a.opts.Stderr, "warning: %v\n", err)
+			} else if err != nil {
 				return err
 			}
 			if a.output == "json" {

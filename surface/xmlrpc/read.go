@@ -175,7 +175,9 @@ func (g *Gateway) listRegistrations(ctx context.Context, ps []any) (any, error) 
 		now = g.Now
 	}
 	ls, err := registry.Registry{Client: g.Client, ID: g.Config.RegistryID, ManagerQueue: g.Config.ManagerQueue}.List(ctx, now())
-	if err != nil {
+	if registry.Partial(err) != nil {
+		g.log().Warn("xml-rpc list_registrations: part of the registry did not answer", "error", err)
+	} else if err != nil {
 		return nil, Faultf(CodeInternal, "could not read the registrations: %v", err)
 	}
 	out := make([]any, 0, len(ls))
