@@ -95,13 +95,20 @@ func cancellable(d *Detail, c CancelRequest) error {
 	return nil
 }
 
-// cancelledReason is the reason a cancelled transaction ends with.
+// cancelledReason is the reason a cancelled transaction ends with. relman
+// cancels only through the cancel update, which names who; a cancel
+// without one came from outside relman (a Temporal cancel request by
+// someone with namespace access), and is recorded as such.
 func cancelledReason(d *Detail) string {
 	if d.Cancelled == nil {
-		return "cancelled by request"
+		return OutsideCancelReason
 	}
 	return "cancelled by " + withComment(d.Cancelled.By, d.Cancelled.Reason)
 }
+
+// OutsideCancelReason ends a transaction cancelled by a Temporal cancel
+// request rather than relman's cancel.
+const OutsideCancelReason = "cancelled from outside relman: a Temporal cancel request, which names nobody and passed no relman policy"
 
 func withComment(s, comment string) string {
 	if comment == "" {

@@ -643,7 +643,7 @@ func TestReleaseCancelledDuringBuild(t *testing.T) {
 	assert.Equal(t, workflows.StatusCancelled, queryStatus(t, env))
 	d := queryDetail(t, env)
 	assert.Equal(t, workflows.StatusCancelled, d.Status)
-	assert.Equal(t, "cancelled by request", d.Reason)
+	assert.Equal(t, workflows.OutsideCancelReason, d.Reason)
 	assert.Equal(t, []workflows.Status{workflows.StatusStarted, workflows.StatusCancelled}, statusEvents(d))
 	assert.False(t, d.Ended.IsZero())
 	assert.Len(t, s.buildCalls(), 1)
