@@ -83,6 +83,7 @@ func TestRecordedHistoriesReplay(t *testing.T) {
 	d, err := transaction.Get(context.Background(), env.Client, cancelled)
 	require.NoError(t, err)
 	require.Equal(t, workflows.StatusCancelled, d.Status)
+	require.Equal(t, workflows.OutsideCancelReason, d.Reason, "a Temporal cancel is recorded as from outside relman")
 	ids["release-cancelled"] = cancelled
 	// The shard that holds host-a (the single Registry of earlier versions
 	// keeps its saved histories; nothing registers there any more).
