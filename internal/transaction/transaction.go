@@ -106,12 +106,41 @@ func StartSigned(ctx context.Context, c client.Client, queue, requestID string, 
 	run, err := c.ExecuteWorkflow(ctx, opts, workflows.ReleaseWorkflowName, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if requestID != "" && errors.As(err, &started) {
+		if err := Genuine(ctx, c, txid, queue); err != nil {
+			return "", fmt.Errorf("request id %q: %w", requestID, err)
+		}
 		return txid, sameRequest(ctx, c, txid, signerID(sign, req), req)
 	}
 	if err != nil {
 		return "", fmt.Errorf("start release of %s: %w", req.Project, err)
 	}
 	return run.GetID(), nil
+}
+
+// ErrNotGenuine: a workflow under a transaction's id that is not a relman
+// transaction of the manager asked: a workflow of another type, or one on
+// another task queue, which relman's managers do not run.
+var ErrNotGenuine = errors.New("not a relman transaction of this manager")
+
+// Genuine checks that the workflow txid is a relman transaction run by
+// the managers on queue: a transaction type on that task queue, where only
+// relman's own workflow code answers. A workflow someone with namespace
+// access started under the id (a request id is predictable) on a queue of
+// their own could otherwise answer its queries with any status.
+func Genuine(ctx context.Context, c client.Client, txid, queue string) error {
+	desc, err := c.DescribeWorkflowExecution(ctx, txid, "")
+	if err != nil {
+		return fmt.Errorf("read transaction %s: %w", txid, err)
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	typ, tq := info.GetType().GetName(), info.GetTaskQueue()
+	switch {
+	case !IsTransactionType(typ):
+		return fmt.Errorf("%s is a %s workflow: %w", txid, typ, ErrNotGenuine)
+	case tq != queue:
+		return fmt.Errorf("%s runs on task queue %s, not on the manager's queue %s: someone with access to the Temporal namespace started it, %w", txid, tq, queue, ErrNotGenuine)
+	}
+	return nil
 }
 
 // sameRequestWait bounds how long a retry waits for the transaction its
