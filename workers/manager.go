@@ -98,7 +98,7 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 	// A registry id another manager uses already would mix the two
 	// managers' builders and hosts: refuse to start rather than plan onto
 	// the other's.
-	reg := registry.Registry{Client: r.client, ID: cfg.RegistryID, ManagerQueue: cfg.ManagerQueue}
+	reg := registry.Registry{Client: r.client, ID: cfg.RegistryID, ManagerQueue: cfg.ManagerQueue, Known: &registry.Known{}}
 	switch err := reg.CheckOwner(ctx); {
 	case errors.Is(err, registry.ErrOtherManager):
 		return fmt.Errorf("manager on %s: %w", cfg.ManagerQueue, err)

@@ -78,7 +78,7 @@ type Plan struct {
 // unansweredEvent says, for a transaction's log, that some of the registry
 // did not answer and who may be missing because of it.
 func unansweredEvent(ids []string) string {
-	return fmt.Sprintf("registry %s did not answer: hosts and builders registered there are not in this transaction", strings.Join(ids, ", "))
+	return fmt.Sprintf("registry %s did not answer: the hosts and builders registered there are those of its last answer still leased, or none", strings.Join(ids, ", "))
 }
 
 // hostList is every host of the plan once, sorted.

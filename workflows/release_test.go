@@ -431,7 +431,7 @@ func TestReleaseSaysWhichRegistryShardDidNotAnswer(t *testing.T) {
 	assert.Equal(t, workflows.StatusInstallCompleted, res.Status)
 	var said bool
 	for _, e := range res.Events {
-		said = said || strings.Contains(e.Detail, "registry relman-registry-shard-3 did not answer: hosts and builders registered there are not in this transaction")
+		said = said || strings.Contains(e.Detail, "registry relman-registry-shard-3 did not answer: the hosts and builders registered there are those of its last answer still leased, or none")
 	}
 	assert.True(t, said, "events: %+v", res.Events)
 }

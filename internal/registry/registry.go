@@ -36,6 +36,38 @@ type Registry struct {
 	Client       client.Client
 	ID           string
 	ManagerQueue string
+	// Known, when set, keeps each registry workflow's last answer: a read
+	// that one of them does not answer uses its last known leases (those
+	// still live) rather than none. The manager keeps one for its plans.
+	Known *Known
+}
+
+// Known is the last answer of each registry workflow read.
+type Known struct {
+	mu   sync.Mutex
+	last map[string][]workflows.Lease
+}
+
+func (k *Known) put(id string, ls []workflows.Lease) {
+	if k == nil {
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.last == nil {
+		k.last = map[string][]workflows.Lease{}
+	}
+	k.last[id] = ls
+}
+
+func (k *Known) get(id string) ([]workflows.Lease, bool) {
+	if k == nil {
+		return nil, false
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	ls, ok := k.last[id]
+	return ls, ok
 }
 
 // shard is the workflow id of the shard holding id's registrations.
@@ -187,12 +219,15 @@ func (g Registry) List(ctx context.Context, now time.Time) ([]workflows.Lease, e
 	down := 0
 	for i, err := range errs {
 		if err == nil {
+			g.Known.put(ids[i], parts[i])
 			continue
 		}
 		if noPoller(err) {
 			down++
 		}
-		partial.Unanswered = append(partial.Unanswered, Unanswered{ID: ids[i], Err: err})
+		u := Unanswered{ID: ids[i], Err: err}
+		parts[i], u.LastKnown = g.Known.get(ids[i])
+		partial.Unanswered = append(partial.Unanswered, u)
 	}
 	switch {
 	case len(partial.Unanswered) == 0:
@@ -237,15 +272,31 @@ type PartialError struct {
 	Unanswered []Unanswered
 }
 
-// Unanswered is one registry workflow that did not answer, and why.
+// Unanswered is one registry workflow that did not answer, and why;
+// LastKnown: its last answer's leases, those still live, stand in for it.
 type Unanswered struct {
-	ID  string
-	Err error
+	ID        string
+	Err       error
+	LastKnown bool
 }
 
 func (e *PartialError) Error() string {
-	return fmt.Sprintf("registry %s: %s did not answer, so the roles registered there are missing: %v",
-		e.Registry, strings.Join(e.IDs(), ", "), e.Unanswered[0].Err)
+	var known, missing []string
+	for _, u := range e.Unanswered {
+		if u.LastKnown {
+			known = append(known, u.ID)
+		} else {
+			missing = append(missing, u.ID)
+		}
+	}
+	var parts []string
+	if len(missing) > 0 {
+		parts = append(parts, strings.Join(missing, ", ")+" did not answer, so the roles registered there are missing")
+	}
+	if len(known) > 0 {
+		parts = append(parts, strings.Join(known, ", ")+" did not answer; their last known leases stand in")
+	}
+	return fmt.Sprintf("registry %s: %s: %v", e.Registry, strings.Join(parts, "; "), e.Unanswered[0].Err)
 }
 
 // IDs are the workflow ids that did not answer.

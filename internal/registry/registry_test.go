@@ -94,6 +94,31 @@ func TestListSurvivesAShardThatDoesNotAnswer(t *testing.T) {
 	require.Len(t, ls, 1)
 	assert.Equal(t, "host-a", ls[0].ID)
 
+	// With what each answered last kept, a shard that stops answering
+	// stands in with its last leases, still live ones only.
+	reg.Known = &Known{}
+	good := workflows.RegistryShardID(reg.ID, 7)
+	flaky := mocks.NewClient(t)
+	flaky.On("QueryWorkflow", mock.Anything, good, "", workflows.RegistrationsQuery).
+		Return(leases(t, workflows.Lease{Registration: workflows.Registration{Role: workflows.RoleInstaller, ID: "host-b"}, Expires: now.Add(time.Minute)}), nil).Once()
+	flaky.On("QueryWorkflow", mock.Anything, good, "", workflows.RegistrationsQuery).
+		Return(nil, errors.New("shard starting"))
+	flaky.On("QueryWorkflow", mock.Anything, mock.Anything, "", workflows.RegistrationsQuery).
+		Return(nil, serviceerror.NewNotFound("never started"))
+	reg.Client = flaky
+	ls, err = reg.List(context.Background(), now)
+	require.NoError(t, err)
+	require.Len(t, ls, 1)
+	ls, err = reg.List(context.Background(), now)
+	require.NotNil(t, Partial(err))
+	assert.Contains(t, err.Error(), good+" did not answer; their last known leases stand in")
+	require.Len(t, ls, 1, "host-b from the shard's last answer")
+	assert.Equal(t, "host-b", ls[0].ID)
+	ls, err = reg.List(context.Background(), now.Add(2*time.Minute))
+	require.NotNil(t, Partial(err))
+	assert.Empty(t, ls, "a last known lease that has expired does not stand in")
+	reg.Known = nil
+
 	none := mocks.NewClient(t)
 	none.On("QueryWorkflow", mock.Anything, mock.Anything, "", workflows.RegistrationsQuery).
 		Return(nil, errors.New("boom"))
