@@ -109,6 +109,10 @@ func TestOperationsGuide(t *testing.T) {
 	for _, q := range []string{config.DefaultManagerQueue, workflows.BuildQueue(config.DefaultManagerQueue, "<project>"), workflows.HostQueue(config.DefaultManagerQueue, "<host>"), config.DefaultRegistryID} {
 		assert.Contains(t, guide, "`"+q+"`")
 	}
+	// The upgrade guide's numbers are the defaults.
+	assert.Contains(t, guide, "finish for "+config.DefaultStopTimeout.String()+" (`config.DefaultStopTimeout`)")
+	assert.Contains(t, guide, "(`timeouts.heartbeat`, "+config.DefaultHeartbeatTimeout.String()+" by default)")
+	assert.Contains(t, guide, "Order: managers first, then builders and installers")
 	stop := parseUnit(t, mustRead(t, filepath.Join("systemd", "relman-"+deployments.Roles[0]+".service")))["TimeoutStopSec"][0]
 	assert.Contains(t, guide, "`TimeoutStopSec="+stop+"`")
 	assert.True(t, strings.Contains(string(mustRead(t, filepath.Join("..", "README.md"))), "(deployments/README.md)"), "the README must link the operations guide")
