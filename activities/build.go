@@ -76,11 +76,19 @@ func (b *Builder) build(ctx context.Context, in workflows.BuildInput, runID stri
 	defer os.RemoveAll(work)
 	src := filepath.Join(work, "src")
 
-	commit, checkout, err := b.resolve(ctx, in.Project, bb.Source, in.Source, src)
+	sel := in.Source
+	if pinned := lastCommit(ctx); pinned != "" && bb.Source.Git != "" {
+		// A retry builds the commit the first attempt resolved and
+		// reported, not whatever the branch names by now.
+		sel = workflows.Selector{Revision: pinned, URL: in.Source.URL}
+		b.logger().Info("retry builds the commit an earlier attempt resolved", "project", in.Project, "source", in.Source.String(), "commit", pinned)
+	}
+	commit, checkout, err := b.resolve(ctx, in.Project, bb.Source, sel, src)
 	if err != nil {
 		return res, err
 	}
 	res.Commit = commit
+	p.setCommit(commit)
 	var indexKey string
 	if once {
 		indexKey = buildIndexKey(in.Project, commit, bb, in.Source)

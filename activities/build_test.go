@@ -13,6 +13,9 @@ import (
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/archive"
 	"github.com/relman/relman/workflows"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/testsuite"
 )
 
 const buildScript = `#!/bin/sh
@@ -185,6 +188,31 @@ func TestBuildBranchAndSameContentDeduplicated(t *testing.T) {
 	if main.Artifacts["site"].SHA256 != res.Artifacts["site"].SHA256 {
 		t.Errorf("identical site outputs packed differently: %s vs %s", main.Artifacts["site"].SHA256, res.Artifacts["site"].SHA256)
 	}
+}
+
+// A retried build builds the commit its first attempt resolved and
+// heartbeated, even when the branch has moved on since: the transaction
+// never ships a commit other than the one it named.
+func TestBuildRetryBuildsTheFirstAttemptsCommit(t *testing.T) {
+	f := newBuildFixture(t)
+	f.repo.write(map[string]string{"README": "newer\n"})
+	newer := f.repo.commit("newer")
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestActivityEnvironment()
+	env.RegisterActivity(f.b.Build)
+	env.SetHeartbeatDetails(activities.Beat{Phase: "build", Commit: f.head})
+	v, err := env.ExecuteActivity(f.b.Build, workflows.BuildInput{Transaction: "tx-retry", Project: "web"})
+	require.NoError(t, err)
+	var res workflows.BuildResult
+	require.NoError(t, v.Get(&res))
+	assert.Equal(t, f.head, res.Commit, "the first attempt's commit, not the branch's newer %s", newer)
+
+	fresh := ts.NewTestActivityEnvironment()
+	fresh.RegisterActivity(f.b.Build)
+	v, err = fresh.ExecuteActivity(f.b.Build, workflows.BuildInput{Transaction: "tx-new", Project: "web"})
+	require.NoError(t, err)
+	require.NoError(t, v.Get(&res))
+	assert.Equal(t, newer, res.Commit, "a first attempt builds what the branch names now")
 }
 
 func TestBuildFailures(t *testing.T) {

@@ -36,8 +36,11 @@ func heartbeatInterval(timeout time.Duration) time.Duration {
 type progress struct {
 	mu    sync.Mutex
 	phase string
-	stop  chan struct{}
-	done  chan struct{}
+	// commit, once a build knows it, goes with each heartbeat, so a retry
+	// of the build (lastCommit) builds the same commit.
+	commit string
+	stop   chan struct{}
+	done   chan struct{}
 }
 
 func startProgress(ctx context.Context, phase string) *progress {
@@ -61,13 +64,39 @@ func startProgress(ctx context.Context, phase string) *progress {
 				return
 			case <-t.C:
 				p.mu.Lock()
-				ph := p.phase
+				ph, commit := p.phase, p.commit
 				p.mu.Unlock()
-				activity.RecordHeartbeat(ctx, ph)
+				activity.RecordHeartbeat(ctx, Beat{Phase: ph, Commit: commit})
 			}
 		}
 	}()
 	return p
+}
+
+func (p *progress) setCommit(commit string) {
+	p.mu.Lock()
+	p.commit = commit
+	p.mu.Unlock()
+}
+
+// lastCommit is the commit an earlier attempt of this activity heartbeated,
+// or "" when it heartbeated none.
+func lastCommit(ctx context.Context) string {
+	if !activity.IsActivity(ctx) || !activity.HasHeartbeatDetails(ctx) {
+		return ""
+	}
+	var b Beat
+	if err := activity.GetHeartbeatDetails(ctx, &b); err != nil {
+		return "" // an older builder's beat: its phase alone
+	}
+	return b.Commit
+}
+
+// Beat is what a long activity heartbeats: the phase it is in and, for a
+// build that knows it, the commit it builds.
+type Beat struct {
+	Phase  string `json:"phase"`
+	Commit string `json:"commit,omitempty"`
 }
 
 func (p *progress) set(phase string) {
