@@ -8,14 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/testsuite"
+
 	"github.com/relman/relman/activities"
 	"github.com/relman/relman/artifact"
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/archive"
 	"github.com/relman/relman/workflows"
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/testsuite"
 )
 
 const buildScript = `#!/bin/sh
