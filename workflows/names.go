@@ -1,8 +1,9 @@
 package workflows
 
 import (
-	"github.com/relman/relman/config"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/relman/relman/config"
 )
 
 // Names under which workflows, queries, updates, signals and activities are
