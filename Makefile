@@ -8,7 +8,8 @@ BIN           := bin
 ABSBIN        := $(CURDIR)/$(BIN)
 DEV_DIR       ?= .relman/dev
 VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS       := -X github.com/relman/relman/surface/cli.Version=$(VERSION)
+COMMIT        ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS       := -X github.com/relman/relman/surface/cli.Version=$(VERSION) -X github.com/relman/relman/surface/cli.Commit=$(COMMIT)
 export RELMAN_TEMPORAL_BIN ?= $(ABSBIN)/temporal
 
 # The production-style Temporal of `make test-cluster` (issue 16): the server,

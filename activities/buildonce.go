@@ -125,7 +125,13 @@ func (b *Builder) reuse(ctx context.Context, key string, in workflows.BuildInput
 		return workflows.BuildResult{}, false
 	}
 	if !idx.verify(b.Key, key) {
-		b.logger().Warn("build record does not verify: not written by a builder holding this store's signing key; building again", "key", key)
+		if idx.MAC == "" {
+			// Records of builders from before signed records: a format
+			// upgrade, not tampering. The build's new record is signed.
+			b.logger().Info("build record from before signed build records; building once more to write a signed one", "key", key)
+		} else {
+			b.logger().Warn("build record does not verify: not written by a builder holding this store's signing key; building again", "key", key)
+		}
 		return workflows.BuildResult{}, false
 	}
 	if idx.Commit != commit || idx.Project != in.Project {

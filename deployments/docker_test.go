@@ -140,8 +140,8 @@ var valueFlag = map[string]bool{"o": true, "ldflags": true, "gcflags": true, "ta
 // sets CGO_ENABLED=0, because its relman image has no libc.
 func TestDockerfileBuildsWhatMakeBuilds(t *testing.T) {
 	makeBin := tool(t, "make", "install make")
-	const version = "v9.9.9-test"
-	out, err := exec.Command(makeBin, "-C", "..", "-n", "--no-print-directory", "build", "VERSION="+version, "GO=go").Output()
+	const version, commit = "v9.9.9-test", "0123456789abcdef0123456789abcdef01234567"
+	out, err := exec.Command(makeBin, "-C", "..", "-n", "--no-print-directory", "build", "VERSION="+version, "COMMIT="+commit, "GO=go").Output()
 	require.NoError(t, err)
 	var makeCmd string
 	for _, l := range strings.Split(string(out), "\n") {
@@ -155,7 +155,7 @@ func TestDockerfileBuildsWhatMakeBuilds(t *testing.T) {
 
 	_, stages := parseDockerfile(t, filepath.Join("docker", "Dockerfile"))
 	build := findStage(t, stages, "build")
-	env := []string{"PATH=" + os.Getenv("PATH"), "VERSION=" + version}
+	env := []string{"PATH=" + os.Getenv("PATH"), "VERSION=" + version, "COMMIT=" + commit}
 	var runs []string
 	cgo := ""
 	for _, in := range build.body {
@@ -178,6 +178,7 @@ func TestDockerfileBuildsWhatMakeBuilds(t *testing.T) {
 	assert.Equal(t, fromMake.packages, fromDocker.packages, "the Dockerfile builds another package than make build")
 	assert.Equal(t, fromMake.flags, fromDocker.flags, "the Dockerfile builds with other flags than make build")
 	assert.Contains(t, fromDocker.flags["ldflags"], "surface/cli.Version="+version, "the version must reach the binary")
+	assert.Contains(t, fromDocker.flags["ldflags"], "surface/cli.Commit="+commit, "the commit must reach the binary")
 	assert.Equal(t, "0", cgo, "the build stage must set CGO_ENABLED=0: the relman image has no libc")
 	words := shellWords(t, runs[0], env)
 	for i, w := range words {

@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -58,4 +60,20 @@ auth:
 	assert.Contains(t, stdout, "environments.prod: protected, so approval: required and four_eyes: true")
 	assert.Contains(t, stdout, "only policy rules that name prod")
 	assert.NotContains(t, stdout, "environments.test:")
+}
+
+// relman version names the commit and the Go and SDK versions it was built
+// with, for bug reports and the compatibility check.
+func TestVersionNamesCommitGoAndSDK(t *testing.T) {
+	defer func(c string) { Commit = c }(Commit)
+	Commit = "0123456789abcdef0123456789abcdef01234567"
+	stdout, stderr, code := run(t, "version", "-o", "json")
+	require.Equal(t, ExitOK, code, stderr)
+	var v map[string]string
+	require.NoError(t, json.Unmarshal([]byte(stdout), &v))
+	assert.Equal(t, Commit, v["commit"])
+	assert.Equal(t, runtime.Version(), v["go"])
+	assert.Regexp(t, `^v1\.\d+\.\d+`, v["temporal_sdk"])
+	stdout, _, _ = run(t, "version")
+	assert.Contains(t, stdout, "(commit "+Commit+", "+runtime.Version()+", Temporal Go SDK v1.")
 }

@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/relman/relman/behavior"
 	"github.com/relman/relman/config"
@@ -123,14 +126,15 @@ func (a *app) configCommand() *cobra.Command {
 func (a *app) versionCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:     "version",
-		Short:   "Print relman's version",
-		Example: "  relman version",
+		Short:   "Print relman's version, the commit it was built from, and its Go and Temporal SDK versions",
+		Example: "  relman version\n  relman version --output json",
 		Args:    cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
+			v := buildVersions()
 			if a.output == "json" {
-				return a.printJSON(map[string]string{"version": Version})
+				return a.printJSON(v)
 			}
-			fmt.Fprintln(a.opts.Stdout, "relman", Version)
+			fmt.Fprintf(a.opts.Stdout, "relman %s (commit %s, %s, Temporal Go SDK %s)\n", v.Version, v.Commit, v.Go, v.SDK)
 			return nil
 		},
 	}
@@ -147,4 +151,40 @@ func startCPUProfile(path string) (func(), error) {
 		return nil, fmt.Errorf("cpu profile: %w", err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// versions is what relman version prints.
+type versions struct {
+	Version string `json:"version"`
+	Commit  string `json:"commit"`
+	Go      string `json:"go"`
+	SDK     string `json:"temporal_sdk"`
+}
+
+// buildVersions says the commit: the one make stamped (Commit), else the
+// binary's build information (go build stamps it in a git checkout unless
+// -buildvcs=false; a commit with uncommitted changes is marked "+dirty").
+func buildVersions() versions {
+	v := versions{Version: Version, Commit: "unknown", Go: runtime.Version(), SDK: "v" + temporal.SDKVersion}
+	if Commit != "" {
+		v.Commit = Commit
+		return v
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return v
+	}
+	dirty := false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			v.Commit = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if dirty && v.Commit != "unknown" {
+		v.Commit += "+dirty"
+	}
+	return v
 }

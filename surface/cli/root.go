@@ -39,6 +39,11 @@ const (
 // Version is set at build time with -ldflags "-X ...cli.Version=v".
 var Version = "dev"
 
+// Commit is the commit relman was built from, set at link time by make
+// (-X ...cli.Commit=...); empty, the binary's own build information (go
+// build in a git checkout) says it, if it can.
+var Commit = ""
+
 // Options are what a command reads and writes, injected for tests.
 type Options struct {
 	Stdout    io.Writer
