@@ -814,3 +814,14 @@ func TestManagerRecordsStore(t *testing.T) {
 	assert.Equal(t, filepath.Join(dir, "records.key"), m.RecordsKeyFile)
 	assert.Equal(t, 7*24*time.Hour, m.MinRetention)
 }
+
+func TestInstallerTrustValidated(t *testing.T) {
+	var ok problems
+	checkTrust(&ok, InstallerTrust{ManagerKeys: []string{"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}, UnsignedOrders: "allow"})
+	assert.Empty(t, ok.list)
+	var bad problems
+	checkTrust(&bad, InstallerTrust{ManagerKeys: []string{"short"}, UnsignedOrders: "yes"})
+	require.Len(t, bad.list, 2)
+	assert.Equal(t, "trust.manager_keys[0]", bad.list[0].Field)
+	assert.Equal(t, "trust.unsigned_orders", bad.list[1].Field)
+}

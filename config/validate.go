@@ -240,6 +240,7 @@ func (c *Installer) Validate() error {
 	validateManagers(&ps, c.Managers, c.managersConflict)
 	checkArtifacts(&ps, c.Artifacts)
 	checkLease(&ps, c.Lease)
+	checkTrust(&ps, c.Trust)
 	if len(c.Environments) == 0 {
 		ps.add("environments", "none defined; define at least one environment with its targets")
 	}
@@ -380,4 +381,17 @@ func label(path, fallback string) string {
 
 func sortedKeys[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))
+}
+
+// checkTrust checks an installer's trust section: manager keys are base64
+// ed25519 public keys, and unsigned_orders is empty or "allow".
+func checkTrust(ps *problems, t InstallerTrust) {
+	for i, k := range t.ManagerKeys {
+		if _, err := auth.ParseManagerKey(k); err != nil {
+			ps.add(fmt.Sprintf("trust.manager_keys[%d]", i), "not base64 of a 32-byte ed25519 public key; paste what relman manager-key prints")
+		}
+	}
+	if t.UnsignedOrders != "" && t.UnsignedOrders != "allow" {
+		ps.add("trust.unsigned_orders", "%q: want allow (insecure) or leave it out", t.UnsignedOrders)
+	}
 }
