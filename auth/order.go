@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/relman/relman/internal/secretfile"
 )
 
 // Order is what a manager allows one installer to do once: install (or roll
@@ -211,4 +213,21 @@ func ParseManagerKey(s string) (ed25519.PublicKey, error) {
 		}
 	}
 	return nil, fmt.Errorf("manager key %q: not base64 of a 32-byte ed25519 public key", s)
+}
+
+// LoadOrderKey reads the manager's order-signing key (a 32-byte ed25519
+// seed) from path, or on first use makes one there, owner-only. warn gets
+// a sentence when others may read the file.
+func LoadOrderKey(path string, warn func(string)) (ed25519.PrivateKey, error) {
+	seed, err := secretfile.LoadOrCreate(path, ed25519.SeedSize, warn)
+	if err != nil {
+		return nil, fmt.Errorf("orders key: %w", err)
+	}
+	return ed25519.NewKeyFromSeed(seed[:ed25519.SeedSize]), nil
+}
+
+// EncodeManagerKey is the base64 form of a manager's public key that
+// installers list in trust.manager_keys.
+func EncodeManagerKey(pub ed25519.PublicKey) string {
+	return base64.StdEncoding.EncodeToString(pub)
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -145,4 +146,19 @@ func TestParseManagerKey(t *testing.T) {
 	}
 	_, err := ParseManagerKey("bm90IGEga2V5")
 	assert.Error(t, err)
+}
+
+func TestLoadOrderKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "conf", "orders.key")
+	k1, err := LoadOrderKey(path, nil)
+	require.NoError(t, err)
+	st, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+	k2, err := LoadOrderKey(path, nil)
+	require.NoError(t, err)
+	assert.Equal(t, k1, k2, "the second start reads the key the first made")
+	pub, err := ParseManagerKey(EncodeManagerKey(k1.Public().(ed25519.PublicKey)))
+	require.NoError(t, err)
+	assert.Equal(t, k1.Public(), pub)
 }
