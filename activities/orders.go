@@ -60,7 +60,7 @@ func (i *Installer) checkOrder(ctx context.Context, in workflows.InstallInput) e
 	// A host that trusts no key checks nothing, as before signed orders
 	// (insecure: the installer warns at start); allow (upgrades) runs
 	// unsigned orders, while a signed one is still checked.
-	if len(t.ManagerKeys) == 0 || (t.UnsignedOrders == "allow" && in.Order == nil) {
+	if len(t.ManagerKeys) == 0 {
 		if in.Order == nil {
 			i.logger().Warn("running an unsigned install order (insecure)", "transaction", in.Transaction, "target", in.Target)
 		}

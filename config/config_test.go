@@ -817,11 +817,18 @@ func TestManagerRecordsStore(t *testing.T) {
 
 func TestInstallerTrustValidated(t *testing.T) {
 	var ok problems
-	checkTrust(&ok, InstallerTrust{ManagerKeys: []string{"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}, UnsignedOrders: "allow"})
+	checkTrust(&ok, InstallerTrust{ManagerKeys: []string{"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}})
 	assert.Empty(t, ok.list)
+	var files problems
+	checkTrust(&files, InstallerTrust{ManagerKeyFiles: []string{"orders.key.pub"}})
+	assert.Empty(t, files.list)
 	var bad problems
-	checkTrust(&bad, InstallerTrust{ManagerKeys: []string{"short"}, UnsignedOrders: "yes"})
-	require.Len(t, bad.list, 2)
+	checkTrust(&bad, InstallerTrust{ManagerKeys: []string{"short"}})
+	require.Len(t, bad.list, 1)
 	assert.Equal(t, "trust.manager_keys[0]", bad.list[0].Field)
-	assert.Equal(t, "trust.unsigned_orders", bad.list[1].Field)
+	var none problems
+	checkTrust(&none, InstallerTrust{})
+	require.Len(t, none.list, 1)
+	assert.Equal(t, "trust", none.list[0].Field)
+	assert.Contains(t, none.list[0].Msg, "relman manager-key")
 }

@@ -256,6 +256,9 @@ func (c *Installer) Default() {
 	c.Service.defaults(dir)
 	c.Artifacts = artifactsURL(c.Artifacts, dir)
 	c.WorkDir = absPath(orDefault(c.WorkDir, DefaultWorkDir), dir)
+	for i, f := range c.Trust.ManagerKeyFiles {
+		c.Trust.ManagerKeyFiles[i] = absPath(f, dir)
+	}
 	if c.Lease == 0 {
 		c.Lease = DefaultLease
 	}

@@ -255,16 +255,20 @@ type Installer struct {
 	path             string
 }
 
-// InstallerTrust is whose install orders an installer runs.
+// InstallerTrust is whose install orders an installer runs: only orders
+// signed by one of these manager keys. There is no setting that runs
+// unsigned orders: anyone who may schedule activities in the namespace
+// could then install anything on the host.
 type InstallerTrust struct {
 	// ManagerKeys are the managers' order-signing public keys (base64, as
 	// relman manager-key prints them); several, so a key can be rotated
 	// and several managers trusted.
 	ManagerKeys []string `yaml:"manager_keys"`
-	// UnsignedOrders "allow" runs orders no trusted manager signed.
-	// Insecure: anyone who may schedule activities in the namespace can
-	// then install anything here. Only for upgrading a fleet.
-	UnsignedOrders string `yaml:"unsigned_orders"`
+	// ManagerKeyFiles are files holding such a key, one per file, as the
+	// manager writes it beside its orders_key_file (orders.key.pub); read
+	// at each order, so a file written after the installer started, or a
+	// rotated key, counts. Relative paths are against this config's folder.
+	ManagerKeyFiles []string `yaml:"manager_key_files"`
 }
 
 // InstallBehavior is how a named target is installed: the seed's

@@ -383,15 +383,16 @@ func sortedKeys[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))
 }
 
-// checkTrust checks an installer's trust section: manager keys are base64
-// ed25519 public keys, and unsigned_orders is empty or "allow".
+// checkTrust checks an installer's trust section: at least one manager
+// key, inline or in a file, and each inline key base64 of an ed25519
+// public key.
 func checkTrust(ps *problems, t InstallerTrust) {
 	for i, k := range t.ManagerKeys {
 		if _, err := auth.ParseManagerKey(k); err != nil {
 			ps.add(fmt.Sprintf("trust.manager_keys[%d]", i), "not base64 of a 32-byte ed25519 public key; paste what relman manager-key prints")
 		}
 	}
-	if t.UnsignedOrders != "" && t.UnsignedOrders != "allow" {
-		ps.add("trust.unsigned_orders", "%q: want allow (insecure) or leave it out", t.UnsignedOrders)
+	if len(t.ManagerKeys) == 0 && len(t.ManagerKeyFiles) == 0 {
+		ps.add("trust", "no manager key: an installer runs only install orders its manager signed; add trust.manager_keys with what relman manager-key --config manager.yaml prints, or trust.manager_key_files naming the manager's orders.key.pub")
 	}
 }

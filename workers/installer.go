@@ -36,8 +36,6 @@ func (r *role) installer(ctx context.Context, cfg *config.Installer) error {
 	switch t := cfg.Trust; {
 	case len(t.ManagerKeys) == 0:
 		r.log.Warn("INSECURE: installer " + cfg.Host + " trusts no manager key, so it checks no install order: anyone who may schedule activities in the namespace can make this host install anything; set trust.manager_keys to what relman manager-key --config manager.yaml prints")
-	case t.UnsignedOrders == "allow":
-		r.log.Warn("INSECURE: trust.unsigned_orders is allow: unsigned install orders run; remove it once every manager signs orders")
 	}
 	a := &activities.Installer{Config: cfg, Store: store, Log: r.log, Behaviors: r.opts.Behaviors}
 	// One long poll per host and manager: every poller is one the Temporal
