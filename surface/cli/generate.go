@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/relman/relman/auth"
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/deployments"
 	"github.com/relman/relman/examples"
@@ -56,7 +58,10 @@ project as a git repository, an installer install_base/<env>/), and a
 systemd unit. Roles generated into the same --dir work together as they are:
 builders write the artifact store --dir/artifacts, installers read it, and
 the example project releases to test once the manager's README steps are
-done. Existing files are never overwritten: they are kept and listed.`,
+done. A manager gets its order-signing key (work/orders.key); an installer
+trusts the keys of the managers generated into --dir before it (its
+trust.manager_keys), so generate the manager first. Existing files are
+never overwritten: they are kept and listed.`,
 		Example: `  relman generate manager mgr --dir /srv/relman
   relman generate builder build-1 --dir /srv/relman
   relman generate installer web-1 --dir /srv/relman
@@ -85,7 +90,14 @@ done. Existing files are never overwritten: they are kept and listed.`,
 				}
 			}
 			relman, _ := os.Executable()
-			data := map[string]string{"Role": role, "Name": name, "Root": root, "Dir": parent, "Relman": relman, "Store": sharedStore}
+			data := map[string]any{"Role": role, "Name": name, "Root": root, "Dir": parent, "Relman": relman, "Store": sharedStore}
+			var managers []generatedManager
+			if role == "installer" {
+				// The installer runs only orders its managers sign: it
+				// trusts the managers generated beside it from the start.
+				managers = a.generatedManagers(parent)
+				data["Managers"] = managers
+			}
 			// The unit comes from the same template as the units under
 			// deployments/systemd, so both get the same hardening.
 			u := deployments.Unit{
@@ -141,6 +153,27 @@ done. Existing files are never overwritten: they are kept and listed.`,
 			for _, k := range kept {
 				fmt.Fprintf(a.opts.Stdout, "kept existing %s\n", k)
 			}
+			if role == "manager" {
+				// The key the manager signs install orders with, made now
+				// (as its first start would) so that installers generated
+				// beside it can trust its public half from the start.
+				cfgPath := filepath.Join(root, "conf", "manager.yaml")
+				key, keyFile, err := a.managerOrderKey(cfgPath)
+				if err != nil {
+					fmt.Fprintf(a.opts.Stderr, "Warning: the manager's order key: %v; relman manager-key --config %s makes it\n", err, cfgPath)
+				} else {
+					rel, _ := filepath.Rel(root, keyFile)
+					fmt.Fprintf(a.opts.Stdout, "install orders are signed with %s (it stays on this machine); installers trust its public key %s\n", rel, key)
+				}
+			}
+			if role == "installer" {
+				for _, m := range managers {
+					fmt.Fprintf(a.opts.Stdout, "trusts the install orders of manager %s (its key is in conf/installer.yaml, trust.manager_keys)\n", m.Name)
+				}
+				if len(managers) == 0 {
+					fmt.Fprintf(a.opts.Stdout, "no manager generated in %s: put its key (relman manager-key --config manager.yaml prints it) in trust.manager_keys of conf/installer.yaml before starting\n", parent)
+				}
+			}
 			if role == "builder" {
 				// The example project as a repository, so the first release
 				// has something to build; a repository there is kept.
@@ -161,6 +194,54 @@ done. Existing files are never overwritten: they are kept and listed.`,
 	return cmd
 }
 
+// generatedManager is a manager generated into the same --dir as an
+// installer, and its order key's public half (base64).
+type generatedManager struct {
+	Name, Key string
+}
+
+// generatedManagers are the managers generated into parent, by name, with
+// their order keys (made now if missing, as relman manager-key would). A
+// manager whose config does not load is left out, with a warning.
+func (a *app) generatedManagers(parent string) []generatedManager {
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		return nil
+	}
+	var out []generatedManager
+	for _, e := range entries {
+		cfgPath := filepath.Join(parent, e.Name(), "conf", "manager.yaml")
+		if !e.IsDir() {
+			continue
+		}
+		if _, err := os.Stat(cfgPath); err != nil {
+			continue
+		}
+		key, _, err := a.managerOrderKey(cfgPath)
+		if err != nil {
+			fmt.Fprintf(a.opts.Stderr, "Warning: not trusting manager %s: %v\n", e.Name(), err)
+			continue
+		}
+		out = append(out, generatedManager{Name: e.Name(), Key: key})
+	}
+	return out
+}
+
+// managerOrderKey is the public key (base64) the manager of cfgPath signs
+// install orders with, and its key file; the key is made, owner-only, if
+// it is not there yet.
+func (a *app) managerOrderKey(cfgPath string) (string, string, error) {
+	cfg, err := config.LoadManager(cfgPath)
+	if cfg == nil {
+		return "", "", err
+	}
+	key, err := auth.LoadOrderKey(cfg.OrdersKeyFile, a.warnSecret)
+	if err != nil {
+		return "", "", err
+	}
+	return auth.EncodeManagerKey(key.Public().(ed25519.PublicKey)), cfg.OrdersKeyFile, nil
+}
+
 const generateReadme = `# {{.Name}}: a relman {{.Role}}
 
 Made by ` + "`relman generate {{.Role}} {{.Name}}`" + ` in {{.Dir}}. Generate a manager, a
@@ -172,6 +253,14 @@ they are. The commands below run in this directory.
 - ` + "`log/`" + `: the log file (logging.path).
 - ` + "`work/`" + `: scratch space.
 {{- if eq .Role "manager"}}
+- ` + "`work/orders.key`" + `: the key this manager signs install orders with
+  (ed25519, made by relman generate, owner-only). Installers run only orders
+  signed with it, so it stays on this machine: never copy it elsewhere, back
+  it up with the other secrets. Its public half, printed by
+  ` + "`relman manager-key --config conf/manager.yaml`" + ` and written to
+  work/orders.key.pub at each start, goes in every installer's
+  trust.manager_keys; the installers generated beside this manager already
+  have it.
 - ` + "`conf/users.yaml`" + `: the users and their tokens (made by the first
   ` + "`relman token create`" + ` or ` + "`relman user add`" + `).
 {{- end}}
@@ -186,6 +275,12 @@ they are. The commands below run in this directory.
 - ` + "`install_base/<env>/`" + `: where named targets are installed.
 - ` + "`../{{.Store}}/`" + `: the artifact store the builders generated beside it
   write (artifacts: in conf/installer.yaml).
+- trust.manager_keys in conf/installer.yaml: the public keys of the managers
+  whose install orders this host runs{{range $i, $m := .Managers}}{{if $i}},{{else}}:{{end}} manager {{$m.Name}}{{end}}
+  {{- if .Managers}} (generated beside it){{else}}. No manager was generated
+  beside it: add your manager's key, as
+  ` + "`relman manager-key --config manager.yaml`" + ` prints it, before starting{{end}}.
+  Any other order is refused before anything is downloaded.
 {{- end}}
 - ` + "`relman-{{.Role}}-{{.Name}}.service`" + `: a hardened systemd unit running as
   the user relman-{{.Role}} (group relman), which may write only log/, work/
@@ -279,6 +374,12 @@ timeouts:
 # is made on first start; managers sharing a queue need the same file.
 artifacts: file://../../{{.Store}}
 records_key_file: ../work/records.key
+# Installers run only install orders signed with this key (ed25519). relman
+# generate made it, owner-only; it stays on this machine. Its public half
+# (relman manager-key --config conf/manager.yaml; also written to
+# orders.key.pub beside it at each start) is in the trust section of the
+# installers generated beside this manager.
+orders_key_file: ../work/orders.key
 # The manager warns at start when the namespace keeps closed workflows less.
 min_retention: 720h           # 30 days
 `,
@@ -326,5 +427,28 @@ environments:
     template:
       behavior: unarchive
       path: ../install_base/dev/template
+# Whose install orders this host runs: only orders signed by one of these
+# managers' keys, for this host, its environment and target, the artifact's
+# sha256 and the transaction, unexpired, once. Anything else is refused
+# before any download. No setting runs unsigned orders.
+# Rotating a manager's key: add the new key here (relman manager-key with
+# the manager's new orders_key_file prints it), restart the installers, then
+# switch the manager to the new key and restart it; remove the old key here
+# once the manager runs with the new one.
+trust:
+{{- if .Managers}}
+  manager_keys:
+{{- range .Managers}}
+    # manager {{.Name}}, generated beside this installer: the public half of
+    # its work/orders.key, as relman manager-key --config
+    # ../../{{.Name}}/conf/manager.yaml prints it.
+    - {{.Key}}
+{{- end}}
+{{- else}}
+  # No manager was generated beside this installer: add your manager's key
+  # as relman manager-key --config manager.yaml prints it on the manager's
+  # machine. The installer refuses to start without one.
+  manager_keys: []
+{{- end}}
 `,
 }

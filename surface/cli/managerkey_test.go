@@ -22,8 +22,8 @@ func TestManagerKey(t *testing.T) {
 	require.Equal(t, ExitOK, code, errOut)
 	_, err := auth.ParseManagerKey(out1)
 	require.NoError(t, err, "prints a key installers can trust")
-	st, err := os.Stat(filepath.Join(dir, "m1", "conf", "orders.key"))
-	require.NoError(t, err, "makes the key beside the config")
+	st, err := os.Stat(filepath.Join(dir, "m1", "work", "orders.key"))
+	require.NoError(t, err, "the key is where the generated config's orders_key_file says (work/: the unit may write orders.key.pub there)")
 	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm())
 
 	out2, _, code := run(t, "manager-key", "--config", cfg)
