@@ -179,9 +179,22 @@ func TestGenerateInstallerTrustsManagers(t *testing.T) {
 	alone := t.TempDir()
 	stdout, stderr, code = run(t, "generate", "installer", "host-2", "--dir", alone)
 	require.Equal(t, ExitOK, code, stderr)
-	assert.Contains(t, stdout, "no manager generated in "+alone)
+	assert.Contains(t, stdout, "trusts no manager yet: no manager generated in "+alone+" has an order key")
 	assert.Contains(t, stdout, "relman manager-key --config manager.yaml")
 	_, stderr, code = run(t, "config", "check", filepath.Join(alone, "host-2", "conf", "installer.yaml"))
 	assert.NotEqual(t, ExitOK, code, "an installer that trusts no manager key is refused")
 	assert.Contains(t, stderr, "relman manager-key")
+
+	// A manager without a key (an older layout never started): the
+	// installer does not trust it, says why, and writes nothing into the
+	// manager's layout.
+	old := t.TempDir()
+	_, stderr, code = run(t, "generate", "manager", "mgr-old", "--dir", old)
+	require.Equal(t, ExitOK, code, stderr)
+	require.NoError(t, os.Remove(filepath.Join(old, "mgr-old", "work", "orders.key")))
+	stdout, stderr, code = run(t, "generate", "installer", "host-3", "--dir", old)
+	require.Equal(t, ExitOK, code, stderr)
+	assert.Contains(t, stderr, "not trusting manager mgr-old: it has no order key yet")
+	assert.Contains(t, stdout, "trusts no manager yet")
+	assert.NoFileExists(t, filepath.Join(old, "mgr-old", "work", "orders.key"))
 }
