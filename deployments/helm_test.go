@@ -137,6 +137,11 @@ func TestHelmChart(t *testing.T) {
 			_, err = helmRun(t, helm, "template", "relman", chartDir, "--kube-version", kubeVersion, "--namespace", "relman", "-f", values)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), "installer.trust.managerKeys: set the managers' public order keys, as relman manager-key")
+			// Nor without the managers' order key.
+			_, err = helmRun(t, helm, "template", "relman", chartDir, "--kube-version", kubeVersion, "--namespace", "relman", "-f", values,
+				"--set", "installer.trust.managerKeys[0]="+key, "--set", "manager.orders.keySecret=")
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "manager.orders.keySecret: set a Secret holding orders.key")
 			out, err := helmRun(t, helm, "template", "relman", chartDir, "--kube-version", kubeVersion, "--namespace", "relman", "-f", values,
 				"--set", "installer.trust.managerKeys[0]="+key)
 			require.NoError(t, err)
