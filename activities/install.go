@@ -75,6 +75,9 @@ func (i *Installer) target(env, target string) (config.InstallBehavior, behavior
 
 func (i *Installer) install(ctx context.Context, in workflows.InstallInput, attempt int32) (workflows.InstallResult, error) {
 	res := workflows.InstallResult{Host: i.Config.Host, Attempt: attempt}
+	if err := i.checkOrder(ctx, in); err != nil {
+		return res, err
+	}
 	ib, b, err := i.target(in.Env, in.Target)
 	if err != nil {
 		return res, err

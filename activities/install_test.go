@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/relman/relman/activities"
 	"github.com/relman/relman/artifact"
+	"github.com/relman/relman/auth"
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/archive"
 	"github.com/relman/relman/workflows"
@@ -26,6 +29,7 @@ type installFixture struct {
 	root    string // parent of every install path
 	out     string // where the command behavior writes
 	inst    *activities.Installer
+	key     ed25519.PrivateKey // the trusted manager's order key
 }
 
 func newInstallFixture(t *testing.T) installFixture {
@@ -34,9 +38,14 @@ func newInstallFixture(t *testing.T) installFixture {
 	root := t.TempDir()
 	out := filepath.Join(t.TempDir(), "command-out")
 	cmd := `printf '%s\n' "$RELMAN_RESOURCE" "$RELMAN_TARGET" "$RELMAN_ENV" "$RELMAN_TRANSACTION" > "$0"; cp "$RELMAN_RESOURCE" "$0.resource"`
+	pub, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := &config.Installer{
 		Host:    "host-a",
 		WorkDir: t.TempDir(),
+		Trust:   config.InstallerTrust{ManagerKeys: []string{auth.EncodeManagerKey(pub)}},
 		Environments: map[string]map[string]config.InstallBehavior{
 			"test": {
 				"site": {Behavior: "unarchive", Path: filepath.Join(root, "www", "site")},
@@ -46,7 +55,7 @@ func newInstallFixture(t *testing.T) installFixture {
 			},
 		},
 	}
-	return installFixture{store: store, storeAt: dir, root: root, out: out,
+	return installFixture{store: store, storeAt: dir, root: root, out: out, key: key,
 		inst: &activities.Installer{Config: cfg, Store: store, Log: quietLog}}
 }
 
@@ -89,10 +98,29 @@ func (f installFixture) putFile(t *testing.T, path, format, name string) workflo
 	return workflows.ArtifactRef{Key: ref.Key, SHA256: ref.SHA256, Size: ref.Size, Format: format, Name: name}
 }
 
+// install installs with an order the trusted manager signed for it.
 func (f installFixture) install(tx, target string, ref workflows.ArtifactRef) (workflows.InstallResult, error) {
-	return f.inst.Install(context.Background(), workflows.InstallInput{
-		Transaction: tx, Project: "web", Env: "test", Target: target, Artifact: ref,
-	})
+	in := workflows.InstallInput{Transaction: tx, Project: "web", Env: "test", Target: target, Artifact: ref}
+	o := f.order(in)
+	return f.inst.Install(context.Background(), f.signed(in, o, f.key))
+}
+
+// order is the order a manager signs for in on the fixture's host.
+func (f installFixture) order(in workflows.InstallInput) auth.Order {
+	return auth.Order{
+		ID: "order-" + in.Transaction + "-" + in.Target, Transaction: in.Transaction, RunID: "run-1",
+		Host: f.inst.Config.Host, Env: in.Env, Target: in.Target, Action: workflows.OrderInstall,
+		SHA256: in.Artifact.SHA256, Expires: time.Now().Add(time.Hour),
+	}
+}
+
+func (f installFixture) signed(in workflows.InstallInput, o auth.Order, key ed25519.PrivateKey) workflows.InstallInput {
+	s, err := auth.SignOrder(key, o)
+	if err != nil {
+		panic(err)
+	}
+	in.Order = &s
+	return in
 }
 
 // hostileTarGz is a tar.gz whose second entry climbs out of the destination.
@@ -266,9 +294,8 @@ func TestInstallUnknownTarget(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			_, err := f.inst.Install(context.Background(), workflows.InstallInput{
-				Transaction: "tx-1", Project: "web", Env: tc.env, Target: tc.target, Artifact: ref,
-			})
+			in := workflows.InstallInput{Transaction: "tx-1", Project: "web", Env: tc.env, Target: tc.target, Artifact: ref}
+			_, err := f.inst.Install(context.Background(), f.signed(in, f.order(in), f.key))
 			app := appError(t, err, workflows.ErrUnknownTarget, true)
 			mustContain(t, app.Message(), tc.want...)
 			if d := installFailure(t, app); d.Host != "host-a" || d.Attempt != 1 {

@@ -824,3 +824,21 @@ func TestManagerRecordsStore(t *testing.T) {
 	assert.Equal(t, filepath.Join(dir, "records.key"), m.RecordsKeyFile)
 	assert.Equal(t, 7*24*time.Hour, m.MinRetention)
 }
+
+func TestInstallerTrustValidated(t *testing.T) {
+	var ok problems
+	checkTrust(&ok, InstallerTrust{ManagerKeys: []string{"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}})
+	assert.Empty(t, ok.list)
+	var files problems
+	checkTrust(&files, InstallerTrust{ManagerKeyFiles: []string{"orders.key.pub"}})
+	assert.Empty(t, files.list)
+	var bad problems
+	checkTrust(&bad, InstallerTrust{ManagerKeys: []string{"short"}})
+	require.Len(t, bad.list, 1)
+	assert.Equal(t, "trust.manager_keys[0]", bad.list[0].Field)
+	var none problems
+	checkTrust(&none, InstallerTrust{})
+	require.Len(t, none.list, 1)
+	assert.Equal(t, "trust", none.list[0].Field)
+	assert.Contains(t, none.list[0].Msg, "relman manager-key")
+}

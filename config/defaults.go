@@ -45,6 +45,8 @@ const (
 	// DefaultAuthMaxAge bounds the clock difference between a signing client
 	// and the manager: how old a signed request may be when it arrives.
 	DefaultAuthMaxAge = 10 * time.Minute
+	// DefaultOrdersKeyFile is the manager's order-signing key, beside its config.
+	DefaultOrdersKeyFile = "orders.key"
 )
 
 // Defaults the workflows, activities and workers read. They are not in a
@@ -244,6 +246,7 @@ func (c *Manager) Default() {
 		c.Artifacts = artifactsURL(c.Artifacts, dir)
 		c.RecordsKeyFile = absPath(orDefault(c.RecordsKeyFile, DefaultRecordsKeyFile), dir)
 	}
+	c.OrdersKeyFile = absPath(orDefault(c.OrdersKeyFile, DefaultOrdersKeyFile), dir)
 	if c.MinRetention == 0 {
 		c.MinRetention = DefaultMinRetention
 	}
@@ -296,6 +299,9 @@ func (c *Installer) Default() {
 	c.Service.defaults(dir)
 	c.Artifacts = artifactsURL(c.Artifacts, dir)
 	c.WorkDir = absPath(orDefault(c.WorkDir, DefaultWorkDir), dir)
+	for i, f := range c.Trust.ManagerKeyFiles {
+		c.Trust.ManagerKeyFiles[i] = absPath(f, dir)
+	}
 	if c.Lease == 0 {
 		c.Lease = DefaultLease
 	}

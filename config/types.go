@@ -76,6 +76,11 @@ type Manager struct {
 	// made on first start; managers on one queue share it. Default:
 	// records.key beside this config.
 	RecordsKeyFile string `yaml:"records_key_file"`
+	// OrdersKeyFile holds the seed of the ed25519 key the manager signs
+	// install orders with, made owner-only on first start; installers
+	// trust its public key (relman manager-key). Default: orders.key
+	// beside this config.
+	OrdersKeyFile string `yaml:"orders_key_file"`
 	// MinRetention is the shortest namespace retention the manager takes
 	// without a warning at start. Default 720h (30 days).
 	MinRetention time.Duration `yaml:"min_retention"`
@@ -243,9 +248,27 @@ type Installer struct {
 	Environments map[string]map[string]InstallBehavior `yaml:"environments"`
 	// Managers are the managers the host serves when it serves more than
 	// one; empty: the one of manager_queue and registry_id.
-	Managers         []ManagerRef `yaml:"managers"`
+	Managers []ManagerRef `yaml:"managers"`
+	// Trust is whose install orders the host runs.
+	Trust            InstallerTrust `yaml:"trust"`
 	managersConflict bool
 	path             string
+}
+
+// InstallerTrust is whose install orders an installer runs: only orders
+// signed by one of these manager keys. There is no setting that runs
+// unsigned orders: anyone who may schedule activities in the namespace
+// could then install anything on the host.
+type InstallerTrust struct {
+	// ManagerKeys are the managers' order-signing public keys (base64, as
+	// relman manager-key prints them); several, so a key can be rotated
+	// and several managers trusted.
+	ManagerKeys []string `yaml:"manager_keys"`
+	// ManagerKeyFiles are files holding such a key, one per file, as the
+	// manager writes it beside its orders_key_file (orders.key.pub); read
+	// at each order, so a file written after the installer started, or a
+	// rotated key, counts. Relative paths are against this config's folder.
+	ManagerKeyFiles []string `yaml:"manager_key_files"`
 }
 
 // InstallBehavior is how a named target is installed: the seed's

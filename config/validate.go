@@ -245,6 +245,7 @@ func (c *Installer) Validate() error {
 	var ps problems
 	c.Service.validateWorker(&ps, workerID{"host", c.Host, "missing; set the name this host registers under"},
 		c.Managers, c.managersConflict, c.Artifacts, c.Lease)
+	checkTrust(&ps, c.Trust)
 	if len(c.Environments) == 0 {
 		ps.add("environments", "none defined; define at least one environment with its targets")
 	}
@@ -386,4 +387,18 @@ func label(path, fallback string) string {
 
 func sortedKeys[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))
+}
+
+// checkTrust checks an installer's trust section: at least one manager
+// key, inline or in a file, and each inline key base64 of an ed25519
+// public key.
+func checkTrust(ps *problems, t InstallerTrust) {
+	for i, k := range t.ManagerKeys {
+		if _, err := auth.ParseManagerKey(k); err != nil {
+			ps.add(fmt.Sprintf("trust.manager_keys[%d]", i), "not base64 of a 32-byte ed25519 public key; paste what relman manager-key prints")
+		}
+	}
+	if len(t.ManagerKeys) == 0 && len(t.ManagerKeyFiles) == 0 {
+		ps.add("trust", "no manager key: an installer runs only install orders its manager signed; add trust.manager_keys with what relman manager-key --config manager.yaml prints, or trust.manager_key_files naming the manager's orders.key.pub")
+	}
 }

@@ -78,7 +78,7 @@ func TestComposeStack(t *testing.T) {
 	root, err := filepath.Abs("..")
 	require.NoError(t, err)
 
-	for _, name := range []string{"postgresql", "temporal-schema", "temporal", "temporal-setup", "temporal-ui", "template-repo", "manager", "builder", "installer-a", "installer-b"} {
+	for _, name := range []string{"postgresql", "temporal-schema", "temporal", "temporal-setup", "temporal-ui", "template-repo", "manager-key", "manager", "builder", "installer-a", "installer-b"} {
 		_, err := p.GetService(name)
 		require.NoError(t, err, "the stack has no %s", name)
 	}
@@ -88,10 +88,10 @@ func TestComposeStack(t *testing.T) {
 		"temporal":        {"temporal-schema": types.ServiceConditionCompletedSuccessfully},
 		"temporal-setup":  {"temporal": types.ServiceConditionHealthy},
 		"temporal-ui":     {"temporal": types.ServiceConditionHealthy},
-		"manager":         {"temporal-setup": types.ServiceConditionCompletedSuccessfully},
+		"manager":         {"temporal-setup": types.ServiceConditionCompletedSuccessfully, "manager-key": types.ServiceConditionCompletedSuccessfully},
 		"builder":         {"temporal-setup": types.ServiceConditionCompletedSuccessfully, "template-repo": types.ServiceConditionCompletedSuccessfully},
-		"installer-a":     {"temporal-setup": types.ServiceConditionCompletedSuccessfully},
-		"installer-b":     {"temporal-setup": types.ServiceConditionCompletedSuccessfully},
+		"installer-a":     {"temporal-setup": types.ServiceConditionCompletedSuccessfully, "manager-key": types.ServiceConditionCompletedSuccessfully},
+		"installer-b":     {"temporal-setup": types.ServiceConditionCompletedSuccessfully, "manager-key": types.ServiceConditionCompletedSuccessfully},
 	}
 	for svc, deps := range waits {
 		s, _ := p.GetService(svc)
@@ -125,6 +125,16 @@ func TestComposeStack(t *testing.T) {
 	}
 	tpl, _ := p.GetService("template-repo")
 	assert.Equal(t, "relman-builder", tpl.Build.Target, "git runs in the builder image")
+	keySvc, _ := p.GetService("manager-key")
+	assert.Equal(t, "relman-builder", keySvc.Build.Target, "manager-key needs a shell to write the public key")
+	// What manager-key mounts, by target: the manager's work volume (the
+	// private key) and the volume it publishes the public key in.
+	keyMounts := map[string]types.ServiceVolumeConfig{}
+	for _, v := range keySvc.Volumes {
+		keyMounts[v.Target] = v
+	}
+	var managerKeyDir string // the volume holding the manager's orders.key
+	var trustFiles []string  // the installers' trust files, as volume:file
 
 	stores := map[string]string{}
 	hosts := map[string]bool{}
@@ -177,6 +187,18 @@ func TestComposeStack(t *testing.T) {
 				m, _ := mountOf(u.Path)
 				stores[name] = m.Source
 				writable(filepath.Dir(cfg.RecordsKeyFile))
+				// The order key: in a volume only the manager and
+				// manager-key mount, which makes it with the same config.
+				writable(filepath.Dir(cfg.OrdersKeyFile))
+				m, _ = mountOf(filepath.Dir(cfg.OrdersKeyFile))
+				managerKeyDir = m.Source
+				km, ok := keyMounts[m.Target]
+				if assert.True(t, ok, "manager-key does not mount the manager's %s", m.Target) {
+					assert.Equal(t, m.Source, km.Source)
+					assert.False(t, km.ReadOnly, "manager-key makes the key on the first up")
+				}
+				require.NotEmpty(t, keySvc.Command)
+				assert.Contains(t, keySvc.Command[len(keySvc.Command)-1], "relman manager-key --config "+s.Command[2])
 			case *config.Builder:
 				writable(cfg.WorkDir)
 				u, err := url.Parse(cfg.Artifacts)
@@ -205,11 +227,32 @@ func TestComposeStack(t *testing.T) {
 				m, ok := mountOf(u.Path)
 				require.True(t, ok, "the store is not mounted")
 				stores[name] = m.Source
+				// Signed orders: the manager's public key, from the volume
+				// manager-key writes, read-only.
+				require.NotEmpty(t, cfg.Trust.ManagerKeyFiles, "the installer trusts no manager key file")
+				for _, f := range cfg.Trust.ManagerKeyFiles {
+					m, ok := mountOf(filepath.Dir(f))
+					if assert.True(t, ok, "trust file %s is not mounted", f) {
+						assert.True(t, m.ReadOnly, "%s mounts the manager's key volume writable", name)
+						km, ok := keyMounts[m.Target]
+						if assert.True(t, ok, "manager-key does not write %s", m.Target) {
+							assert.Equal(t, m.Source, km.Source)
+							assert.False(t, km.ReadOnly)
+						}
+						trustFiles = append(trustFiles, m.Source+":"+filepath.Base(f))
+					}
+				}
+				for _, v := range s.Volumes {
+					assert.NotEqual(t, "manager-work", v.Source, "%s mounts the manager's private key", name)
+				}
 			}
 		})
 	}
 	assert.Equal(t, map[string]string{"manager": "artifacts", "builder": "artifacts", "installer-a": "artifacts", "installer-b": "artifacts"}, stores,
 		"builders and installers must share one store, and the manager keeps its records there")
+	assert.Equal(t, "manager-work", managerKeyDir)
+	assert.Equal(t, []string{"manager-key:orders.key.pub", "manager-key:orders.key.pub"}, trustFiles)
+	assert.Contains(t, keySvc.Command[len(keySvc.Command)-1], "/var/lib/relman/manager-key/orders.key.pub", "manager-key writes the file the installers trust")
 }
 
 func deref(s *string) string {

@@ -2,6 +2,8 @@ package deployments_test
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 
+	"github.com/relman/relman/auth"
 	"github.com/relman/relman/config"
 )
 
@@ -120,24 +123,41 @@ func TestHelmChart(t *testing.T) {
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "manager.gateway: set tlsSecret")
 	})
+	// The managers' public order key, as the operator passes it (README
+	// step 3): what relman manager-key prints.
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	key := auth.EncodeManagerKey(pub)
 	for _, values := range valuesFiles(t) {
 		t.Run(strings.TrimSuffix(filepath.Base(values), ".yaml"), func(t *testing.T) {
 			_, err := helmRun(t, helm, "lint", "--strict", "--kube-version", kubeVersion, chartDir, "-f", values)
 			require.NoError(t, err)
-			out, err := helmRun(t, helm, "template", "relman", chartDir, "--kube-version", kubeVersion, "--namespace", "relman", "-f", values)
+			// Without the managers' key the chart refuses, naming the
+			// command that prints it: no values run unsigned orders.
+			_, err = helmRun(t, helm, "template", "relman", chartDir, "--kube-version", kubeVersion, "--namespace", "relman", "-f", values)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "installer.trust.managerKeys: set the managers' public order keys, as relman manager-key")
+			// Nor without the managers' order key.
+			_, err = helmRun(t, helm, "template", "relman", chartDir, "--kube-version", kubeVersion, "--namespace", "relman", "-f", values,
+				"--set", "installer.trust.managerKeys[0]="+key, "--set", "manager.orders.keySecret=")
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "manager.orders.keySecret: set a Secret holding orders.key")
+			out, err := helmRun(t, helm, "template", "relman", chartDir, "--kube-version", kubeVersion, "--namespace", "relman", "-f", values,
+				"--set", "installer.trust.managerKeys[0]="+key)
 			require.NoError(t, err)
 			objs, err := decodeManifests(out)
 			require.NoError(t, err)
-			checkChart(t, objs)
+			checkChart(t, objs, key)
 		})
 	}
 }
 
 // rendered is what checkChart reads from one rendering.
 type rendered struct {
-	configs  map[string]any // ConfigMap name -> loaded relman config
-	services []*corev1.Service
-	pods     map[string]podOf // workload name -> its pod template
+	managerKey string         // the order key installers must trust
+	configs    map[string]any // ConfigMap name -> loaded relman config
+	services   []*corev1.Service
+	pods       map[string]podOf // workload name -> its pod template
 }
 
 type podOf struct {
@@ -145,8 +165,8 @@ type podOf struct {
 	spec corev1.PodTemplateSpec
 }
 
-func checkChart(t *testing.T, objs []runtime.Object) {
-	r := rendered{configs: map[string]any{}, pods: map[string]podOf{}}
+func checkChart(t *testing.T, objs []runtime.Object, managerKey string) {
+	r := rendered{managerKey: managerKey, configs: map[string]any{}, pods: map[string]podOf{}}
 	var manager *appsv1.Deployment
 	var installer *appsv1.DaemonSet
 	for _, o := range objs {
@@ -269,6 +289,16 @@ func checkPod(t *testing.T, r rendered, name string, p podOf) {
 		if assert.True(t, ok, "records_key_file %s is not mounted", cfg.RecordsKeyFile) {
 			assert.NotNil(t, volumes[m.Name].Secret, "the records key comes from a Secret")
 		}
+		// The order key: one Secret every manager holds (the installers
+		// trust one key), in a directory the manager may write, since it
+		// writes orders.key.pub beside the key at each start.
+		m, ok = mounts[cfg.OrdersKeyFile]
+		if assert.True(t, ok, "orders_key_file %s is not mounted", cfg.OrdersKeyFile) {
+			assert.NotNil(t, volumes[m.Name].Secret, "the order key comes from a Secret")
+			assert.True(t, m.ReadOnly)
+			assert.Equal(t, filepath.Base(cfg.OrdersKeyFile), m.SubPath)
+		}
+		assert.True(t, writable(mounts, filepath.Dir(cfg.OrdersKeyFile)), "the manager writes orders.key.pub beside its key")
 	case *config.Builder:
 		assert.True(t, writable(mounts, cfg.WorkDir), "the work dir must be a writable volume")
 		// Every builder holds the same key for the build records: a
@@ -292,6 +322,8 @@ func checkPod(t *testing.T, r rendered, name string, p podOf) {
 		require.NotNil(t, node.ValueFrom.FieldRef)
 		assert.Equal(t, "spec.nodeName", node.ValueFrom.FieldRef.FieldPath)
 		assert.True(t, writable(mounts, cfg.WorkDir), "the work dir must be a writable volume")
+		// Only orders the managers signed, with the key given.
+		assert.Equal(t, []string{r.managerKey}, cfg.Trust.ManagerKeys, "the installer trusts the managers' key")
 		// Installs land on the node: each target's parent directory is a
 		// writable hostPath mount.
 		for env, targets := range cfg.Environments {

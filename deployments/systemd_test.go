@@ -328,6 +328,9 @@ func writes(t *testing.T, c any) []string {
 		if c.Auth.SecretFile != "" {
 			add(filepath.Dir(c.Auth.SecretFile))
 		}
+		// The order key is made on first start and its public half
+		// written beside it at every start.
+		add(filepath.Dir(c.OrdersKeyFile))
 	case *config.Builder:
 		if c.Logging.Path != "" {
 			add(filepath.Dir(c.Logging.Path))

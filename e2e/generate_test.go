@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/devserver"
 )
 
@@ -55,6 +56,14 @@ func TestGeneratedLayoutsRelease(t *testing.T) {
 		require.NoError(t, err)
 	}
 	mgr := filepath.Join(dir, names["manager"])
+
+	// Signed orders from the start: the installer trusts exactly the key
+	// the generated manager signs with, as relman manager-key prints it.
+	managerKey, err := run(mgr, "manager-key", "--config", "conf/manager.yaml")
+	require.NoError(t, err)
+	inst, err := config.LoadInstaller(filepath.Join(dir, names["installer"], "conf", "installer.yaml"))
+	require.NoError(t, err, "the generated installer config validates")
+	assert.Equal(t, []string{strings.TrimSpace(managerKey)}, inst.Trust.ManagerKeys)
 
 	// The README's steps: a token, and listen_port when 10000 is taken.
 	readme := readFile(t, filepath.Join(mgr, "README.md"))

@@ -28,6 +28,12 @@ func (r *role) installer(ctx context.Context, cfg *config.Installer) error {
 	if err := os.RemoveAll(filepath.Join(cfg.WorkDir, "downloads")); err != nil {
 		r.log.Warn("stale downloads not removed", "error", err)
 	}
+	// Not yet a refusal to start: configs from before signed orders keep
+	// working, loudly.
+	switch t := cfg.Trust; {
+	case len(t.ManagerKeys) == 0:
+		r.log.Warn("INSECURE: installer " + cfg.Host + " trusts no manager key, so it checks no install order: anyone who may schedule activities in the namespace can make this host install anything; set trust.manager_keys to what relman manager-key --config manager.yaml prints")
+	}
 	a := &activities.Installer{Config: cfg, Store: store, Log: r.log, Behaviors: r.opts.Behaviors}
 	// One long poll per host and manager: every poller is one the Temporal
 	// frontend counts against its limit per namespace and API

@@ -2,6 +2,7 @@ package workers
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"maps"
@@ -105,6 +106,13 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 	case err != nil && ctx.Err() == nil:
 		r.log.Warn("registry not checked", "registry", cfg.RegistryID, "error", err)
 	}
+	// Installers run only install orders signed with this key.
+	orderKey, err := auth.LoadOrderKey(cfg.OrdersKeyFile, r.warn)
+	if err != nil {
+		return err
+	}
+	r.log.Info("install orders signed", "key_file", cfg.OrdersKeyFile, "key_id", auth.OrderKeyID(orderKey.Public().(ed25519.PublicKey)),
+		"public_key", auth.EncodeManagerKey(orderKey.Public().(ed25519.PublicKey)))
 	w := worker.New(r.client, cfg.ManagerQueue, worker.Options{WorkerStopTimeout: stopTimeout})
 	RegisterWorkflows(w)
 	registerActivities(w, managerActivities(
@@ -118,6 +126,7 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 			Store:        store,
 			Secret:       secret,
 			Realms:       realms,
+			OrderKey:     orderKey,
 		},
 		&activities.Coordinator{Client: r.client, Config: cfg, Log: r.log},
 		&activities.Records{Keeper: keeper, Client: r.client},

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/relman/relman/auth"
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/rollout"
 )
@@ -21,6 +22,9 @@ type InstallInput struct {
 	Env         string      `json:"env"`
 	Target      string      `json:"target"`
 	Artifact    ArtifactRef `json:"artifact"`
+	// Order is the manager's signed order for this install; an installer
+	// that trusts manager keys refuses an install without one it trusts.
+	Order *auth.SignedOrder `json:"order,omitempty"`
 }
 
 // InstallResult is what one host did for one target.

@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"io"
 	"log/slog"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/relman/relman/activities"
 	"github.com/relman/relman/artifact"
+	"github.com/relman/relman/auth"
 	"github.com/relman/relman/behavior"
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/workflows"
@@ -261,9 +264,15 @@ func TestSymlinkReleaseThroughInstallActivity(t *testing.T) {
 	}
 	defer store.Close()
 	base := filepath.Join(t.TempDir(), "template")
+	// The installer runs only orders its trusted manager signed.
+	pub, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
 	inst := &activities.Installer{
 		Config: &config.Installer{
 			Host: "host-c", WorkDir: t.TempDir(),
+			Trust: config.InstallerTrust{ManagerKeys: []string{auth.EncodeManagerKey(pub)}},
 			Environments: map[string]map[string]config.InstallBehavior{
 				"test": {"template": {Behavior: SymlinkReleaseName, Path: base}},
 			},
@@ -276,9 +285,17 @@ func TestSymlinkReleaseThroughInstallActivity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		order, err := auth.SignOrder(key, auth.Order{
+			ID: "order-" + v, Transaction: "tx-" + v, Host: "host-c", Env: "test", Target: "template",
+			Action: workflows.OrderInstall, SHA256: ref.SHA256, Expires: time.Now().Add(time.Hour),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 		res, err := inst.Install(ctx, workflows.InstallInput{
 			Transaction: "tx-" + v, Project: "template", Env: "test", Target: "template",
 			Artifact: workflows.ArtifactRef{Key: ref.Key, SHA256: ref.SHA256, Size: ref.Size, Format: "tar.gz", Name: "template.tar.gz"},
+			Order:    &order,
 		})
 		if err != nil {
 			t.Fatal(err)

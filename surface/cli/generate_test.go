@@ -12,17 +12,21 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/relman/relman/config"
 )
 
 // TestGoldenGenerate: what `relman generate` writes for each role, file by
-// file, with the directory it wrote into and the relman binary's path
-// replaced by placeholders. The example project's files (a copy of
-// examples/template) are listed, not shown. Refresh with
+// file, with the directory it wrote into, the relman binary's path and the
+// manager's order key (random) replaced by placeholders. The example
+// project's files (a copy of examples/template) are listed, not shown, and
+// so are secret keys. Refresh with
 // go test ./surface/cli -run TestGoldenGenerate -update.
 func TestGoldenGenerate(t *testing.T) {
 	dir := t.TempDir()
 	relman, err := os.Executable()
 	require.NoError(t, err)
+	var managerKey string
 	for _, role := range []string{"manager", "builder", "installer"} {
 		t.Run(role, func(t *testing.T) {
 			name := "my-" + role
@@ -59,6 +63,10 @@ func TestGoldenGenerate(t *testing.T) {
 				if strings.HasPrefix(rel, exampleCheckout+string(filepath.Separator)) {
 					return nil
 				}
+				if strings.HasSuffix(rel, ".key") {
+					fmt.Fprintf(&b, "(a secret key, %d bytes, mode %v)\n", info.Size(), info.Mode().Perm())
+					return nil
+				}
 				body, err := os.ReadFile(p)
 				if err != nil {
 					return err
@@ -66,7 +74,21 @@ func TestGoldenGenerate(t *testing.T) {
 				b.Write(body)
 				return nil
 			}))
-			got := strings.NewReplacer(dir, "<DIR>", relman, "<RELMAN>").Replace(b.String())
+			if role == "manager" {
+				// The key is random: the golden file has a placeholder,
+				// and the installer's config has the key the manager's
+				// relman manager-key prints.
+				var keyOut, keyErr bytes.Buffer
+				code := Execute(context.Background(), []string{"manager-key", "--config", filepath.Join(root, "conf", "manager.yaml")}, Options{Stdout: &keyOut, Stderr: &keyErr})
+				require.Equal(t, ExitOK, code, keyErr.String())
+				managerKey = strings.TrimSpace(keyOut.String())
+				require.NotEmpty(t, managerKey)
+			}
+			pairs := []string{dir, "<DIR>", relman, "<RELMAN>"}
+			if managerKey != "" {
+				pairs = append(pairs, managerKey, "<MANAGER_KEY>")
+			}
+			got := strings.NewReplacer(pairs...).Replace(b.String())
 			golden(t, "generate-"+role+".txt", []byte(got))
 		})
 	}
@@ -113,4 +135,66 @@ func TestGenerateBadInput(t *testing.T) {
 			assert.Contains(t, errb.String(), tc.want)
 		})
 	}
+}
+
+// TestGenerateInstallerTrustsManagers: a generated layout runs signed
+// install orders from the start. Generating a manager makes its order key,
+// owner-only, where its config says; an installer generated beside it
+// trusts exactly the key relman manager-key prints for each manager there,
+// and its config loads and validates. An installer generated with no
+// manager beside it says so, and its config is refused until a key is
+// added.
+func TestGenerateInstallerTrustsManagers(t *testing.T) {
+	dir := t.TempDir()
+	var keys []string
+	for _, m := range []string{"mgr-a", "mgr-b"} {
+		stdout, stderr, code := run(t, "generate", "manager", m, "--dir", dir)
+		require.Equal(t, ExitOK, code, stderr)
+		st, err := os.Stat(filepath.Join(dir, m, "work", "orders.key"))
+		require.NoError(t, err, "generate makes the manager's order key")
+		assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), "the order key is owner-only")
+		key, stderr, code := run(t, "manager-key", "--config", filepath.Join(dir, m, "conf", "manager.yaml"))
+		require.Equal(t, ExitOK, code, stderr)
+		key = strings.TrimSpace(key)
+		assert.Contains(t, stdout, "installers trust its public key "+key)
+		keys = append(keys, key)
+	}
+	stdout, stderr, code := run(t, "generate", "installer", "host-1", "--dir", dir)
+	require.Equal(t, ExitOK, code, stderr)
+	assert.Contains(t, stdout, "trusts the install orders of manager mgr-a")
+	assert.Contains(t, stdout, "trusts the install orders of manager mgr-b")
+	conf := filepath.Join(dir, "host-1", "conf", "installer.yaml")
+	cfg, err := config.LoadInstaller(conf)
+	require.NoError(t, err, "the generated installer config validates")
+	assert.Equal(t, keys, cfg.Trust.ManagerKeys, "the installer trusts the keys relman manager-key prints")
+	assert.Empty(t, cfg.Trust.ManagerKeyFiles)
+	readme, err := os.ReadFile(filepath.Join(dir, "host-1", "README.md"))
+	require.NoError(t, err)
+	assert.Contains(t, string(readme), "manager mgr-a, manager mgr-b (generated beside it)")
+	mreadme, err := os.ReadFile(filepath.Join(dir, "mgr-a", "README.md"))
+	require.NoError(t, err)
+	assert.Contains(t, string(mreadme), "stays on this machine")
+
+	// No manager beside it: no key to trust, and relman says what to do.
+	alone := t.TempDir()
+	stdout, stderr, code = run(t, "generate", "installer", "host-2", "--dir", alone)
+	require.Equal(t, ExitOK, code, stderr)
+	assert.Contains(t, stdout, "trusts no manager yet: no manager generated in "+alone+" has an order key")
+	assert.Contains(t, stdout, "relman manager-key --config manager.yaml")
+	_, stderr, code = run(t, "config", "check", filepath.Join(alone, "host-2", "conf", "installer.yaml"))
+	assert.NotEqual(t, ExitOK, code, "an installer that trusts no manager key is refused")
+	assert.Contains(t, stderr, "relman manager-key")
+
+	// A manager without a key (an older layout never started): the
+	// installer does not trust it, says why, and writes nothing into the
+	// manager's layout.
+	old := t.TempDir()
+	_, stderr, code = run(t, "generate", "manager", "mgr-old", "--dir", old)
+	require.Equal(t, ExitOK, code, stderr)
+	require.NoError(t, os.Remove(filepath.Join(old, "mgr-old", "work", "orders.key")))
+	stdout, stderr, code = run(t, "generate", "installer", "host-3", "--dir", old)
+	require.Equal(t, ExitOK, code, stderr)
+	assert.Contains(t, stderr, "not trusting manager mgr-old: it has no order key yet")
+	assert.Contains(t, stdout, "trusts no manager yet")
+	assert.NoFileExists(t, filepath.Join(old, "mgr-old", "work", "orders.key"))
 }

@@ -200,6 +200,7 @@ command line was wrong; 3 the release ended in a status other than success.`,
 		a.userCommand(),
 		a.tokenCommand(),
 		a.codecKeyCommand(),
+		a.managerKeyCommand(),
 		a.codecServerCommand(),
 		a.versionCommand(),
 	)

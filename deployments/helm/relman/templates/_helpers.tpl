@@ -190,6 +190,10 @@ container's logs belong.
 {{- $_ := set $c "artifacts" (include "relman.artifactsURL" .) -}}
 {{- $_ := set $c "records_key_file" "/etc/relman/records-key/records.key" -}}
 {{- end -}}
+{{- if not .Values.manager.orders.keySecret -}}
+{{- fail "manager.orders.keySecret: set a Secret holding orders.key, the key the managers sign install orders with; deployments/README.md step 3 makes it, and relman manager-key prints its public half for installer.trust.managerKeys" -}}
+{{- end -}}
+{{- $_ := set $c "orders_key_file" "/var/lib/relman/orders/orders.key" -}}
 {{- $a := .Values.manager.auth -}}
 {{- if $a.usersSecret -}}
 {{- $_ := set $c "auth" (dict "users_file" "/etc/relman/users/users.yaml" "secret_file" "/etc/relman/gateway-secret/gateway.secret" "anonymous" $a.anonymous) -}}
@@ -217,5 +221,14 @@ container's logs belong.
 {{- $_ := set $c "work_dir" "/var/lib/relman/installer" -}}
 {{- $_ := set $c "artifacts" (include "relman.artifactsURL" .) -}}
 {{- $_ := set $c "lease" .Values.installer.lease -}}
+{{- /* Only install orders the managers signed. */ -}}
+{{- $t := default (dict) (get $c "trust") -}}
+{{- with .Values.installer.trust.managerKeys -}}
+{{- $_ := set $t "manager_keys" . -}}
+{{- end -}}
+{{- if not (or (get $t "manager_keys") (get $t "manager_key_files")) -}}
+{{- fail "installer.trust.managerKeys: set the managers' public order keys, as relman manager-key --config manager.yaml prints them (deployments/README.md step 3): installers run only install orders signed with one of them" -}}
+{{- end -}}
+{{- $_ := set $c "trust" $t -}}
 {{- toYaml $c -}}
 {{- end -}}
