@@ -57,8 +57,8 @@ func TestOrderSignVerify(t *testing.T) {
 	assert.Equal(t, "signature", refusedField(t, VerifyOrder(&s, []ed25519.PublicKey{other}, want, orderNow)))
 	assert.Equal(t, "trust", refusedField(t, VerifyOrder(&s, nil, want, orderNow)))
 	// Unsigned: refused.
-	assert.Equal(t, "signature", refusedField(t, VerifyOrder(nil, []ed25519.PublicKey{pub}, want, orderNow)))
-	assert.Equal(t, "signature", refusedField(t, VerifyOrder(&SignedOrder{Order: o}, []ed25519.PublicKey{pub}, want, orderNow)))
+	assert.Equal(t, "order", refusedField(t, VerifyOrder(nil, []ed25519.PublicKey{pub}, want, orderNow)))
+	assert.Equal(t, "order", refusedField(t, VerifyOrder(&SignedOrder{Order: o}, []ed25519.PublicKey{pub}, want, orderNow)))
 
 	// Expired: refused at and after Expires.
 	assert.Equal(t, "expires", refusedField(t, VerifyOrder(&s, []ed25519.PublicKey{pub}, want, o.Expires)))
@@ -84,6 +84,7 @@ func TestOrderTamperedFieldsRefused(t *testing.T) {
 		"target":      func(o *Order) { o.Target = "x" },
 		"action":      func(o *Order) { o.Action = "rollback" },
 		"sha256":      func(o *Order) { o.SHA256 = "def" },
+		"to":          func(o *Order) { o.To = "x" },
 		"expires":     func(o *Order) { o.Expires = o.Expires.Add(time.Hour) },
 	}
 	for name, f := range tamper {
@@ -110,6 +111,7 @@ func TestOrderTamperedFieldsRefused(t *testing.T) {
 		"target":      func(w *OrderExpect) { w.Target = "other" },
 		"action":      func(w *OrderExpect) { w.Action = "rollback" },
 		"sha256":      func(w *OrderExpect) { w.SHA256 = "def" },
+		"to":          func(w *OrderExpect) { w.To = "tx-0" },
 	}
 	for field, f := range mismatch {
 		t.Run("expect/"+field, func(t *testing.T) {
