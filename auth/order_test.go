@@ -164,3 +164,39 @@ func TestLoadOrderKey(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, k1.Public(), pub)
 }
+
+// The manager writes its public key beside its key for installers, one
+// base64 line readable by all, and rewrites it when the key changes.
+func TestWriteOrderPublicKey(t *testing.T) {
+	keyFile := filepath.Join(t.TempDir(), "orders.key")
+	pub, _ := newKey(t)
+	path, err := WriteOrderPublicKey(keyFile, pub)
+	require.NoError(t, err)
+	assert.Equal(t, keyFile+".pub", path)
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, EncodeManagerKey(pub)+"\n", string(b))
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm())
+	got, err := ReadManagerKeyFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, pub, got)
+
+	other, _ := newKey(t)
+	require.NoError(t, os.Chmod(path, 0o600))
+	_, err = WriteOrderPublicKey(keyFile, other)
+	require.NoError(t, err)
+	got, err = ReadManagerKeyFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, other, got)
+	fi, err = os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm())
+
+	require.NoError(t, os.WriteFile(path, []byte("junk\n"), 0o644))
+	_, err = ReadManagerKeyFile(path)
+	assert.ErrorContains(t, err, path)
+	_, err = ReadManagerKeyFile(path + ".missing")
+	assert.ErrorContains(t, err, path+".missing")
+}
