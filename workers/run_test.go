@@ -27,6 +27,7 @@ func installerConfig(t *testing.T, address, behavior string) *config.Installer {
 		Host:      "status-host",
 		Artifacts: "file://" + filepath.Join(dir, "artifacts"),
 		WorkDir:   filepath.Join(dir, "work"),
+		Trust:     config.InstallerTrust{ManagerKeyFiles: []string{filepath.Join(dir, "orders.key.pub")}},
 		Environments: map[string]map[string]config.InstallBehavior{
 			"test": {"web": {Behavior: behavior, Path: filepath.Join(dir, "www")}},
 		},
