@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/relman/relman/artifact"
+	"github.com/relman/relman/auth"
 	"github.com/relman/relman/behavior"
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/archive"
@@ -75,7 +76,9 @@ func (i *Installer) target(env, target string) (config.InstallBehavior, behavior
 
 func (i *Installer) install(ctx context.Context, in workflows.InstallInput, attempt int32) (workflows.InstallResult, error) {
 	res := workflows.InstallResult{Host: i.Config.Host, Attempt: attempt}
-	if err := i.checkOrder(ctx, in); err != nil {
+	if err := i.checkOrder(ctx, in.Order, auth.OrderExpect{
+		Transaction: in.Transaction, Env: in.Env, Target: in.Target, Action: workflows.OrderInstall, SHA256: in.Artifact.SHA256,
+	}); err != nil {
 		return res, err
 	}
 	ib, b, err := i.target(in.Env, in.Target)

@@ -114,6 +114,20 @@ func (f installFixture) order(in workflows.InstallInput) auth.Order {
 	}
 }
 
+// rollback rolls back with an order the trusted manager signed for it.
+func (f installFixture) rollback(ctx context.Context, in workflows.RollbackHostInput) (workflows.RollbackHostResult, error) {
+	s, err := auth.SignOrder(f.key, auth.Order{
+		ID: "rollback-" + in.Transaction + "-" + in.Target, Transaction: in.Transaction, RunID: "run-1",
+		Host: f.inst.Config.Host, Env: in.Env, Target: in.Target, Action: workflows.OrderRollback, To: in.To,
+		Expires: time.Now().Add(time.Hour),
+	})
+	if err != nil {
+		panic(err)
+	}
+	in.Order = &s
+	return f.inst.Rollback(ctx, in)
+}
+
 func (f installFixture) signed(in workflows.InstallInput, o auth.Order, key ed25519.PrivateKey) workflows.InstallInput {
 	s, err := auth.SignOrder(key, o)
 	if err != nil {

@@ -6,7 +6,6 @@ package activities
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"slices"
@@ -61,10 +60,7 @@ type Manager struct {
 	// an install from an earlier transaction checks its build is still
 	// stored. The manager never reads artifacts' bytes.
 	Store artifact.Store
-	// OrderKey signs install orders (SignOrders); nil signs none, and
-	// installers that trust a manager key refuse the unsigned installs.
-	OrderKey ed25519.PrivateKey
-	Now      func() time.Time
+	Now   func() time.Time
 }
 
 func (m *Manager) now() time.Time {

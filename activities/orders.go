@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/google/uuid"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
@@ -15,86 +14,72 @@ import (
 	"github.com/relman/relman/workflows"
 )
 
-// SignOrders is the SignOrders activity (a local activity of the Release
-// workflow): it signs each install order with the manager's order key,
-// giving it a fresh id, the manager's namespace and queue, and an expiry
-// in.Valid from now. Without a key it signs nothing, and says so once in
-// the manager's log at start.
-func (m *Manager) SignOrders(_ context.Context, in workflows.SignOrdersInput) (workflows.SignOrdersResult, error) {
-	var res workflows.SignOrdersResult
-	if m.OrderKey == nil {
-		return res, nil
-	}
-	if in.Valid <= 0 {
-		return res, temporal.NewNonRetryableApplicationError("install orders need a validity", "BadOrder", nil)
-	}
-	expires := m.now().Add(in.Valid).UTC()
-	for _, o := range in.Orders {
-		o.ID = uuid.NewString()
-		o.Namespace = m.Config.Temporal.Namespace
-		o.Queue = m.Config.ManagerQueue
-		o.Expires = expires
-		s, err := auth.SignOrder(m.OrderKey, o)
-		if err != nil {
-			return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("signing the install order for %s/%s: %v", o.Host, o.Target, err), "BadOrder", nil)
-		}
-		res.Orders = append(res.Orders, s)
-	}
-	return res, nil
-}
-
-// ErrOrderRefused is the type of the error of an install whose order the
-// installer refused; it is never retried.
+// ErrOrderRefused is the type of the error of an install or rollback whose
+// order the installer refused; it is never retried.
 const ErrOrderRefused = "OrderRefused"
 
-// checkOrder refuses, before anything is touched, an install whose order
-// no trusted manager signed for exactly this: this host, its namespace and
-// the manager queue the activity came from, the environment, target and
-// artifact asked, not expired, and not used by another activity (a
-// replayed order). The order is bound to the first activity that presents
-// it, by workflow run id and activity id, which Temporal's retries of that
-// activity keep: a retry may present it again, anything else may not. The
-// used orders are remembered in work_dir/orders.
-func (i *Installer) checkOrder(ctx context.Context, in workflows.InstallInput) error {
-	t := i.Config.Trust
-	// A host that trusts no key checks nothing, as before signed orders
-	// (insecure: the installer warns at start); allow (upgrades) runs
-	// unsigned orders, while a signed one is still checked.
-	if len(t.ManagerKeys) == 0 {
-		if in.Order == nil {
-			i.logger().Warn("running an unsigned install order (insecure)", "transaction", in.Transaction, "target", in.Target)
-		}
-		return nil
-	}
-	keys := make([]ed25519.PublicKey, 0, len(t.ManagerKeys))
-	for _, s := range t.ManagerKeys {
-		k, err := auth.ParseManagerKey(s)
-		if err != nil {
-			return refused(fmt.Errorf("trust.manager_keys: %w", err))
-		}
-		keys = append(keys, k)
-	}
-	queue, user := i.orderQueue(ctx), "not-an-activity"
-	now := time.Now()
-	if activity.IsActivity(ctx) {
-		info := activity.GetInfo(ctx)
-		user = info.WorkflowExecution.RunID + "/" + info.ActivityID
-	}
-	want := auth.OrderExpect{
-		Namespace: i.Config.Temporal.Namespace, Queue: queue, Transaction: in.Transaction,
-		Host: i.Config.Host, Env: in.Env, Target: in.Target, Action: workflows.OrderInstall, SHA256: in.Artifact.SHA256,
-	}
-	if err := auth.VerifyOrder(in.Order, keys, want, now); err != nil {
-		return refused(err)
-	}
-	if err := (auth.Ledger{Dir: filepath.Join(i.Config.WorkDir, "orders")}).Claim(in.Order.Order.ID, user); err != nil {
-		return refused(err)
+// checkOrder refuses, before anything is touched, an order to this host
+// that no trusted manager signed for exactly this: this host, its
+// namespace and the manager queue the activity came from, the transaction,
+// environment, target, action and artifact (or rollback target) asked, not
+// expired, and not used by another activity (a replayed order). The order
+// is bound to the first activity that presents it, by workflow run id and
+// activity id, which Temporal's retries of that activity keep: a retry may
+// present it again, anything else may not. The used orders are remembered
+// in work_dir/orders. Every refusal is logged at warn and is a
+// non-retryable ErrOrderRefused error saying what failed.
+func (i *Installer) checkOrder(ctx context.Context, order *auth.SignedOrder, want auth.OrderExpect) error {
+	want.Namespace, want.Queue, want.Host = i.Config.Temporal.Namespace, i.orderQueue(ctx), i.Config.Host
+	err := i.verifyOrder(ctx, order, want)
+	if err != nil {
+		i.logger().Warn("order refused", "transaction", want.Transaction, "env", want.Env, "target", want.Target, "action", want.Action, "reason", err.Error())
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("host %s: %v", i.Config.Host, err), ErrOrderRefused, nil)
 	}
 	return nil
 }
 
-func refused(err error) error {
-	return temporal.NewNonRetryableApplicationError(err.Error(), ErrOrderRefused, nil)
+func (i *Installer) verifyOrder(ctx context.Context, order *auth.SignedOrder, want auth.OrderExpect) error {
+	if order == nil || order.Signature == "" {
+		// Refused as unsigned whatever the keys.
+		return auth.VerifyOrder(nil, nil, want, time.Now())
+	}
+	keys, err := i.trustedKeys()
+	if err != nil {
+		return err
+	}
+	if err := auth.VerifyOrder(order, keys, want, time.Now()); err != nil {
+		return err
+	}
+	user := "not-an-activity"
+	if activity.IsActivity(ctx) {
+		info := activity.GetInfo(ctx)
+		user = info.WorkflowExecution.RunID + "/" + info.ActivityID
+	}
+	return auth.Ledger{Dir: filepath.Join(i.Config.WorkDir, "orders")}.Claim(order.Order.ID, user)
+}
+
+// trustedKeys are the manager keys this host trusts: trust.manager_keys
+// and the keys in trust.manager_key_files, read now, so a key file the
+// manager wrote after the installer started, or a rotated key, counts.
+// A file that cannot be read is named in the refusal.
+func (i *Installer) trustedKeys() ([]ed25519.PublicKey, error) {
+	t := i.Config.Trust
+	keys := make([]ed25519.PublicKey, 0, len(t.ManagerKeys)+len(t.ManagerKeyFiles))
+	for n, s := range t.ManagerKeys {
+		k, err := auth.ParseManagerKey(s)
+		if err != nil {
+			return nil, &auth.OrderError{Field: "trust", Msg: fmt.Sprintf("trust.manager_keys[%d]: %v", n, err)}
+		}
+		keys = append(keys, k)
+	}
+	for _, f := range t.ManagerKeyFiles {
+		k, err := auth.ReadManagerKeyFile(f)
+		if err != nil {
+			return nil, &auth.OrderError{Field: "trust", Msg: err.Error() + "; fix the file (the manager writes it beside its orders_key_file at start) or the installer config"}
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
 }
 
 // orderQueue is the manager queue whose host queue the activity came in

@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/relman/relman/auth"
 	"github.com/relman/relman/behavior"
 	"github.com/relman/relman/workflows"
 )
@@ -22,6 +23,11 @@ func (i *Installer) Rollback(ctx context.Context, in workflows.RollbackHostInput
 		attempt = activity.GetInfo(ctx).Attempt
 	}
 	res := workflows.RollbackHostResult{Host: i.Config.Host, Attempt: attempt}
+	if err := i.checkOrder(ctx, in.Order, auth.OrderExpect{
+		Transaction: in.Transaction, Env: in.Env, Target: in.Target, Action: workflows.OrderRollback, To: in.To,
+	}); err != nil {
+		return res, err
+	}
 	ib, b, err := i.target(in.Env, in.Target)
 	if err != nil {
 		return res, err

@@ -149,12 +149,12 @@ func TestWhereAndRollback(t *testing.T) {
 
 	rb := newTx(t)
 	in := workflows.RollbackHostInput{Transaction: rb, Project: "web", Env: "test", Target: "app"}
-	res, err := f.inst.Rollback(ctx, in)
+	res, err := f.rollback(ctx, in)
 	if err != nil || res.From != txs[2] || res.To != txs[1] {
 		t.Fatalf("rollback = %+v (%v)", res, err)
 	}
 	// A retry of the same rollback does not go one further back.
-	res, err = f.inst.Rollback(ctx, in)
+	res, err = f.rollback(ctx, in)
 	if err != nil || res.From != txs[2] || res.To != txs[1] {
 		t.Fatalf("retried rollback = %+v (%v)", res, err)
 	}
@@ -162,13 +162,13 @@ func TestWhereAndRollback(t *testing.T) {
 	if live["app"].Transaction != txs[1] {
 		t.Errorf("where after rollback = %s, want %s", live["app"].Transaction, txs[1])
 	}
-	res, err = f.inst.Rollback(ctx, workflows.RollbackHostInput{Transaction: newTx(t), Env: "test", Target: "app", To: txs[0]})
+	res, err = f.rollback(ctx, workflows.RollbackHostInput{Transaction: newTx(t), Env: "test", Target: "app", To: txs[0]})
 	if err != nil || res.To != txs[0] {
 		t.Fatalf("rollback --to = %+v (%v)", res, err)
 	}
-	_, err = f.inst.Rollback(ctx, workflows.RollbackHostInput{Transaction: newTx(t), Env: "test", Target: "app", To: "gone"})
+	_, err = f.rollback(ctx, workflows.RollbackHostInput{Transaction: newTx(t), Env: "test", Target: "app", To: "gone"})
 	appError(t, err, workflows.ErrReleaseNotFound, true)
-	_, err = f.inst.Rollback(ctx, workflows.RollbackHostInput{Transaction: newTx(t), Env: "test", Target: "site"})
+	_, err = f.rollback(ctx, workflows.RollbackHostInput{Transaction: newTx(t), Env: "test", Target: "site"})
 	app := appError(t, err, workflows.ErrRollbackUnsupported, true)
 	mustContain(t, app.Message(), "rollback needs the release behavior")
 }

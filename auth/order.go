@@ -16,23 +16,27 @@ import (
 
 // Order is what a manager allows one installer to do once: install (or roll
 // back, or health-check) one artifact for one target on one host, for one
-// transaction, until it expires. The manager signs it in an activity, so
-// workflows never see the key; the signed order travels in the installer's
-// activity input, and the installer checks it before touching anything.
+// transaction, until it expires. The manager's workflows sign it with a key
+// the manager's worker holds in memory (never in a payload); the signed
+// order travels in the installer's activity input, and the installer checks
+// it before touching anything.
 type Order struct {
-	// ID names the order; the signing activity makes it unique, and an
+	// ID names the order, unique per order the manager signs; an
 	// installer runs it for one activity only (see Ledger).
-	ID          string    `json:"id"`
-	Namespace   string    `json:"namespace"`
-	Queue       string    `json:"queue"` // the manager's task queue
-	Transaction string    `json:"transaction"`
-	RunID       string    `json:"run_id"`
-	Host        string    `json:"host"`
-	Env         string    `json:"env"`
-	Target      string    `json:"target"`
-	Action      string    `json:"action"` // "install", "rollback" or "health"
-	SHA256      string    `json:"sha256"`
-	Expires     time.Time `json:"expires"`
+	ID          string `json:"id"`
+	Namespace   string `json:"namespace"`
+	Queue       string `json:"queue"` // the manager's task queue
+	Transaction string `json:"transaction"`
+	RunID       string `json:"run_id"`
+	Host        string `json:"host"`
+	Env         string `json:"env"`
+	Target      string `json:"target"`
+	Action      string `json:"action"` // "install" (with its health check) or "rollback"
+	SHA256      string `json:"sha256"`
+	// To is the transaction a rollback switches to ("" for the release
+	// before the current one, and for other actions).
+	To      string    `json:"to,omitempty"`
+	Expires time.Time `json:"expires"`
 }
 
 // SignedOrder is an Order and the manager's ed25519 signature over its
@@ -94,6 +98,7 @@ type OrderExpect struct {
 	Target      string
 	Action      string
 	SHA256      string
+	To          string
 }
 
 // OrderError says why an installer refused an order, and what to do.
@@ -103,7 +108,7 @@ type OrderError struct {
 }
 
 func (e *OrderError) Error() string {
-	return "install order refused: " + e.Field + ": " + e.Msg
+	return "order refused: " + e.Field + ": " + e.Msg
 }
 
 func refuse(field, format string, a ...any) error {
@@ -115,10 +120,10 @@ func refuse(field, format string, a ...any) error {
 // Ledger.
 func VerifyOrder(s *SignedOrder, trusted []ed25519.PublicKey, want OrderExpect, now time.Time) error {
 	if s == nil || s.Signature == "" {
-		return refuse("signature", "the order is unsigned; this installer runs only orders its trusted managers signed (trust.manager_keys): upgrade the manager, or check who scheduled this activity")
+		return refuse("order", "no signed order: this host runs only orders a manager it trusts signed (trust.manager_keys, trust.manager_key_files); this activity was scheduled by something else (check who has access to the namespace), or by a manager from before signed orders (upgrade it and start a new transaction)")
 	}
 	if len(trusted) == 0 {
-		return refuse("trust", "this installer trusts no manager key: set trust.manager_keys to the output of `relman manager-key`")
+		return refuse("trust", "this installer trusts no manager key: set trust.manager_keys to what relman manager-key --config manager.yaml prints, or trust.manager_key_files to the manager's orders.key.pub")
 	}
 	sig, err := base64.StdEncoding.DecodeString(s.Signature)
 	if err != nil {
@@ -136,7 +141,11 @@ func VerifyOrder(s *SignedOrder, trusted []ed25519.PublicKey, want OrderExpect, 
 		}
 	}
 	if !ok {
-		return refuse("signature", "not signed by a trusted manager key (order key id %q): add the manager's public key (`relman manager-key`) to trust.manager_keys, or check who scheduled this activity", s.KeyID)
+		ids := make([]string, 0, len(trusted))
+		for _, k := range trusted {
+			ids = append(ids, OrderKeyID(k))
+		}
+		return refuse("signature", "signed by an unknown key (key id %q; this host trusts %s): if it is your manager's, add its public key (relman manager-key, or its orders.key.pub) to trust.manager_keys or trust.manager_key_files; otherwise check who scheduled this activity", s.KeyID, strings.Join(ids, ", "))
 	}
 	o := s.Order
 	for _, c := range []struct{ field, got, want string }{
@@ -148,6 +157,7 @@ func VerifyOrder(s *SignedOrder, trusted []ed25519.PublicKey, want OrderExpect, 
 		{"target", o.Target, want.Target},
 		{"action", o.Action, want.Action},
 		{"sha256", strings.ToLower(o.SHA256), strings.ToLower(want.SHA256)},
+		{"to", o.To, want.To},
 	} {
 		if c.got != c.want {
 			return refuse(c.field, "the order is for %q, this activity is for %q: the order was signed for something else", c.got, c.want)
@@ -230,4 +240,59 @@ func LoadOrderKey(path string, warn func(string)) (ed25519.PrivateKey, error) {
 // installers list in trust.manager_keys.
 func EncodeManagerKey(pub ed25519.PublicKey) string {
 	return base64.StdEncoding.EncodeToString(pub)
+}
+
+// OrderPublicKeyFile is where a manager whose order key is in keyFile
+// writes its public key for installers (trust.manager_key_files):
+// keyFile + ".pub".
+func OrderPublicKeyFile(keyFile string) string {
+	return keyFile + ".pub"
+}
+
+// WriteOrderPublicKey writes pub beside the manager's order key, as one
+// base64 line readable by all (mode 0644), unless the file already says
+// exactly that. It replaces the file in one rename, so an installer
+// reading it at that moment sees the old key or the new one, never half.
+func WriteOrderPublicKey(keyFile string, pub ed25519.PublicKey) (string, error) {
+	path := OrderPublicKeyFile(keyFile)
+	want := EncodeManagerKey(pub) + "\n"
+	if b, err := os.ReadFile(path); err == nil && string(b) == want {
+		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm() == 0o644 {
+			return path, nil
+		}
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return path, fmt.Errorf("orders public key: %w", err)
+	}
+	tmp := f.Name()
+	_, err = f.WriteString(want)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return path, fmt.Errorf("orders public key %s: %w", path, err)
+	}
+	return path, nil
+}
+
+// ReadManagerKeyFile reads a trusted manager public key from a file such
+// as WriteOrderPublicKey writes.
+func ReadManagerKeyFile(path string) (ed25519.PublicKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("trust.manager_key_files: %w", err)
+	}
+	k, err := ParseManagerKey(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("trust.manager_key_files: %s: not a manager public key (one base64 line, as the manager writes beside its orders_key_file): %v", path, err)
+	}
+	return k, nil
 }

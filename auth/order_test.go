@@ -57,8 +57,8 @@ func TestOrderSignVerify(t *testing.T) {
 	assert.Equal(t, "signature", refusedField(t, VerifyOrder(&s, []ed25519.PublicKey{other}, want, orderNow)))
 	assert.Equal(t, "trust", refusedField(t, VerifyOrder(&s, nil, want, orderNow)))
 	// Unsigned: refused.
-	assert.Equal(t, "signature", refusedField(t, VerifyOrder(nil, []ed25519.PublicKey{pub}, want, orderNow)))
-	assert.Equal(t, "signature", refusedField(t, VerifyOrder(&SignedOrder{Order: o}, []ed25519.PublicKey{pub}, want, orderNow)))
+	assert.Equal(t, "order", refusedField(t, VerifyOrder(nil, []ed25519.PublicKey{pub}, want, orderNow)))
+	assert.Equal(t, "order", refusedField(t, VerifyOrder(&SignedOrder{Order: o}, []ed25519.PublicKey{pub}, want, orderNow)))
 
 	// Expired: refused at and after Expires.
 	assert.Equal(t, "expires", refusedField(t, VerifyOrder(&s, []ed25519.PublicKey{pub}, want, o.Expires)))
@@ -84,6 +84,7 @@ func TestOrderTamperedFieldsRefused(t *testing.T) {
 		"target":      func(o *Order) { o.Target = "x" },
 		"action":      func(o *Order) { o.Action = "rollback" },
 		"sha256":      func(o *Order) { o.SHA256 = "def" },
+		"to":          func(o *Order) { o.To = "x" },
 		"expires":     func(o *Order) { o.Expires = o.Expires.Add(time.Hour) },
 	}
 	for name, f := range tamper {
@@ -110,6 +111,7 @@ func TestOrderTamperedFieldsRefused(t *testing.T) {
 		"target":      func(w *OrderExpect) { w.Target = "other" },
 		"action":      func(w *OrderExpect) { w.Action = "rollback" },
 		"sha256":      func(w *OrderExpect) { w.SHA256 = "def" },
+		"to":          func(w *OrderExpect) { w.To = "tx-0" },
 	}
 	for field, f := range mismatch {
 		t.Run("expect/"+field, func(t *testing.T) {
@@ -161,4 +163,40 @@ func TestLoadOrderKey(t *testing.T) {
 	pub, err := ParseManagerKey(EncodeManagerKey(k1.Public().(ed25519.PublicKey)))
 	require.NoError(t, err)
 	assert.Equal(t, k1.Public(), pub)
+}
+
+// The manager writes its public key beside its key for installers, one
+// base64 line readable by all, and rewrites it when the key changes.
+func TestWriteOrderPublicKey(t *testing.T) {
+	keyFile := filepath.Join(t.TempDir(), "orders.key")
+	pub, _ := newKey(t)
+	path, err := WriteOrderPublicKey(keyFile, pub)
+	require.NoError(t, err)
+	assert.Equal(t, keyFile+".pub", path)
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, EncodeManagerKey(pub)+"\n", string(b))
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm())
+	got, err := ReadManagerKeyFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, pub, got)
+
+	other, _ := newKey(t)
+	require.NoError(t, os.Chmod(path, 0o600))
+	_, err = WriteOrderPublicKey(keyFile, other)
+	require.NoError(t, err)
+	got, err = ReadManagerKeyFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, other, got)
+	fi, err = os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm())
+
+	require.NoError(t, os.WriteFile(path, []byte("junk\n"), 0o644))
+	_, err = ReadManagerKeyFile(path)
+	assert.ErrorContains(t, err, path)
+	_, err = ReadManagerKeyFile(path + ".missing")
+	assert.ErrorContains(t, err, path+".missing")
 }

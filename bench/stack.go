@@ -17,6 +17,7 @@ import (
 
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/harness/testcluster"
+	"github.com/relman/relman/harness/testenv"
 	"github.com/relman/relman/internal/devserver"
 	"github.com/relman/relman/internal/registry"
 	"github.com/relman/relman/internal/temporalclient"
@@ -261,6 +262,7 @@ func managerConfig(addr, root string, envs []string) (*config.Manager, error) {
 		Auth:           config.Auth{Anonymous: true},
 		Artifacts:      "file://" + filepath.Join(root, "artifacts"),
 		RecordsKeyFile: filepath.Join(root, "records.key"),
+		OrdersKeyFile:  ordersKeyFile(root),
 		Environments:   map[string]config.Environment{},
 		Projects: map[string]config.ProjectDef{
 			"noop": {Targets: []string{"app"}},
@@ -311,12 +313,17 @@ func bigProject(repo, data string) config.BuildBehavior {
 	}
 }
 
+// ordersKeyFile is the order key of every manager of the bench under root:
+// its hosts trust the public key the managers write beside it.
+func ordersKeyFile(root string) string { return filepath.Join(root, config.DefaultOrdersKeyFile) }
+
 // installerConfig is one host installing target into dir/<env>/<target>
 // for every env listed.
 func installerConfig(addr, host, root, target string, envs []string) (*config.Installer, error) {
 	in := &config.Installer{
 		Service:      config.Service{Version: config.Version, Temporal: config.Temporal{Address: addr}, Logging: config.Logging{Level: "error"}},
 		Host:         host,
+		Trust:        testenv.ManagerTrust(ordersKeyFile(root)),
 		Artifacts:    "file://" + filepath.Join(root, "artifacts"),
 		WorkDir:      filepath.Join(root, "hosts", host, "work"),
 		Environments: map[string]map[string]config.InstallBehavior{},

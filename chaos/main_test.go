@@ -192,6 +192,7 @@ func installerConfig(host string, lease time.Duration, targets map[string]config
 	return &config.Installer{
 		Service:      env.Service(),
 		Host:         host,
+		Trust:        env.Trust(),
 		Artifacts:    "file://" + env.Path("artifacts"),
 		WorkDir:      env.Path(host, "work"),
 		Lease:        lease,

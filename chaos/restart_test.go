@@ -61,7 +61,7 @@ func TestTemporalRestartMidRelease(t *testing.T) {
 	require.NoError(t, err)
 	installed := filepath.Join(root, "rs-host", "slow.txt")
 	icfg, err := e.WriteConfig("installer.yaml", &config.Installer{
-		Service: e.Service(), Host: "rs-host",
+		Service: e.Service(), Host: "rs-host", Trust: e.Trust(),
 		Artifacts: "file://" + filepath.Join(root, "artifacts"), WorkDir: filepath.Join(root, "rs-host", "work"),
 		Lease:        30 * time.Second,
 		Environments: map[string]map[string]config.InstallBehavior{"test": {"slowout": copyTo(installed)}},

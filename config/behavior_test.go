@@ -9,7 +9,7 @@ import (
 )
 
 func TestReleaseAndHealthDefaults(t *testing.T) {
-	c := &Installer{Service: Service{Version: 1}, Host: "h",
+	c := &Installer{Service: Service{Version: 1}, Host: "h", Trust: InstallerTrust{ManagerKeyFiles: []string{"orders.key.pub"}},
 		Environments: map[string]map[string]InstallBehavior{"test": {
 			"app": {Behavior: BehaviorRelease, Path: "/srv/app", Shared: []string{"logs", "public/uploads"},
 				Health: &HealthCheck{HTTP: "http://127.0.0.1:8080/health"}},

@@ -92,6 +92,8 @@ func TestLoadValid(t *testing.T) {
 				assert.Equal(t, "file://"+filepath.Join(dir, "artifacts"), in.Artifacts)
 				assert.Equal(t, 30*time.Second, in.Lease)
 				assert.Equal(t, filepath.Join(dir, "certs/ca.pem"), in.Temporal.TLSCACertPath)
+				assert.Equal(t, []string{filepath.Join(dir, "orders.key.pub")}, in.Trust.ManagerKeyFiles, "key files are against the config's folder")
+				assert.Len(t, in.Trust.ManagerKeys, 1)
 				test := in.Environments["test"]
 				assert.Equal(t, filepath.Join(dir, "www"), test["web"].Path)
 				assert.Equal(t, 10*time.Minute, test["web"].Timeout)
@@ -303,12 +305,12 @@ func TestBadNames(t *testing.T) {
 		},
 		"installer host too long": {
 			file:  "installer.yaml",
-			body:  "version: 1\nhost: " + strings.Repeat("h", 64) + "\nenvironments: {test: {a: {behavior: command, command: [x]}}}\n",
+			body:  "version: 1\nhost: " + strings.Repeat("h", 64) + "\ntrust: {manager_key_files: [k.pub]}\nenvironments: {test: {a: {behavior: command, command: [x]}}}\n",
 			field: "host",
 		},
 		"installer target": {
 			file:  "installer.yaml",
-			body:  "version: 1\nhost: h\nenvironments: {test: {'': {behavior: command, command: [x]}}}\n",
+			body:  "version: 1\nhost: h\ntrust: {manager_key_files: [k.pub]}\nenvironments: {test: {'': {behavior: command, command: [x]}}}\n",
 			field: "environments.test.",
 		},
 	}
@@ -426,6 +428,7 @@ projects:
 			body: `version: 1
 host: h
 lease: 2s
+trust: {manager_key_files: [k.pub]}
 logging: {level: loud}
 temporal: {tls_cert_path: c.pem, address: nohost}
 environments:
@@ -467,7 +470,7 @@ environments:
 // installer's registry's business (behavior.Registry.Check), so configs load
 // before and without any registration.
 func TestCustomBehaviorLoads(t *testing.T) {
-	body := "version: 1\nhost: h\nenvironments: {test: {db: {behavior: migrate-db, options: {dsn: x}}}}\n"
+	body := "version: 1\nhost: h\ntrust: {manager_key_files: [k.pub]}\nenvironments: {test: {db: {behavior: migrate-db, options: {dsn: x}}}}\n"
 	c, err := LoadInstaller(write(t, "installer.yaml", body))
 	require.NoError(t, err)
 	assert.Equal(t, "x", c.Environments["test"]["db"].Options["dsn"])
@@ -700,7 +703,7 @@ func TestParseLevel(t *testing.T) {
 func TestDefaultInCode(t *testing.T) {
 	// Configs built in code (tests, `relman dev`) have no file; defaults
 	// must still be absolute and Default must be safe to repeat.
-	c := &Installer{Service: Service{Version: 1}, Host: "h",
+	c := &Installer{Service: Service{Version: 1}, Host: "h", Trust: InstallerTrust{ManagerKeyFiles: []string{"orders.key.pub"}},
 		Environments: map[string]map[string]InstallBehavior{"test": {"a": {Behavior: "copy", Path: "/x"}}}}
 	c.Default()
 	first := *c

@@ -55,6 +55,11 @@ const (
 	// DefaultManagerActivityTimeout bounds one of the manager's short
 	// activities (plan, authorize, hosts, an earlier build's artifacts).
 	DefaultManagerActivityTimeout = 30 * time.Second
+	// DefaultOrderMargin is what a signed order's validity adds to the
+	// longest its host activity may take (every attempt's wait for the host
+	// and run): retry backoffs, and the manager's and the host's clocks
+	// disagreeing.
+	DefaultOrderMargin = 10 * time.Minute
 	// DefaultManagerActivityAttempts is how often such an activity is tried.
 	DefaultManagerActivityAttempts = 5
 	// DefaultReadAttempts is how often a read a person waits for (a plan

@@ -21,6 +21,7 @@ projects:
 const installerBody = `
 version: 1
 host: h
+trust: {manager_key_files: [orders.key.pub]}
 environments:
   test: {web: {behavior: unarchive, path: /srv/www}}
 `

@@ -63,6 +63,7 @@ host: host-away
 artifacts: file://./artifacts
 work_dir: ./work
 lease: 10s
+trust: {manager_key_files: [orders.key.pub]}
 environments:
   test: {web: {behavior: unarchive, path: ./www}}
 `), 0o644))

@@ -36,6 +36,7 @@ host: host-custom
 artifacts: file://./artifacts
 work_dir: %s/work
 lease: 10s
+trust: {manager_key_files: [orders.key.pub]}
 environments:
   custom:
     app: {behavior: symlink-release, path: %s/app}

@@ -182,7 +182,7 @@ func TestFanOutThroughChildrenToSimulatedHosts(t *testing.T) {
 		Spread:  2 * time.Second,
 		Config: func(i int) (*config.Installer, error) {
 			cfg, err := testenv.FleetHost(env.Address, root, fmt.Sprintf("farm-%03d", i), artifacts,
-				map[string][]string{"fleet": targets, "fleetroll": targets})
+				map[string][]string{"fleet": targets, "fleetroll": targets}, env.Trust())
 			if err != nil || i != 3 {
 				return cfg, err
 			}

@@ -267,6 +267,8 @@ logging: {path: logs/host-%[1]s.log, level: debug}
 artifacts: file://./artifacts
 work_dir: ./host-%[1]s/work
 lease: 10s
+# The manager's public key, which it writes beside its orders key.
+trust: {manager_key_files: [orders.key.pub]}
 environments:
   test:
     web: {behavior: unarchive, path: ./host-%[1]s/www}

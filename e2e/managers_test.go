@@ -66,6 +66,8 @@ managers:
 artifacts: file://../artifacts
 work_dir: ./host-both/work
 lease: 10s
+# Each manager signs its own orders: trust both.
+trust: {manager_key_files: [../orders.key.pub, orders.key.pub]}
 environments:
   multi:
     web: {behavior: unarchive, path: ./host-both/www}
@@ -240,6 +242,7 @@ managers:
 artifacts: file://../artifacts
 work_dir: ./host-wrong/work
 lease: 10s
+trust: {manager_key_files: [../orders.key.pub]}
 environments:
   multi: {web: {behavior: unarchive, path: ./host-wrong/www}}
 `), 0o644))

@@ -48,6 +48,7 @@ projects:
 artifacts: file://../artifacts
 work_dir: ./host/work
 lease: 10s
+trust: {manager_key_files: [orders.key.pub]}
 environments:
 `, name) + hostEnvs,
 	}

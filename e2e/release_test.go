@@ -412,6 +412,7 @@ host: host-c
 artifacts: file://./artifacts
 work_dir: ./host-c/work
 lease: 60s
+trust: {manager_key_files: [orders.key.pub]}
 environments:
   test:
     web: {behavior: unarchive, path: ./host-c/www}

@@ -121,7 +121,7 @@ func hostConfig(root, artifacts string, hosts int) func(i int) (*config.Installe
 	return func(i int) (*config.Installer, error) {
 		cfg, err := testenv.FleetHost(env.Address, root, fmt.Sprintf("fleet-%04d", i), artifacts, map[string][]string{
 			"fleet": targets, "rolling": targets, "skipping": targets, "autoroll": targets, "slow": targets,
-		})
+		}, env.Trust())
 		if err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package workers
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/relman/relman/activities"
+	"github.com/relman/relman/auth"
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/workflows"
 )
@@ -28,11 +30,18 @@ func (r *role) installer(ctx context.Context, cfg *config.Installer) error {
 	if err := os.RemoveAll(filepath.Join(cfg.WorkDir, "downloads")); err != nil {
 		r.log.Warn("stale downloads not removed", "error", err)
 	}
-	// Not yet a refusal to start: configs from before signed orders keep
-	// working, loudly.
-	switch t := cfg.Trust; {
-	case len(t.ManagerKeys) == 0:
-		r.log.Warn("INSECURE: installer " + cfg.Host + " trusts no manager key, so it checks no install order: anyone who may schedule activities in the namespace can make this host install anything; set trust.manager_keys to what relman manager-key --config manager.yaml prints")
+	// The host runs only orders its managers signed: without a key to
+	// check them by it would refuse everything. (Config validation says
+	// so first; this holds for configs made in code.)
+	t := cfg.Trust
+	if len(t.ManagerKeys) == 0 && len(t.ManagerKeyFiles) == 0 {
+		return fmt.Errorf("installer %s trusts no manager key, so it would refuse every order: set trust.manager_keys to what relman manager-key --config manager.yaml prints, or trust.manager_key_files to the manager's orders.key.pub", cfg.Host)
+	}
+	for _, f := range t.ManagerKeyFiles {
+		// Read again at each order: one the manager writes later counts.
+		if _, err := auth.ReadManagerKeyFile(f); err != nil {
+			r.log.Warn("manager key file not readable yet; orders are refused until it is", "error", err)
+		}
 	}
 	a := &activities.Installer{Config: cfg, Store: store, Log: r.log, Behaviors: r.opts.Behaviors}
 	// One long poll per host and manager: every poller is one the Temporal

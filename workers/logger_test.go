@@ -91,6 +91,7 @@ logging:
   level: info
 artifacts: file://artifacts
 work_dir: work
+trust: {manager_key_files: [orders.key.pub]}
 environments:
   test:
     web:

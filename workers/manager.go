@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/relman/relman/activities"
@@ -106,14 +107,26 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 	case err != nil && ctx.Err() == nil:
 		r.log.Warn("registry not checked", "registry", cfg.RegistryID, "error", err)
 	}
-	// Installers run only install orders signed with this key.
+	// Installers run only orders signed with this key. The workflows sign
+	// them; the key reaches them only through this worker's interceptor,
+	// in memory, never in a payload.
 	orderKey, err := auth.LoadOrderKey(cfg.OrdersKeyFile, r.warn)
 	if err != nil {
 		return err
 	}
-	r.log.Info("install orders signed", "key_file", cfg.OrdersKeyFile, "key_id", auth.OrderKeyID(orderKey.Public().(ed25519.PublicKey)),
-		"public_key", auth.EncodeManagerKey(orderKey.Public().(ed25519.PublicKey)))
-	w := worker.New(r.client, cfg.ManagerQueue, worker.Options{WorkerStopTimeout: stopTimeout})
+	orderPub := orderKey.Public().(ed25519.PublicKey)
+	pubFile, err := auth.WriteOrderPublicKey(cfg.OrdersKeyFile, orderPub)
+	if err != nil {
+		return err
+	}
+	r.log.Info("orders to hosts signed", "key_file", cfg.OrdersKeyFile, "key_id", auth.OrderKeyID(orderPub),
+		"public_key", auth.EncodeManagerKey(orderPub), "public_key_file", pubFile)
+	w := worker.New(r.client, cfg.ManagerQueue, worker.Options{
+		WorkerStopTimeout: stopTimeout,
+		Interceptors: []interceptor.WorkerInterceptor{workflows.OrderSigning(&workflows.OrderSigner{
+			Key: orderKey, Namespace: cfg.Temporal.Namespace, Queue: cfg.ManagerQueue,
+		})},
+	})
 	RegisterWorkflows(w)
 	registerActivities(w, managerActivities(
 		&activities.Manager{
@@ -126,7 +139,6 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 			Store:        store,
 			Secret:       secret,
 			Realms:       realms,
-			OrderKey:     orderKey,
 		},
 		&activities.Coordinator{Client: r.client, Config: cfg, Log: r.log},
 		&activities.Records{Keeper: keeper, Client: r.client},

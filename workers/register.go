@@ -57,7 +57,6 @@ func managerActivities(m *activities.Manager, c *activities.Coordinator, rec *ac
 		{workflows.StartRecorderActivity, rec.StartRecorder},
 		{workflows.ReadRecordsActivity, rec.ReadRecords},
 		{workflows.PlanActivity, m.Plan},
-		{workflows.SignOrdersActivity, m.SignOrders},
 		{workflows.EarlierBuildActivity, m.EarlierBuild},
 		{workflows.AuthorizeActivity, m.Authorize},
 		{workflows.HostsActivity, m.Hosts},

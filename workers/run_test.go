@@ -27,6 +27,7 @@ func installerConfig(t *testing.T, address, behavior string) *config.Installer {
 		Host:      "status-host",
 		Artifacts: "file://" + filepath.Join(dir, "artifacts"),
 		WorkDir:   filepath.Join(dir, "work"),
+		Trust:     config.InstallerTrust{ManagerKeyFiles: []string{filepath.Join(dir, "orders.key.pub")}},
 		Environments: map[string]map[string]config.InstallBehavior{
 			"test": {"web": {Behavior: behavior, Path: filepath.Join(dir, "www")}},
 		},
@@ -58,10 +59,11 @@ func TestRunRefusesUnknownBehavior(t *testing.T) {
 // gateway off), never silently serve none.
 func TestRunRefusesManagerWithoutGateway(t *testing.T) {
 	m := &config.Manager{
-		Service:      config.Service{Version: 1, Temporal: config.Temporal{Address: "127.0.0.1:1"}},
-		Auth:         config.Auth{Anonymous: true},
-		Environments: map[string]config.Environment{"test": {}},
-		Projects:     map[string]config.ProjectDef{"shop": {Targets: []string{"web"}}},
+		Service:       config.Service{Version: 1, Temporal: config.Temporal{Address: "127.0.0.1:1"}},
+		Auth:          config.Auth{Anonymous: true},
+		OrdersKeyFile: filepath.Join(t.TempDir(), "orders.key"),
+		Environments:  map[string]config.Environment{"test": {}},
+		Projects:      map[string]config.ProjectDef{"shop": {Targets: []string{"web"}}},
 	}
 	m.Default()
 	err := workers.Run(context.Background(), m, workers.Options{Stderr: io.Discard})
@@ -104,11 +106,12 @@ func TestStatusEndpoints(t *testing.T) {
 	defer s.Stop(20 * time.Second)
 	// The registry that takes the host's registration runs on a manager.
 	m := &config.Manager{
-		Service:      config.Service{Version: 1, Temporal: config.Temporal{Address: s.Address}},
-		Gateway:      config.Gateway{Off: true},
-		Auth:         config.Auth{Anonymous: true},
-		Environments: map[string]config.Environment{"test": {}},
-		Projects:     map[string]config.ProjectDef{"shop": {Targets: []string{"web"}}},
+		Service:       config.Service{Version: 1, Temporal: config.Temporal{Address: s.Address}},
+		Gateway:       config.Gateway{Off: true},
+		Auth:          config.Auth{Anonymous: true},
+		OrdersKeyFile: filepath.Join(t.TempDir(), "orders.key"),
+		Environments:  map[string]config.Environment{"test": {}},
+		Projects:      map[string]config.ProjectDef{"shop": {Targets: []string{"web"}}},
 	}
 	m.Default()
 	go func() { _ = workers.Run(ctx, m, workers.Options{Stderr: io.Discard}) }()

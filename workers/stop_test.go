@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -76,11 +77,12 @@ func TestStopWhenTemporalIsGone(t *testing.T) {
 		require.NoError(t, err)
 		defer s.Stop(20 * time.Second)
 		m := &config.Manager{
-			Service:      config.Service{Version: 1, Temporal: config.Temporal{Address: s.Address}},
-			Gateway:      config.Gateway{Off: true},
-			Auth:         config.Auth{Anonymous: true},
-			Environments: map[string]config.Environment{"test": {}},
-			Projects:     map[string]config.ProjectDef{"shop": {Targets: []string{"web"}}},
+			Service:       config.Service{Version: 1, Temporal: config.Temporal{Address: s.Address}},
+			Gateway:       config.Gateway{Off: true},
+			Auth:          config.Auth{Anonymous: true},
+			OrdersKeyFile: filepath.Join(t.TempDir(), "orders.key"),
+			Environments:  map[string]config.Environment{"test": {}},
+			Projects:      map[string]config.ProjectDef{"shop": {Targets: []string{"web"}}},
 		}
 		m.Default()
 		mctx, mcancel := context.WithCancel(context.Background())
@@ -119,11 +121,12 @@ func TestStopWhenTemporalIsGone(t *testing.T) {
 		defer s.Stop(20 * time.Second)
 		p := newPartition(t, s.Address)
 		m := &config.Manager{
-			Service:      config.Service{Version: 1, Temporal: config.Temporal{Address: p.Address()}},
-			Gateway:      config.Gateway{Off: true},
-			Auth:         config.Auth{Anonymous: true},
-			Environments: map[string]config.Environment{"test": {}},
-			Projects:     map[string]config.ProjectDef{"shop": {Targets: []string{"web"}}},
+			Service:       config.Service{Version: 1, Temporal: config.Temporal{Address: p.Address()}},
+			Gateway:       config.Gateway{Off: true},
+			Auth:          config.Auth{Anonymous: true},
+			OrdersKeyFile: filepath.Join(t.TempDir(), "orders.key"),
+			Environments:  map[string]config.Environment{"test": {}},
+			Projects:      map[string]config.ProjectDef{"shop": {Targets: []string{"web"}}},
 		}
 		m.Default()
 		mctx, mcancel := context.WithCancel(context.Background())

@@ -22,8 +22,8 @@ type InstallInput struct {
 	Env         string      `json:"env"`
 	Target      string      `json:"target"`
 	Artifact    ArtifactRef `json:"artifact"`
-	// Order is the manager's signed order for this install; an installer
-	// that trusts manager keys refuses an install without one it trusts.
+	// Order is the manager's signed order for this install (action
+	// install): the installer refuses an install without one it trusts.
 	Order *auth.SignedOrder `json:"order,omitempty"`
 }
 
@@ -176,20 +176,26 @@ type batchOutcome struct {
 func (r *release) runInstalls(ctx workflow.Context, name string, idxs []int, build BuildResult, skipUnreachable bool) batchOutcome {
 	var out batchOutcome
 	hostTimeout := orDefault(r.in.HostTimeout, config.DefaultHostTimeout)
+	opts := r.installOptions()
 	calls := make([]hostCall, len(idxs))
 	for n, i := range idxs {
 		rec := &r.d.Installs[i]
 		rec.State = InstallInstalling
 		rec.Started = workflow.Now(ctx)
-		calls[n] = hostCall{host: rec.Host, activity: InstallActivity, input: InstallInput{
+		in := InstallInput{
 			Transaction: r.d.Transaction,
 			Project:     r.in.Request.Project,
 			Env:         r.in.Request.Env,
 			Target:      rec.Target,
 			Artifact:    build.Artifacts[rec.Target],
-		}}
+		}
+		in.Order = signOrder(ctx, auth.Order{
+			Transaction: in.Transaction, Host: rec.Host, Env: in.Env, Target: in.Target,
+			Action: OrderInstall, SHA256: in.Artifact.SHA256,
+		}, orderValid(opts))
+		calls[n] = hostCall{host: rec.Host, activity: InstallActivity, input: in}
 	}
-	fanOutVia(ctx, name, r.installOptions(), calls, r.children, func(n int, f hostResult) {
+	fanOutVia(ctx, name, opts, calls, r.children, func(n int, f hostResult) {
 		rec := &r.d.Installs[idxs[n]]
 		rec.Ended = workflow.Now(ctx)
 		var res InstallResult
@@ -246,25 +252,6 @@ func (r *release) skipPending(why string) []string {
 // autoRollback puts back every (host, target) this release installed, and
 // says how that went.
 func (r *release) autoRollback(ctx workflow.Context) string {
-	var idxs []int
-	var calls []hostCall
-	for i := range r.d.Installs {
-		rec := &r.d.Installs[i]
-		if rec.State != InstallInstalled {
-			continue
-		}
-		idxs = append(idxs, i)
-		calls = append(calls, hostCall{host: rec.Host, activity: RollbackActivity, input: RollbackHostInput{
-			// The rollback's own id: a retry goes back to the same release.
-			Transaction: r.d.Transaction + "-auto-rollback",
-			Project:     r.in.Request.Project,
-			Env:         r.in.Request.Env,
-			Target:      rec.Target,
-		}})
-	}
-	if len(calls) == 0 {
-		return "no host to roll back"
-	}
 	hostTimeout := orDefault(r.in.HostTimeout, config.DefaultHostTimeout)
 	opts := workflow.ActivityOptions{
 		ScheduleToStartTimeout: hostTimeout,
@@ -273,6 +260,27 @@ func (r *release) autoRollback(ctx workflow.Context) string {
 			MaximumAttempts:        maxAttempts,
 			NonRetryableErrorTypes: []string{ErrRollbackUnsupported, ErrReleaseNotFound, ErrUnknownTarget},
 		},
+	}
+	var idxs []int
+	var calls []hostCall
+	for i := range r.d.Installs {
+		rec := &r.d.Installs[i]
+		if rec.State != InstallInstalled {
+			continue
+		}
+		idxs = append(idxs, i)
+		in := RollbackHostInput{
+			// The rollback's own id: a retry goes back to the same release.
+			Transaction: r.d.Transaction + "-auto-rollback",
+			Project:     r.in.Request.Project,
+			Env:         r.in.Request.Env,
+			Target:      rec.Target,
+		}
+		in.Order = signOrder(ctx, in.order(rec.Host), orderValid(opts))
+		calls = append(calls, hostCall{host: rec.Host, activity: RollbackActivity, input: in})
+	}
+	if len(calls) == 0 {
+		return "no host to roll back"
 	}
 	var failed []string
 	// Records in the order of the hosts, whatever order they answer in.

@@ -37,6 +37,14 @@ type RollbackHostInput struct {
 	Env         string `json:"env"`
 	Target      string `json:"target"`
 	To          string `json:"to,omitempty"`
+	// Order is the manager's signed order for this rollback (action
+	// rollback): the installer refuses a rollback without one it trusts.
+	Order *auth.SignedOrder `json:"order,omitempty"`
+}
+
+// order is the order (unsigned) for in on host.
+func (in RollbackHostInput) order(host string) auth.Order {
+	return auth.Order{Transaction: in.Transaction, Host: host, Env: in.Env, Target: in.Target, Action: OrderRollback, To: in.To}
 }
 
 // RollbackHostResult is what one host did for one named target.
@@ -174,15 +182,6 @@ func (rb *rollback) run(ctx workflow.Context) (*Detail, error) {
 func (rb *rollback) rollBackHosts(ctx workflow.Context, hosts HostsResult) (*Detail, error) {
 	req := rb.in.Request
 	hostTimeout := orDefault(rb.in.HostTimeout, orDefault(hosts.HostTimeout, config.DefaultHostTimeout))
-	var calls []hostCall
-	for _, t := range hosts.Targets {
-		for _, h := range hosts.Hosts[t] {
-			rb.d.Installs = append(rb.d.Installs, InstallRecord{Host: h, Target: t, State: InstallInstalling, Started: workflow.Now(ctx)})
-			calls = append(calls, hostCall{host: h, activity: RollbackActivity, input: RollbackHostInput{
-				Transaction: rb.d.Transaction, Project: req.Project, Env: req.Env, Target: t, To: rb.in.To,
-			}})
-		}
-	}
 	opts := workflow.ActivityOptions{
 		ScheduleToStartTimeout: hostTimeout,
 		StartToCloseTimeout:    rollbackTimeout,
@@ -190,6 +189,15 @@ func (rb *rollback) rollBackHosts(ctx workflow.Context, hosts HostsResult) (*Det
 			MaximumAttempts:        maxAttempts,
 			NonRetryableErrorTypes: []string{ErrRollbackUnsupported, ErrReleaseNotFound, ErrUnknownTarget},
 		},
+	}
+	var calls []hostCall
+	for _, t := range hosts.Targets {
+		for _, h := range hosts.Hosts[t] {
+			rb.d.Installs = append(rb.d.Installs, InstallRecord{Host: h, Target: t, State: InstallInstalling, Started: workflow.Now(ctx)})
+			in := RollbackHostInput{Transaction: rb.d.Transaction, Project: req.Project, Env: req.Env, Target: t, To: rb.in.To}
+			in.Order = signOrder(ctx, in.order(h), orderValid(opts))
+			calls = append(calls, hostCall{host: h, activity: RollbackActivity, input: in})
+		}
 	}
 	var failed []string
 	canceled := false

@@ -191,6 +191,7 @@ func setup(ctx context.Context) error {
 	if _, err := env.WriteConfig("host-nobucket.yaml", &config.Installer{
 		Service:   env.Service(),
 		Host:      "host-nobucket",
+		Trust:     env.Trust(),
 		Artifacts: s3.StoreURLFor(missingBucket),
 		WorkDir:   env.Path("host-nobucket", "work"),
 		Lease:     30 * time.Second,
@@ -207,6 +208,7 @@ func setup(ctx context.Context) error {
 		if _, err := env.WriteConfig(h+".yaml", &config.Installer{
 			Service:      env.Service(),
 			Host:         h,
+			Trust:        env.Trust(),
 			Artifacts:    s3.StoreURL(),
 			WorkDir:      env.Path(h, "work"),
 			Lease:        30 * time.Second,

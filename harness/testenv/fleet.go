@@ -180,11 +180,13 @@ func (f *Fleet) Stop() {
 // FleetHost is a simulated host's installer config: host id, its own work
 // dir and install root under root/hosts/<id>, and for each environment
 // each named target installed with the release behavior (which can roll
-// back and say what is live) into root/hosts/<id>/<env>/<target>.
-func FleetHost(address, root, id, artifacts string, targets map[string][]string) (*config.Installer, error) {
+// back and say what is live) into root/hosts/<id>/<env>/<target>. It
+// obeys the managers trust names (ManagerTrust).
+func FleetHost(address, root, id, artifacts string, targets map[string][]string, trust config.InstallerTrust) (*config.Installer, error) {
 	in := &config.Installer{
 		Service:      config.Service{Version: config.Version, Temporal: config.Temporal{Address: address}, Logging: config.Logging{Level: "error"}},
 		Host:         id,
+		Trust:        trust,
 		Artifacts:    artifacts,
 		WorkDir:      filepath.Join(root, "hosts", id, "work"),
 		Environments: map[string]map[string]config.InstallBehavior{},

@@ -39,6 +39,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/relman/relman/auth"
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/devserver"
 	"github.com/relman/relman/internal/registry"
@@ -157,6 +158,20 @@ func (e *Env) AddLog(path string) {
 // Service is the common part of a role config for this env, version 1.
 func (e *Env) Service() config.Service {
 	return config.Service{Version: 1, Temporal: config.Temporal{Address: e.Address}, ManagerQueue: e.ManagerQueue, RegistryID: e.RegistryID}
+}
+
+// ManagerTrust is the trust section of an installer that obeys the
+// manager whose orders key is ordersKeyFile: the public key file that
+// manager writes beside it at start (<orders_key_file>.pub), read by the
+// installer at each order, so the installer may start first.
+func ManagerTrust(ordersKeyFile string) config.InstallerTrust {
+	return config.InstallerTrust{ManagerKeyFiles: []string{auth.OrderPublicKeyFile(ordersKeyFile)}}
+}
+
+// Trust is ManagerTrust of a manager whose config is written at the env's
+// root with the default orders_key_file (every manager there shares it).
+func (e *Env) Trust() config.InstallerTrust {
+	return ManagerTrust(e.Path(config.DefaultOrdersKeyFile))
 }
 
 // WriteConfig writes a role config (a *config.Manager, *config.Builder or

@@ -259,6 +259,9 @@ func writeExamples(dir string) error {
 	for _, name := range Configs {
 		dst := filepath.Join(dir, name)
 		if _, err := os.Stat(dst); err == nil {
+			if err := addTrust(dst); err != nil {
+				return err
+			}
 			continue
 		}
 		b, err := examples.FS.ReadFile(name)
@@ -271,3 +274,34 @@ func writeExamples(dir string) error {
 	}
 	return nil
 }
+
+// trustLine finds an installer config's trust section.
+var trustLine = regexp.MustCompile(`(?m)^trust:`)
+
+// devTrust is the trust section a dev stack's installer gets: the public
+// key the dev manager writes beside its orders key, in the same directory.
+const devTrust = `# Added by relman dev: installers run only orders the manager signed; the
+# manager writes its public key beside its orders key at start.
+trust:
+  manager_key_files: [orders.key.pub]
+`
+
+// addTrust gives an installer config a stack made before installers
+// checked signed orders the dev manager's key, keeping the rest of the
+// file as it is; any other config, or one with a trust section, stays.
+func addTrust(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if !installerLine.Match(b) || trustLine.Match(b) {
+		return nil
+	}
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		b = append(b, '\n')
+	}
+	return os.WriteFile(path, append(b, devTrust...), 0o644)
+}
+
+// installerLine finds an installer config's host.
+var installerLine = regexp.MustCompile(`(?m)^host:`)
