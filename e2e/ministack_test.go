@@ -8,9 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/relman/relman/harness/testenv"
 	"github.com/relman/relman/workflows"
-	"github.com/stretchr/testify/require"
 )
 
 // miniStack starts a manager, a builder and one installer host of their
