@@ -352,7 +352,7 @@ func TestValidateRules(t *testing.T) {
 		},
 		"installer serving a manager named like a build queue": {
 			file: "installer.yaml",
-			body: "version: 1\nhost: h\nmanagers: [{manager_queue: a, registry_id: a}, {manager_queue: \"team:relman-build-x\", registry_id: r}]\nenvironments: {test: {web: {behavior: copy, path: /srv}}}\n",
+			body: "version: 1\nhost: h\nmanagers: [{manager_queue: a, registry_id: a}, {manager_queue: \"team:relman-build-x\", registry_id: r}]\ntrust: {manager_key_files: [orders.key.pub]}\nenvironments: {test: {web: {behavior: copy, path: /srv}}}\n",
 			want: []string{`managers[1].manager_queue: "team:relman-build-x" looks like a queue`},
 		},
 		"manager targets": {
