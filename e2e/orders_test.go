@@ -15,6 +15,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
@@ -24,6 +26,7 @@ import (
 	relact "github.com/relman/relman/activities"
 	"github.com/relman/relman/artifact"
 	"github.com/relman/relman/auth"
+	"github.com/relman/relman/config"
 	"github.com/relman/relman/harness/testenv"
 	"github.com/relman/relman/internal/archive"
 	"github.com/relman/relman/workflows"
@@ -182,4 +185,52 @@ func TestOrdersRefuseAttackers(t *testing.T) {
 	log := readFile(t, filepath.Join(env.Root, "logs", "host-a.log"))
 	assert.Contains(t, log, "order refused")
 	assert.Contains(t, log, "tx-evil")
+}
+
+// TestResetReleaseGetsNoOrders: `temporal workflow reset` of a completed
+// release to just before its installs (past its plan, signature and
+// approval), as anyone with namespace access can, makes a new run that
+// would install again; the manager gives a reset run no orders, so every
+// host refuses it and the reset run ends INSTALL_FAILED.
+func TestResetReleaseGetsNoOrders(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	txid := start(t, workflows.Request{Project: "shop", Action: workflows.ActionInstall, Env: "test"})
+	d, err := final(t, txid)
+	require.NoError(t, err)
+	require.Equal(t, workflows.StatusInstallCompleted, d.Status)
+
+	// The last workflow task completed before the first install.
+	var resetAt int64
+	for _, e := range history(t, txid).GetEvents() {
+		if e.GetWorkflowTaskCompletedEventAttributes() != nil {
+			resetAt = e.GetEventId()
+		}
+		if a := e.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == workflows.InstallActivity {
+			break
+		}
+	}
+	require.NotZero(t, resetAt)
+	desc, err := env.Client.DescribeWorkflowExecution(ctx, txid, "")
+	require.NoError(t, err)
+	res, err := env.Client.ResetWorkflowExecution(ctx, &workflowservice.ResetWorkflowExecutionRequest{
+		Namespace:                 config.DefaultNamespace,
+		WorkflowExecution:         &commonpb.WorkflowExecution{WorkflowId: txid, RunId: desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()},
+		Reason:                    "an attacker replays a finished release",
+		WorkflowTaskFinishEventId: resetAt,
+		RequestId:                 uuid.NewString(),
+	})
+	require.NoError(t, err)
+
+	var again workflows.Detail
+	err = env.Client.GetWorkflow(ctx, txid, res.GetRunId()).Get(ctx, &again)
+	require.Error(t, err, "the reset run must not complete")
+	var app *temporal.ApplicationError
+	require.ErrorAs(t, err, &app)
+	require.NoError(t, app.Details(&again))
+	assert.Equal(t, workflows.StatusInstallFailed, again.Status)
+	assert.Contains(t, again.Reason, "no signed order")
+	for _, in := range again.Installs {
+		assert.NotEqual(t, workflows.InstallInstalled, in.State, "%s/%s installed by a reset run", in.Host, in.Target)
+	}
 }

@@ -96,8 +96,16 @@ func signOrder(ctx workflow.Context, o auth.Order, valid time.Duration) *auth.Si
 	if rs == nil {
 		return nil
 	}
+	info := workflow.GetInfo(ctx)
+	if resetRun(info) {
+		// A reset run replays a transaction past its plan, signature and
+		// approval (`temporal workflow reset`, by anyone with namespace
+		// access): it gets no orders, so no host runs it again.
+		workflow.GetLogger(ctx).Error("a reset run of a transaction gets no host orders; start a new release instead", "host", o.Host, "target", o.Target, "original_run", info.OriginalRunID)
+		return nil
+	}
 	rs.seq++
-	o.RunID = workflow.GetInfo(ctx).WorkflowExecution.RunID
+	o.RunID = info.WorkflowExecution.RunID
 	o.Namespace, o.Queue = rs.s.Namespace, rs.s.Queue
 	o.Expires = workflow.Now(ctx).Add(valid + orderMargin).UTC()
 	o.ID = orderID(o, rs.seq)
@@ -109,6 +117,12 @@ func signOrder(ctx workflow.Context, o auth.Order, valid time.Duration) *auth.Si
 		return nil
 	}
 	return &s
+}
+
+// resetRun reports whether the run was made by a reset of an earlier run
+// of its workflow, rather than started.
+func resetRun(info *workflow.Info) bool {
+	return info.OriginalRunID != "" && info.OriginalRunID != info.WorkflowExecution.RunID
 }
 
 // orderID names an order: a hash of the run, transaction, host, target,
