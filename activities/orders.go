@@ -55,7 +55,18 @@ func (i *Installer) verifyOrder(ctx context.Context, order *auth.SignedOrder, wa
 		info := activity.GetInfo(ctx)
 		user = info.WorkflowExecution.RunID + "/" + info.ActivityID
 	}
-	return auth.Ledger{Dir: filepath.Join(i.Config.WorkDir, "orders")}.Claim(order.Order.ID, user)
+	return i.ledger().Claim(order.Order.ID, user, order.Order.Expires)
+}
+
+// ledger is the host's record of the orders it ran (work_dir/orders).
+func (i *Installer) ledger() auth.Ledger {
+	return auth.Ledger{Dir: filepath.Join(i.Config.WorkDir, "orders")}
+}
+
+// PruneOrders forgets the orders that have expired: the installer calls it
+// as it starts, so the ledger holds only orders that could still come.
+func (i *Installer) PruneOrders(now time.Time) (int, error) {
+	return i.ledger().Prune(now)
 }
 
 // trustedKeys are the manager keys this host trusts: trust.manager_keys

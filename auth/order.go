@@ -183,8 +183,10 @@ type Ledger struct {
 }
 
 // Claim records order id as used by activity, or refuses it if another
-// activity used it first.
-func (l Ledger) Claim(id, activity string) error {
+// activity used it first. The entry is kept until the order expires
+// (its file's modification time; Prune drops it then): an expired order
+// is refused before the ledger is asked.
+func (l Ledger) Claim(id, activity string, expires time.Time) error {
 	if id == "" || strings.ContainsAny(id, "/\\") || id == "." || id == ".." {
 		return refuse("id", "bad order id %q", id)
 	}
@@ -197,6 +199,9 @@ func (l Ledger) Claim(id, activity string) error {
 		_, werr := f.WriteString(activity)
 		if cerr := f.Close(); werr == nil {
 			werr = cerr
+		}
+		if werr == nil {
+			werr = os.Chtimes(p, expires, expires)
 		}
 		return werr
 	}
@@ -211,6 +216,29 @@ func (l Ledger) Claim(id, activity string) error {
 		return refuse("id", "order %s was already used by another activity (%s): a replayed order; start a new transaction", id, string(b))
 	}
 	return nil
+}
+
+// Prune removes the entries of orders expired before now, which no check
+// lets through any more, and says how many it removed.
+func (l Ledger) Prune(now time.Time) (int, error) {
+	entries, err := os.ReadDir(l.Dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil || !fi.Mode().IsRegular() || !fi.ModTime().Before(now) {
+			continue
+		}
+		if os.Remove(filepath.Join(l.Dir, e.Name())) == nil {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // ParseManagerKey reads a trusted manager public key: base64 (standard or

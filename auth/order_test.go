@@ -124,16 +124,27 @@ func TestOrderTamperedFieldsRefused(t *testing.T) {
 
 func TestOrderLedgerReplay(t *testing.T) {
 	l := Ledger{Dir: filepath.Join(t.TempDir(), "orders")}
-	require.NoError(t, l.Claim("o1", "run1/act5"))
+	exp := orderNow.Add(time.Hour)
+	require.NoError(t, l.Claim("o1", "run1/act5", exp))
 	// A retry of the same activity may use it again.
-	require.NoError(t, l.Claim("o1", "run1/act5"))
+	require.NoError(t, l.Claim("o1", "run1/act5", exp))
 	// Any other activity (a replayed order) is refused.
-	assert.Equal(t, "id", refusedField(t, l.Claim("o1", "run2/act5")))
-	assert.Equal(t, "id", refusedField(t, l.Claim("o1", "run1/act6")))
+	assert.Equal(t, "id", refusedField(t, l.Claim("o1", "run2/act5", exp)))
+	assert.Equal(t, "id", refusedField(t, l.Claim("o1", "run1/act6", exp)))
 	// Ids cannot escape the ledger dir.
-	assert.Equal(t, "id", refusedField(t, l.Claim("../x", "run1/act5")))
+	assert.Equal(t, "id", refusedField(t, l.Claim("../x", "run1/act5", exp)))
 	// Another order is independent.
-	require.NoError(t, l.Claim("o2", "run2/act5"))
+	require.NoError(t, l.Claim("o2", "run2/act5", orderNow.Add(2*time.Hour)))
+
+	// Pruning forgets the orders expired by then, and only those.
+	n, err := l.Prune(orderNow.Add(90 * time.Minute))
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	assert.Equal(t, "id", refusedField(t, l.Claim("o2", "run9/act1", orderNow.Add(2*time.Hour))), "o2 is still remembered")
+	require.NoError(t, l.Claim("o1", "run7/act1", exp), "o1 was forgotten; its expiry refuses it before the ledger is asked")
+	n, err = Ledger{Dir: filepath.Join(t.TempDir(), "none")}.Prune(orderNow)
+	require.NoError(t, err)
+	assert.Zero(t, n)
 }
 
 func TestParseManagerKey(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"go.temporal.io/sdk/worker"
 
@@ -44,6 +45,11 @@ func (r *role) installer(ctx context.Context, cfg *config.Installer) error {
 		}
 	}
 	a := &activities.Installer{Config: cfg, Store: store, Log: r.log, Behaviors: r.opts.Behaviors}
+	if n, err := a.PruneOrders(time.Now()); err != nil {
+		r.log.Warn("order ledger not pruned", "error", err)
+	} else if n > 0 {
+		r.log.Info("order ledger pruned of expired orders", "removed", n)
+	}
 	// One long poll per host and manager: every poller is one the Temporal
 	// frontend counts against its limit per namespace and API
 	// (frontend.namespaceCount, 1,200 by default), which a thousand hosts
