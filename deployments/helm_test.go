@@ -137,6 +137,13 @@ func TestHelmChart(t *testing.T) {
 			_, err = helmRun(t, helm, "template", "relman", chartDir, "--kube-version", kubeVersion, "--namespace", "relman", "-f", values)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), "installer.trust.managerKeys: set the managers' public order keys, as relman manager-key")
+			// Nor a codec server serving plain HTTP unless told TLS ends
+			// in front of it.
+			_, err = helmRun(t, helm, "template", "relman", chartDir, "--kube-version", kubeVersion, "--namespace", "relman", "-f", values,
+				"--set", "installer.trust.managerKeys[0]="+key, "--set", "codecServer.enabled=true", "--set", "codecServer.tokenSecret=t",
+				"--set", "encryption.keysSecret=k", "--set", "codecServer.tls.secret=")
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "codecServer: set tls.secret")
 			// Nor without the managers' order key.
 			_, err = helmRun(t, helm, "template", "relman", chartDir, "--kube-version", kubeVersion, "--namespace", "relman", "-f", values,
 				"--set", "installer.trust.managerKeys[0]="+key, "--set", "manager.orders.keySecret=")
@@ -243,6 +250,7 @@ func checkPod(t *testing.T, r rendered, name string, p podOf) {
 	if c.Name == "codec-server" {
 		assert.Contains(t, c.Args, "--listen-address", "the Service must reach it")
 		assert.Contains(t, c.Args, "--token-file", "the codec refuses calls without a token")
+		assert.Contains(t, c.Args, "--tls-cert", "the values files give the codec a certificate: it serves HTTPS")
 		codecServerAccepts(t, c.Args)
 		return
 	}

@@ -58,6 +58,9 @@ func (a *app) codecServerCommand() *cobra.Command {
 		address   string
 		tokenFile string
 		origins   []string
+		tlsCert   string
+		tlsKey    string
+		insecure  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "codec-server --encryption-key-file F --token-file T",
@@ -68,9 +71,11 @@ bearer token from --token-file (one token a line): the UI sends it as its
 access token, the temporal CLI with --codec-auth 'Bearer TOKEN'. Whoever can
 call the codec reads every payload, so calls without the token are refused
 (401). Browsers may call it only from the --ui-origin origins. It listens on
-127.0.0.1 unless --listen-address says otherwise.`,
+127.0.0.1 unless --listen-address says otherwise; beyond this machine it
+serves HTTPS (--tls-cert, --tls-key), or plain HTTP only with --insecure,
+for when TLS ends in front of it (an ingress, a proxy).`,
 		Example: `  relman codec-server --encryption-key-file conf/payload.keys --token-file conf/codec.token --port 8081 --ui-origin http://localhost:8233
-  relman codec-server --encryption-key-file /etc/relman/payload.keys --token-file /etc/relman/codec-server/token --listen-address 0.0.0.0`,
+  relman codec-server --encryption-key-file /etc/relman/payload.keys --token-file /etc/relman/codec-server/token --listen-address 0.0.0.0 --tls-cert codec.pem --tls-key codec.key`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			t := a.temporalSettings(a.conn)
@@ -91,22 +96,37 @@ call the codec reads every payload, so calls without the token are refused
 			if err != nil {
 				return err
 			}
-			if !config.Loopback(address) {
-				fmt.Fprintf(a.opts.Stderr, "Warning: the codec server serves plain HTTP on %s; put TLS in front of it (an ingress, a proxy) so the token does not cross the network in clear\n", address)
+			if (tlsCert == "") != (tlsKey == "") {
+				return usageErr("--tls-cert and --tls-key go together; give both or neither")
+			}
+			switch {
+			case tlsCert != "", config.Loopback(address):
+			case insecure:
+				fmt.Fprintf(a.opts.Stderr, "Warning: the codec server serves plain HTTP on %s (--insecure); TLS must end in front of it (an ingress, a proxy), or the token and every payload cross the network in clear\n", address)
+			default:
+				return usageErr("the codec server would serve plain HTTP on %s, where its token and every decoded payload would cross the network in clear; give --tls-cert and --tls-key, or --insecure when TLS ends in front of it (an ingress, a proxy)", address)
 			}
 			ln, err := net.Listen("tcp", net.JoinHostPort(address, strconv.Itoa(port)))
 			if err != nil {
 				return err
 			}
 			srv := &http.Server{Handler: c.Handler(origins, tokens), ReadHeaderTimeout: config.DefaultCodecReadHeaderTimeout}
-			fmt.Fprintf(a.opts.Stdout, "codec server on http://%s for %v\n", ln.Addr(), origins)
+			scheme := "http"
+			if tlsCert != "" {
+				scheme = "https"
+			}
+			fmt.Fprintf(a.opts.Stdout, "codec server on %s://%s for %v\n", scheme, ln.Addr(), origins)
 			go func() {
 				<-cmd.Context().Done()
 				ctx, cancel := context.WithTimeout(context.Background(), config.DefaultCodecStopTimeout)
 				defer cancel()
 				_ = srv.Shutdown(ctx)
 			}()
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			serve := func() error { return srv.Serve(ln) }
+			if tlsCert != "" {
+				serve = func() error { return srv.ServeTLS(ln, tlsCert, tlsKey) }
+			}
+			if err := serve(); !errors.Is(err, http.ErrServerClosed) {
 				return err
 			}
 			return nil
@@ -116,5 +136,8 @@ call the codec reads every payload, so calls without the token are refused
 	cmd.Flags().StringVar(&address, "listen-address", "127.0.0.1", "address to listen on; 0.0.0.0 for every interface (a pod behind a Service)")
 	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the bearer token(s) callers must send, one a line (required)")
 	cmd.Flags().StringSliceVar(&origins, "ui-origin", []string{"http://localhost:8233"}, "Web UI origins allowed to call it")
+	cmd.Flags().StringVar(&tlsCert, "tls-cert", "", "certificate (PEM) to serve HTTPS with; needed beyond loopback unless --insecure")
+	cmd.Flags().StringVar(&tlsKey, "tls-key", "", "the certificate's key (PEM)")
+	cmd.Flags().BoolVar(&insecure, "insecure", false, "serve plain HTTP beyond loopback: only when TLS ends in front of it")
 	return cmd
 }
