@@ -302,6 +302,9 @@ func (m *Manager) EarlierBuild(ctx context.Context, req workflows.Request) (work
 	if errors.Is(err, transaction.ErrNotFound) {
 		return res, rejected("no transaction %s to install from; find builds with `relman list --project %s`", req.From, req.Project)
 	}
+	if errors.Is(err, transaction.ErrNotGenuine) {
+		return res, rejected("cannot install from %v", err)
+	}
 	if err != nil {
 		return res, err
 	}

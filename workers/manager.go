@@ -77,7 +77,7 @@ func (r *role) manager(ctx context.Context, cfg *config.Manager) error {
 	defer closeRecords()
 	// Reads of transactions Temporal no longer has fall back to the
 	// records: the gateway's, and an install from an earlier build.
-	reader := transaction.Reader{Client: r.client, Namespace: cfg.Temporal.Namespace}
+	reader := transaction.Reader{Client: r.client, Namespace: cfg.Temporal.Namespace, Queue: cfg.ManagerQueue}
 	var store artifact.Store
 	if keeper != nil {
 		reader.Records, store = keeper, keeper.Store()

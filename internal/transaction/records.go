@@ -98,6 +98,11 @@ type Reader struct {
 	// Notice, when set, hears what a person should know about an answer
 	// (that it came from a record, that records were left out of a list).
 	Notice func(string)
+	// Queue, when set, is the manager queue whose transactions are read:
+	// a workflow under the id that is not a transaction on that queue
+	// (someone with namespace access started it, and their worker could
+	// answer anything) is refused as not genuine rather than read.
+	Queue string
 }
 
 func (r Reader) notice(format string, args ...any) {
@@ -109,6 +114,11 @@ func (r Reader) notice(format string, args ...any) {
 // Get is Get, then the archived history, then the record.
 func (r Reader) Get(ctx context.Context, txid string) (*workflows.Detail, error) {
 	d, err := Get(ctx, r.Client, txid)
+	if err == nil && r.Queue != "" {
+		if gerr := Genuine(ctx, r.Client, txid, r.Queue); gerr != nil {
+			return nil, gerr
+		}
+	}
 	if !errors.Is(err, ErrNotFound) {
 		return d, err
 	}

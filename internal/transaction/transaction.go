@@ -138,7 +138,7 @@ func Genuine(ctx context.Context, c client.Client, txid, queue string) error {
 	case !IsTransactionType(typ):
 		return fmt.Errorf("%s is a %s workflow: %w", txid, typ, ErrNotGenuine)
 	case tq != queue:
-		return fmt.Errorf("%s runs on task queue %s, not on the manager's queue %s: someone with access to the Temporal namespace started it, %w", txid, tq, queue, ErrNotGenuine)
+		return fmt.Errorf("%s runs on task queue %s, not on the manager's queue %s: another manager's (pass its --manager-queue), or someone with access to the Temporal namespace started it: %w", txid, tq, queue, ErrNotGenuine)
 	}
 	return nil
 }

@@ -22,5 +22,6 @@ func (a *app) transactions(c client.Client) transaction.Reader {
 		Namespace: a.temporalSettings(config.Temporal{}).Namespace,
 		Records:   transaction.ManagerRecords{Client: c, Queue: a.queue},
 		Notice:    func(s string) { fmt.Fprintln(a.opts.Stderr, "Note: "+s) },
+		Queue:     a.queue,
 	}
 }

@@ -48,7 +48,7 @@ type Gateway struct {
 func (g *Gateway) transactions() transaction.Reader {
 	r := transaction.Reader{Client: g.Client, Records: g.Records}
 	if g.Config != nil {
-		r.Namespace = g.Config.Temporal.Namespace
+		r.Namespace, r.Queue = g.Config.Temporal.Namespace, g.Config.ManagerQueue
 	}
 	return r
 }
