@@ -262,6 +262,11 @@ func writeMarkdown(o options, path string, m machine, rows []row, r *results, to
 	for _, x := range rows {
 		w("| %s | %s | %s | %s | %s | %s | %s | %s |\n", x.id, strings.ReplaceAll(x.what, "|", "\\|"), x.relman, x.floor, fmtRatio(x.ratio), x.spread(), x.goal, x.met)
 	}
+	if wr := r.workRows(); len(wr) > 0 {
+		w("\n## Server work per release\n\n")
+		w("%s", workText)
+		w("%s", workMarkdown(wr))
+	}
 	w("\n## What is inside each timing\n\n")
 	w("- **Rows 1 and 5.** relman: `transaction.Start` (the CLI's and gateway's path) to the `Release`\n")
 	w("  workflow's result with status `INSTALL_COMPLETED`: the plan (a local activity: registry query),\n")
