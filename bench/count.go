@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -16,6 +17,7 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -347,14 +349,19 @@ func (b *bench) countRelease(ctx context.Context, s *server, project, env, targe
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	err = s.c.GetWorkflow(wctx, rec, "").Get(wctx, nil)
 	cancel()
-	if err != nil {
+	// A manager without records (-no-records) starts no recorder.
+	var nf *serviceerror.NotFound
+	recorded := !errors.As(err, &nf)
+	if err != nil && recorded {
 		return w, fmt.Errorf("the recorder of %s: %w", det.Transaction, err)
 	}
 	if err := w.addTree(ctx, s.c, det.Transaction, run); err != nil {
 		return w, err
 	}
-	if err := w.addTree(ctx, s.c, rec, ""); err != nil {
-		return w, err
+	if recorded {
+		if err := w.addTree(ctx, s.c, rec, ""); err != nil {
+			return w, err
+		}
 	}
 	lock, err := events(ctx, s.c, workflows.LockID(workflows.DefaultManagerQueue, env, target), "")
 	if err != nil {
