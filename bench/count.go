@@ -307,6 +307,40 @@ func (m counter) requests(ctx context.Context) map[string]float64 {
 	return out
 }
 
+// settled reads the counters until two readings a flush apart agree on
+// the operations counted: the server publishes its counters about once a
+// second, so a reading taken at once would miss the last second's
+// requests (and give them to the next window). Nil when unreadable.
+func (m counter) settled(ctx context.Context) map[string]float64 {
+	last := m.requests(ctx)
+	for range 5 {
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(1100 * time.Millisecond):
+		}
+		now := m.requests(ctx)
+		if now != nil && slices.Equal(countedOps(now), countedOps(last)) {
+			return now
+		}
+		last = now
+	}
+	return last
+}
+
+var queryOps, heartbeatOps = []string{"QueryWorkflow"}, []string{"RecordActivityTaskHeartbeat", "RecordActivityTaskHeartbeatById"}
+
+func countedOps(r map[string]float64) []float64 {
+	var out []float64
+	for _, op := range append(slices.Clone(queryOps), heartbeatOps...) {
+		out = append(out, r[op])
+	}
+	return out
+}
+
 // delta sets w's queries and heartbeats from two readings.
 func (w *work) delta(from, to map[string]float64) {
 	if from == nil || to == nil {
@@ -320,8 +354,8 @@ func (w *work) delta(from, to map[string]float64) {
 		}
 		return int(n)
 	}
-	w.queries = d("QueryWorkflow")
-	w.heartbeats = d("RecordActivityTaskHeartbeat", "RecordActivityTaskHeartbeatById")
+	w.queries = d(queryOps...)
+	w.heartbeats = d(heartbeatOps...)
 }
 
 // countRelease runs one relman release into env and counts the server work
@@ -338,7 +372,7 @@ func (w *work) delta(from, to map[string]float64) {
 func (b *bench) countRelease(ctx context.Context, s *server, project, env, target string) (work, error) {
 	w := work{counted: true}
 	m := counter{b.metrics}
-	m0 := m.requests(ctx)
+	m0 := m.settled(ctx)
 	t0 := time.Now()
 	_, det, err := s.release(ctx, project, env, false)
 	if err != nil {
@@ -374,7 +408,7 @@ func (b *bench) countRelease(ctx context.Context, s *server, project, env, targe
 		}
 	}
 	w.add(window)
-	w.delta(m0, m.requests(ctx))
+	w.delta(m0, m.settled(ctx))
 	return w, nil
 }
 
@@ -383,7 +417,7 @@ func (b *bench) countRelease(ctx context.Context, s *server, project, env, targe
 func (b *bench) countFloor(ctx context.Context, s *server, run func(context.Context) (time.Duration, string, error)) (work, error) {
 	w := work{counted: true}
 	m := counter{b.metrics}
-	m0 := m.requests(ctx)
+	m0 := m.settled(ctx)
 	_, id, err := run(ctx)
 	if err != nil {
 		return w, err
@@ -391,7 +425,7 @@ func (b *bench) countFloor(ctx context.Context, s *server, run func(context.Cont
 	if err := w.addTree(ctx, s.c, id, ""); err != nil {
 		return w, err
 	}
-	w.delta(m0, m.requests(ctx))
+	w.delta(m0, m.settled(ctx))
 	return w, nil
 }
 
