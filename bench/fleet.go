@@ -44,7 +44,11 @@ type fleetOut struct {
 	times    map[int][]time.Duration // hosts -> release times
 	events   map[int]int             // hosts -> the release's history length
 	children map[int]int             // hosts -> its HostFanOut children
-	loadFrom string
+	// floorTimes are row 7's bare-Temporal floor (fleetfloor.go) at each
+	// size, run i interleaved with relman's run i.
+	floorTimes         map[int][]time.Duration
+	relWork, floorWork map[int]work // hosts -> one release's server work (count.go)
+	loadFrom           string
 }
 
 // fleet is rows 6 and 7: o.fleetHosts[0] hosts start and renew for one
@@ -53,7 +57,8 @@ type fleetOut struct {
 // another window. The manager is its own process, so its CPU is its own;
 // the dev server allows the fleet's long polls (testenv.FleetServerArgs).
 func (b *bench) fleet(ctx context.Context) (fleetOut, error) {
-	out := fleetOut{counts: b.o.fleetFan, times: map[int][]time.Duration{}, events: map[int]int{}, children: map[int]int{}, loadFrom: loadAvg()}
+	out := fleetOut{counts: b.o.fleetFan, times: map[int][]time.Duration{}, events: map[int]int{}, children: map[int]int{}, loadFrom: loadAvg(),
+		floorTimes: map[int][]time.Duration{}, relWork: map[int]work{}, floorWork: map[int]work{}}
 	most := slices.Max(b.o.fleetHosts)
 	dropPages()
 	b.logf("starting the in-memory dev server for the fleet")
@@ -200,15 +205,30 @@ func (b *bench) fleet(ctx context.Context) (fleetOut, error) {
 	}
 	out.reg = append(out.reg, r)
 
+	// Row 7's floor: bare Temporal workers for as many host queues as its
+	// largest release, stopped before the fleet grows.
+	ff, err := startFleetFloor(s, slices.Max(b.o.fleetFan))
+	defer ff.stop()
+	if err != nil {
+		return out, err
+	}
 	b.logf("row 7: warm-up")
 	for _, n := range b.o.fleetFan {
+		if _, _, err := s.fleetFloorRun(ctx, n); err != nil {
+			return out, fmt.Errorf("row 7 floor: %w", err)
+		}
 		if _, _, err := s.release(ctx, "noop", fmt.Sprintf("fleet%d", n), false); err != nil {
 			return out, b.procErr(err, procs)
 		}
 	}
-	b.logf("row 7: %d runs of each of %v hosts, interleaved", b.o.fleetRuns, b.o.fleetFan)
+	b.logf("row 7: %d runs of each of %v hosts, relman and its floor, interleaved", b.o.fleetRuns, b.o.fleetFan)
 	for range b.o.fleetRuns {
 		for _, n := range b.o.fleetFan {
+			fd, _, err := s.fleetFloorRun(ctx, n)
+			if err != nil {
+				return out, fmt.Errorf("row 7 floor: %w", err)
+			}
+			out.floorTimes[n] = append(out.floorTimes[n], fd)
 			d, det, err := s.release(ctx, "noop", fmt.Sprintf("fleet%d", n), false)
 			if err != nil {
 				return out, b.procErr(err, procs)
@@ -222,6 +242,16 @@ func (b *bench) fleet(ctx context.Context) (fleetOut, error) {
 			out.children[n] = len(testenv.ChildIDs(h))
 		}
 	}
+	b.logf("row 7: one more release and floor run of each size, their server work counted")
+	for _, n := range b.o.fleetFan {
+		if out.relWork[n], err = b.countRelease(ctx, s, "noop", fmt.Sprintf("fleet%d", n), "app"); err != nil {
+			return out, b.procErr(err, procs)
+		}
+		if out.floorWork[n], err = b.countFloor(ctx, s, func(ctx context.Context) (time.Duration, string, error) { return s.fleetFloorRun(ctx, n) }); err != nil {
+			return out, fmt.Errorf("row 7 floor: %w", err)
+		}
+	}
+	ff.stop()
 
 	if err := grow(b.o.fleetHosts[1]); err != nil {
 		return out, err
@@ -285,6 +315,22 @@ func (f fleetOut) rows(quick bool) []row {
 		rows = append(rows, row{"7", fmt.Sprintf("fan-out at fleet scale: no-op release to %d hosts vs %d (%d runs; its history: %d events, %d children)", n, base, len(f.times[n]), f.events[n], f.children[n]),
 			ms(f.times[n][mi]), ms(f.times[base][mi]), rs[mi], rs, goal, judge(quick, rs[mi], kind, 5.0, true)})
 	}
+	for _, n := range f.counts {
+		if len(f.floorTimes[n]) != len(f.times[n]) || len(f.times[n]) == 0 {
+			continue
+		}
+		var rs []float64
+		for i := range f.times[n] {
+			rs = append(rs, ratioOf(f.times[n][i], f.floorTimes[n][i]))
+		}
+		mi := medianRun(rs)
+		goal, kind := "-", none
+		if n == top {
+			goal, kind = "≤ 1.5", atMost
+		}
+		rows = append(rows, row{"7f", fmt.Sprintf("fan-out at fleet scale: no-op release to %d host(s) vs the bare-Temporal floor to %d (%d runs; floor: %s)", n, n, len(f.times[n]), fleetFloorShape(n)),
+			ms(f.times[n][mi]), ms(f.floorTimes[n][mi]), rs[mi], rs, goal, judge(quick, rs[mi], kind, 1.5, true)})
+	}
 	return rows
 }
 
@@ -316,7 +362,7 @@ func (f fleetOut) figures() []string {
 	}
 	var sizes []string
 	for _, n := range f.counts {
-		sizes = append(sizes, fmt.Sprintf("%d host(s) %s (runs %s; history %d events, %d children)", n, ms(pct(f.times[n], 0.5)), durs(f.times[n]), f.events[n], f.children[n]))
+		sizes = append(sizes, fmt.Sprintf("%d host(s) %s (runs %s; history %d events, %d children; bare-Temporal floor runs %s)", n, ms(pct(f.times[n], 0.5)), durs(f.times[n]), f.events[n], f.children[n], durs(f.floorTimes[n])))
 	}
 	out = append(out, "Row 7: "+strings.Join(sizes, "; ")+".")
 	out = append(out, fmt.Sprintf("Load average before rows 6 and 7: %s.", f.loadFrom))

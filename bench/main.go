@@ -139,7 +139,14 @@ func run(ctx context.Context, o options, noProfile bool) error {
 	if err != nil {
 		return err
 	}
-	b := &bench{o: o, root: root, repo: filepath.Join(root, "repo"), bin: bin, relman: relman}
+	// The dev servers' request counters give the queries and heartbeats
+	// of the server-work table (count.go), which no history shows.
+	metrics := ""
+	if port := freeMetricsPort(o.srvArgs); port != "" {
+		o.srvArgs = append(o.srvArgs, "--metrics-port", port)
+		metrics = "127.0.0.1:" + port
+	}
+	b := &bench{o: o, root: root, repo: filepath.Join(root, "repo"), bin: bin, relman: relman, metrics: metrics}
 	if err := makeRepo(b.repo); err != nil {
 		return err
 	}
@@ -162,6 +169,7 @@ func run(ctx context.Context, o options, noProfile bool) error {
 	}
 	if o.onlyFleet {
 		printTable(os.Stdout, res.fleet.rows(o.quick))
+		printWork(os.Stdout, res.fleet.workRows())
 		printFleetFigures(os.Stdout, res.fleet)
 		return nil
 	}
@@ -187,6 +195,7 @@ func run(ctx context.Context, o options, noProfile bool) error {
 	rows := res.rows(o)
 	fmt.Println()
 	printTable(os.Stdout, rows)
+	printWork(os.Stdout, res.workRows())
 	fmt.Printf("\nbench took %s\n", res.took.Round(time.Second))
 	if o.out != "" {
 		tops := profileTops(o.profile, res.profiles)
@@ -243,6 +252,9 @@ type bench struct {
 	// store is the artifact store of rows 2 and 4 when not the file://
 	// store under root (the cluster rows' SeaweedFS).
 	store string
+	// metrics is the dev servers' Prometheus endpoint (host:port), "" when
+	// unknown.
+	metrics string
 }
 
 func (b *bench) logf(format string, args ...any) {

@@ -262,6 +262,11 @@ func writeMarkdown(o options, path string, m machine, rows []row, r *results, to
 	for _, x := range rows {
 		w("| %s | %s | %s | %s | %s | %s | %s | %s |\n", x.id, strings.ReplaceAll(x.what, "|", "\\|"), x.relman, x.floor, fmtRatio(x.ratio), x.spread(), x.goal, x.met)
 	}
+	if wr := r.workRows(); len(wr) > 0 {
+		w("\n## Server work per release\n\n")
+		w("%s", workText)
+		w("%s", workMarkdown(wr))
+	}
 	w("\n## What is inside each timing\n\n")
 	w("- **Rows 1 and 5.** relman: `transaction.Start` (the CLI's and gateway's path) to the `Release`\n")
 	w("  workflow's result with status `INSTALL_COMPLETED`: the plan (a local activity: registry query),\n")
@@ -309,7 +314,12 @@ func writeMarkdown(o options, path string, m machine, rows []row, r *results, to
 		w("  renewals counted as they end, each one's time from the renewal call to the server's answer, and every\n")
 		w("  registration or renewal that returned an error. The floor is the hosts' schedule (one renewal per host every\n")
 		w("  lease/3). **Row 7:** the row 1 no-op release to environments served by %s of those hosts while all of\n", joinInts(r.fleet.counts))
-		w("  them renew; the floor is the 1-host release; medians of %d runs after a warm-up, interleaved.\n", len(r.fleet.times[r.fleet.counts[0]]))
+		w("  them renew; the floor is the 1-host release; medians of %d runs after a warm-up, interleaved. **Row 7f:** the\n", len(r.fleet.times[r.fleet.counts[0]]))
+		w("  same releases against a bare-Temporal floor of the same size, run interleaved with them on the same server\n")
+		w("  (`bench/fleetfloor.go`): one no-op activity on a build queue, then one on each of the N host queues, from the\n")
+		w("  workflow itself up to %d hosts and past that from child workflows of %d hosts each, started at once (1,000\n", fleetFloorChunk, fleetFloorChunk)
+		w("  pending activities of the 2,000 a workflow may hold, about 3,000 events per child); its host workers poll as\n")
+		w("  relman's installers do (one activity poller, no workflow worker, 100 hosts to a client).\n")
 	}
 	w("\n")
 

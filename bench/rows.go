@@ -40,6 +40,7 @@ type orchOut struct {
 	relEvents, floorEvents  int           // history events of one run
 	relSrvCPU, floorSrvCPU  time.Duration // dev server CPU per run in the bursts
 	relSelfCPU, floorSelfCP time.Duration // this process's CPU (roles + client) per run in the bursts
+	relWork, floorWork      work          // server work of one release and one floor run (count.go)
 }
 
 func ratioOf(a, b time.Duration) float64 { return float64(a) / float64(b) }
@@ -154,6 +155,13 @@ func (b *bench) orchestration(ctx context.Context, s *server, env, tag string) (
 	}
 	out.relEvents = s.historyLength(ctx, relID)
 	out.floorEvents = s.historyLength(ctx, floorID)
+	b.logf("row 1 on %s: one more release and floor run each, their server work counted", s.label)
+	if out.relWork, err = b.countRelease(ctx, s, "noop", env, "app"); err != nil {
+		return out, err
+	}
+	if out.floorWork, err = b.countFloor(ctx, s, floor); err != nil {
+		return out, err
+	}
 	return out, nil
 }
 
