@@ -152,6 +152,7 @@ named targets) holding a live lease with this manager.`,
 	g.registerApproval(s)
 	g.registerRollout(s)
 	g.registerCancel(s)
+	g.registerTransactions(s)
 	return s
 }
 
