@@ -132,7 +132,7 @@ func (a *app) demo(ctx context.Context, s *devstack.Stack) error {
 	fmt.Fprintf(out, "\nrelease of template to test: transaction %s\n", txid)
 	wctx, cancel := context.WithTimeout(ctx, config.DefaultDevStartWait)
 	defer cancel()
-	d, err := a.follow(wctx, s.Client, txid)
+	d, err := a.follow(wctx, temporalWait(s.Client), txid)
 	if err != nil {
 		return fmt.Errorf("demo release %s: %w", txid, err)
 	}

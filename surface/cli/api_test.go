@@ -1,0 +1,121 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/relman/relman/auth"
+	"github.com/relman/relman/config"
+	"github.com/relman/relman/surface/xmlrpc"
+)
+
+// runEnv runs the CLI with env as its whole environment.
+func runEnv(t *testing.T, env map[string]string, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Execute(context.Background(), args, Options{Stdout: &out, Stderr: &errb, LookupEnv: func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	}})
+	return out.String(), errb.String(), code
+}
+
+// apiGateway serves a real gateway with authentication on (bob holds a
+// deployer token) and no Temporal behind it: what these tests ask is
+// answered before Temporal would be asked.
+func apiGateway(t *testing.T) (url, token string) {
+	t.Helper()
+	users := filepath.Join(t.TempDir(), "users.yaml")
+	f, err := auth.Load(users)
+	require.NoError(t, err)
+	token, _, err = f.NewToken("bob", []string{"deployer"})
+	require.NoError(t, err)
+	require.NoError(t, f.Save())
+	cfg := &config.Manager{
+		Service:      config.Service{Version: config.Version},
+		Environments: map[string]config.Environment{"test": {}},
+		Projects:     map[string]config.ProjectDef{"shop": {Targets: []string{"web"}}},
+		Auth:         config.Auth{UsersFile: users},
+		Policy:       auth.Policy{{Roles: []string{"deployer"}, Actions: []string{"build", "install", "read"}, Projects: []string{"*"}, Environments: []string{"*"}}},
+	}
+	cfg.Default()
+	require.NoError(t, cfg.Validate())
+	l, err := xmlrpc.ListenGateway(&xmlrpc.Gateway{Config: cfg, Secret: []byte("0123456789abcdef0123456789abcdef")}, "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	return l.URL(), token
+}
+
+func TestCLIOverTheManagersAPI(t *testing.T) {
+	url, token := apiGateway(t)
+	// A closed port: any Temporal access would fail with another error.
+	closed := []string{"--address", "127.0.0.1:1"}
+	withToken := map[string]string{"RELMAN_TOKEN": token, "RELMAN_MANAGER_URL": url}
+
+	t.Run("the manager answers with its fault", func(t *testing.T) {
+		_, stderr, code := runEnv(t, withToken, append([]string{"release", "nope", "--env", "test"}, closed...)...)
+		assert.Equal(t, ExitError, code, stderr)
+		assert.Contains(t, stderr, `the manager refused: unknown project "nope"; this manager releases: shop (fault 1)`)
+	})
+	t.Run("the flag as well as the environment", func(t *testing.T) {
+		_, stderr, code := runEnv(t, map[string]string{"RELMAN_TOKEN": token}, append([]string{"release", "nope", "--env", "test", "--manager-url", url}, closed...)...)
+		assert.Equal(t, ExitError, code, stderr)
+		assert.Contains(t, stderr, `unknown project "nope"`)
+	})
+	t.Run("a token the manager does not know", func(t *testing.T) {
+		other, err := auth.Load(filepath.Join(t.TempDir(), "users.yaml"))
+		require.NoError(t, err)
+		stranger, _, err := other.NewToken("bob", []string{"deployer"})
+		require.NoError(t, err)
+		_, stderr, code := runEnv(t, map[string]string{"RELMAN_TOKEN": stranger, "RELMAN_MANAGER_URL": url}, append([]string{"release", "shop", "--env", "test"}, closed...)...)
+		assert.Equal(t, ExitError, code, stderr)
+		assert.Contains(t, stderr, "credentials rejected; send {username, password} or {token} (fault 3)")
+	})
+	t.Run("no token, authentication on", func(t *testing.T) {
+		_, stderr, code := runEnv(t, map[string]string{"RELMAN_MANAGER_URL": url, "RELMAN_REQUESTER": "eve"}, append([]string{"registrations"}, closed...)...)
+		assert.Equal(t, ExitError, code, stderr)
+		assert.Contains(t, stderr, "credentials rejected")
+	})
+	t.Run("a bad request is a usage error", func(t *testing.T) {
+		_, stderr, code := runEnv(t, withToken, append([]string{"list", "--limit", "5000"}, closed...)...)
+		assert.Equal(t, ExitUsage, code, stderr)
+		assert.Contains(t, stderr, "limit must be a whole number from 1 to 1000 (fault 4)")
+	})
+
+	refused := map[string]struct {
+		env  map[string]string
+		args []string
+		msg  string
+	}{
+		"plan needs Temporal":       {withToken, []string{"plan", "shop", "--env", "test"}, "relman plan is not available over the manager's API (--manager-url / RELMAN_MANAGER_URL is set)"},
+		"namespace needs Temporal":  {withToken, []string{"namespace", "prepare"}, "is not available over the manager's API"},
+		"every manager's list":      {withToken, []string{"list", "--all-managers"}, "--all-managers is not available over the manager's API"},
+		"rollout flags":             {withToken, []string{"release", "shop", "--env", "test", "--strategy", "rolling"}, "--strategy, --batch, --pause and --max-failures are not available over the manager's API"},
+		"a token over plain http":   {map[string]string{"RELMAN_TOKEN": token, "RELMAN_MANAGER_URL": "http://relman.example.com:10000/"}, []string{"status", "tx"}, "plain http to another machine: your token would cross the network in clear; use https://"},
+		"not a URL":                 {withToken, []string{"status", "tx", "--manager-url", "relman.example.com"}, "--manager-url must be the manager's gateway URL"},
+		"a CA file that is missing": {withToken, []string{"status", "tx", "--manager-ca-path", "/nonexistent/ca.pem"}, "check --manager-ca-path"},
+	}
+	for name, tc := range refused {
+		t.Run(name, func(t *testing.T) {
+			_, stderr, code := runEnv(t, tc.env, append(tc.args, closed...)...)
+			assert.NotEqual(t, ExitOK, code)
+			assert.Contains(t, stderr, tc.msg)
+			assert.NotContains(t, stderr, "127.0.0.1:1", "Temporal was not dialled")
+		})
+	}
+
+	t.Run("a URL that is no relman API", func(t *testing.T) {
+		hs := httptest.NewServer(http.NotFoundHandler())
+		defer hs.Close()
+		_, stderr, code := runEnv(t, map[string]string{"RELMAN_TOKEN": token, "RELMAN_MANAGER_URL": hs.URL}, append([]string{"status", "tx"}, closed...)...)
+		assert.Equal(t, ExitError, code)
+		assert.Contains(t, stderr, "does not answer as relman's JSON API (HTTP 404 to get_transaction)")
+	})
+}
