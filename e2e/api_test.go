@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -136,4 +138,63 @@ func TestUserWithOnlyTheManagersAPI(t *testing.T) {
 	_, errOut, code = bob("plan", "shop", "--env", "test")
 	assert.Equal(t, cli.ExitUsage, code)
 	assert.Contains(t, errOut, "relman plan is not available over the manager's API")
+}
+
+// Over the open manager's API (authentication off: the user's name is
+// taken as it is), with Temporal unreachable: --follow shows live
+// progress, and a cancel stops a running build step.
+func TestFollowAndCancelOverTheManagersAPI(t *testing.T) {
+	port, err := freeTCPPort()
+	require.NoError(t, err)
+	noTemporal := fmt.Sprintf("127.0.0.1:%d", port)
+	user := func(args ...string) (string, string, int) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		code := cli.Execute(ctx, append(args, "--address", noTemporal, "--manager-url", env.gatewayURL), cli.Options{
+			Stdout: &out, Stderr: &errb,
+			LookupEnv: func(k string) (string, bool) {
+				if k == "RELMAN_REQUESTER" {
+					return "api-user", true
+				}
+				return "", false
+			},
+		})
+		return out.String(), errb.String(), code
+	}
+
+	out, errOut, code := user("release", "shop", "--env", "test", "--follow")
+	require.Equal(t, cli.ExitOK, code, errOut)
+	for _, want := range []string{"STARTED", "BUILD_COMPLETED", "INSTALL_COMPLETED", "install installed web on host-a", "install installed tool on host-b"} {
+		assert.Contains(t, out, want)
+	}
+
+	pidfile := filepath.Join(env.Root, "slow.pid")
+	_ = os.Remove(pidfile)
+	out, errOut, code = user("release", "slow", "--env", "test")
+	require.Equal(t, cli.ExitOK, code, errOut)
+	txid := strings.TrimSpace(out)
+	var pid int
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(pidfile)
+		if err != nil {
+			return false
+		}
+		_, err = fmtSscan(strings.TrimSpace(string(b)), &pid)
+		return err == nil && pid > 0
+	}, time.Minute, 100*time.Millisecond)
+	require.True(t, alive(pid))
+	out, errOut, code = user("cancel", txid, "--reason", "too slow")
+	require.Equal(t, cli.ExitOK, code, errOut)
+	assert.Equal(t, "CANCELLED\n", out)
+	require.Eventually(t, func() bool { return !alive(pid) }, 20*time.Second, 100*time.Millisecond)
+	out, errOut, code = user("status", txid, "-o", "json")
+	require.Equal(t, cli.ExitOK, code, errOut)
+	var d workflows.Detail
+	require.NoError(t, json.Unmarshal([]byte(out), &d), out)
+	assert.Equal(t, workflows.StatusCancelled, d.Status)
+	require.NotNil(t, d.Cancelled)
+	assert.Equal(t, "api-user", d.Cancelled.By)
+	assert.Equal(t, "api-user", d.Request.Requester)
 }
