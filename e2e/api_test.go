@@ -134,10 +134,21 @@ func TestUserWithOnlyTheManagersAPI(t *testing.T) {
 		return c == cli.ExitOK && strings.TrimSpace(o) == string(workflows.StatusInstallCompleted)
 	}, 2*time.Minute, 500*time.Millisecond, out)
 
-	// What needs Temporal says so, and reaches nothing.
-	_, errOut, code = bob("plan", "shop", "--env", "test")
+	// plan, as the manager would run it.
+	out, errOut, code = bob("plan", "shop", "--env", "gated")
+	require.Equal(t, cli.ExitOK, code, errOut)
+	assert.Contains(t, out, "install of shop into gated (nothing was done)")
+	assert.Contains(t, out, "target    web on host-secure")
+	assert.Contains(t, out, "approval  required, by someone other than the requester")
+	assert.Contains(t, out, "builder   builder-secure")
+	_, errOut, code = bob("plan", "shop", "--env", "nowhere")
 	assert.Equal(t, cli.ExitUsage, code)
-	assert.Contains(t, errOut, "relman plan is not available over the manager's API")
+	assert.Contains(t, errOut, "the manager refuses the request")
+
+	// What needs Temporal says so, and reaches nothing.
+	_, errOut, code = bob("namespace", "prepare")
+	assert.Equal(t, cli.ExitUsage, code)
+	assert.Contains(t, errOut, "relman namespace prepare is not available over the manager's API")
 }
 
 // Over the open manager's API (authentication off: the user's name is

@@ -200,6 +200,25 @@ func (c *apiClient) wait(ctx context.Context, txid string, onChange func(*workfl
 
 // requestAction starts a release (request_action) and returns its id.
 func (c *apiClient) requestAction(ctx context.Context, req workflows.Request, requestID string) (string, error) {
+	var txid string
+	err := c.call(ctx, "request_action", &txid, requestData(req, requestID))
+	return txid, err
+}
+
+// plan asks what a release would do (plan).
+func (c *apiClient) plan(ctx context.Context, req workflows.Request) (*workflows.PlanOnlyResult, []string, error) {
+	var res struct {
+		workflows.PlanOnlyResult
+		Builders []string `json:"builders"`
+	}
+	if err := c.call(ctx, "plan", &res, requestData(req, "")); err != nil {
+		return nil, nil, err
+	}
+	return &res.PlanOnlyResult, res.Builders, nil
+}
+
+// requestData is request_action's request_data for req.
+func requestData(req workflows.Request, requestID string) map[string]any {
 	data := map[string]any{"project": req.Project, "action": string(req.Action)}
 	for k, v := range map[string]string{
 		"env": req.Env, "branch": req.Source.Branch, "tag": req.Source.Tag, "revision": req.Source.Revision,
@@ -215,9 +234,7 @@ func (c *apiClient) requestAction(ctx context.Context, req workflows.Request, re
 	if req.Rebuild {
 		data["rebuild"] = true
 	}
-	var txid string
-	err := c.call(ctx, "request_action", &txid, data)
-	return txid, err
+	return data
 }
 
 // list lists transactions (list_transactions).

@@ -94,8 +94,8 @@ func TestCLIOverTheManagersAPI(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		"plan needs Temporal":       {withToken, []string{"plan", "shop", "--env", "test"}, "relman plan is not available over the manager's API (--manager-url / RELMAN_MANAGER_URL is set)"},
-		"namespace needs Temporal":  {withToken, []string{"namespace", "prepare"}, "is not available over the manager's API"},
+		"namespace needs Temporal":  {withToken, []string{"namespace", "prepare"}, "relman namespace prepare is not available over the manager's API (--manager-url / RELMAN_MANAGER_URL is set)"},
+		"plan's rollout flags":      {withToken, []string{"plan", "shop", "--env", "test", "--batch", "2"}, "--strategy, --batch, --pause and --max-failures are not available over the manager's API"},
 		"every manager's list":      {withToken, []string{"list", "--all-managers"}, "--all-managers is not available over the manager's API"},
 		"rollout flags":             {withToken, []string{"release", "shop", "--env", "test", "--strategy", "rolling"}, "--strategy, --batch, --pause and --max-failures are not available over the manager's API"},
 		"a token over plain http":   {map[string]string{"RELMAN_TOKEN": token, "RELMAN_MANAGER_URL": "http://relman.example.com:10000/"}, []string{"status", "tx"}, "plain http to another machine: your token would cross the network in clear; use https://"},

@@ -153,6 +153,7 @@ named targets) holding a live lease with this manager.`,
 	g.registerRollout(s)
 	g.registerCancel(s)
 	g.registerTransactions(s)
+	g.registerPlan(s)
 	return s
 }
 

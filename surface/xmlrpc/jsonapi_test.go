@@ -172,16 +172,21 @@ func TestJSONAPITransactionFaults(t *testing.T) {
 		status, code   int
 		msg            string
 	}{
-		"get: no id":           {"get_transaction", `[]`, http.StatusBadRequest, CodeInvalidParams, "get_transaction takes ([credentials,] trans_id)"},
-		"get: id not a string": {"get_transaction", `[` + cred + `, 5]`, http.StatusBadRequest, CodeInvalidParams, "trans_id must be a string, not int"},
-		"get: empty id":        {"get_transaction", `[""]`, http.StatusNotFound, CodeUnknownTransaction, "trans_id is empty"},
-		"list: unknown key":    {"list_transactions", `[` + cred + `, {"projekt": "shop"}]`, http.StatusBadRequest, CodeBadRequest, `unknown key(s) "projekt"; list_transactions accepts: env, limit, project, requester, status`},
-		"list: limit 0":        {"list_transactions", `[` + cred + `, {"limit": 0}]`, http.StatusBadRequest, CodeBadRequest, "limit must be a whole number from 1 to 1000"},
-		"list: limit 2.5":      {"list_transactions", `[` + cred + `, {"limit": 2.5}]`, http.StatusBadRequest, CodeBadRequest, "limit must be a whole number"},
-		"list: limit too big":  {"list_transactions", `[` + cred + `, {"limit": 5000}]`, http.StatusBadRequest, CodeBadRequest, "from 1 to 1000"},
-		"list: status as int":  {"list_transactions", `[` + cred + `, {"status": 3}]`, http.StatusBadRequest, CodeBadRequest, "filter status must be a string"},
-		"list: filter array":   {"list_transactions", `[` + cred + `, []]`, http.StatusBadRequest, CodeInvalidParams, "filter must be a struct, not array"},
-		"list: three params":   {"list_transactions", `[` + cred + `, {}, {}]`, http.StatusBadRequest, CodeInvalidParams, "(credentials[, filter])"},
+		"get: no id":            {"get_transaction", `[]`, http.StatusBadRequest, CodeInvalidParams, "get_transaction takes ([credentials,] trans_id)"},
+		"get: id not a string":  {"get_transaction", `[` + cred + `, 5]`, http.StatusBadRequest, CodeInvalidParams, "trans_id must be a string, not int"},
+		"get: empty id":         {"get_transaction", `[""]`, http.StatusNotFound, CodeUnknownTransaction, "trans_id is empty"},
+		"list: unknown key":     {"list_transactions", `[` + cred + `, {"projekt": "shop"}]`, http.StatusBadRequest, CodeBadRequest, `unknown key(s) "projekt"; list_transactions accepts: env, limit, project, requester, status`},
+		"list: limit 0":         {"list_transactions", `[` + cred + `, {"limit": 0}]`, http.StatusBadRequest, CodeBadRequest, "limit must be a whole number from 1 to 1000"},
+		"list: limit 2.5":       {"list_transactions", `[` + cred + `, {"limit": 2.5}]`, http.StatusBadRequest, CodeBadRequest, "limit must be a whole number"},
+		"list: limit too big":   {"list_transactions", `[` + cred + `, {"limit": 5000}]`, http.StatusBadRequest, CodeBadRequest, "from 1 to 1000"},
+		"list: status as int":   {"list_transactions", `[` + cred + `, {"status": 3}]`, http.StatusBadRequest, CodeBadRequest, "filter status must be a string"},
+		"list: filter array":    {"list_transactions", `[` + cred + `, []]`, http.StatusBadRequest, CodeInvalidParams, "filter must be a struct, not array"},
+		"list: three params":    {"list_transactions", `[` + cred + `, {}, {}]`, http.StatusBadRequest, CodeInvalidParams, "(credentials[, filter])"},
+		"plan: request_id":      {"plan", `[` + cred + `, {"project": "shop", "env": "test", "request_id": "a"}]`, http.StatusBadRequest, CodeBadRequest, "plan takes no request_id"},
+		"plan: unknown key":     {"plan", `[` + cred + `, {"project": "shop", "env": "test", "envv": "a"}]`, http.StatusBadRequest, CodeBadRequest, `unknown key(s) "envv"`},
+		"plan: no env":          {"plan", `[` + cred + `, {"project": "shop"}]`, http.StatusBadRequest, CodeBadRequest, "an install needs env"},
+		"plan: unknown project": {"plan", `[` + cred + `, {"project": "blog", "env": "test"}]`, http.StatusNotFound, CodeUnknownProject, `unknown project "blog"`},
+		"plan: one param":       {"plan", `[` + cred + `]`, http.StatusBadRequest, CodeInvalidParams, "plan takes (credentials, request_data)"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
