@@ -234,6 +234,16 @@ func requestData(req workflows.Request, requestID string) map[string]any {
 	if req.Rebuild {
 		data["rebuild"] = true
 	}
+	if ro := req.Rollout; ro != nil {
+		for k, v := range map[string]string{"strategy": ro.Strategy, "batch": ro.Batch, "max_failures": ro.MaxFailures} {
+			if v != "" {
+				data[k] = v
+			}
+		}
+		if ro.Pause > 0 {
+			data["pause"] = ro.Pause.String()
+		}
+	}
 	return data
 }
 

@@ -95,9 +95,7 @@ func TestCLIOverTheManagersAPI(t *testing.T) {
 		msg  string
 	}{
 		"namespace needs Temporal":  {withToken, []string{"namespace", "prepare"}, "relman namespace prepare is not available over the manager's API (--manager-url / RELMAN_MANAGER_URL is set)"},
-		"plan's rollout flags":      {withToken, []string{"plan", "shop", "--env", "test", "--batch", "2"}, "--strategy, --batch, --pause and --max-failures are not available over the manager's API"},
 		"every manager's list":      {withToken, []string{"list", "--all-managers"}, "--all-managers is not available over the manager's API"},
-		"rollout flags":             {withToken, []string{"release", "shop", "--env", "test", "--strategy", "rolling"}, "--strategy, --batch, --pause and --max-failures are not available over the manager's API"},
 		"a token over plain http":   {map[string]string{"RELMAN_TOKEN": token, "RELMAN_MANAGER_URL": "http://relman.example.com:10000/"}, []string{"status", "tx"}, "plain http to another machine: your token would cross the network in clear; use https://"},
 		"not a URL":                 {withToken, []string{"status", "tx", "--manager-url", "relman.example.com"}, "--manager-url must be the manager's gateway URL"},
 		"a CA file that is missing": {withToken, []string{"status", "tx", "--manager-ca-path", "/nonexistent/ca.pem"}, "check --manager-ca-path"},

@@ -195,9 +195,6 @@ func (a *app) plan(ctx context.Context, req workflows.Request) (*workflows.PlanO
 		return nil, nil, err
 	}
 	if api != nil {
-		if req.Rollout != nil {
-			return nil, nil, usageErr("--strategy, --batch, --pause and --max-failures are not available over the manager's API (--manager-url): the environment's rollout applies; leave them out")
-		}
 		return api.plan(ctx, req)
 	}
 	sign, c, err := a.signedDial()

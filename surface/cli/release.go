@@ -76,9 +76,6 @@ func (a *app) submit(ctx context.Context, req workflows.Request, o submitOptions
 		wait waitFunc
 	)
 	if api != nil {
-		if req.Rollout != nil {
-			return usageErr("--strategy, --batch, --pause and --max-failures are not available over the manager's API (--manager-url): the environment's rollout applies; leave them out")
-		}
 		if txid, err = api.requestAction(ctx, req, o.id); err != nil {
 			return err
 		}
