@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -49,21 +50,58 @@ func (f *apiFault) Error() string {
 	return fmt.Sprintf("the manager refused: %s (fault %d)", f.Message, f.Code)
 }
 
-// managerURL is --manager-url, then $RELMAN_MANAGER_URL; "" means talk to
-// Temporal directly.
-func (a *app) managerURL() string {
+// managerURL is --manager-url, then $RELMAN_MANAGER_URL, then the client
+// config's manager_url; "" means talk to Temporal directly.
+func (a *app) managerURL() (string, error) {
 	if a.managerURLFlag != "" {
-		return a.managerURLFlag
+		return a.managerURLFlag, nil
 	}
-	v, _ := a.opts.LookupEnv("RELMAN_MANAGER_URL")
-	return strings.TrimSpace(v)
+	if v, _ := a.opts.LookupEnv("RELMAN_MANAGER_URL"); strings.TrimSpace(v) != "" {
+		return strings.TrimSpace(v), nil
+	}
+	c, err := a.clientConfig()
+	if c == nil || err != nil {
+		return "", err
+	}
+	return c.ManagerURL, nil
+}
+
+// clientConfig is the user's client.yaml: $RELMAN_CLIENT_CONFIG, else
+// client.yaml in $XDG_CONFIG_HOME/relman or ~/.config/relman if it is
+// there; nil when there is none.
+func (a *app) clientConfig() (*config.Client, error) {
+	if a.client.done {
+		return a.client.c, a.client.err
+	}
+	a.client.done = true
+	path, explicit := a.opts.LookupEnv("RELMAN_CLIENT_CONFIG")
+	if !explicit || path == "" {
+		explicit = false
+		dir, _ := a.opts.LookupEnv("XDG_CONFIG_HOME")
+		if dir == "" {
+			home, _ := a.opts.LookupEnv("HOME")
+			if home == "" {
+				return nil, nil
+			}
+			dir = filepath.Join(home, ".config")
+		}
+		path = filepath.Join(dir, "relman", config.ClientConfigName)
+		if _, err := os.Stat(path); err != nil {
+			return nil, nil
+		}
+	}
+	a.client.c, a.client.err = config.LoadClient(path)
+	if a.client.err != nil && explicit {
+		a.client.err = fmt.Errorf("RELMAN_CLIENT_CONFIG: %w", a.client.err)
+	}
+	return a.client.c, a.client.err
 }
 
 // api is the manager's API client when a manager URL is set, else nil.
 func (a *app) api() (*apiClient, error) {
-	raw := a.managerURL()
-	if raw == "" {
-		return nil, nil
+	raw, err := a.managerURL()
+	if raw == "" || err != nil {
+		return nil, err
 	}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -87,6 +125,9 @@ func (a *app) api() (*apiClient, error) {
 	ca := a.managerCA
 	if ca == "" {
 		ca, _ = a.opts.LookupEnv("RELMAN_MANAGER_CA")
+	}
+	if c, _ := a.clientConfig(); ca == "" && c != nil {
+		ca = c.ManagerCAPath
 	}
 	if ca != "" {
 		pem, err := os.ReadFile(ca)

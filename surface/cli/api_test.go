@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -68,6 +69,22 @@ func TestCLIOverTheManagersAPI(t *testing.T) {
 		_, stderr, code := runEnv(t, map[string]string{"RELMAN_TOKEN": token}, append([]string{"release", "nope", "--env", "test", "--manager-url", url}, closed...)...)
 		assert.Equal(t, ExitError, code, stderr)
 		assert.Contains(t, stderr, `unknown project "nope"`)
+	})
+	t.Run("the URL and token file from client.yaml", func(t *testing.T) {
+		dir := t.TempDir()
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "bob.token"), []byte(token+"\n"), 0o600))
+		require.NoError(t, os.MkdirAll(filepath.Join(dir, "relman"), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "relman", "client.yaml"), []byte("version: 1\nmanager_url: "+url+"\ntoken_file: ../bob.token\n"), 0o600))
+		_, stderr, code := runEnv(t, map[string]string{"XDG_CONFIG_HOME": dir}, append([]string{"release", "nope", "--env", "test"}, closed...)...)
+		assert.Equal(t, ExitError, code, stderr)
+		assert.Contains(t, stderr, `unknown project "nope"`)
+
+		bad := filepath.Join(dir, "bad.yaml")
+		require.NoError(t, os.WriteFile(bad, []byte("version: 1\nmanager_url: relman:10000\n"), 0o600))
+		_, stderr, code = runEnv(t, map[string]string{"RELMAN_CLIENT_CONFIG": bad}, append([]string{"status", "tx"}, closed...)...)
+		assert.Equal(t, ExitError, code, stderr)
+		assert.Contains(t, stderr, "RELMAN_CLIENT_CONFIG: ")
+		assert.Contains(t, stderr, "manager_url")
 	})
 	t.Run("a token the manager does not know", func(t *testing.T) {
 		other, err := auth.Load(filepath.Join(t.TempDir(), "users.yaml"))

@@ -256,6 +256,15 @@ func (a *app) token() (string, error) {
 	if file == "" {
 		file, _ = a.opts.LookupEnv("RELMAN_TOKEN_FILE")
 	}
+	if _, set := a.opts.LookupEnv("RELMAN_TOKEN"); file == "" && !set {
+		c, err := a.clientConfig()
+		if err != nil {
+			return "", err
+		}
+		if c != nil {
+			file = c.TokenFile
+		}
+	}
 	if file != "" {
 		b, err := secretfile.Read(file, a.warnSecret)
 		if err != nil {

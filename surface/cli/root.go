@@ -84,6 +84,12 @@ type app struct {
 	managerURLFlag, managerCA string
 	// cmdPath is the running command, for errors.
 	cmdPath string
+	// client is the user's client.yaml, read once (api.go).
+	client struct {
+		done bool
+		c    *config.Client
+		err  error
+	}
 }
 
 // Execute runs the CLI with args and returns the exit code.
@@ -242,7 +248,9 @@ func (a *app) temporalSettings(file config.Temporal) config.Temporal {
 // dial connects a client command to Temporal. Client commands log only
 // warnings, to stderr: a person reads their stdout.
 func (a *app) dial() (client.Client, error) {
-	if a.managerURL() != "" {
+	if u, err := a.managerURL(); err != nil {
+		return nil, err
+	} else if u != "" {
 		return nil, a.errNotOverAPI()
 	}
 	log := slog.New(slog.NewTextHandler(a.opts.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
