@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -30,8 +31,14 @@ import (
 // import: both sit on the same floor).
 const (
 	faultBadRequest    = 4
+	faultInternal      = 5
 	faultInvalidParams = -32602
 )
+
+// notAPI: the URL answers, but not as relman's JSON API.
+type notAPI struct{ msg string }
+
+func (e *notAPI) Error() string { return e.msg }
 
 // apiClient calls the manager's JSON API.
 type apiClient struct {
@@ -184,7 +191,7 @@ func (c *apiClient) call(ctx context.Context, method string, out any, params ...
 		Fault  *apiFault       `json:"fault"`
 	}
 	if err := json.Unmarshal(raw, &ans); err != nil || (ans.Fault == nil && ans.Result == nil) {
-		return fmt.Errorf("the manager at %s does not answer as relman's JSON API (HTTP %d to %s): check --manager-url, or upgrade the manager", strings.TrimSuffix(c.base, "api/v1/"), resp.StatusCode, method)
+		return &notAPI{fmt.Sprintf("the manager at %s does not answer as relman's JSON API (HTTP %d to %s): check --manager-url, or upgrade the manager", strings.TrimSuffix(c.base, "api/v1/"), resp.StatusCode, method)}
 	}
 	if ans.Fault != nil {
 		if ans.Fault.Code == faultBadRequest || ans.Fault.Code == faultInvalidParams {
@@ -211,17 +218,29 @@ func (c *apiClient) get(ctx context.Context, txid string) (*workflows.Detail, er
 }
 
 // wait polls the detail until the status is final, as transaction.Wait
-// does on Temporal.
+// does on Temporal. While the gateway does not answer, or answers that
+// relman could not read the transaction (fault 5: a manager restarting),
+// it polls on for DefaultAPIWaitOutage.
 func (c *apiClient) wait(ctx context.Context, txid string, onChange func(*workflows.Detail)) (*workflows.Detail, error) {
-	t := time.NewTicker(config.DefaultFollowEvery)
+	t := time.NewTicker(config.DefaultAPIFollowEvery)
 	defer t.Stop()
 	var last *workflows.Detail
+	answered := time.Now()
 	for {
 		d, err := c.get(ctx, txid)
-		if err != nil {
-			if ctx.Err() != nil && last != nil {
+		switch {
+		case err == nil:
+			answered = time.Now()
+		case ctx.Err() != nil:
+			return last, ctx.Err()
+		case transient(err) && time.Since(answered) < config.DefaultAPIWaitOutage:
+			select {
+			case <-ctx.Done():
 				return last, ctx.Err()
+			case <-t.C:
 			}
+			continue
+		default:
 			return last, err
 		}
 		if onChange != nil {
@@ -237,6 +256,18 @@ func (c *apiClient) wait(ctx context.Context, txid string, onChange func(*workfl
 		case <-t.C:
 		}
 	}
+}
+
+// transient reports an error worth polling on: no answer from the
+// gateway, or its fault 5 (relman could not do it now).
+func transient(err error) bool {
+	var f *apiFault
+	if errors.As(err, &f) {
+		return f.Code == faultInternal
+	}
+	var ee *exitError
+	var na *notAPI
+	return !errors.As(err, &ee) && !errors.As(err, &na)
 }
 
 // requestAction starts a release (request_action) and returns its id.

@@ -3,10 +3,13 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -15,6 +18,7 @@ import (
 	"github.com/relman/relman/auth"
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/surface/xmlrpc"
+	"github.com/relman/relman/workflows"
 )
 
 // runEnv runs the CLI with env as its whole environment.
@@ -133,4 +137,50 @@ func TestCLIOverTheManagersAPI(t *testing.T) {
 		assert.Equal(t, ExitError, code)
 		assert.Contains(t, stderr, "does not answer as relman's JSON API (HTTP 404 to get_transaction)")
 	})
+}
+
+// A wait through the API polls on while the gateway answers fault 5 (the
+// manager restarting), and stops at once on a fault that will not change.
+func TestAPIWaitRidesOutAnOutage(t *testing.T) {
+	var mu sync.Mutex
+	calls := map[string]int{}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		method := strings.TrimPrefix(r.URL.Path, "/api/v1/")
+		var body struct {
+			Params []any `json:"params"`
+		}
+		assert.NoError(t, json.NewDecoder(r.Body).Decode(&body))
+		mu.Lock()
+		calls[method]++
+		n := calls[method]
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case method == "cancel_transaction":
+			assert.Equal(t, []any{map[string]any{"token": body.Params[0].(map[string]any)["token"]}, "tx-1", "enough"}, body.Params)
+			_, _ = w.Write([]byte(`{"result": "cancel of tx-1 requested"}`))
+		case method == "get_transaction" && body.Params[1] == "tx-gone":
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"fault": {"code": 2, "message": "no transaction \"tx-gone\""}}`))
+		case method == "get_transaction" && n <= 2:
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"fault": {"code": 5, "message": "could not read transaction tx-1: the manager is stopping"}}`))
+		case method == "get_transaction":
+			d, _ := json.Marshal(workflows.Detail{Transaction: "tx-1", Status: workflows.StatusCancelled, Request: workflows.Request{Action: workflows.ActionInstall}})
+			_, _ = w.Write([]byte(`{"result": ` + string(d) + `}`))
+		default:
+			t.Errorf("unexpected call %s", method)
+		}
+	}))
+	defer hs.Close()
+	_, token := apiGateway(t)
+	env := map[string]string{"RELMAN_TOKEN": token, "RELMAN_MANAGER_URL": hs.URL}
+	out, stderr, code := runEnv(t, env, "cancel", "tx-1", "--reason", "enough", "--address", "127.0.0.1:1")
+	require.Equal(t, ExitOK, code, stderr)
+	assert.Equal(t, "CANCELLED\n", out)
+	assert.Equal(t, 3, calls["get_transaction"], "two faults 5 ridden out")
+
+	_, stderr, code = runEnv(t, env, "status", "tx-gone", "--address", "127.0.0.1:1")
+	assert.Equal(t, ExitError, code)
+	assert.Contains(t, stderr, `the manager refused: no transaction "tx-gone" (fault 2)`)
 }

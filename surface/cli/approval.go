@@ -33,7 +33,13 @@ whoever requested a release cannot approve it.`,
 				return err
 			}
 			if a.output == "json" {
-				return a.printJSON(map[string]string{"transaction": args[0], "result": msg, "by": by})
+				out := map[string]string{"transaction": args[0], "result": msg}
+				if by != "" {
+					// Over the manager's API with a token the manager
+					// knows who; the CLI does not.
+					out["by"] = by
+				}
+				return a.printJSON(out)
 			}
 			fmt.Fprintln(a.opts.Stdout, msg)
 			return nil

@@ -49,20 +49,27 @@ rejected, 4 bad filter.`,
 }
 
 func (g *Gateway) getTransaction(ctx context.Context, ps []any) (any, error) {
-	id, err := g.readableTransaction(ctx, "get_transaction", ps)
+	id, who, err := g.txParam(ctx, "get_transaction", ps)
 	if err != nil {
 		return nil, err
 	}
+	if err := g.checkTransaction(ctx, id); err != nil {
+		return nil, err
+	}
+	// One read serves the policy check and the answer: clients poll this.
 	d, err := g.transactions().Get(ctx, id)
 	switch {
 	case errors.Is(err, transaction.ErrNotYet):
-		d = &workflows.Detail{Transaction: id, Status: workflows.StatusStarted}
+		return plainData(&workflows.Detail{Transaction: id, Status: workflows.StatusStarted})
 	case errors.Is(err, transaction.ErrUnverified):
 		return nil, Faultf(CodeRecordUnverified, "%v", err)
 	case errors.Is(err, transaction.ErrNotFound):
 		return nil, Faultf(CodeUnknownTransaction, "no transaction %q", clip(id))
 	case err != nil:
 		return nil, Faultf(CodeInternal, "could not read transaction %s: %v", clip(id), err)
+	}
+	if err := g.mayReadDetail(ctx, who, d); err != nil {
+		return nil, err
 	}
 	return plainData(d)
 }
