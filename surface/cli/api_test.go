@@ -17,6 +17,7 @@ import (
 
 	"github.com/relman/relman/auth"
 	"github.com/relman/relman/config"
+	"github.com/relman/relman/harness/testcert"
 	"github.com/relman/relman/surface/xmlrpc"
 	"github.com/relman/relman/workflows"
 )
@@ -37,7 +38,16 @@ func runEnv(t *testing.T, env map[string]string, args ...string) (string, string
 // answered before Temporal would be asked.
 func apiGateway(t *testing.T) (url, token string) {
 	t.Helper()
-	users := filepath.Join(t.TempDir(), "users.yaml")
+	url, token, _ = apiGatewayTLS(t, false)
+	return url, token
+}
+
+// apiGatewayTLS is apiGateway, over TLS when tls is set, with the CA file
+// that verifies its certificate.
+func apiGatewayTLS(t *testing.T, tls bool) (url, token, ca string) {
+	t.Helper()
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users.yaml")
 	f, err := auth.Load(users)
 	require.NoError(t, err)
 	token, _, err = f.NewToken("bob", []string{"deployer"})
@@ -50,12 +60,34 @@ func apiGateway(t *testing.T) (url, token string) {
 		Auth:         config.Auth{UsersFile: users},
 		Policy:       auth.Policy{{Roles: []string{"deployer"}, Actions: []string{"build", "install", "read"}, Projects: []string{"*"}, Environments: []string{"*"}}},
 	}
+	if tls {
+		cert := testcert.Make(t, dir)
+		cfg.Gateway = config.Gateway{TLSCertPath: cert.Cert, TLSKeyPath: cert.Key}
+		ca = cert.CA
+	}
 	cfg.Default()
 	require.NoError(t, cfg.Validate())
 	l, err := xmlrpc.ListenGateway(&xmlrpc.Gateway{Config: cfg, Secret: []byte("0123456789abcdef0123456789abcdef")}, "127.0.0.1:0")
 	require.NoError(t, err)
 	t.Cleanup(func() { l.Close() })
-	return l.URL(), token
+	return l.URL(), token, ca
+}
+
+func TestCLIOverTheManagersAPIWithTLS(t *testing.T) {
+	url, token, ca := apiGatewayTLS(t, true)
+	require.True(t, strings.HasPrefix(url, "https://"), url)
+	env := map[string]string{"RELMAN_TOKEN": token, "RELMAN_MANAGER_URL": url}
+	_, stderr, code := runEnv(t, env, "release", "nope", "--env", "test", "--manager-ca-path", ca, "--address", "127.0.0.1:1")
+	assert.Equal(t, ExitError, code, stderr)
+	assert.Contains(t, stderr, `unknown project "nope"`, "through TLS, verified with the CA")
+	env["RELMAN_MANAGER_CA"] = ca
+	_, stderr, _ = runEnv(t, env, "release", "nope", "--env", "test", "--address", "127.0.0.1:1")
+	assert.Contains(t, stderr, `unknown project "nope"`, "the CA from the environment")
+	delete(env, "RELMAN_MANAGER_CA")
+	_, stderr, code = runEnv(t, env, "release", "nope", "--env", "test", "--address", "127.0.0.1:1")
+	assert.Equal(t, ExitError, code)
+	assert.Contains(t, stderr, "could not reach the manager's API at "+strings.TrimSuffix(url, "/"))
+	assert.Contains(t, stderr, "certificate", "a certificate the system does not trust is refused")
 }
 
 func TestCLIOverTheManagersAPI(t *testing.T) {
