@@ -78,6 +78,7 @@ what was installed on each host; --once stops the stack after the demo.`,
 			}
 			if s.GatewayURL != "" {
 				fmt.Fprintf(out, "XML-RPC    %s (request_action, query_transaction, ...)\n", s.GatewayURL)
+				fmt.Fprintf(out, "API        %sapi/v1/<method> (JSON); RELMAN_MANAGER_URL=%s relman ... goes through it\n", s.GatewayURL, s.GatewayURL)
 			}
 			fmt.Fprintf(out, "state      %s (configs, logs, artifacts, temporal.db)\n", s.Dir)
 			fmt.Fprintf(out, "configs    %s: temporal address %s", strings.Join(devstack.Configs, ", "), s.Address)
