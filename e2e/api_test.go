@@ -87,6 +87,15 @@ func TestUserWithOnlyTheManagersAPI(t *testing.T) {
 	require.Equal(t, cli.ExitOK, code, errOut)
 	assert.Contains(t, out, "status INSTALL_COMPLETED")
 	assert.Contains(t, out, "requested by bob")
+	out, errOut, code = bob("history", txid, "-o", "json")
+	require.Equal(t, cli.ExitOK, code, errOut)
+	var steps []transaction.Step
+	require.NoError(t, json.Unmarshal([]byte(out), &steps), out)
+	took := false
+	for _, s := range steps {
+		took = took || (s.Event == "completed" && s.Activity == "Install" && s.Took > 0)
+	}
+	assert.True(t, took, "the install's duration came through: %s", out)
 	out, errOut, code = bob("where", "shop", "--env", "test")
 	require.Equal(t, cli.ExitOK, code, errOut)
 	assert.Contains(t, out, "host-secure")

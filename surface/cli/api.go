@@ -334,9 +334,19 @@ func (c *apiClient) list(ctx context.Context, f transaction.Filter) ([]transacti
 
 // history reads a transaction's timeline (query_history).
 func (c *apiClient) history(ctx context.Context, txid string) ([]transaction.Step, error) {
-	steps := []transaction.Step{}
-	err := c.call(ctx, "query_history", &steps, txid)
-	return steps, err
+	var rows []struct {
+		transaction.Step
+		TookMS int64 `json:"took_ms"`
+	}
+	if err := c.call(ctx, "query_history", &rows, txid); err != nil {
+		return nil, err
+	}
+	steps := make([]transaction.Step, len(rows))
+	for i, r := range rows {
+		steps[i] = r.Step
+		steps[i].Took = time.Duration(r.TookMS) * time.Millisecond
+	}
+	return steps, nil
 }
 
 // where asks which transaction is live on each host (where) and puts its

@@ -33,8 +33,7 @@ func (a *app) historyCommand() *cobra.Command {
 }
 
 // timeline reads a transaction's timeline, through the manager's API
-// (query_history, which leaves out how long each step took) or from
-// Temporal.
+// (query_history, durations to the millisecond) or from Temporal.
 func (a *app) timeline(ctx context.Context, txid string) ([]transaction.Step, error) {
 	api, err := a.api()
 	if err != nil {

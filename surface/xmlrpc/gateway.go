@@ -136,7 +136,8 @@ verify.`,
 		Help: `query_history([credentials,] trans_id) => [{time, event, detail, ...}].
 The transaction's history, oldest first, from its Temporal event history
 (past the namespace's retention, from its closed-transaction record); steps
-of an activity also carry activity, queue, worker and attempt.
+of an activity also carry activity, queue, worker and attempt, and an
+ending step took_ms (how long it took, in milliseconds).
 Faults: 2 unknown transaction, 8 its record does not verify.`,
 		Signatures: [][]string{{"array", "string"}, {"array", "struct", "string"}},
 	})
