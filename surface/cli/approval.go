@@ -23,8 +23,9 @@ func (a *app) decisionCommand(approve bool) *cobra.Command {
 		Use:   use,
 		Short: short,
 		Long: short + `.
-You decide as RELMAN_REQUESTER (or USER). In an environment with four_eyes,
-whoever requested a release cannot approve it.`,
+You decide as RELMAN_REQUESTER (or USER), signed with your token; through the
+manager's API (--manager-url) as the user of your token. In an environment
+with four_eyes, whoever requested a release cannot approve it.`,
 		Example: fmt.Sprintf("  relman %s 0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10 --%s 'checked the diff'", decisionVerb(approve), flag),
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

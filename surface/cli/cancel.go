@@ -22,8 +22,9 @@ func (a *app) cancelCommand() *cobra.Command {
 		Use:   "cancel TXID",
 		Short: "Cancel a transaction: running build steps and installs are stopped; it ends CANCELLED",
 		Long: `Cancel a transaction. The manager checks who asks (the request is signed with
-your token, like a release) and that the policy lets them cancel (action
-cancel); whoever cancels is recorded in the transaction's detail and
+your token, like a release; through the manager's API, --manager-url, the
+gateway checks your token and vouches for you) and that the policy lets
+them cancel (action cancel); whoever cancels is recorded in the transaction's detail and
 history. Running build steps are killed with their process group; installs
 in flight stop before their final swap, so every host keeps either its
 previous install or the new one, never a mix. The command waits until the
