@@ -72,6 +72,14 @@ func TestUserWithOnlyTheManagersAPI(t *testing.T) {
 	assert.Equal(t, workflows.InstallInstalled, d.Installs[0].State)
 	assert.NotEmpty(t, d.Commit)
 
+	// The same methods serve the seed's XML-RPC clients.
+	res, fault, msg := xmlrpcCall(t, s.gateway, `relman.get_transaction(dict(token='`+s.token+`'), '`+txid+`')['installs'][0]['state']`)
+	require.Zero(t, fault, msg)
+	assert.Equal(t, string(workflows.InstallInstalled), res)
+	res, fault, msg = xmlrpcCall(t, s.gateway, `[r['transaction'] for r in relman.list_transactions(dict(token='`+s.token+`'), dict(project='shop', limit=5))]`)
+	require.Zero(t, fault, msg)
+	assert.Contains(t, res, txid)
+
 	// list, history, where, registrations.
 	out, errOut, code = bob("list", "-o", "json")
 	require.Equal(t, cli.ExitOK, code, errOut)
