@@ -217,6 +217,16 @@ func (c *apiClient) get(ctx context.Context, txid string) (*workflows.Detail, er
 	return &d, nil
 }
 
+// poll reads a transaction's detail as a poller wants it: a large
+// transaction's installs as their count by state.
+func (c *apiClient) poll(ctx context.Context, txid string) (*workflows.Detail, error) {
+	var d workflows.Detail
+	if err := c.call(ctx, "get_transaction", &d, txid, map[string]any{"installs": false}); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
 // wait polls the detail until the status is final, as transaction.Wait
 // does on Temporal. While the gateway does not answer, or answers that
 // relman could not read the transaction (fault 5: a manager restarting),
@@ -227,7 +237,7 @@ func (c *apiClient) wait(ctx context.Context, txid string, onChange func(*workfl
 	var last *workflows.Detail
 	answered := time.Now()
 	for {
-		d, err := c.get(ctx, txid)
+		d, err := c.poll(ctx, txid)
 		switch {
 		case err == nil:
 			answered = time.Now()
@@ -248,7 +258,10 @@ func (c *apiClient) wait(ctx context.Context, txid string, onChange func(*workfl
 		}
 		last = d
 		if d.Status.Final(d.Request.Action) {
-			return d, nil
+			if d.InstallPages == nil {
+				return d, nil
+			}
+			return c.get(ctx, txid)
 		}
 		select {
 		case <-ctx.Done():

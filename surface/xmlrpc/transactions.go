@@ -26,15 +26,17 @@ const MaxListLimit = 1000
 func (g *Gateway) registerTransactions(s *Server) {
 	s.Register("get_transaction", Method{
 		Func: g.getTransaction,
-		Help: `get_transaction([credentials,] trans_id) => {transaction, request, status, ...}.
+		Help: `get_transaction([credentials,] trans_id[, options]) => {transaction, request, status, ...}.
 The transaction's whole detail, as relman status --output json prints it:
 request, status, reason, builder, commit, artifacts, steps, installs,
 rollout, waiting, approval, cancelled, events, started, ended, with the
 same keys; times are RFC 3339 strings. A transaction started but not yet
-run answers {transaction, status: STARTED}. Faults: 2 unknown transaction,
-3 credentials rejected, 6 not allowed to read it, 10 its record does not
-verify.`,
-		Signatures: [][]string{{"struct", "string"}, {"struct", "struct", "string"}},
+run answers {transaction, status: STARTED}. options (with credentials):
+{installs: false} leaves a large transaction's installs as their count by
+state (install_pages), as a client polling it wants. Faults: 2 unknown
+transaction, 3 credentials rejected, 6 not allowed to read it, 10 its
+record does not verify.`,
+		Signatures: [][]string{{"struct", "string"}, {"struct", "struct", "string"}, {"struct", "struct", "string", "struct"}},
 	})
 	s.Register("list_transactions", Method{
 		Func: g.listTransactions,
@@ -49,6 +51,14 @@ rejected, 4 bad filter.`,
 }
 
 func (g *Gateway) getTransaction(ctx context.Context, ps []any) (any, error) {
+	installs := true
+	if len(ps) == 3 {
+		var err error
+		if installs, err = getOptions(ps[2]); err != nil {
+			return nil, err
+		}
+		ps = ps[:2]
+	}
 	id, who, err := g.txParam(ctx, "get_transaction", ps)
 	if err != nil {
 		return nil, err
@@ -57,7 +67,13 @@ func (g *Gateway) getTransaction(ctx context.Context, ps []any) (any, error) {
 		return nil, err
 	}
 	// One read serves the policy check and the answer: clients poll this.
-	d, err := g.transactions().Get(ctx, id)
+	var d *workflows.Detail
+	if !installs {
+		d, err = transaction.Poll(ctx, g.Client, id)
+	}
+	if installs || errors.Is(err, transaction.ErrNotFound) {
+		d, err = g.transactions().Get(ctx, id)
+	}
 	switch {
 	case errors.Is(err, transaction.ErrNotYet):
 		return plainData(&workflows.Detail{Transaction: id, Status: workflows.StatusStarted})
@@ -122,6 +138,27 @@ func (g *Gateway) listTransactions(ctx context.Context, ps []any) (any, error) {
 		rows = kept
 	}
 	return plainData(rows)
+}
+
+// getOptions reads get_transaction's options: whether to read a large
+// transaction's installs.
+func getOptions(v any) (bool, error) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return true, Faultf(CodeInvalidParams, "get_transaction options must be a struct, not %s", TypeName(v))
+	}
+	installs := true
+	for k, v := range m {
+		if k != "installs" {
+			return true, Faultf(CodeBadRequest, "get_transaction options have unknown key %q; it accepts: installs", clip(k))
+		}
+		b, ok := v.(bool)
+		if !ok {
+			return true, Faultf(CodeBadRequest, "get_transaction options installs must be a boolean, not %s", TypeName(v))
+		}
+		installs = b
+	}
+	return installs, nil
 }
 
 // listFilter reads list_transactions' filter struct.
