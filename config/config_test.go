@@ -845,3 +845,21 @@ func TestInstallerTrustValidated(t *testing.T) {
 	assert.Equal(t, "trust", none.list[0].Field)
 	assert.Contains(t, none.list[0].Msg, "relman manager-key")
 }
+
+func TestLoadClient(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "client.yaml")
+	require.NoError(t, os.WriteFile(p, []byte("version: 1\nmanager_url: https://relman.example.com:10000/\nmanager_ca_path: ca.pem\ntoken_file: /secrets/bob.token\n"), 0o600))
+	c, err := LoadClient(p)
+	require.NoError(t, err)
+	assert.Equal(t, "https://relman.example.com:10000/", c.ManagerURL)
+	assert.Equal(t, filepath.Join(dir, "ca.pem"), c.ManagerCAPath, "relative to the file")
+	assert.Equal(t, "/secrets/bob.token", c.TokenFile)
+
+	require.NoError(t, os.WriteFile(p, []byte("manager_url: relman.example.com\nmanager_uri: x\n"), 0o600))
+	_, err = LoadClient(p)
+	require.Error(t, err)
+	for _, want := range []string{"manager_uri", "version", "manager_url", "must be the manager's gateway URL"} {
+		assert.Contains(t, err.Error(), want)
+	}
+}

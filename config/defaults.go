@@ -155,6 +155,14 @@ const (
 	DefaultRecordsWait = 30 * time.Second
 	// DefaultFollowEvery is how often a client polls a transaction's detail.
 	DefaultFollowEvery = 300 * time.Millisecond
+	// DefaultAPIFollowEvery is how often a client polls a transaction's
+	// detail through the manager's API: each poll is an HTTPS call the
+	// gateway answers from Temporal.
+	DefaultAPIFollowEvery = time.Second
+	// DefaultAPIWaitOutage is how long a client waiting through the
+	// manager's API goes on polling while the gateway does not answer (a
+	// manager restarting) before it gives up.
+	DefaultAPIWaitOutage = 2 * time.Minute
 	// DefaultRecordCloseWait is how often a recorder looks whether its
 	// transaction has closed: it closes within a workflow task of starting
 	// its recorder.

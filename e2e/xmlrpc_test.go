@@ -232,7 +232,7 @@ func TestXMLRPCMethodsAndFaults(t *testing.T) {
 		assert.NotContains(t, c.Fault.String, "hunter2", name)
 	}
 	wantFault("unknown key", r.UnknownKey, xmlrpc.CodeBadRequest, `"brnch"`,
-		"accepted keys: action, branch, env, from, project, rebuild, request_id, revision, tag, trunk, url")
+		"accepted keys: action, batch, branch, env, from, max_failures, pause, project, rebuild, request_id, revision, strategy, tag, trunk, url")
 	wantFault("unknown project", r.UnknownProject, xmlrpc.CodeUnknownProject, `"no-such-project"`, "shop")
 	wantFault("unknown transaction", r.UnknownTransaction, xmlrpc.CodeUnknownTransaction, "no-such-transaction")
 	wantFault("unknown transaction history", r.UnknownTxHistory, xmlrpc.CodeUnknownTransaction)

@@ -237,6 +237,13 @@ func Get(ctx context.Context, c client.Client, txid string) (*workflows.Detail, 
 	return get(ctx, c, txid, true)
 }
 
+// Poll is Get for a client that polls (Wait, the gateway's watchers): a
+// large transaction's installs stay their count by state (InstallPages),
+// not read a page at a time.
+func Poll(ctx context.Context, c client.Client, txid string) (*workflows.Detail, error) {
+	return get(ctx, c, txid, false)
+}
+
 func get(ctx context.Context, c client.Client, txid string, installs bool) (*workflows.Detail, error) {
 	v, qerr := c.QueryWorkflow(ctx, txid, "", workflows.DetailQuery)
 	if qerr == nil {

@@ -75,12 +75,22 @@ func Plan(ctx context.Context, c client.Client, queue string, req workflows.Requ
 	if err := ask(ctx, c, queue, workflows.PlanUpdate, in, &res); err != nil {
 		var app *temporal.ApplicationError
 		if errors.As(err, &app) {
-			return nil, errors.New(app.Message())
+			return nil, planRefused(app.Message())
 		}
 		return nil, fmt.Errorf("plan %s: %w", req.Project, err)
 	}
 	return &res, nil
 }
+
+// ErrPlanRefused: the manager refused a plan (its request is not one it
+// would run: unknown environment, no host, not allowed); the error's text
+// is the manager's.
+var ErrPlanRefused = errors.New("plan refused")
+
+type planRefused string
+
+func (r planRefused) Error() string        { return string(r) }
+func (r planRefused) Is(target error) bool { return target == ErrPlanRefused }
 
 // refused is a decision the release refused; its text is the release's.
 type refused string

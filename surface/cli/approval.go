@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -22,26 +23,24 @@ func (a *app) decisionCommand(approve bool) *cobra.Command {
 		Use:   use,
 		Short: short,
 		Long: short + `.
-You decide as RELMAN_REQUESTER (or USER). In an environment with four_eyes,
-whoever requested a release cannot approve it.`,
+You decide as RELMAN_REQUESTER (or USER), signed with your token; through the
+manager's API (--manager-url) as the user of your token. In an environment
+with four_eyes, whoever requested a release cannot approve it.`,
 		Example: fmt.Sprintf("  relman %s 0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10 --%s 'checked the diff'", decisionVerb(approve), flag),
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			by, sign, c, err := a.actAs()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			d := workflows.ApprovalDecision{By: by, Comment: comment}
-			if sign != nil {
-				d.Signature = sign.Sign(workflows.DecisionPayload(args[0], approve, d))
-			}
-			msg, err := transaction.Decide(cmd.Context(), c, args[0], approve, d)
+			by, msg, err := a.decide(cmd.Context(), args[0], approve, comment)
 			if err != nil {
 				return err
 			}
 			if a.output == "json" {
-				return a.printJSON(map[string]string{"transaction": args[0], "result": msg, "by": by})
+				out := map[string]string{"transaction": args[0], "result": msg}
+				if by != "" {
+					// Over the manager's API with a token the manager
+					// knows who; the CLI does not.
+					out["by"] = by
+				}
+				return a.printJSON(out)
 			}
 			fmt.Fprintln(a.opts.Stdout, msg)
 			return nil
@@ -56,4 +55,35 @@ func decisionVerb(approve bool) string {
 		return "approve"
 	}
 	return "reject"
+}
+
+// decide approves or rejects txid, through the manager's API (as the user
+// of the token) or on Temporal (as RELMAN_REQUESTER, signed with the
+// token); it returns who decided, as far as the CLI knows, and the answer.
+func (a *app) decide(ctx context.Context, txid string, approve bool, comment string) (string, string, error) {
+	api, err := a.api()
+	if err != nil {
+		return "", "", err
+	}
+	if api != nil {
+		params := []any{txid}
+		if comment != "" {
+			params = append(params, comment)
+		}
+		var msg string
+		err := api.call(ctx, decisionVerb(approve)+"_transaction", &msg, params...)
+		by, _ := api.cred["username"].(string)
+		return by, msg, err
+	}
+	by, sign, c, err := a.actAs()
+	if err != nil {
+		return "", "", err
+	}
+	defer c.Close()
+	d := workflows.ApprovalDecision{By: by, Comment: comment}
+	if sign != nil {
+		d.Signature = sign.Sign(workflows.DecisionPayload(txid, approve, d))
+	}
+	msg, err := transaction.Decide(ctx, c, txid, approve, d)
+	return by, msg, err
 }

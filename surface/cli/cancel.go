@@ -22,8 +22,9 @@ func (a *app) cancelCommand() *cobra.Command {
 		Use:   "cancel TXID",
 		Short: "Cancel a transaction: running build steps and installs are stopped; it ends CANCELLED",
 		Long: `Cancel a transaction. The manager checks who asks (the request is signed with
-your token, like a release) and that the policy lets them cancel (action
-cancel); whoever cancels is recorded in the transaction's detail and
+your token, like a release; through the manager's API, --manager-url, the
+gateway checks your token and vouches for you) and that the policy lets
+them cancel (action cancel); whoever cancels is recorded in the transaction's detail and
 history. Running build steps are killed with their process group; installs
 in flight stop before their final swap, so every host keeps either its
 previous install or the new one, never a mix. The command waits until the
@@ -33,24 +34,41 @@ transaction has ended and prints its final status.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			txid := args[0]
-			by, sign, c, err := a.actAs()
+			api, err := a.api()
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			r := workflows.CancelRequest{By: by, Reason: reason}
-			if sign != nil {
-				r.Signature = sign.Sign(workflows.CancelPayload(txid, r))
-			}
-			if _, err := transaction.Cancel(cmd.Context(), c, txid, r); err != nil {
-				if errors.Is(err, transaction.ErrCancelRefused) {
+			var wait waitFunc
+			if api != nil {
+				var params []any
+				if reason != "" {
+					params = []any{reason}
+				}
+				if err := api.call(cmd.Context(), "cancel_transaction", nil, append([]any{txid}, params...)...); err != nil {
 					return fmt.Errorf("cancel of %s refused: %w", txid, err)
 				}
-				return err
+				wait = api.wait
+			} else {
+				by, sign, c, err := a.actAs()
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				r := workflows.CancelRequest{By: by, Reason: reason}
+				if sign != nil {
+					r.Signature = sign.Sign(workflows.CancelPayload(txid, r))
+				}
+				if _, err := transaction.Cancel(cmd.Context(), c, txid, r); err != nil {
+					if errors.Is(err, transaction.ErrCancelRefused) {
+						return fmt.Errorf("cancel of %s refused: %w", txid, err)
+					}
+					return err
+				}
+				wait = temporalWait(c)
 			}
 			ctx, stop := context.WithTimeout(cmd.Context(), timeout)
 			defer stop()
-			d, err := transaction.Wait(ctx, c, txid, nil)
+			d, err := wait(ctx, txid, nil)
 			if err != nil {
 				return fmt.Errorf("cancel of %s requested, but it has not ended within %s: %w", txid, timeout, err)
 			}

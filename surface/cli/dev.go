@@ -78,6 +78,7 @@ what was installed on each host; --once stops the stack after the demo.`,
 			}
 			if s.GatewayURL != "" {
 				fmt.Fprintf(out, "XML-RPC    %s (request_action, query_transaction, ...)\n", s.GatewayURL)
+				fmt.Fprintf(out, "API        %sapi/v1/<method> (JSON); RELMAN_MANAGER_URL=%s relman ... goes through it\n", s.GatewayURL, s.GatewayURL)
 			}
 			fmt.Fprintf(out, "state      %s (configs, logs, artifacts, temporal.db)\n", s.Dir)
 			fmt.Fprintf(out, "configs    %s: temporal address %s", strings.Join(devstack.Configs, ", "), s.Address)
@@ -132,7 +133,7 @@ func (a *app) demo(ctx context.Context, s *devstack.Stack) error {
 	fmt.Fprintf(out, "\nrelease of template to test: transaction %s\n", txid)
 	wctx, cancel := context.WithTimeout(ctx, config.DefaultDevStartWait)
 	defer cancel()
-	d, err := a.follow(wctx, s.Client, txid)
+	d, err := a.follow(wctx, temporalWait(s.Client), txid)
 	if err != nil {
 		return fmt.Errorf("demo release %s: %w", txid, err)
 	}

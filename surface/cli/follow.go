@@ -16,26 +16,38 @@ import (
 	"github.com/relman/relman/workflows"
 )
 
+// waitFunc polls a transaction until it ends, calling onChange with each
+// detail it reads: transaction.Wait on a Temporal client, or the manager's
+// API (api.go).
+type waitFunc func(ctx context.Context, txid string, onChange func(*workflows.Detail)) (*workflows.Detail, error)
+
+// temporalWait is transaction.Wait on c.
+func temporalWait(c client.Client) waitFunc {
+	return func(ctx context.Context, txid string, onChange func(*workflows.Detail)) (*workflows.Detail, error) {
+		return transaction.Wait(ctx, c, txid, onChange)
+	}
+}
+
 // follow shows a release live until it ends: progress bars on a terminal,
 // plain timestamped lines otherwise (logs, CI, pipes).
-func (a *app) follow(ctx context.Context, c client.Client, txid string) (*workflows.Detail, error) {
+func (a *app) follow(ctx context.Context, wait waitFunc, txid string) (*workflows.Detail, error) {
 	if a.opts.IsTerminal() && a.output == "text" {
-		return followBars(ctx, c, txid, a.opts.Stdout)
+		return followBars(ctx, wait, txid, a.opts.Stdout)
 	}
 	w := a.opts.Stdout
 	if a.output == "json" {
 		w = a.opts.Stderr
 	}
-	return followLines(ctx, c, txid, w)
+	return followLines(ctx, wait, txid, w)
 }
 
 // followLines prints each change once: status changes, then each host's
 // install as it starts and ends.
-func followLines(ctx context.Context, c client.Client, txid string, w io.Writer) (*workflows.Detail, error) {
+func followLines(ctx context.Context, wait waitFunc, txid string, w io.Writer) (*workflows.Detail, error) {
 	seenEvents := 0
 	seenInstall := map[string]workflows.InstallState{}
 	var seenCount workflows.HostsSummary
-	return transaction.Wait(ctx, c, txid, func(d *workflows.Detail) {
+	return wait(ctx, txid, func(d *workflows.Detail) {
 		for ; seenEvents < len(d.Events); seenEvents++ {
 			e := d.Events[seenEvents]
 			if e.Status != "" {
@@ -87,9 +99,9 @@ func stamp(t time.Time) string {
 
 // followBars draws one line for the build and one bar per (host, named
 // target) until the release ends.
-func followBars(ctx context.Context, c client.Client, txid string, w io.Writer) (*workflows.Detail, error) {
+func followBars(ctx context.Context, wait waitFunc, txid string, w io.Writer) (*workflows.Detail, error) {
 	b := newBars(ctx, w)
-	d, err := transaction.Wait(ctx, c, txid, b.show)
+	d, err := wait(ctx, txid, b.show)
 	b.close()
 	return d, err
 }

@@ -1,13 +1,13 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.temporal.io/sdk/client"
 
 	"github.com/relman/relman/internal/transaction"
 )
@@ -19,8 +19,8 @@ func (a *app) historyCommand() *cobra.Command {
 		Example: `  relman history 0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10
   relman history 0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10 --output json`,
 		Args: cobra.ExactArgs(1),
-		RunE: a.withClient(func(cmd *cobra.Command, args []string, c client.Client) error {
-			steps, err := a.transactions(c).Timeline(cmd.Context(), args[0])
+		RunE: func(cmd *cobra.Command, args []string) error {
+			steps, err := a.timeline(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -28,8 +28,26 @@ func (a *app) historyCommand() *cobra.Command {
 				return a.printJSON(steps)
 			}
 			return writeHistory(a.opts.Stdout, steps)
-		}),
+		},
 	}
+}
+
+// timeline reads a transaction's timeline, through the manager's API
+// (query_history, durations to the millisecond) or from Temporal.
+func (a *app) timeline(ctx context.Context, txid string) ([]transaction.Step, error) {
+	api, err := a.api()
+	if err != nil {
+		return nil, err
+	}
+	if api != nil {
+		return api.history(ctx, txid)
+	}
+	c, err := a.dial()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return a.transactions(c).Timeline(ctx, txid)
 }
 
 // writeHistory writes a transaction's timeline as a table, times in local

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -34,12 +35,7 @@ Transactions started before relman recorded their manager carry none: only
 			if !all {
 				f.Manager = a.queue
 			}
-			c, err := a.dial()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			rows, err := a.transactions(c).List(cmd.Context(), f)
+			rows, err := a.list(cmd.Context(), f, all)
 			if errors.Is(err, transaction.ErrBadFilter) {
 				return usageErr("%v", err)
 			}
@@ -75,4 +71,25 @@ Transactions started before relman recorded their manager carry none: only
 	fl.IntVar(&f.Limit, "limit", 20, "at most this many transactions")
 	fl.BoolVar(&all, "all-managers", false, "list every manager's transactions, not only those of --manager-queue")
 	return cmd
+}
+
+// list lists transactions, through the manager's API (its own manager's,
+// those the user may read) or from Temporal.
+func (a *app) list(ctx context.Context, f transaction.Filter, all bool) ([]transaction.Listed, error) {
+	api, err := a.api()
+	if err != nil {
+		return nil, err
+	}
+	if api != nil {
+		if all {
+			return nil, usageErr("--all-managers is not available over the manager's API (--manager-url): a manager lists its own transactions")
+		}
+		return api.list(ctx, f)
+	}
+	c, err := a.dial()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return a.transactions(c).List(ctx, f)
 }

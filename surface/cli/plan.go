@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -78,25 +79,10 @@ func (a *app) planCommand() *cobra.Command {
 				return err
 			}
 			req.Requester = requester(a.opts.LookupEnv)
-			sign, c, err := a.signedDial()
+			res, builders, err := a.plan(cmd.Context(), req)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			res, err := transaction.Plan(cmd.Context(), c, a.queue, req, sign)
-			if err != nil {
-				return err
-			}
-			// Which builders advertise the project: the plan only says
-			// that one does.
-			leases, _ := registry.Registry{Client: c, ID: a.registry, ManagerQueue: a.queue}.List(cmd.Context(), time.Now())
-			var builders []string
-			for _, l := range leases {
-				if l.Role == workflows.RoleBuilder && slices.Contains(l.Projects, req.Project) {
-					builders = append(builders, l.ID)
-				}
-			}
-			slices.Sort(builders)
 			if a.output == "json" {
 				return a.printJSON(struct {
 					*workflows.PlanOnlyResult
@@ -199,4 +185,36 @@ func orDur(d, def time.Duration) time.Duration {
 		return d
 	}
 	return def
+}
+
+// plan asks what a release would do, through the manager's API or on
+// Temporal, and which builders advertise the project.
+func (a *app) plan(ctx context.Context, req workflows.Request) (*workflows.PlanOnlyResult, []string, error) {
+	api, err := a.api()
+	if err != nil {
+		return nil, nil, err
+	}
+	if api != nil {
+		return api.plan(ctx, req)
+	}
+	sign, c, err := a.signedDial()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer c.Close()
+	res, err := transaction.Plan(ctx, c, a.queue, req, sign)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Which builders advertise the project: the plan only says that one
+	// does.
+	leases, _ := registry.Registry{Client: c, ID: a.registry, ManagerQueue: a.queue}.List(ctx, time.Now())
+	var builders []string
+	for _, l := range leases {
+		if l.Role == workflows.RoleBuilder && slices.Contains(l.Projects, req.Project) {
+			builders = append(builders, l.ID)
+		}
+	}
+	slices.Sort(builders)
+	return res, builders, nil
 }

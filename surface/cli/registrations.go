@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -8,7 +9,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.temporal.io/sdk/client"
 
 	"github.com/relman/relman/internal/registry"
 	"github.com/relman/relman/workflows"
@@ -21,9 +21,9 @@ func (a *app) registrationsCommand() *cobra.Command {
 		Example: `  relman registrations
   relman registrations --output json`,
 		Args: cobra.NoArgs,
-		RunE: a.withClient(func(cmd *cobra.Command, _ []string, c client.Client) error {
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			now := time.Now()
-			ls, err := registry.Registry{Client: c, ID: a.registry, ManagerQueue: a.queue}.List(cmd.Context(), now)
+			ls, err := a.registrations(cmd.Context(), now)
 			if registry.Partial(err) != nil {
 				// The rest is still worth showing, and what is missing.
 				fmt.Fprintf(a.opts.Stderr, "warning: %v\n", err)
@@ -42,8 +42,26 @@ func (a *app) registrationsCommand() *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s ago\t%s\n", l.Role, l.ID, advertises(l), now.Sub(l.Renewed).Round(time.Second), l.Expires.Sub(now).Round(time.Second))
 			}
 			return tw.Flush()
-		}),
+		},
 	}
+}
+
+// registrations lists the leases, through the manager's API or on
+// Temporal.
+func (a *app) registrations(ctx context.Context, now time.Time) ([]workflows.Lease, error) {
+	api, err := a.api()
+	if err != nil {
+		return nil, err
+	}
+	if api != nil {
+		return api.registrations(ctx)
+	}
+	c, err := a.dial()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return registry.Registry{Client: c, ID: a.registry, ManagerQueue: a.queue}.List(ctx, now)
 }
 
 func advertises(l workflows.Lease) string {

@@ -67,26 +67,44 @@ func (a *app) submit(ctx context.Context, req workflows.Request, o submitOptions
 		return usageErr("use --wait or --follow, not both")
 	}
 	req.Requester = requester(a.opts.LookupEnv)
-	c, err := a.dialToStart(ctx)
+	api, err := a.api()
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	ctx, traceID, endSpan := a.tel.Span(ctx, "relman release "+req.Project)
-	defer endSpan()
-	sign, err := a.signer()
-	if err != nil {
-		return err
-	}
-	txid, err := transaction.StartSigned(ctx, c, a.queue, o.id, req, sign)
-	if errors.Is(err, transaction.ErrBadRequestID) {
-		return usageErr("%v", err)
-	}
-	if err != nil {
-		return err
-	}
-	if traceID != "" {
-		fmt.Fprintf(a.opts.Stderr, "trace %s\n", traceID)
+	var (
+		txid string
+		wait waitFunc
+	)
+	if api != nil {
+		if txid, err = api.requestAction(ctx, req, o.id); err != nil {
+			return err
+		}
+		wait = api.wait
+	} else {
+		c, err := a.dialToStart(ctx)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		var traceID string
+		var endSpan func()
+		ctx, traceID, endSpan = a.tel.Span(ctx, "relman release "+req.Project)
+		defer endSpan()
+		sign, err := a.signer()
+		if err != nil {
+			return err
+		}
+		txid, err = transaction.StartSigned(ctx, c, a.queue, o.id, req, sign)
+		if errors.Is(err, transaction.ErrBadRequestID) {
+			return usageErr("%v", err)
+		}
+		if err != nil {
+			return err
+		}
+		if traceID != "" {
+			fmt.Fprintf(a.opts.Stderr, "trace %s\n", traceID)
+		}
+		wait = temporalWait(c)
 	}
 	if a.output == "json" && !o.wait && !o.follow {
 		return a.printJSON(map[string]string{"transaction": txid})
@@ -100,9 +118,9 @@ func (a *app) submit(ctx context.Context, req workflows.Request, o submitOptions
 	}
 	var d *workflows.Detail
 	if o.follow {
-		d, err = a.follow(ctx, c, txid)
+		d, err = a.follow(ctx, wait, txid)
 	} else {
-		d, err = transaction.Wait(ctx, c, txid, nil)
+		d, err = wait(ctx, txid, nil)
 	}
 	if err != nil {
 		return err
@@ -124,14 +142,12 @@ func (a *app) installCommand() *cobra.Command {
 			if from == "" || env == "" {
 				return usageErr("relman install needs --from TXID (a transaction whose build completed) and --env")
 			}
-			c, err := a.dial()
+			d, err := a.getTransaction(cmd.Context(), from)
 			if err != nil {
 				return err
 			}
-			d, err := a.transactions(c).Get(cmd.Context(), from)
-			c.Close()
-			if err != nil {
-				return err
+			if d.Request.Project == "" {
+				return fmt.Errorf("transaction %s has not run yet, so it has no build to install; wait for it (relman status %s)", from, from)
 			}
 			req := workflows.Request{Project: d.Request.Project, Action: workflows.ActionInstall, Env: env, Source: d.Request.Source, From: from}
 			return a.submit(cmd.Context(), req, submitOptions{id: id, wait: wait, follow: follow})
@@ -220,26 +236,49 @@ func (a *app) actAs() (string, *transaction.Signer, client.Client, error) {
 
 // tokenKey reads the user's token, if any, and returns its signing key.
 func (a *app) tokenKey() (ed25519.PrivateKey, error) {
-	token := ""
-	file := a.tokenFile
-	if file == "" {
-		file, _ = a.opts.LookupEnv("RELMAN_TOKEN_FILE")
-	}
-	if file != "" {
-		b, err := secretfile.Read(file, a.warnSecret)
-		if err != nil {
-			return nil, fmt.Errorf("token file: %w", err)
-		}
-		token = strings.TrimSpace(string(b))
-	} else if v, ok := a.opts.LookupEnv("RELMAN_TOKEN"); ok {
-		token = strings.TrimSpace(v)
-	}
-	if token == "" {
-		return nil, nil
+	token, err := a.token()
+	if token == "" || err != nil {
+		return nil, err
 	}
 	key, err := auth.ParseToken(token)
 	if err != nil {
 		return nil, usageErr("%v", err)
 	}
 	return key, nil
+}
+
+// token reads the user's token, if any: --token-file, then
+// $RELMAN_TOKEN_FILE, then $RELMAN_TOKEN. A token that is not one is a
+// usage error.
+func (a *app) token() (string, error) {
+	token := ""
+	file := a.tokenFile
+	if file == "" {
+		file, _ = a.opts.LookupEnv("RELMAN_TOKEN_FILE")
+	}
+	if _, set := a.opts.LookupEnv("RELMAN_TOKEN"); file == "" && !set {
+		c, err := a.clientConfig()
+		if err != nil {
+			return "", err
+		}
+		if c != nil {
+			file = c.TokenFile
+		}
+	}
+	if file != "" {
+		b, err := secretfile.Read(file, a.warnSecret)
+		if err != nil {
+			return "", fmt.Errorf("token file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	} else if v, ok := a.opts.LookupEnv("RELMAN_TOKEN"); ok {
+		token = strings.TrimSpace(v)
+	}
+	if token == "" {
+		return "", nil
+	}
+	if _, err := auth.ParseToken(token); err != nil {
+		return "", usageErr("%v", err)
+	}
+	return token, nil
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -30,20 +31,11 @@ ROLLBACK_FAILED.`,
 			if env == "" {
 				return usageErr("relman rollback needs --env (for example --env test)")
 			}
-			c, err := a.dialToStart(cmd.Context())
+			txid, waitFor, done, err := a.startRollback(cmd.Context(), args[0], env, to)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			req := workflows.Request{Project: args[0], Action: workflows.ActionRollback, Env: env, Requester: requester(a.opts.LookupEnv)}
-			sign, err := a.signer()
-			if err != nil {
-				return err
-			}
-			txid, err := transaction.StartRollback(cmd.Context(), c, a.queue, req, to, sign)
-			if err != nil {
-				return err
-			}
+			defer done()
 			if !wait {
 				if a.output == "json" {
 					return a.printJSON(map[string]string{"transaction": txid})
@@ -54,7 +46,7 @@ ROLLBACK_FAILED.`,
 			if a.output == "text" {
 				fmt.Fprintf(a.opts.Stdout, "transaction %s\n", txid)
 			}
-			d, err := transaction.Wait(cmd.Context(), c, txid, nil)
+			d, err := waitFor(cmd.Context(), txid, nil)
 			if err != nil {
 				return err
 			}
@@ -69,4 +61,40 @@ ROLLBACK_FAILED.`,
 	f.StringVar(&to, "to", "", "the transaction whose release to switch to (default: the release before the current one)")
 	f.BoolVar(&wait, "wait", false, "wait for the final status; exit 3 unless it is ROLLBACK_COMPLETED")
 	return cmd
+}
+
+// startRollback starts a rollback, through the manager's API or on
+// Temporal, and returns its id, how to wait for it and what to close.
+func (a *app) startRollback(ctx context.Context, project, env, to string) (string, waitFunc, func(), error) {
+	api, err := a.api()
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if api != nil {
+		data := map[string]any{"project": project, "env": env}
+		if to != "" {
+			data["to"] = to
+		}
+		var txid string
+		if err := api.call(ctx, "rollback", &txid, data); err != nil {
+			return "", nil, nil, err
+		}
+		return txid, api.wait, func() {}, nil
+	}
+	c, err := a.dialToStart(ctx)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	req := workflows.Request{Project: project, Action: workflows.ActionRollback, Env: env, Requester: requester(a.opts.LookupEnv)}
+	sign, err := a.signer()
+	if err != nil {
+		c.Close()
+		return "", nil, nil, err
+	}
+	txid, err := transaction.StartRollback(ctx, c, a.queue, req, to, sign)
+	if err != nil {
+		c.Close()
+		return "", nil, nil, err
+	}
+	return txid, temporalWait(c), c.Close, nil
 }

@@ -79,6 +79,17 @@ type app struct {
 	tel      *telemetry.Telemetry
 	// tokenFile holds the user's relman token, to sign requests.
 	tokenFile string
+	// managerURLFlag is --manager-url: the client commands then go through
+	// the manager's API (api.go); managerCA verifies its certificate.
+	managerURLFlag, managerCA string
+	// cmdPath is the running command, for errors.
+	cmdPath string
+	// client is the user's client.yaml, read once (api.go).
+	client struct {
+		done bool
+		c    *config.Client
+		err  error
+	}
 }
 
 // Execute runs the CLI with args and returns the exit code.
@@ -168,7 +179,10 @@ command line was wrong; 3 the release ended in a status other than success.`,
 	pf.StringVar(&a.registry, "registry-id", workflows.DefaultRegistryID, "workflow id of the manager's registry")
 	pf.StringVar(&a.logLevel, "log-level", "", "log level of a role: debug, info, warn, error (overrides the config)")
 	pf.StringVar(&a.tokenFile, "token-file", "", "file holding your relman token, to sign requests (env RELMAN_TOKEN_FILE, or the token itself in RELMAN_TOKEN)")
+	pf.StringVar(&a.managerURLFlag, "manager-url", "", "the manager's API (its gateway), such as https://relman.example.com:10000/: client commands go through it with your token and need no Temporal access (env RELMAN_MANAGER_URL)")
+	pf.StringVar(&a.managerCA, "manager-ca-path", "", "CA certificate that verifies the manager's gateway certificate (env RELMAN_MANAGER_CA; default: the system's)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		a.cmdPath = cmd.CommandPath()
 		if a.output != "text" && a.output != "json" {
 			return usageErr("--output must be text or json, not %q", a.output)
 		}
@@ -234,6 +248,11 @@ func (a *app) temporalSettings(file config.Temporal) config.Temporal {
 // dial connects a client command to Temporal. Client commands log only
 // warnings, to stderr: a person reads their stdout.
 func (a *app) dial() (client.Client, error) {
+	if u, err := a.managerURL(); err != nil {
+		return nil, err
+	} else if u != "" {
+		return nil, a.errNotOverAPI()
+	}
 	log := slog.New(slog.NewTextHandler(a.opts.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if a.tel == nil {
 		tel, err := telemetry.Setup(context.Background(), "relman-cli", a.opts.LookupEnv, a.opts.Stderr)

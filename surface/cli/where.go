@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"maps"
@@ -26,12 +27,7 @@ func (a *app) whereCommand() *cobra.Command {
 			if env == "" {
 				return usageErr("relman where needs --env (for example --env test)")
 			}
-			c, err := a.dial()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			res, err := transaction.Where(cmd.Context(), c, a.queue, args[0], env)
+			res, err := a.where(cmd.Context(), args[0], env)
 			if err != nil {
 				return err
 			}
@@ -43,6 +39,24 @@ func (a *app) whereCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&env, "env", "", "environment to look at")
 	return cmd
+}
+
+// where asks which transaction is live where, through the manager's API or
+// on Temporal.
+func (a *app) where(ctx context.Context, project, env string) (*workflows.WhereResult, error) {
+	api, err := a.api()
+	if err != nil {
+		return nil, err
+	}
+	if api != nil {
+		return api.where(ctx, project, env)
+	}
+	c, err := a.dial()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return transaction.Where(ctx, c, a.queue, project, env)
 }
 
 // writeWhere writes which transaction is live on each host and target, and

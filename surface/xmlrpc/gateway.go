@@ -20,7 +20,7 @@ import (
 )
 
 // RequestKeys are the keys request_action accepts in request_data.
-var RequestKeys = []string{"action", "branch", "env", "from", "project", "rebuild", "request_id", "revision", "tag", "trunk", "url"}
+var RequestKeys = []string{"action", "batch", "branch", "env", "from", "max_failures", "pause", "project", "rebuild", "request_id", "revision", "strategy", "tag", "trunk", "url"}
 
 // Gateway serves the seed's XML-RPC methods on a Temporal client and the
 // manager's config.
@@ -107,8 +107,11 @@ Starts a release. request_data keys: project (required), action ("build" or
 selector of trunk (boolean), branch, tag, revision or url, request_id (an
 idempotency key: the same request_id from the same user with the same
 request returns the same transaction; with another request, fault 4), and from
-(a transaction whose build to install instead of building again), and
-rebuild (boolean: build even if the commit was built before).
+(a transaction whose build to install instead of building again),
+rebuild (boolean: build even if the commit was built before), and the
+rollout overrides of relman release: strategy (all-at-once or rolling),
+batch ("2" or "25%"), pause (a duration such as "30s") and max_failures
+("1" or "10%").
 credentials: {username, password} or {token}, with realm (which
 authenticator: default the users file) and role (act with only this one of
 the user's roles). The authenticated user is recorded as the requester.
@@ -133,7 +136,8 @@ verify.`,
 		Help: `query_history([credentials,] trans_id) => [{time, event, detail, ...}].
 The transaction's history, oldest first, from its Temporal event history
 (past the namespace's retention, from its closed-transaction record); steps
-of an activity also carry activity, queue, worker and attempt.
+of an activity also carry activity, queue, worker and attempt, and an
+ending step took_ms (how long it took, in milliseconds).
 Faults: 2 unknown transaction, 8 its record does not verify.`,
 		Signatures: [][]string{{"array", "string"}, {"array", "struct", "string"}},
 	})
@@ -152,6 +156,8 @@ named targets) holding a live lease with this manager.`,
 	g.registerApproval(s)
 	g.registerRollout(s)
 	g.registerCancel(s)
+	g.registerTransactions(s)
+	g.registerPlan(s)
 	return s
 }
 

@@ -140,6 +140,9 @@ func (g *Gateway) queryHistory(ctx context.Context, ps []any) (any, error) {
 		if s.Attempt != 0 {
 			m["attempt"] = int(s.Attempt)
 		}
+		if ms := s.Took.Milliseconds(); ms > 0 {
+			m["took_ms"] = ms
+		}
 		out = append(out, m)
 	}
 	return out, nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/relman/relman/auth"
 	"github.com/relman/relman/internal/transaction"
+	"github.com/relman/relman/rollout"
 	"github.com/relman/relman/workflows"
 )
 
@@ -100,7 +101,8 @@ func (g *Gateway) parseRequest(data map[string]any) (workflows.Request, string, 
 		}
 		return strings.TrimSpace(s), nil
 	}
-	var action, requestID string
+	var action, requestID, pause string
+	var ro rollout.Policy
 	for _, f := range []struct {
 		key string
 		dst *string
@@ -108,6 +110,7 @@ func (g *Gateway) parseRequest(data map[string]any) (workflows.Request, string, 
 		{"project", &req.Project}, {"action", &action}, {"env", &req.Env},
 		{"branch", &req.Source.Branch}, {"tag", &req.Source.Tag}, {"revision", &req.Source.Revision}, {"url", &req.Source.URL},
 		{"request_id", &requestID}, {"from", &req.From},
+		{"strategy", &ro.Strategy}, {"batch", &ro.Batch}, {"pause", &pause}, {"max_failures", &ro.MaxFailures},
 	} {
 		s, err := str(f.key)
 		if err != nil {
@@ -161,6 +164,22 @@ func (g *Gateway) parseRequest(data map[string]any) (workflows.Request, string, 
 	}
 	if req.From != "" && req.Action != workflows.ActionInstall {
 		return req, "", Faultf(CodeBadRequest, "from (install an earlier build) needs action install")
+	}
+	if pause != "" {
+		d, err := time.ParseDuration(pause)
+		if err != nil || d < 0 {
+			return req, "", Faultf(CodeBadRequest, "request_data pause must be a duration such as 30s or 2m, not %q", clip(pause))
+		}
+		ro.Pause = d
+	}
+	if ro != (rollout.Policy{}) {
+		if req.Action != workflows.ActionInstall {
+			return req, "", Faultf(CodeBadRequest, "strategy, batch, pause and max_failures shape an install: they need action install")
+		}
+		if err := ro.Validate(); err != nil {
+			return req, "", Faultf(CodeBadRequest, "request_data rollout: %v", err)
+		}
+		req.Rollout = &ro
 	}
 	// A request id never becomes a workflow id as it is (see
 	// transaction.StartSigned), so it cannot name relman's own workflows or

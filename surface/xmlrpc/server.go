@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -262,12 +263,17 @@ func (s *Server) lookupParam(ps []any) (Method, error) {
 	return m, nil
 }
 
-// ServeHTTP answers one call. Every problem with the body is a fault in an
+// ServeHTTP answers one call: XML-RPC on / and /RPC2, JSON on APIPrefix
+// (jsonapi.go). Every problem with the body is a fault in an
 // HTTP 200 response, as XML-RPC clients expect; only the wrong HTTP method
 // or path gets an HTTP error.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, APIPrefix) {
+		s.serveJSON(w, r)
+		return
+	}
 	if r.URL.Path != "/" && r.URL.Path != "/RPC2" {
-		http.Error(w, "XML-RPC is served on / and /RPC2", http.StatusNotFound)
+		http.Error(w, "XML-RPC is served on / and /RPC2, the JSON API on "+APIPrefix+"<method>", http.StatusNotFound)
 		return
 	}
 	if r.Method != http.MethodPost {

@@ -303,7 +303,10 @@ func TestGatewayRequestFaults(t *testing.T) {
 		msg    []string
 	}{
 		"unknown key": {[]any{cred, map[string]any{"project": "shop", "action": "install", "env": "test", "branche": "x"}}, CodeBadRequest,
-			[]string{`"branche"`, "accepted keys: action, branch, env, from, project, rebuild, request_id, revision, tag, trunk, url"}},
+			[]string{`"branche"`, "accepted keys: action, batch, branch, env, from, max_failures, pause, project, rebuild, request_id, revision, strategy, tag, trunk, url"}},
+		"bad pause":         {[]any{cred, map[string]any{"project": "shop", "env": "test", "pause": "soon"}}, CodeBadRequest, []string{`pause must be a duration such as 30s or 2m, not "soon"`}},
+		"bad strategy":      {[]any{cred, map[string]any{"project": "shop", "env": "test", "strategy": "yolo"}}, CodeBadRequest, []string{"request_data rollout:", "yolo"}},
+		"rollout, build":    {[]any{cred, map[string]any{"project": "shop", "action": "build", "batch": "2"}}, CodeBadRequest, []string{"need action install"}},
 		"unknown project":   {[]any{cred, map[string]any{"project": "nope", "env": "test"}}, CodeUnknownProject, []string{`"nope"`, "blog, shop"}},
 		"no project":        {[]any{cred, map[string]any{"env": "test"}}, CodeBadRequest, []string{"needs a project"}},
 		"bad action":        {[]any{cred, map[string]any{"project": "shop", "action": "deploy"}}, CodeBadRequest, []string{"build or install"}},
