@@ -20,8 +20,8 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/relman/relman/harness/testenv"
 	"github.com/relman/relman/workflows"
 )
 
@@ -181,36 +181,8 @@ func cloudActions(events []*historypb.HistoryEvent) (int, map[string]int) {
 // headers, failures' details (proto size: data and metadata).
 func payloadBytes(ev *historypb.HistoryEvent) int64 {
 	var n int64
-	walk(ev, func(p *commonpb.Payload) { n += int64(proto.Size(p)) })
+	testenv.WalkPayloads(ev, func(p *commonpb.Payload) { n += int64(proto.Size(p)) })
 	return n
-}
-
-func walk(m proto.Message, f func(*commonpb.Payload)) {
-	if p, ok := m.(*commonpb.Payload); ok {
-		f(p)
-		return
-	}
-	m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.IsList():
-			if fd.Message() != nil {
-				l := v.List()
-				for i := range l.Len() {
-					walk(l.Get(i).Message().Interface(), f)
-				}
-			}
-		case fd.IsMap():
-			if fd.MapValue().Message() != nil {
-				v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
-					walk(mv.Message().Interface(), f)
-					return true
-				})
-			}
-		case fd.Message() != nil:
-			walk(v.Message().Interface(), f)
-		}
-		return true
-	})
 }
 
 // events is one workflow run's history.

@@ -52,12 +52,14 @@ func ChildIDs(h *historypb.History) []string {
 func LargestPayload(h *historypb.History) int {
 	largest := 0
 	for _, ev := range h.GetEvents() {
-		walkPayloads(ev, func(p *commonpb.Payload) { largest = max(largest, proto.Size(p)) })
+		WalkPayloads(ev, func(p *commonpb.Payload) { largest = max(largest, proto.Size(p)) })
 	}
 	return largest
 }
 
-func walkPayloads(m proto.Message, f func(*commonpb.Payload)) {
+// WalkPayloads calls f with every Payload in m, however deep: lists, maps
+// and nested messages.
+func WalkPayloads(m proto.Message, f func(*commonpb.Payload)) {
 	if p, ok := m.(*commonpb.Payload); ok {
 		f(p)
 		return
@@ -68,18 +70,18 @@ func walkPayloads(m proto.Message, f func(*commonpb.Payload)) {
 			if fd.Message() != nil {
 				l := v.List()
 				for i := range l.Len() {
-					walkPayloads(l.Get(i).Message().Interface(), f)
+					WalkPayloads(l.Get(i).Message().Interface(), f)
 				}
 			}
 		case fd.IsMap():
 			if fd.MapValue().Message() != nil {
 				v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
-					walkPayloads(mv.Message().Interface(), f)
+					WalkPayloads(mv.Message().Interface(), f)
 					return true
 				})
 			}
 		case fd.Message() != nil:
-			walkPayloads(v.Message().Interface(), f)
+			WalkPayloads(v.Message().Interface(), f)
 		}
 		return true
 	})
