@@ -147,15 +147,7 @@ func startFleetFloor(s *server, hosts int) (*fleetFloor, error) {
 // fleetFloorRun runs row 7's floor to hosts from start request to
 // completion.
 func (s *server) fleetFloorRun(ctx context.Context, hosts int) (time.Duration, string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	t0 := time.Now()
-	run, err := s.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: floorWFQueue}, fleetFloorWorkflowName, hosts)
-	if err != nil {
-		return 0, "", err
-	}
-	err = run.Get(ctx, nil)
-	return time.Since(t0), run.GetID(), err
+	return s.timeWorkflow(ctx, 10*time.Minute, fleetFloorWorkflowName, hosts)
 }
 
 // fleetFloorShape says how the floor reaches n hosts.

@@ -92,10 +92,16 @@ func startFloor(s *server, hosts int) ([]*inproc, error) {
 
 // floorRun runs one bare workflow from start request to completion.
 func (s *server) floorRun(ctx context.Context, hosts int) (time.Duration, string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	return s.timeWorkflow(ctx, 5*time.Minute, floorWorkflowName, hosts)
+}
+
+// timeWorkflow runs workflow with arg on the floor's queue, within limit,
+// and says how long it took from start request to completion.
+func (s *server) timeWorkflow(ctx context.Context, limit time.Duration, workflow string, arg any) (time.Duration, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	t0 := time.Now()
-	run, err := s.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: floorWFQueue}, floorWorkflowName, hosts)
+	run, err := s.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: floorWFQueue}, workflow, arg)
 	if err != nil {
 		return 0, "", err
 	}
