@@ -6,7 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/relman/relman/auth"
 	"github.com/relman/relman/internal/registry"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
@@ -49,16 +48,9 @@ func (g *Gateway) plan(ctx context.Context, ps []any) (any, error) {
 		return nil, err
 	}
 	req.Requester = p.ID()
-	var sign *transaction.Signer
-	if g.Config.Auth.Enabled() {
-		action, env := auth.ActionBuild, ""
-		if req.Action == workflows.ActionInstall {
-			action, env = auth.ActionInstall, req.Env
-		}
-		if err := g.allowed(ctx, p, action, req.Project, env); err != nil {
-			return nil, err
-		}
-		sign = g.signer(p)
+	sign, err := g.requestSigner(ctx, p, req)
+	if err != nil {
+		return nil, err
 	}
 	res, err := transaction.Plan(ctx, g.Client, g.Config.ManagerQueue, req, sign)
 	switch {

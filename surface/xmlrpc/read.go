@@ -68,10 +68,27 @@ func (g *Gateway) checkTransaction(ctx context.Context, id string) error {
 		}
 		return Faultf(CodeInternal, "could not read transaction %s: %v", clip(id), err)
 	}
-	if !transaction.IsTransactionType(desc.GetWorkflowExecutionInfo().GetType().GetName()) {
+	info := desc.GetWorkflowExecutionInfo()
+	if !transaction.IsTransactionType(info.GetType().GetName()) {
 		return Faultf(CodeUnknownTransaction, "no transaction %q", clip(id))
 	}
+	if tq := info.GetTaskQueue(); g.Config != nil && tq != g.Config.ManagerQueue {
+		// Only relman's code answers on the manager's queue: a workflow
+		// elsewhere under the id could answer anything.
+		return Faultf(CodeUnknownTransaction, "%q is not a transaction of this manager: it runs on task queue %s, not %s", clip(id), clip(tq), g.Config.ManagerQueue)
+	}
 	return nil
+}
+
+// readFault is the fault for a failed read of transaction id.
+func readFault(err error, id string) error {
+	switch {
+	case errors.Is(err, transaction.ErrUnverified):
+		return Faultf(CodeRecordUnverified, "%v", err)
+	case errors.Is(err, transaction.ErrNotFound), errors.Is(err, transaction.ErrNotGenuine):
+		return Faultf(CodeUnknownTransaction, "no transaction %q of this manager", clip(id))
+	}
+	return Faultf(CodeInternal, "could not read transaction %s: %v", clip(id), err)
 }
 
 // readableTransaction reads ([credentials,] trans_id) and checks the id is
@@ -100,12 +117,8 @@ func (g *Gateway) queryTransaction(ctx context.Context, ps []any) (any, error) {
 	case errors.Is(err, transaction.ErrNotYet):
 		// Started, its first workflow task not run yet: the seed's STARTED.
 		return string(workflows.StatusStarted), nil
-	case errors.Is(err, transaction.ErrUnverified):
-		return nil, Faultf(CodeRecordUnverified, "%v", err)
-	case errors.Is(err, transaction.ErrNotFound):
-		return nil, Faultf(CodeUnknownTransaction, "no transaction %q", clip(id))
 	case err != nil:
-		return nil, Faultf(CodeInternal, "could not read transaction %s: %v", clip(id), err)
+		return nil, readFault(err, id)
 	}
 	return string(d.Status), nil
 }

@@ -34,16 +34,9 @@ func (g *Gateway) requestAction(ctx context.Context, ps []any) (any, error) {
 		return nil, err
 	}
 	req.Requester = who
-	var sign *transaction.Signer
-	if g.Config.Auth.Enabled() {
-		action, env := auth.ActionBuild, ""
-		if req.Action == workflows.ActionInstall {
-			action, env = auth.ActionInstall, req.Env
-		}
-		if err := g.allowed(ctx, p, action, req.Project, env); err != nil {
-			return nil, err
-		}
-		sign = g.signer(p)
+	sign, err := g.requestSigner(ctx, p, req)
+	if err != nil {
+		return nil, err
 	}
 	txid, err := transaction.StartSigned(ctx, g.Client, g.Config.ManagerQueue, requestID, req, sign)
 	switch {
@@ -185,4 +178,21 @@ func (g *Gateway) parseRequest(data map[string]any) (workflows.Request, string, 
 	// transaction.StartSigned), so it cannot name relman's own workflows or
 	// another user's transaction; StartSigned checks its form.
 	return req, requestID, nil
+}
+
+// requestSigner checks, with authentication on, that the policy lets p
+// build the project (and install it into the environment) and returns the
+// signer that vouches for p to the manager; nil with authentication off.
+func (g *Gateway) requestSigner(ctx context.Context, p auth.Principal, req workflows.Request) (*transaction.Signer, error) {
+	if !g.Config.Auth.Enabled() {
+		return nil, nil
+	}
+	action, env := auth.ActionBuild, ""
+	if req.Action == workflows.ActionInstall {
+		action, env = auth.ActionInstall, req.Env
+	}
+	if err := g.allowed(ctx, p, action, req.Project, env); err != nil {
+		return nil, err
+	}
+	return g.signer(p), nil
 }

@@ -77,12 +77,8 @@ func (g *Gateway) getTransaction(ctx context.Context, ps []any) (any, error) {
 	switch {
 	case errors.Is(err, transaction.ErrNotYet):
 		return plainData(&workflows.Detail{Transaction: id, Status: workflows.StatusStarted})
-	case errors.Is(err, transaction.ErrUnverified):
-		return nil, Faultf(CodeRecordUnverified, "%v", err)
-	case errors.Is(err, transaction.ErrNotFound):
-		return nil, Faultf(CodeUnknownTransaction, "no transaction %q", clip(id))
 	case err != nil:
-		return nil, Faultf(CodeInternal, "could not read transaction %s: %v", clip(id), err)
+		return nil, readFault(err, id)
 	}
 	if err := g.mayReadDetail(ctx, who, d); err != nil {
 		return nil, err
