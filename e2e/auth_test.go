@@ -307,7 +307,7 @@ func TestAuthenticatedApproval(t *testing.T) {
 	require.Equal(t, cli.ExitOK, code, errOut)
 	txid := strings.TrimSpace(out)
 	require.Eventually(t, func() bool {
-		o, _, _ := relman(t, "status", txid)
+		o, _, _ := relman(t, "status", txid, "--manager-queue", s.queue)
 		return strings.TrimSpace(o) == string(workflows.StatusAwaitingApproval)
 	}, time.Minute, 200*time.Millisecond)
 

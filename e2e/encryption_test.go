@@ -71,9 +71,10 @@ projects: {shop: {targets: [web]}}
 	assert.GreaterOrEqual(t, payloads, 4)
 
 	// Without the key the detail cannot be read; with it, it can.
-	_, errOut, code = relman(t, "status", txid, "-o", "json")
+	_, errOut, code = relman(t, "status", txid, "-o", "json", "--manager-queue", queue)
 	assert.NotEqual(t, cli.ExitOK, code, "no key, no detail")
-	out, errOut, code = relman(t, "status", txid, "--encryption-key-file", keys)
+	assert.NotContains(t, errOut, "not a relman transaction of this manager", "refused for the key, not the queue")
+	out, errOut, code = relman(t, "status", txid, "--encryption-key-file", keys, "--manager-queue", queue)
 	require.Equal(t, cli.ExitOK, code, errOut)
 	assert.Equal(t, "INSTALL_COMPLETED\n", out)
 }
