@@ -126,19 +126,35 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if o.Retention == 0 {
 		o.Retention = Retention
 	}
-	if o.Port == 0 {
-		p, err := FreePort()
-		if err != nil {
-			return nil, err
+	auto := o.Port == 0
+	for attempt := 1; ; attempt++ {
+		if auto {
+			p, err := FreePort()
+			if err != nil {
+				return nil, err
+			}
+			o.Port = p
 		}
-		o.Port = p
+		s := &Server{o: o, Address: net.JoinHostPort(o.IP, strconv.Itoa(o.Port))}
+		if o.UIPort > 0 {
+			s.UIURL = fmt.Sprintf("http://localhost:%d", o.UIPort)
+		}
+		err := s.Start(ctx)
+		// A server on a port picked here that exits at once has most
+		// likely lost a race for one of the ports it opens beside it
+		// (another process took one after FreePort looked): another
+		// free port, up to three tries.
+		if err == nil || !auto || !errors.Is(err, errExitedAtStart) || attempt == startAttempts {
+			return s, err
+		}
 	}
-	s := &Server{o: o, Address: net.JoinHostPort(o.IP, strconv.Itoa(o.Port))}
-	if o.UIPort > 0 {
-		s.UIURL = fmt.Sprintf("http://localhost:%d", o.UIPort)
-	}
-	return s, s.Start(ctx)
 }
+
+// startAttempts bounds the tries of Start on ports it picks itself.
+const startAttempts = 3
+
+// errExitedAtStart: the server process ended before it served.
+var errExitedAtStart = errors.New("temporal dev server exited at start")
 
 // Start runs the server (again, after Stop or Kill: same port, same file)
 // and waits until it serves.
@@ -209,7 +225,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}()
 	if err := WaitServing(wctx, s.Address); err != nil {
 		if !s.Running() {
-			return fmt.Errorf("temporal dev server exited at start (%v); see %s", s.err, orDiscarded(s.o.LogPath))
+			return fmt.Errorf("%w (%v); see %s", errExitedAtStart, s.err, orDiscarded(s.o.LogPath))
 		}
 		s.Kill()
 		return fmt.Errorf("temporal dev server did not answer on %s within 90s: %w; see %s", s.Address, err, orDiscarded(s.o.LogPath))
