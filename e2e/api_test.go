@@ -206,16 +206,7 @@ func TestFollowAndCancelOverTheManagersAPI(t *testing.T) {
 	out, errOut, code = user("release", "slow", "--env", "test")
 	require.Equal(t, cli.ExitOK, code, errOut)
 	txid := strings.TrimSpace(out)
-	var pid int
-	require.Eventually(t, func() bool {
-		b, err := os.ReadFile(pidfile)
-		if err != nil {
-			return false
-		}
-		_, err = fmtSscan(strings.TrimSpace(string(b)), &pid)
-		return err == nil && pid > 0
-	}, time.Minute, 100*time.Millisecond)
-	require.True(t, alive(pid))
+	pid := slowBuildPID(t, pidfile)
 	out, errOut, code = user("cancel", txid, "--reason", "too slow")
 	require.Equal(t, cli.ExitOK, code, errOut)
 	assert.Equal(t, "CANCELLED\n", out)

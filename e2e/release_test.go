@@ -359,14 +359,10 @@ func TestCLIErrors(t *testing.T) {
 	}
 }
 
-func TestCLICancelStopsBuildStep(t *testing.T) {
-	pidfile := filepath.Join(env.Root, "slow.pid")
-	_ = os.Remove(pidfile)
-	out, errOut, code := relman(t, "release", "slow", "--env", "test")
-	require.Equal(t, cli.ExitOK, code, errOut)
-	txid := strings.TrimSpace(out)
-
-	// Wait until the build step is really running.
+// slowBuildPID waits until the slow project's build step runs and has
+// written its pid to pidfile, and returns that pid.
+func slowBuildPID(t *testing.T, pidfile string) int {
+	t.Helper()
 	var pid int
 	require.Eventually(t, func() bool {
 		b, err := os.ReadFile(pidfile)
@@ -377,6 +373,18 @@ func TestCLICancelStopsBuildStep(t *testing.T) {
 		return err == nil && pid > 0
 	}, time.Minute, 100*time.Millisecond)
 	require.True(t, alive(pid))
+	return pid
+}
+
+func TestCLICancelStopsBuildStep(t *testing.T) {
+	pidfile := filepath.Join(env.Root, "slow.pid")
+	_ = os.Remove(pidfile)
+	out, errOut, code := relman(t, "release", "slow", "--env", "test")
+	require.Equal(t, cli.ExitOK, code, errOut)
+	txid := strings.TrimSpace(out)
+
+	// Wait until the build step is really running.
+	pid := slowBuildPID(t, pidfile)
 
 	out, errOut, code = relman(t, "cancel", txid)
 	require.Equal(t, cli.ExitOK, code, errOut)
