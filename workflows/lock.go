@@ -450,11 +450,10 @@ type ReleaseLockInput struct {
 	Transaction string `json:"transaction"`
 }
 
-// lockLocalOptions are the options of the lock's local activities: each
+// lockLocalRetry is the retry policy of the lock's local activities: each
 // is one call to the Temporal server, retried quickly.
-var lockLocalOptions = workflow.LocalActivityOptions{
-	StartToCloseTimeout: config.DefaultManagerActivityTimeout,
-	RetryPolicy:         &temporal.RetryPolicy{InitialInterval: config.DefaultLocalRetryInterval, MaximumInterval: config.DefaultLocalRetryMax, MaximumAttempts: 10},
+func lockLocalRetry() *temporal.RetryPolicy {
+	return &temporal.RetryPolicy{InitialInterval: config.DefaultLocalRetryInterval, MaximumInterval: config.DefaultLocalRetryMax, MaximumAttempts: 10}
 }
 
 // acquireLocks takes the lock of every named target in env, in sorted
@@ -474,7 +473,7 @@ func (g *gate) acquireLocks(ctx workflow.Context, mode, env string, targets []st
 	queue := workflow.GetInfo(ctx).TaskQueueName
 	byUpdate := changeVersion(ctx, lockUpdateVersion) == 1
 	g.locksByUpdate = byUpdate
-	lctx := workflow.WithLocalActivityOptions(ctx, lockLocalOptions)
+	lctx := withLocalActivity(ctx, lockLocalRetry())
 	answers := workflow.GetSignalChannel(ctx, LockAnswerSignal)
 	targets = slices.Clone(targets)
 	slices.Sort(targets)
@@ -586,7 +585,7 @@ func (g *gate) unlock(ctx workflow.Context) {
 			// A signal sent by a local activity: the workflow does not
 			// wait for the server to deliver it, as it does for its own.
 			in := ReleaseLockInput{Lock: g.locks[i], Transaction: g.d.Transaction}
-			fs = append(fs, workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(dctx, lockLocalOptions), ReleaseLockActivity, in))
+			fs = append(fs, workflow.ExecuteLocalActivity(withLocalActivity(dctx, lockLocalRetry()), ReleaseLockActivity, in))
 			continue
 		}
 		fs = append(fs, releaseLockBySignal(dctx, g.locks[i], g.d.Transaction))

@@ -33,3 +33,17 @@ func withShortActivity(ctx workflow.Context, timeout time.Duration, attempts int
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: attempts, NonRetryableErrorTypes: final},
 	})
 }
+
+// withLocalActivity sets the options of one of the manager's local
+// activities: each attempt bounded by config's timeout, and retry's
+// attempts all given room. The SDK's ScheduleToClose of a local activity
+// defaults to its StartToClose, which would leave an attempt that timed out
+// (an update a busy Lock answered late, a registry read) no retry at all.
+func withLocalActivity(ctx workflow.Context, retry *temporal.RetryPolicy) workflow.Context {
+	attempts := time.Duration(max(retry.MaximumAttempts, 1))
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout:    config.DefaultManagerActivityTimeout,
+		ScheduleToCloseTimeout: attempts * (config.DefaultManagerActivityTimeout + config.DefaultLocalRetryMax),
+		RetryPolicy:            retry,
+	})
+}

@@ -90,10 +90,7 @@ func recordClosed(ctx workflow.Context, txid string) {
 	info := workflow.GetInfo(ctx)
 	in := RecordInput{Workflow: info.WorkflowType.Name, Transaction: txid}
 	if changeVersion(ctx, recordStartVersion) == 1 {
-		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-			StartToCloseTimeout: config.DefaultManagerActivityTimeout,
-			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: config.DefaultLocalRetryInterval, MaximumAttempts: config.DefaultManagerActivityAttempts},
-		})
+		lctx := withLocalActivity(ctx, &temporal.RetryPolicy{InitialInterval: config.DefaultLocalRetryInterval, MaximumAttempts: config.DefaultManagerActivityAttempts})
 		err := workflow.ExecuteLocalActivity(lctx, StartRecorderActivity, StartRecorderInput{ID: info.WorkflowExecution.RunID + RecordIDSuffix, Record: in}).Get(ctx, nil)
 		if err != nil {
 			workflow.GetLogger(ctx).Warn("closed-transaction record not started", "transaction", txid, "error", err)

@@ -215,7 +215,7 @@ func (r *release) plan(ctx workflow.Context) (Plan, error) {
 		RunID: info.WorkflowExecution.RunID, RunStarted: info.WorkflowStartTime}
 	var plan Plan
 	if changeVersion(ctx, planLocalVersion) == 1 {
-		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: config.DefaultManagerActivityTimeout, RetryPolicy: retry})
+		lctx := withLocalActivity(ctx, retry)
 		err := workflow.ExecuteLocalActivity(lctx, PlanActivity, in).Get(lctx, &plan)
 		return plan, err
 	}
