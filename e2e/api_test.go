@@ -58,6 +58,20 @@ func TestUserWithOnlyTheManagersAPI(t *testing.T) {
 	assert.Contains(t, out, txid+" "+string(workflows.StatusInstallCompleted))
 	assert.Contains(t, out, "host-secure", "the summary names the host")
 
+	// Without a token, or with one the manager does not know, the request
+	// is refused before anything starts: no transaction to end REJECTED.
+	before, errOut, code := bob("list", "--project", "shop", "-o", "json")
+	require.Equal(t, cli.ExitOK, code, errOut)
+	for _, token := range []string{"", "relman-token-not-one-of-ours"} {
+		out, errOut, code = user(token, "release", "shop", "--env", "test")
+		assert.NotEqual(t, cli.ExitOK, code, "release with token %q: %s", token, out)
+		assert.Empty(t, strings.TrimSpace(out), "no transaction id is printed")
+		assert.Contains(t, errOut, "token", "the refusal names the token")
+	}
+	after, errOut, code := bob("list", "--project", "shop", "-o", "json")
+	require.Equal(t, cli.ExitOK, code, errOut)
+	assert.JSONEq(t, before, after, "nothing was started")
+
 	// status, as a word and whole.
 	out, errOut, code = bob("status", txid)
 	require.Equal(t, cli.ExitOK, code, errOut)
