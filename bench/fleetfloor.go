@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -96,17 +95,7 @@ func (f *fleetFloor) stop() {
 func startFleetFloor(s *server, hosts int) (*fleetFloor, error) {
 	f := &fleetFloor{}
 	add := func(name, queue string, c client.Client, opts worker.Options, reg func(worker.Worker)) error {
-		r, err := s.runRole(name, c, func(ctx context.Context, c client.Client, _ *slog.Logger) error {
-			opts.WorkerStopTimeout = 10 * time.Second
-			w := worker.New(c, queue, opts)
-			reg(w)
-			if err := w.Start(); err != nil {
-				return err
-			}
-			<-ctx.Done()
-			w.Stop()
-			return nil
-		})
+		r, err := s.runFloorWorker(name, queue, c, opts, reg)
 		if err != nil {
 			return err
 		}
