@@ -232,43 +232,22 @@ func (c *apiClient) poll(ctx context.Context, txid string) (*workflows.Detail, e
 // relman could not read the transaction (fault 5: a manager restarting),
 // it polls on for DefaultAPIWaitOutage.
 func (c *apiClient) wait(ctx context.Context, txid string, onChange func(*workflows.Detail)) (*workflows.Detail, error) {
-	t := time.NewTicker(config.DefaultAPIFollowEvery)
-	defer t.Stop()
-	var last *workflows.Detail
 	answered := time.Now()
-	for {
+	poll := func(ctx context.Context) (*workflows.Detail, error) {
 		d, err := c.poll(ctx, txid)
 		switch {
 		case err == nil:
 			answered = time.Now()
+			return d, nil
 		case ctx.Err() != nil:
-			return last, ctx.Err()
+			return nil, ctx.Err()
 		case transient(err) && time.Since(answered) < config.DefaultAPIWaitOutage:
-			select {
-			case <-ctx.Done():
-				return last, ctx.Err()
-			case <-t.C:
-			}
-			continue
-		default:
-			return last, err
+			return nil, nil
 		}
-		if onChange != nil {
-			onChange(d)
-		}
-		last = d
-		if d.Status.Final(d.Request.Action) {
-			if d.InstallPages == nil {
-				return d, nil
-			}
-			return c.get(ctx, txid)
-		}
-		select {
-		case <-ctx.Done():
-			return last, ctx.Err()
-		case <-t.C:
-		}
+		return nil, err
 	}
+	whole := func(ctx context.Context) (*workflows.Detail, error) { return c.get(ctx, txid) }
+	return transaction.Follow(ctx, config.DefaultAPIFollowEvery, poll, whole, onChange)
 }
 
 // transient reports an error worth polling on: no answer from the
