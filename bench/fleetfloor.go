@@ -41,7 +41,7 @@ func fleetFloorWorkflow(ctx workflow.Context, hosts int) error {
 		return err
 	}
 	if hosts <= fleetFloorChunk {
-		return fleetFloorHosts(ctx, 0, hosts)
+		return floorHosts(ctx, 0, hosts)
 	}
 	var fs []workflow.Future
 	for from := 0; from < hosts; from += fleetFloorChunk {
@@ -57,22 +57,7 @@ func fleetFloorWorkflow(ctx workflow.Context, hosts int) error {
 
 // fleetFloorChunkWorkflow is one chunk: hosts [from, to).
 func fleetFloorChunkWorkflow(ctx workflow.Context, from, to int) error {
-	return fleetFloorHosts(ctx, from, to)
-}
-
-func fleetFloorHosts(ctx workflow.Context, from, to int) error {
-	opts := workflow.ActivityOptions{StartToCloseTimeout: time.Minute}
-	var fs []workflow.Future
-	for i := from; i < to; i++ {
-		opts.TaskQueue = floorHostQueue(i)
-		fs = append(fs, workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), floorActivityName))
-	}
-	for _, f := range fs {
-		if err := f.Get(ctx, nil); err != nil {
-			return err
-		}
-	}
-	return nil
+	return floorHosts(ctx, from, to)
 }
 
 // fleetFloor is row 7's floor workers: the workflow worker and the build
