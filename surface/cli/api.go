@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/client"
+
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
@@ -102,6 +104,25 @@ func (a *app) clientConfig() (*config.Client, error) {
 		a.client.err = fmt.Errorf("RELMAN_CLIENT_CONFIG: %w", a.client.err)
 	}
 	return a.client.c, a.client.err
+}
+
+// apiOrTemporal reads through the manager's API when a manager URL is
+// set (viaAPI), else on a Temporal client dialed for it (viaTemporal).
+func apiOrTemporal[T any](a *app, viaAPI func(*apiClient) (T, error), viaTemporal func(client.Client) (T, error)) (T, error) {
+	var none T
+	api, err := a.api()
+	if err != nil {
+		return none, err
+	}
+	if api != nil {
+		return viaAPI(api)
+	}
+	c, err := a.dial()
+	if err != nil {
+		return none, err
+	}
+	defer c.Close()
+	return viaTemporal(c)
 }
 
 // api is the manager's API client when a manager URL is set, else nil.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/relman/relman/internal/transaction"
 )
@@ -35,19 +36,11 @@ func (a *app) historyCommand() *cobra.Command {
 // timeline reads a transaction's timeline, through the manager's API
 // (query_history, durations to the millisecond) or from Temporal.
 func (a *app) timeline(ctx context.Context, txid string) ([]transaction.Step, error) {
-	api, err := a.api()
-	if err != nil {
-		return nil, err
-	}
-	if api != nil {
+	return apiOrTemporal(a, func(api *apiClient) ([]transaction.Step, error) {
 		return api.history(ctx, txid)
-	}
-	c, err := a.dial()
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	return a.transactions(c).Timeline(ctx, txid)
+	}, func(c client.Client) ([]transaction.Step, error) {
+		return a.transactions(c).Timeline(ctx, txid)
+	})
 }
 
 // writeHistory writes a transaction's timeline as a table, times in local

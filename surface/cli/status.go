@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
@@ -39,23 +40,15 @@ func (a *app) statusCommand() *cobra.Command {
 // getTransaction reads a transaction's detail, through the manager's API
 // or from Temporal; one started but not run yet is STARTED.
 func (a *app) getTransaction(ctx context.Context, txid string) (*workflows.Detail, error) {
-	api, err := a.api()
-	if err != nil {
-		return nil, err
-	}
-	if api != nil {
+	return apiOrTemporal(a, func(api *apiClient) (*workflows.Detail, error) {
 		return api.get(ctx, txid)
-	}
-	c, err := a.dial()
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	d, err := a.transactions(c).Get(ctx, txid)
-	if errors.Is(err, transaction.ErrNotYet) {
-		return &workflows.Detail{Transaction: txid, Status: workflows.StatusStarted}, nil
-	}
-	return d, err
+	}, func(c client.Client) (*workflows.Detail, error) {
+		d, err := a.transactions(c).Get(ctx, txid)
+		if errors.Is(err, transaction.ErrNotYet) {
+			return &workflows.Detail{Transaction: txid, Status: workflows.StatusStarted}, nil
+		}
+		return d, err
+	})
 }
 
 // writeStatus writes the status word alone, as the seed's
