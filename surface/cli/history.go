@@ -20,16 +20,7 @@ func (a *app) historyCommand() *cobra.Command {
 		Example: `  relman history 0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10
   relman history 0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10 --output json`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			steps, err := a.timeline(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if a.output == "json" {
-				return a.printJSON(steps)
-			}
-			return writeHistory(a.opts.Stdout, steps)
-		},
+		RunE: printTransaction(a, a.timeline, writeHistory),
 	}
 }
 

@@ -289,6 +289,22 @@ func (a *app) printJSON(v any) error {
 	return enc.Encode(v)
 }
 
+// printTransaction is the RunE of a command that reads something of the
+// transaction its one argument names (read) and prints it: as JSON with
+// --output json, else as text writes it.
+func printTransaction[T any](a *app, read func(ctx context.Context, txid string) (T, error), text func(io.Writer, T) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		v, err := read(cmd.Context(), args[0])
+		if err != nil {
+			return err
+		}
+		if a.output == "json" {
+			return a.printJSON(v)
+		}
+		return text(a.opts.Stdout, v)
+	}
+}
+
 // withClient is the RunE of a command that talks to Temporal: it dials,
 // runs run with the client, and closes it.
 func (a *app) withClient(run func(cmd *cobra.Command, args []string, c client.Client) error) func(*cobra.Command, []string) error {

@@ -24,16 +24,7 @@ func (a *app) statusCommand() *cobra.Command {
 		Example: `  relman status 0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10
   relman status 0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10 --output json`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := a.getTransaction(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if a.output == "json" {
-				return a.printJSON(d)
-			}
-			return writeStatus(a.opts.Stdout, d)
-		},
+		RunE: printTransaction(a, a.getTransaction, writeStatus),
 	}
 }
 
