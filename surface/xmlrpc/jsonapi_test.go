@@ -184,6 +184,7 @@ func TestJSONAPITransactionFaults(t *testing.T) {
 		"list: limit 2.5":       {"list_transactions", `[` + cred + `, {"limit": 2.5}]`, http.StatusBadRequest, CodeBadRequest, "limit must be a whole number"},
 		"list: limit too big":   {"list_transactions", `[` + cred + `, {"limit": 5000}]`, http.StatusBadRequest, CodeBadRequest, "from 1 to 1000"},
 		"list: status as int":   {"list_transactions", `[` + cred + `, {"status": 3}]`, http.StatusBadRequest, CodeBadRequest, "filter status must be a string"},
+		"list: status too long": {"list_transactions", `[` + cred + `, {"status": "` + strings.Repeat("x", 1025) + `"}]`, http.StatusBadRequest, CodeBadRequest, "filter status is longer than 1024 characters"},
 		"list: filter array":    {"list_transactions", `[` + cred + `, []]`, http.StatusBadRequest, CodeInvalidParams, "filter must be a struct, not array"},
 		"list: three params":    {"list_transactions", `[` + cred + `, {}, {}]`, http.StatusBadRequest, CodeInvalidParams, "(credentials[, filter])"},
 		"plan: request_id":      {"plan", `[` + cred + `, {"project": "shop", "env": "test", "request_id": "a"}]`, http.StatusBadRequest, CodeBadRequest, "plan takes no request_id"},
