@@ -14,14 +14,8 @@ import (
 )
 
 func (a *app) historyCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "history TXID",
-		Short: "Print a transaction's timeline from its event history: what ran where, attempts, durations, errors",
-		Example: `  relman history 0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10
-  relman history 0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10 --output json`,
-		Args: cobra.ExactArgs(1),
-		RunE: printTransaction(a, a.timeline, writeHistory),
-	}
+	return transactionCommand(a, "history", "Print a transaction's timeline from its event history: what ran where, attempts, durations, errors",
+		a.timeline, writeHistory)
 }
 
 // timeline reads a transaction's timeline, through the manager's API

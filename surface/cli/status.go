@@ -18,14 +18,8 @@ import (
 )
 
 func (a *app) statusCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "status TXID",
-		Short: "Print a transaction's status word; with --output json, its whole detail",
-		Example: `  relman status 0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10
-  relman status 0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10 --output json`,
-		Args: cobra.ExactArgs(1),
-		RunE: printTransaction(a, a.getTransaction, writeStatus),
-	}
+	return transactionCommand(a, "status", "Print a transaction's status word; with --output json, its whole detail",
+		a.getTransaction, writeStatus)
 }
 
 // getTransaction reads a transaction's detail, through the manager's API
