@@ -79,6 +79,7 @@ func TestJSONAPICalls(t *testing.T) {
 		"unknown key":      {"echo", `{"params": [], "id": 1}`, http.StatusBadRequest, CodeParseError, `unknown field "id"`},
 		"two objects":      {"echo", `{"params": []} {"params": []}`, http.StatusBadRequest, CodeParseError, "more after its JSON object"},
 		"too deep":         {"echo", `{"params": [` + strings.Repeat("[", MaxDepth+2) + strings.Repeat("]", MaxDepth+2) + `]}`, http.StatusBadRequest, CodeInvalidRequest, "nest deeper"},
+		"too deep objects": {"echo", `{"params": [` + strings.Repeat(`{"a": `, MaxDepth+2) + `1` + strings.Repeat("}", MaxDepth+2) + `]}`, http.StatusBadRequest, CodeInvalidRequest, "nest deeper"},
 		"method fault":     {"fault", `{"params": []}`, http.StatusNotFound, CodeUnknownProject, "no"},
 		"method error":     {"fail", `{"params": []}`, http.StatusServiceUnavailable, CodeInternal, "disk full"},
 		"panic":            {"panic", `{"params": []}`, http.StatusInternalServerError, CodeInternalError, "failed inside the server"},
