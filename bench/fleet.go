@@ -303,35 +303,33 @@ func (f fleetOut) rows(quick bool) []row {
 	top := slices.Max(f.counts)
 	for _, n := range f.counts[1:] {
 		// Run i of each size is interleaved with run i of the others.
-		var rs []float64
-		for i := range f.times[n] {
-			rs = append(rs, ratioOf(f.times[n][i], f.times[base][i]))
-		}
-		mi := medianRun(rs)
-		goal, kind := "-", none
-		if n == top {
-			goal, kind = "≤ 5.0", atMost
-		}
-		rows = append(rows, row{"7", fmt.Sprintf("fan-out at fleet scale: no-op release to %d hosts vs %d (%d runs; its history: %d events, %d children)", n, base, len(f.times[n]), f.events[n], f.children[n]),
-			ms(f.times[n][mi]), ms(f.times[base][mi]), rs[mi], rs, goal, judge(quick, rs[mi], kind, 5.0, true)})
+		rows = append(rows, pairedRow(quick, "7", fmt.Sprintf("fan-out at fleet scale: no-op release to %d hosts vs %d (%d runs; its history: %d events, %d children)", n, base, len(f.times[n]), f.events[n], f.children[n]),
+			f.times[n], f.times[base], n == top, 5.0))
 	}
 	for _, n := range f.counts {
 		if len(f.floorTimes[n]) != len(f.times[n]) || len(f.times[n]) == 0 {
 			continue
 		}
-		var rs []float64
-		for i := range f.times[n] {
-			rs = append(rs, ratioOf(f.times[n][i], f.floorTimes[n][i]))
-		}
-		mi := medianRun(rs)
-		goal, kind := "-", none
-		if n == top {
-			goal, kind = "≤ 1.5", atMost
-		}
-		rows = append(rows, row{"7f", fmt.Sprintf("fan-out at fleet scale: no-op release to %d host(s) vs the bare-Temporal floor to %d (%d runs; floor: %s)", n, n, len(f.times[n]), fleetFloorShape(n)),
-			ms(f.times[n][mi]), ms(f.floorTimes[n][mi]), rs[mi], rs, goal, judge(quick, rs[mi], kind, 1.5, true)})
+		rows = append(rows, pairedRow(quick, "7f", fmt.Sprintf("fan-out at fleet scale: no-op release to %d host(s) vs the bare-Temporal floor to %d (%d runs; floor: %s)", n, n, len(f.times[n]), fleetFloorShape(n)),
+			f.times[n], f.floorTimes[n], n == top, 1.5))
 	}
 	return rows
+}
+
+// pairedRow is a row of runs that were paired: run i of relman against run
+// i of base, for every i. Its ratio is the median run's; with goaled, the
+// goal is a ratio of at most limit.
+func pairedRow(quick bool, id, what string, relman, base []time.Duration, goaled bool, limit float64) row {
+	var rs []float64
+	for i := range relman {
+		rs = append(rs, ratioOf(relman[i], base[i]))
+	}
+	mi := medianRun(rs)
+	goal, kind := "-", none
+	if goaled {
+		goal, kind = fmt.Sprintf("≤ %.1f", limit), atMost
+	}
+	return row{id, what, ms(relman[mi]), ms(base[mi]), rs[mi], rs, goal, judge(quick, rs[mi], kind, limit, true)}
 }
 
 // noRatio marks a row that is a figure, not a ratio.

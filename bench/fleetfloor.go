@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -42,7 +41,7 @@ func fleetFloorWorkflow(ctx workflow.Context, hosts int) error {
 		return err
 	}
 	if hosts <= fleetFloorChunk {
-		return fleetFloorHosts(ctx, 0, hosts)
+		return floorHosts(ctx, 0, hosts)
 	}
 	var fs []workflow.Future
 	for from := 0; from < hosts; from += fleetFloorChunk {
@@ -58,22 +57,7 @@ func fleetFloorWorkflow(ctx workflow.Context, hosts int) error {
 
 // fleetFloorChunkWorkflow is one chunk: hosts [from, to).
 func fleetFloorChunkWorkflow(ctx workflow.Context, from, to int) error {
-	return fleetFloorHosts(ctx, from, to)
-}
-
-func fleetFloorHosts(ctx workflow.Context, from, to int) error {
-	opts := workflow.ActivityOptions{StartToCloseTimeout: time.Minute}
-	var fs []workflow.Future
-	for i := from; i < to; i++ {
-		opts.TaskQueue = floorHostQueue(i)
-		fs = append(fs, workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), floorActivityName))
-	}
-	for _, f := range fs {
-		if err := f.Get(ctx, nil); err != nil {
-			return err
-		}
-	}
-	return nil
+	return floorHosts(ctx, from, to)
 }
 
 // fleetFloor is row 7's floor workers: the workflow worker and the build
@@ -96,17 +80,7 @@ func (f *fleetFloor) stop() {
 func startFleetFloor(s *server, hosts int) (*fleetFloor, error) {
 	f := &fleetFloor{}
 	add := func(name, queue string, c client.Client, opts worker.Options, reg func(worker.Worker)) error {
-		r, err := s.runRole(name, c, func(ctx context.Context, c client.Client, _ *slog.Logger) error {
-			opts.WorkerStopTimeout = 10 * time.Second
-			w := worker.New(c, queue, opts)
-			reg(w)
-			if err := w.Start(); err != nil {
-				return err
-			}
-			<-ctx.Done()
-			w.Stop()
-			return nil
-		})
+		r, err := s.runFloorWorker(name, queue, c, opts, reg)
 		if err != nil {
 			return err
 		}

@@ -34,8 +34,15 @@ func floorWorkflow(ctx workflow.Context, hosts int) error {
 	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), floorActivityName).Get(ctx, nil); err != nil {
 		return err
 	}
+	return floorHosts(ctx, 0, hosts)
+}
+
+// floorHosts runs the no-op activity on each of hosts [from, to) at once
+// and waits for them all: the floors' install step (rows 1 and 7).
+func floorHosts(ctx workflow.Context, from, to int) error {
+	opts := workflow.ActivityOptions{StartToCloseTimeout: time.Minute}
 	var fs []workflow.Future
-	for i := range hosts {
+	for i := from; i < to; i++ {
 		opts.TaskQueue = floorHostQueue(i)
 		fs = append(fs, workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), floorActivityName))
 	}
@@ -55,16 +62,7 @@ func floorNoop(context.Context) error { return nil }
 func startFloor(s *server, hosts int) ([]*inproc, error) {
 	var rs []*inproc
 	add := func(name, queue string, reg func(worker.Worker)) error {
-		r, err := s.runRole(name, nil, func(ctx context.Context, c client.Client, _ *slog.Logger) error {
-			w := worker.New(c, queue, worker.Options{WorkerStopTimeout: 10 * time.Second})
-			reg(w)
-			if err := w.Start(); err != nil {
-				return err
-			}
-			<-ctx.Done()
-			w.Stop()
-			return nil
-		})
+		r, err := s.runFloorWorker(name, queue, nil, worker.Options{}, reg)
 		if err != nil {
 			return err
 		}
@@ -88,6 +86,24 @@ func startFloor(s *server, hosts int) ([]*inproc, error) {
 		}
 	}
 	return rs, nil
+}
+
+// runFloorWorker runs one bare worker on queue as a role named name, with
+// the client c (nil: a client of its own) and opts, registered by reg,
+// until the role is stopped. The floors of rows 1 and 7 run all their
+// workers this way.
+func (s *server) runFloorWorker(name, queue string, c client.Client, opts worker.Options, reg func(worker.Worker)) (*inproc, error) {
+	return s.runRole(name, c, func(ctx context.Context, c client.Client, _ *slog.Logger) error {
+		opts.WorkerStopTimeout = 10 * time.Second
+		w := worker.New(c, queue, opts)
+		reg(w)
+		if err := w.Start(); err != nil {
+			return err
+		}
+		<-ctx.Done()
+		w.Stop()
+		return nil
+	})
 }
 
 // floorRun runs one bare workflow from start request to completion.

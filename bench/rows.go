@@ -69,11 +69,7 @@ func (b *bench) orchestration(ctx context.Context, s *server, env, tag string) (
 	envs := append([]string{env}, burstEnvs(env, b.o.conc)...)
 	for i := range 3 {
 		host := fmt.Sprintf("%s-h%d", tag, i)
-		ic, err := installerConfig(s.addr, host, b.root, "app", envs)
-		if err != nil {
-			return out, err
-		}
-		r, err := startInstaller(s, ic, nil)
+		r, err := b.startInstaller(s, host, envs, nil)
 		if err != nil {
 			return out, err
 		}
@@ -249,11 +245,7 @@ func (b *bench) fanout(ctx context.Context, s *server) (fanOut, error) {
 				envs = append(envs, fmt.Sprintf("fan%d", n))
 			}
 		}
-		ic, err := installerConfig(s.addr, host, b.root, "app", envs)
-		if err != nil {
-			return out, err
-		}
-		r, err := startInstaller(s, ic, c)
+		r, err := b.startInstaller(s, host, envs, c)
 		if err != nil {
 			return out, err
 		}

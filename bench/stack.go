@@ -357,7 +357,14 @@ func startBuilder(s *server, cfg *config.Builder) (*inproc, error) {
 	return s.runRelman(cfg.Name, cfg, nil)
 }
 
-func startInstaller(s *server, cfg *config.Installer, shared client.Client) (*inproc, error) {
+// startInstaller runs host, installing the target "app" for every env
+// listed (installerConfig), in this process, on its own client or on
+// shared.
+func (b *bench) startInstaller(s *server, host string, envs []string, shared client.Client) (*inproc, error) {
+	cfg, err := installerConfig(s.addr, host, b.root, "app", envs)
+	if err != nil {
+		return nil, err
+	}
 	return s.runRelman(cfg.Host, cfg, shared)
 }
 

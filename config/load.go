@@ -50,31 +50,19 @@ func (c *Installer) Base() *Service { return &c.Service }
 // format version), the config is nil.
 func LoadManager(path string) (*Manager, error) {
 	c := &Manager{}
-	ok, err := load(path, &c.path, c)
-	if !ok {
-		return nil, err
-	}
-	return c, err
+	return load(path, &c.path, c)
 }
 
 // LoadBuilder is LoadManager for builder files.
 func LoadBuilder(path string) (*Builder, error) {
 	c := &Builder{}
-	ok, err := load(path, &c.path, c)
-	if !ok {
-		return nil, err
-	}
-	return c, err
+	return load(path, &c.path, c)
 }
 
 // LoadInstaller is LoadManager for installer files.
 func LoadInstaller(path string) (*Installer, error) {
 	c := &Installer{}
-	ok, err := load(path, &c.path, c)
-	if !ok {
-		return nil, err
-	}
-	return c, err
+	return load(path, &c.path, c)
 }
 
 // Load reads a file of any role, telling the role by the fields only that
@@ -121,14 +109,21 @@ func read(path string) (string, []byte, error) {
 	return abs, data, nil
 }
 
-// load reads the file at path into c, recording its absolute path in dst.
-func load(path string, dst *string, c File) (bool, error) {
+// load reads the file at path into c, recording its absolute path in dst,
+// and returns c, or nil when the file does not decode (LoadManager says
+// when).
+func load[C File](path string, dst *string, c C) (C, error) {
+	var none C
 	abs, data, err := read(path)
 	if err != nil {
-		return false, err
+		return none, err
 	}
 	*dst = abs
-	return parse(abs, data, c)
+	ok, err := parse(abs, data, c)
+	if !ok {
+		return none, err
+	}
+	return c, err
 }
 
 // parse reports ok when c was decoded and so is worth returning, even

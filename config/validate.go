@@ -83,20 +83,10 @@ func (c *Manager) Validate() error {
 		ps.add("listen_address", "%q is not an IP address; use e.g. 127.0.0.1, or 0.0.0.0 for every interface", a)
 	}
 	c.Gateway.validate(&ps, c.ListenAddress)
-	if len(c.Environments) == 0 {
-		ps.add("environments", "none defined; releases need at least one environment")
-	}
-	for _, name := range sortedKeys(c.Environments) {
-		checkName(&ps, "environments."+name, name)
-		c.Environments[name].validate(&ps, "environments."+name)
-	}
-	if len(c.Projects) == 0 {
-		ps.add("projects", "none defined; define at least one project")
-	}
-	for _, name := range sortedKeys(c.Projects) {
-		field := "projects." + name
-		checkName(&ps, field, name)
-		p := c.Projects[name]
+	checkNamed(&ps, "environments", c.Environments, "none defined; releases need at least one environment", func(field, _ string, e Environment) {
+		e.validate(&ps, field)
+	})
+	checkNamed(&ps, "projects", c.Projects, "none defined; define at least one project", func(field, _ string, p ProjectDef) {
 		if len(p.Targets) == 0 {
 			ps.add(field+".targets", "none defined; a project needs at least one target")
 		}
@@ -109,7 +99,7 @@ func (c *Manager) Validate() error {
 			}
 			seen[t] = true
 		}
-	}
+	})
 	checkDuration(&ps, "timeouts.build", c.Timeouts.Build)
 	checkDuration(&ps, "timeouts.install", c.Timeouts.Install)
 	checkDuration(&ps, "timeouts.host", c.Timeouts.Host)
@@ -180,13 +170,7 @@ func (c *Builder) Validate() error {
 	var ps problems
 	c.Service.validateWorker(&ps, workerID{"name", c.Name, "missing and the host name is unknown; set name"},
 		c.Managers, c.managersConflict, c.Artifacts, c.Lease)
-	if len(c.Projects) == 0 {
-		ps.add("projects", "none defined; define at least one project to build")
-	}
-	for _, name := range sortedKeys(c.Projects) {
-		field := "projects." + name
-		checkName(&ps, field, name)
-		p := c.Projects[name]
+	checkNamed(&ps, "projects", c.Projects, "none defined; define at least one project to build", func(field, _ string, p BuildBehavior) {
 		switch {
 		case p.Source.Git == "" && p.Source.Svn == "":
 			ps.add(field+".source", "neither git nor svn is set; set one")
@@ -218,24 +202,19 @@ func (c *Builder) Validate() error {
 				checkInCheckout(&ps, f+".dir", s.Dir)
 			}
 		}
-		if len(p.Outputs) == 0 {
-			ps.add(field+".outputs", "none defined; a project needs at least one output")
-		}
-		for _, t := range sortedKeys(p.Outputs) {
-			f := field + ".outputs." + t
-			checkName(&ps, f, t)
-			if p.Outputs[t].Path == "" {
+		checkNamed(&ps, field+".outputs", p.Outputs, "none defined; a project needs at least one output", func(f, _ string, o Output) {
+			if o.Path == "" {
 				ps.add(f+".path", "missing")
 			} else {
-				checkInCheckout(&ps, f+".path", p.Outputs[t].Path)
+				checkInCheckout(&ps, f+".path", o.Path)
 			}
-		}
+		})
 		for _, k := range sortedKeys(p.Env) {
 			if k == "" || strings.ContainsAny(k, "=\x00") {
 				ps.add(field+".env", "%q is not an environment variable name", k)
 			}
 		}
-	}
+	})
 	return ps.err(label(c.path, "builder config"))
 }
 
@@ -246,20 +225,8 @@ func (c *Installer) Validate() error {
 	c.Service.validateWorker(&ps, workerID{"host", c.Host, "missing; set the name this host registers under"},
 		c.Managers, c.managersConflict, c.Artifacts, c.Lease)
 	checkTrust(&ps, c.Trust)
-	if len(c.Environments) == 0 {
-		ps.add("environments", "none defined; define at least one environment with its targets")
-	}
-	for _, env := range sortedKeys(c.Environments) {
-		field := "environments." + env
-		checkName(&ps, field, env)
-		targets := c.Environments[env]
-		if len(targets) == 0 {
-			ps.add(field, "no targets; list the targets this host installs in %s", env)
-		}
-		for _, t := range sortedKeys(targets) {
-			f := field + "." + t
-			checkName(&ps, f, t)
-			b := targets[t]
+	checkNamed(&ps, "environments", c.Environments, "none defined; define at least one environment with its targets", func(field, env string, targets map[string]InstallBehavior) {
+		checkNamed(&ps, field, targets, "no targets; list the targets this host installs in "+env, func(f, _ string, b InstallBehavior) {
 			if b.Behavior == "" {
 				ps.add(f+".behavior", "missing; want one of %s, or one an installer of your own registers", strings.Join(BuiltinBehaviors, ", "))
 			}
@@ -284,8 +251,8 @@ func (c *Installer) Validate() error {
 				ps.add(f+".timeout", "%s is negative", b.Timeout)
 			}
 			b.validateRollout(&ps, f)
-		}
-	}
+		})
+	})
 	return ps.err(label(c.path, "installer config"))
 }
 
@@ -338,6 +305,21 @@ func Loopback(address string) bool {
 	}
 	ip := net.ParseIP(address)
 	return ip != nil && ip.IsLoopback()
+}
+
+// checkNamed checks a section of named entries (projects, environments,
+// targets, outputs): none at all is the problem empty says, then, in name
+// order, each entry's name and whatever check finds in it, given the
+// entry's field (field.name).
+func checkNamed[V any](ps *problems, field string, m map[string]V, empty string, check func(field, name string, v V)) {
+	if len(m) == 0 {
+		ps.add(field, "%s", empty)
+	}
+	for _, name := range sortedKeys(m) {
+		f := field + "." + name
+		checkName(ps, f, name)
+		check(f, name, m[name])
+	}
 }
 
 func checkName(ps *problems, field, name string) {

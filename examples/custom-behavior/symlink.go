@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/relman/relman/behavior"
 	"github.com/relman/relman/config"
@@ -177,46 +176,19 @@ func (SymlinkRelease) Rollback(_ context.Context, req behavior.RollbackRequest) 
 }
 
 // Live reports the release current points at, and the releases kept,
-// oldest first.
+// oldest first. The layout (releases/ and current) is the one of relman's
+// own release behavior, so its public readers, behavior.CurrentRelease and
+// behavior.Releases, read it.
 func (SymlinkRelease) Live(cfg config.InstallBehavior) (behavior.Live, error) {
 	var live behavior.Live
-	target, err := os.Readlink(filepath.Join(cfg.Path, "current"))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	cur, err := behavior.CurrentRelease(cfg.Path)
+	if err != nil {
 		return live, err
 	}
-	if err == nil {
-		live.Transaction = filepath.Base(target)
-		live.Path = filepath.Join(cfg.Path, "releases", live.Transaction)
+	if cur != "" {
+		live.Transaction = cur
+		live.Path = filepath.Join(cfg.Path, "releases", cur)
 	}
-	entries, err := os.ReadDir(filepath.Join(cfg.Path, "releases"))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return live, err
-	}
-	type release struct {
-		name string
-		made time.Time
-	}
-	var rs []release
-	for _, e := range entries {
-		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		fi, err := e.Info()
-		if err != nil {
-			return live, err
-		}
-		rs = append(rs, release{e.Name(), fi.ModTime()})
-	}
-	// A release directory is renamed into place once, whole, so its time
-	// is when it was made; names break ties.
-	slices.SortFunc(rs, func(a, b release) int {
-		if c := a.made.Compare(b.made); c != 0 {
-			return c
-		}
-		return strings.Compare(a.name, b.name)
-	})
-	for _, r := range rs {
-		live.Releases = append(live.Releases, r.name)
-	}
-	return live, nil
+	live.Releases, err = behavior.Releases(cfg.Path)
+	return live, err
 }

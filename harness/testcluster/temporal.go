@@ -123,22 +123,17 @@ dynamicConfigClient:
 # History and visibility archival on the filestore, on for every namespace
 # (the defaults apply to the namespace made later): a closed workflow's
 # history is archived when it closes, and read back once retention (or a
-# deletion) has removed the execution.
+# deletion) has removed the execution. Visibility is archived the same way
+# as history (the YAML alias *filestore).
 archival:
-  history:
+  history: &filestore
     state: enabled
     enableRead: true
     provider:
       filestore:
         fileMode: "0644"
         dirMode: "0755"
-  visibility:
-    state: enabled
-    enableRead: true
-    provider:
-      filestore:
-        fileMode: "0644"
-        dirMode: "0755"
+  visibility: *filestore
 
 namespaceDefaults:
   archival:

@@ -46,6 +46,18 @@ func tarRefusals() map[string]tarCase {
 			entries: func(sandbox) []tarEntry { return []tarEntry{tfile(`..\sentinel\pwned`, 0o644, "x")} },
 			reason:  "backslash",
 		},
+		"file entry names the destination": {
+			entries: func(sandbox) []tarEntry { return []tarEntry{tfile(".", 0o644, "x")} },
+			reason:  "file entry names the destination itself",
+		},
+		"symlink entry names the destination": {
+			entries: func(sandbox) []tarEntry { return []tarEntry{tsymlink(".", "elsewhere")} },
+			reason:  "symlink entry names the destination itself",
+		},
+		"hard link entry names the destination": {
+			entries: func(sandbox) []tarEntry { return []tarEntry{tfile("f", 0o644, "x"), thardlink(".", "f")} },
+			reason:  "hard link entry names the destination itself",
+		},
 		"symlink to /etc": {
 			entries: func(sandbox) []tarEntry { return []tarEntry{tsymlink("etc", "/etc")} },
 			reason:  "absolute",

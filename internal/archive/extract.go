@@ -290,6 +290,16 @@ func (x *extractor) name(name string) (string, error) {
 	return p, nil
 }
 
+// entryName is x.name of an entry of kind (file, symlink, hard link) that
+// may not name the destination itself.
+func (x *extractor) entryName(entry, kind string) (string, error) {
+	name, err := x.name(entry)
+	if err == nil && name == "." {
+		return "", unsafeEntry(entry, "%s entry names the destination itself", kind)
+	}
+	return name, err
+}
+
 // mkParents creates the directories above name. An existing symlink on the
 // way is refused rather than followed: writing through a link the archive
 // planted is how a duplicate entry overwrites something it should not.
@@ -353,12 +363,9 @@ func (x *extractor) dir(entry string, mode fs.FileMode) error {
 }
 
 func (x *extractor) file(entry string, mode fs.FileMode, r io.Reader, declared int64) error {
-	name, err := x.name(entry)
+	name, err := x.entryName(entry, "file")
 	if err != nil {
 		return err
-	}
-	if name == "." {
-		return unsafeEntry(entry, "file entry names the destination itself")
 	}
 	// Header sizes give an early, cheap refusal; the real limit is enforced
 	// on the bytes copied below, since headers can lie.
@@ -407,12 +414,9 @@ func (x *extractor) file(entry string, mode fs.FileMode, r io.Reader, declared i
 }
 
 func (x *extractor) symlink(entry, target string) error {
-	name, err := x.name(entry)
+	name, err := x.entryName(entry, "symlink")
 	if err != nil {
 		return err
-	}
-	if name == "." {
-		return unsafeEntry(entry, "symlink entry names the destination itself")
 	}
 	if strings.ContainsRune(target, 0) {
 		return unsafeEntry(entry, "NUL byte in symlink target")
@@ -434,12 +438,9 @@ func (x *extractor) symlink(entry, target string) error {
 }
 
 func (x *extractor) hardlink(entry, linkname string) error {
-	name, err := x.name(entry)
+	name, err := x.entryName(entry, "hard link")
 	if err != nil {
 		return err
-	}
-	if name == "." {
-		return unsafeEntry(entry, "hard link entry names the destination itself")
 	}
 	target, reason := cleanName(linkname)
 	if reason != "" {

@@ -196,13 +196,32 @@ func intoEnv(env string) string {
 // result stream. While it polls, a large transaction's detail carries its
 // installs' count by state (InstallPages), not the installs themselves.
 func Wait(ctx context.Context, c client.Client, txid string, onChange func(*workflows.Detail)) (*workflows.Detail, error) {
-	t := time.NewTicker(config.DefaultFollowEvery)
+	poll := func(ctx context.Context) (*workflows.Detail, error) {
+		d, err := get(ctx, c, txid, false)
+		if errors.Is(err, ErrNotYet) {
+			return nil, nil
+		}
+		return d, err
+	}
+	whole := func(ctx context.Context) (*workflows.Detail, error) { return Get(ctx, c, txid) }
+	return Follow(ctx, config.DefaultFollowEvery, poll, whole, onChange)
+}
+
+// Follow is the one loop of a client waiting for a transaction to end, on
+// Temporal (Wait) or through the manager's API: it calls poll every tick,
+// and onChange (when not nil) with each detail poll reads, until the status
+// is final. A poll that reads no detail and no error (nothing to show yet,
+// or a pause worth waiting out) waits for the next tick; a poll's error
+// ends it, with the last detail read. A final detail that carries only its
+// installs' count by state (InstallPages) is read again whole, by whole.
+func Follow(ctx context.Context, every time.Duration, poll, whole func(context.Context) (*workflows.Detail, error), onChange func(*workflows.Detail)) (*workflows.Detail, error) {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	var last *workflows.Detail
 	for {
-		d, err := get(ctx, c, txid, false)
-		if err != nil && !errors.Is(err, ErrNotYet) {
-			return nil, err
+		d, err := poll(ctx)
+		if err != nil {
+			return last, err
 		}
 		if d != nil {
 			if onChange != nil {
@@ -213,15 +232,12 @@ func Wait(ctx context.Context, c client.Client, txid string, onChange func(*work
 				if d.InstallPages == nil {
 					return d, nil
 				}
-				return Get(ctx, c, txid)
+				return whole(ctx)
 			}
 		}
 		select {
 		case <-ctx.Done():
-			if last != nil {
-				return last, ctx.Err()
-			}
-			return nil, ctx.Err()
+			return last, ctx.Err()
 		case <-t.C:
 		}
 	}

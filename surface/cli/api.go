@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/client"
+
 	"github.com/relman/relman/config"
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
@@ -102,6 +104,25 @@ func (a *app) clientConfig() (*config.Client, error) {
 		a.client.err = fmt.Errorf("RELMAN_CLIENT_CONFIG: %w", a.client.err)
 	}
 	return a.client.c, a.client.err
+}
+
+// apiOrTemporal reads through the manager's API when a manager URL is
+// set (viaAPI), else on a Temporal client dialed for it (viaTemporal).
+func apiOrTemporal[T any](a *app, viaAPI func(*apiClient) (T, error), viaTemporal func(client.Client) (T, error)) (T, error) {
+	var none T
+	api, err := a.api()
+	if err != nil {
+		return none, err
+	}
+	if api != nil {
+		return viaAPI(api)
+	}
+	c, err := a.dial()
+	if err != nil {
+		return none, err
+	}
+	defer c.Close()
+	return viaTemporal(c)
 }
 
 // api is the manager's API client when a manager URL is set, else nil.
@@ -232,43 +253,22 @@ func (c *apiClient) poll(ctx context.Context, txid string) (*workflows.Detail, e
 // relman could not read the transaction (fault 5: a manager restarting),
 // it polls on for DefaultAPIWaitOutage.
 func (c *apiClient) wait(ctx context.Context, txid string, onChange func(*workflows.Detail)) (*workflows.Detail, error) {
-	t := time.NewTicker(config.DefaultAPIFollowEvery)
-	defer t.Stop()
-	var last *workflows.Detail
 	answered := time.Now()
-	for {
+	poll := func(ctx context.Context) (*workflows.Detail, error) {
 		d, err := c.poll(ctx, txid)
 		switch {
 		case err == nil:
 			answered = time.Now()
+			return d, nil
 		case ctx.Err() != nil:
-			return last, ctx.Err()
+			return nil, ctx.Err()
 		case transient(err) && time.Since(answered) < config.DefaultAPIWaitOutage:
-			select {
-			case <-ctx.Done():
-				return last, ctx.Err()
-			case <-t.C:
-			}
-			continue
-		default:
-			return last, err
+			return nil, nil
 		}
-		if onChange != nil {
-			onChange(d)
-		}
-		last = d
-		if d.Status.Final(d.Request.Action) {
-			if d.InstallPages == nil {
-				return d, nil
-			}
-			return c.get(ctx, txid)
-		}
-		select {
-		case <-ctx.Done():
-			return last, ctx.Err()
-		case <-t.C:
-		}
+		return nil, err
 	}
+	whole := func(ctx context.Context) (*workflows.Detail, error) { return c.get(ctx, txid) }
+	return transaction.Follow(ctx, config.DefaultAPIFollowEvery, poll, whole, onChange)
 }
 
 // transient reports an error worth polling on: no answer from the

@@ -8,46 +8,24 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/relman/relman/internal/transaction"
 )
 
 func (a *app) historyCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "history TXID",
-		Short: "Print a transaction's timeline from its event history: what ran where, attempts, durations, errors",
-		Example: `  relman history 0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10
-  relman history 0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10 --output json`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			steps, err := a.timeline(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if a.output == "json" {
-				return a.printJSON(steps)
-			}
-			return writeHistory(a.opts.Stdout, steps)
-		},
-	}
+	return transactionCommand(a, "history", "Print a transaction's timeline from its event history: what ran where, attempts, durations, errors",
+		a.timeline, writeHistory)
 }
 
 // timeline reads a transaction's timeline, through the manager's API
 // (query_history, durations to the millisecond) or from Temporal.
 func (a *app) timeline(ctx context.Context, txid string) ([]transaction.Step, error) {
-	api, err := a.api()
-	if err != nil {
-		return nil, err
-	}
-	if api != nil {
+	return apiOrTemporal(a, func(api *apiClient) ([]transaction.Step, error) {
 		return api.history(ctx, txid)
-	}
-	c, err := a.dial()
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	return a.transactions(c).Timeline(ctx, txid)
+	}, func(c client.Client) ([]transaction.Step, error) {
+		return a.transactions(c).Timeline(ctx, txid)
+	})
 }
 
 // writeHistory writes a transaction's timeline as a table, times in local

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/relman/relman/internal/transaction"
 )
@@ -76,20 +77,12 @@ Transactions started before relman recorded their manager carry none: only
 // list lists transactions, through the manager's API (its own manager's,
 // those the user may read) or from Temporal.
 func (a *app) list(ctx context.Context, f transaction.Filter, all bool) ([]transaction.Listed, error) {
-	api, err := a.api()
-	if err != nil {
-		return nil, err
-	}
-	if api != nil {
+	return apiOrTemporal(a, func(api *apiClient) ([]transaction.Listed, error) {
 		if all {
 			return nil, usageErr("--all-managers is not available over the manager's API (--manager-url): a manager lists its own transactions")
 		}
 		return api.list(ctx, f)
-	}
-	c, err := a.dial()
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	return a.transactions(c).List(ctx, f)
+	}, func(c client.Client) ([]transaction.Listed, error) {
+		return a.transactions(c).List(ctx, f)
+	})
 }

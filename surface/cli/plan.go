@@ -17,20 +17,24 @@ import (
 	"github.com/relman/relman/workflows"
 )
 
-// rolloutFlags are the rollout overrides of `relman release` and `relman
-// plan`.
-type rolloutFlags struct {
-	r rollout.Policy
+// requestFlags are the flags `relman release` and `relman plan` share to
+// make a request: --env, --action and the rollout overrides. A command
+// adds its own flags on req.
+type requestFlags struct {
+	req    workflows.Request
+	action string
+	r      rollout.Policy
 }
 
-// request completes a release or plan request from the command line: the
-// project, a build or install action (an install names its environment),
-// a valid source selector and the rollout flags.
-func (ro *rolloutFlags) request(req *workflows.Request, project, action string) error {
+// request completes the request from the command line: the project, a
+// build or install action (an install names its environment), a valid
+// source selector and the rollout flags.
+func (f *requestFlags) request(project string) error {
+	req := &f.req
 	req.Project = project
-	req.Action = workflows.Action(action)
+	req.Action = workflows.Action(f.action)
 	if req.Action != workflows.ActionBuild && req.Action != workflows.ActionInstall {
-		return usageErr("--action must be build or install, not %q", action)
+		return usageErr("--action must be build or install, not %q", f.action)
 	}
 	if req.Action == workflows.ActionInstall && req.Env == "" {
 		return usageErr("an install needs --env (for example --env test), or use --action build")
@@ -39,11 +43,13 @@ func (ro *rolloutFlags) request(req *workflows.Request, project, action string) 
 		return usageErr("%v", err)
 	}
 	var err error
-	req.Rollout, err = ro.rollout()
+	req.Rollout, err = f.rollout()
 	return err
 }
 
-func (f *rolloutFlags) add(fs *pflag.FlagSet) {
+func (f *requestFlags) add(fs *pflag.FlagSet) {
+	fs.StringVar(&f.req.Env, "env", "", "environment to install into (required for install)")
+	fs.StringVar(&f.action, "action", "install", "build, or install (build then install)")
 	fs.StringVar(&f.r.Strategy, "strategy", "", "rollout strategy: all-at-once or rolling (default: the environment's)")
 	fs.StringVar(&f.r.Batch, "batch", "", "hosts per batch of a rolling release: a count (2) or a share (25%)")
 	fs.DurationVar(&f.r.Pause, "pause", 0, "pause between batches, such as 30s")
@@ -51,7 +57,7 @@ func (f *rolloutFlags) add(fs *pflag.FlagSet) {
 }
 
 // rollout is the request's override, nil when no flag was given.
-func (f *rolloutFlags) rollout() (*rollout.Policy, error) {
+func (f *requestFlags) rollout() (*rollout.Policy, error) {
 	if f.r == (rollout.Policy{}) {
 		return nil, nil
 	}
@@ -63,11 +69,7 @@ func (f *rolloutFlags) rollout() (*rollout.Policy, error) {
 }
 
 func (a *app) planCommand() *cobra.Command {
-	var (
-		req    workflows.Request
-		action string
-		ro     rolloutFlags
-	)
+	var rf requestFlags
 	cmd := &cobra.Command{
 		Use:   "plan PROJECT --env E",
 		Short: "Show what a release would do, without doing it: builder, hosts, batches, approval, lock",
@@ -75,9 +77,10 @@ func (a *app) planCommand() *cobra.Command {
   relman plan template --env prod --strategy rolling --batch 25% --output json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := ro.request(&req, args[0], action); err != nil {
+			if err := rf.request(args[0]); err != nil {
 				return err
 			}
+			req := rf.req
 			req.Requester = requester(a.opts.LookupEnv)
 			res, builders, err := a.plan(cmd.Context(), req)
 			if err != nil {
@@ -93,10 +96,7 @@ func (a *app) planCommand() *cobra.Command {
 			return nil
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&req.Env, "env", "", "environment to install into (required for install)")
-	f.StringVar(&action, "action", "install", "build, or install (build then install)")
-	ro.add(f)
+	rf.add(cmd.Flags())
 	return cmd
 }
 

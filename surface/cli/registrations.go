@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/relman/relman/internal/registry"
 	"github.com/relman/relman/workflows"
@@ -49,19 +50,11 @@ func (a *app) registrationsCommand() *cobra.Command {
 // registrations lists the leases, through the manager's API or on
 // Temporal.
 func (a *app) registrations(ctx context.Context, now time.Time) ([]workflows.Lease, error) {
-	api, err := a.api()
-	if err != nil {
-		return nil, err
-	}
-	if api != nil {
+	return apiOrTemporal(a, func(api *apiClient) ([]workflows.Lease, error) {
 		return api.registrations(ctx)
-	}
-	c, err := a.dial()
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	return registry.Registry{Client: c, ID: a.registry, ManagerQueue: a.queue}.List(ctx, now)
+	}, func(c client.Client) ([]workflows.Lease, error) {
+		return registry.Registry{Client: c, ID: a.registry, ManagerQueue: a.queue}.List(ctx, now)
+	})
 }
 
 func advertises(l workflows.Lease) string {

@@ -20,11 +20,9 @@ import (
 
 func (a *app) releaseCommand() *cobra.Command {
 	var (
-		req          workflows.Request
-		action       string
+		rf           requestFlags
 		wait, follow bool
 		id           string
-		ro           rolloutFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "release PROJECT",
@@ -34,25 +32,24 @@ func (a *app) releaseCommand() *cobra.Command {
   relman release template --action build --tag v1.2.0 --wait`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := ro.request(&req, args[0], action); err != nil {
+			if err := rf.request(args[0]); err != nil {
 				return err
 			}
-			return a.submit(cmd.Context(), req, submitOptions{id: id, wait: wait, follow: follow})
+			return a.submit(cmd.Context(), rf.req, submitOptions{id: id, wait: wait, follow: follow})
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&req.Env, "env", "", "environment to install into (required for install)")
+	req := &rf.req
 	f.BoolVar(&req.Source.Trunk, "trunk", false, "build the default branch (the default)")
 	f.StringVar(&req.Source.Branch, "branch", "", "build this branch")
 	f.StringVar(&req.Source.Tag, "tag", "", "build this tag")
 	f.StringVar(&req.Source.Revision, "revision", "", "build this commit or revision")
 	f.StringVar(&req.Source.URL, "url", "", "build from this repository URL (must match the project's allowed prefixes)")
-	f.StringVar(&action, "action", "install", "build, or install (build then install)")
 	f.BoolVar(&wait, "wait", false, "wait for the final status; exit 3 unless it succeeded")
 	f.BoolVar(&follow, "follow", false, "show live progress until the final status; exit 3 unless it succeeded")
 	f.StringVar(&id, "request-id", "", "idempotency key: the same id starts one transaction and returns it again")
 	f.BoolVar(&req.Rebuild, "rebuild", false, "build even if this commit was built before with the same build config")
-	ro.add(f)
+	rf.add(f)
 	return cmd
 }
 

@@ -289,6 +289,29 @@ func (a *app) printJSON(v any) error {
 	return enc.Encode(v)
 }
 
+// transactionCommand is `relman name TXID`: it reads something of the
+// transaction (read) and prints it: as JSON with --output json, else as
+// text writes it.
+func transactionCommand[T any](a *app, name, short string, read func(ctx context.Context, txid string) (T, error), text func(io.Writer, T) error) *cobra.Command {
+	const txid = "0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10"
+	return &cobra.Command{
+		Use:     name + " TXID",
+		Short:   short,
+		Example: "  relman " + name + " " + txid + "\n  relman " + name + " " + txid + " --output json",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v, err := read(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if a.output == "json" {
+				return a.printJSON(v)
+			}
+			return text(a.opts.Stdout, v)
+		},
+	}
+}
+
 // withClient is the RunE of a command that talks to Temporal: it dials,
 // runs run with the client, and closes it.
 func (a *app) withClient(run func(cmd *cobra.Command, args []string, c client.Client) error) func(*cobra.Command, []string) error {

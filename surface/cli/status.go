@@ -11,51 +11,29 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
 )
 
 func (a *app) statusCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "status TXID",
-		Short: "Print a transaction's status word; with --output json, its whole detail",
-		Example: `  relman status 0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10
-  relman status 0190c5a4-7d1e-7b3c-9a52-3f1f0e6f2a10 --output json`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := a.getTransaction(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if a.output == "json" {
-				return a.printJSON(d)
-			}
-			return writeStatus(a.opts.Stdout, d)
-		},
-	}
+	return transactionCommand(a, "status", "Print a transaction's status word; with --output json, its whole detail",
+		a.getTransaction, writeStatus)
 }
 
 // getTransaction reads a transaction's detail, through the manager's API
 // or from Temporal; one started but not run yet is STARTED.
 func (a *app) getTransaction(ctx context.Context, txid string) (*workflows.Detail, error) {
-	api, err := a.api()
-	if err != nil {
-		return nil, err
-	}
-	if api != nil {
+	return apiOrTemporal(a, func(api *apiClient) (*workflows.Detail, error) {
 		return api.get(ctx, txid)
-	}
-	c, err := a.dial()
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	d, err := a.transactions(c).Get(ctx, txid)
-	if errors.Is(err, transaction.ErrNotYet) {
-		return &workflows.Detail{Transaction: txid, Status: workflows.StatusStarted}, nil
-	}
-	return d, err
+	}, func(c client.Client) (*workflows.Detail, error) {
+		d, err := a.transactions(c).Get(ctx, txid)
+		if errors.Is(err, transaction.ErrNotYet) {
+			return &workflows.Detail{Transaction: txid, Status: workflows.StatusStarted}, nil
+		}
+		return d, err
+	})
 }
 
 // writeStatus writes the status word alone, as the seed's

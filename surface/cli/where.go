@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/relman/relman/internal/transaction"
 	"github.com/relman/relman/workflows"
@@ -44,19 +45,11 @@ func (a *app) whereCommand() *cobra.Command {
 // where asks which transaction is live where, through the manager's API or
 // on Temporal.
 func (a *app) where(ctx context.Context, project, env string) (*workflows.WhereResult, error) {
-	api, err := a.api()
-	if err != nil {
-		return nil, err
-	}
-	if api != nil {
+	return apiOrTemporal(a, func(api *apiClient) (*workflows.WhereResult, error) {
 		return api.where(ctx, project, env)
-	}
-	c, err := a.dial()
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	return transaction.Where(ctx, c, a.queue, project, env)
+	}, func(c client.Client) (*workflows.WhereResult, error) {
+		return transaction.Where(ctx, c, a.queue, project, env)
+	})
 }
 
 // writeWhere writes which transaction is live on each host and target, and

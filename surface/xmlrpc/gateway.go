@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -161,23 +162,11 @@ named targets) holding a live lease with this manager.`,
 	return s
 }
 
-func (g *Gateway) projects() []string {
-	out := make([]string, 0, len(g.Config.Projects))
-	for p := range g.Config.Projects {
-		out = append(out, p)
-	}
-	slices.Sort(out)
-	return out
-}
+// projects are the manager's projects, sorted.
+func (g *Gateway) projects() []string { return slices.Sorted(maps.Keys(g.Config.Projects)) }
 
-func (g *Gateway) envs() []string {
-	out := make([]string, 0, len(g.Config.Environments))
-	for e := range g.Config.Environments {
-		out = append(out, e)
-	}
-	slices.Sort(out)
-	return out
-}
+// envs are the manager's environments, sorted.
+func (g *Gateway) envs() []string { return slices.Sorted(maps.Keys(g.Config.Environments)) }
 
 func (g *Gateway) log() *slog.Logger {
 	if g.Log == nil {

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"iter"
+	"maps"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -182,29 +185,32 @@ func fromJSON(v any, depth int) (any, error) {
 		}
 		return f, nil
 	case []any:
-		if depth > MaxDepth {
-			return nil, Faultf(CodeInvalidRequest, "arrays and objects nest deeper than %d levels", MaxDepth)
-		}
-		for i, e := range t {
-			c, err := fromJSON(e, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			t[i] = c
+		if err := fromJSONEach(depth, slices.All(t), func(i int, c any) { t[i] = c }); err != nil {
+			return nil, err
 		}
 		return t, nil
 	case map[string]any:
-		if depth > MaxDepth {
-			return nil, Faultf(CodeInvalidRequest, "arrays and objects nest deeper than %d levels", MaxDepth)
-		}
-		for k, e := range t {
-			c, err := fromJSON(e, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			t[k] = c
+		if err := fromJSONEach(depth, maps.All(t), func(k string, c any) { t[k] = c }); err != nil {
+			return nil, err
 		}
 		return t, nil
 	}
 	return v, nil
+}
+
+// fromJSONEach converts every element of an array or object nested at
+// depth, setting each converted one back in place; past MaxDepth it
+// refuses the request.
+func fromJSONEach[K comparable](depth int, all iter.Seq2[K, any], set func(K, any)) error {
+	if depth > MaxDepth {
+		return Faultf(CodeInvalidRequest, "arrays and objects nest deeper than %d levels", MaxDepth)
+	}
+	for k, e := range all {
+		c, err := fromJSON(e, depth+1)
+		if err != nil {
+			return err
+		}
+		set(k, c)
+	}
+	return nil
 }

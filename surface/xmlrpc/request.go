@@ -3,8 +3,6 @@ package xmlrpc
 import (
 	"context"
 	"errors"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -69,30 +67,8 @@ func (g *Gateway) signer(p auth.Principal) *transaction.Signer {
 // checked here; what needs the registry is the workflow's to reject.
 func (g *Gateway) parseRequest(data map[string]any) (workflows.Request, string, error) {
 	var req workflows.Request
-	var unknown []string
-	for k := range data {
-		if !slices.Contains(RequestKeys, k) {
-			unknown = append(unknown, strconv.Quote(clip(k)))
-		}
-	}
-	if len(unknown) > 0 {
-		slices.Sort(unknown)
-		return req, "", Faultf(CodeBadRequest, "request_data has unknown key(s) %s; accepted keys: %s",
-			strings.Join(unknown, ", "), strings.Join(RequestKeys, ", "))
-	}
-	str := func(k string) (string, error) {
-		v, ok := data[k]
-		if !ok || v == nil {
-			return "", nil
-		}
-		s, ok := v.(string)
-		if !ok {
-			return "", Faultf(CodeBadRequest, "request_data %s must be a string, not %s", k, TypeName(v))
-		}
-		if len(s) > 1024 {
-			return "", Faultf(CodeBadRequest, "request_data %s is longer than 1024 characters", k)
-		}
-		return strings.TrimSpace(s), nil
+	if err := refuseUnknown("request_data", "", data, RequestKeys); err != nil {
+		return req, "", err
 	}
 	var action, requestID, pause string
 	var ro rollout.Policy
@@ -105,11 +81,11 @@ func (g *Gateway) parseRequest(data map[string]any) (workflows.Request, string, 
 		{"request_id", &requestID}, {"from", &req.From},
 		{"strategy", &ro.Strategy}, {"batch", &ro.Batch}, {"pause", &pause}, {"max_failures", &ro.MaxFailures},
 	} {
-		s, err := str(f.key)
+		s, err := stringMember("request_data", data, f.key)
 		if err != nil {
 			return req, "", err
 		}
-		*f.dst = s
+		*f.dst = strings.TrimSpace(s)
 	}
 	switch t := data["rebuild"].(type) {
 	case nil:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -63,26 +62,16 @@ func (g *Gateway) projectEnv(ctx context.Context, method string, accepted []stri
 	if !ok {
 		return auth.Principal{}, nil, Faultf(CodeInvalidParams, "request_data must be a struct, not %s", TypeName(ps[1]))
 	}
-	var unknown []string
+	if err := refuseUnknown("request_data", method, data, accepted); err != nil {
+		return auth.Principal{}, nil, err
+	}
 	out := map[string]string{}
-	for k, v := range data {
-		if !slices.Contains(accepted, k) {
-			unknown = append(unknown, strconv.Quote(clip(k)))
-			continue
-		}
-		s, ok := v.(string)
-		if !ok {
-			return auth.Principal{}, nil, Faultf(CodeBadRequest, "request_data %s must be a string, not %s", k, TypeName(v))
-		}
-		if len(s) > 1024 {
-			return auth.Principal{}, nil, Faultf(CodeBadRequest, "request_data %s is longer than 1024 characters", k)
+	for k := range data {
+		s, err := stringMember("request_data", data, k)
+		if err != nil {
+			return auth.Principal{}, nil, err
 		}
 		out[k] = strings.TrimSpace(s)
-	}
-	if len(unknown) > 0 {
-		slices.Sort(unknown)
-		return auth.Principal{}, nil, Faultf(CodeBadRequest, "request_data has unknown key(s) %s; %s accepts: %s",
-			strings.Join(unknown, ", "), method, strings.Join(accepted, ", "))
 	}
 	project, env := out["project"], out["env"]
 	if project == "" {

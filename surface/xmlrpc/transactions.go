@@ -5,9 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/relman/relman/auth"
 	"github.com/relman/relman/internal/transaction"
@@ -163,41 +160,28 @@ func listFilter(v any, f transaction.Filter) (transaction.Filter, error) {
 	if !ok {
 		return f, Faultf(CodeInvalidParams, "filter must be a struct, not %s", TypeName(v))
 	}
-	var unknown []string
-	for k, v := range m {
-		if !slices.Contains(listKeys, k) {
-			unknown = append(unknown, strconv.Quote(clip(k)))
-			continue
-		}
-		if v == nil {
-			continue
-		}
-		if k == "limit" {
-			n, ok := v.(int)
-			if !ok || n <= 0 || n > MaxListLimit {
-				return f, Faultf(CodeBadRequest, "filter limit must be a whole number from 1 to %d", MaxListLimit)
-			}
-			f.Limit = n
-			continue
-		}
-		s, ok := v.(string)
-		if !ok || len(s) > 1024 {
-			return f, Faultf(CodeBadRequest, "filter %s must be a string of at most 1024 characters", k)
-		}
-		switch k {
-		case "project":
-			f.Project = s
-		case "env":
-			f.Env = s
-		case "status":
-			f.Status = s
-		case "requester":
-			f.Requester = s
-		}
+	if err := refuseUnknown("filter", "list_transactions", m, listKeys); err != nil {
+		return f, err
 	}
-	if len(unknown) > 0 {
-		slices.Sort(unknown)
-		return f, Faultf(CodeBadRequest, "filter has unknown key(s) %s; list_transactions accepts: %s", strings.Join(unknown, ", "), strings.Join(listKeys, ", "))
+	if v := m["limit"]; v != nil {
+		n, ok := v.(int)
+		if !ok || n <= 0 || n > MaxListLimit {
+			return f, Faultf(CodeBadRequest, "filter limit must be a whole number from 1 to %d", MaxListLimit)
+		}
+		f.Limit = n
+	}
+	for _, s := range []struct {
+		key string
+		dst *string
+	}{{"project", &f.Project}, {"env", &f.Env}, {"status", &f.Status}, {"requester", &f.Requester}} {
+		if m[s.key] == nil {
+			continue
+		}
+		v, err := stringMember("filter", m, s.key)
+		if err != nil {
+			return f, err
+		}
+		*s.dst = v
 	}
 	return f, nil
 }
