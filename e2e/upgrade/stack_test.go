@@ -484,6 +484,11 @@ func (m *regMonitor) take() (live time.Duration, who string, restart time.Durati
 		}
 		m.missing[id] = now
 	}
+	for id, at := range m.stopAt {
+		// Not seen again yet: restarting up to now.
+		m.restartGap = max(m.restartGap, now.Sub(at))
+		m.events = append(m.events, fmt.Sprintf("%s %s not seen since its restart began %s ago", now.Format("15:04:05.0"), id, now.Sub(at).Round(100*time.Millisecond)))
+	}
 	live, who, restart, polls, failed, lastErr, events = m.liveGap, m.liveWho, m.restartGap, m.polls, m.failed, m.lastErr, m.events
 	m.events = nil
 	m.liveGap, m.liveWho, m.restartGap, m.polls, m.failed, m.lastErr = 0, "", 0, 0, 0, ""

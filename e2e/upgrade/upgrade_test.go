@@ -87,31 +87,31 @@ func (s *stack) upgrade(ctx context.Context) row {
 
 	// In flight: a slow build, an approval, an install holding a lock and
 	// a release waiting for it.
-	t.Logf("site v1 %s and v2 %s installed", site1, site2)
+	step(t, "site v1 %s and v2 %s installed", site1, site2)
 	building := s.release(ctx, previous, "slow", "--env", "test")
 	s.waitBuilds(ctx, 1)
-	t.Logf("building %s", building)
+	step(t, "building %s", building)
 	approval := s.release(ctx, previous, "box", "--env", "gated")
 	s.waitStatus(ctx, previous, approval, string(workflows.StatusAwaitingApproval))
-	t.Logf("awaiting approval %s", approval)
+	step(t, "awaiting approval %s", approval)
 	holding := s.release(ctx, previous, "box", "--env", "serial")
 	for _, h := range hosts {
 		s.waitFile(ctx, filepath.Join(s.gates, "serial-"+h+"-"+holding))
 	}
-	t.Logf("installing, holding the lock %s", holding)
+	step(t, "installing, holding the lock %s", holding)
 	waiting := s.release(ctx, previous, "box", "--env", "serial")
 	s.waitStatus(ctx, previous, waiting, string(workflows.StatusWaiting))
-	t.Logf("in flight on the previous release: building %s, approval %s, installing (lock) %s, waiting (lock) %s", building, approval, holding, waiting)
+	step(t, "in flight on the previous release: building %s, approval %s, installing (lock) %s, waiting (lock) %s", building, approval, holding, waiting)
 
 	// The guide's order. The namespace first (this release's upgrade note).
 	if _, err := cli(ctx, env.Relman, "namespace", "prepare"); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("namespace prepared")
+	step(t, "namespace prepared")
 	s.replaceManager(ctx, env.Relman)
-	t.Logf("manager upgraded")
+	step(t, "manager upgraded")
 	s.replace(ctx, "builder", env.Relman)
-	t.Logf("builder upgraded; the slow build was handed back")
+	step(t, "builder upgraded; the slow build was handed back")
 	s.open("build.open")
 	// The installs the previous manager ordered carry no signed order: a
 	// new installer refuses them. The guide: let them end on the previous
@@ -132,10 +132,10 @@ func (s *stack) upgrade(ctx context.Context) row {
 	for _, h := range hosts {
 		s.waitFile(ctx, filepath.Join(s.gates, "serial-"+h+"-"+waiting))
 	}
-	t.Logf("%s installing on signed orders", waiting)
+	step(t, "%s installing on signed orders", waiting)
 	for _, h := range hosts {
 		s.replace(ctx, h, env.Relman)
-		t.Logf("%s upgraded", h)
+		step(t, "%s upgraded", h)
 	}
 	s.open("install.open")
 	if _, err := cli(ctx, env.Relman, "approve", approval, "--comment", "after the upgrade"); err != nil {
@@ -176,6 +176,13 @@ func (s *stack) upgrade(ctx context.Context) row {
 		t.Errorf("a live host was missing from `relman registrations` for %s", r.liveGap)
 	}
 	return r
+}
+
+// step logs a step with the time of day, to read beside the role logs and
+// the registration events.
+func step(t *testing.T, format string, args ...any) {
+	t.Helper()
+	t.Logf("%s "+format, append([]any{time.Now().Format("15:04:05.0")}, args...)...)
 }
 
 func lastField(s string) string {
@@ -220,9 +227,9 @@ func (s *stack) judge(ctx context.Context, scenario string, since time.Time, wan
 	r.liveGap, r.restart = live, restart
 	if live > 0 {
 		r.notes = append(r.notes, fmt.Sprintf("registrations: %s missing for %s while it ran", who, live.Round(100*time.Millisecond)))
-		for _, e := range events {
-			r.notes = append(r.notes, "registrations: "+e)
-		}
+	}
+	for _, e := range events {
+		r.notes = append(r.notes, "registrations: "+e)
 	}
 	if bad > 0 {
 		r.notes = append(r.notes, fmt.Sprintf("registrations: %d of %d reads failed or were partial; last: %s", bad, polls, lastErr))
@@ -275,17 +282,17 @@ func (s *stack) rollback(ctx context.Context) []row {
 	for _, h := range hosts {
 		s.waitFile(ctx, filepath.Join(s.gates, "serial-"+h+"-"+installing))
 	}
-	t.Logf("in flight on this release: building %s, approval %s, installing %s", building, approval, installing)
+	step(t, "in flight on this release: building %s, approval %s, installing %s", building, approval, installing)
 	for _, h := range hosts {
 		s.replace(ctx, h, previous)
 	}
 	s.replace(ctx, "builder", previous)
 	s.replaceManager(ctx, previous)
-	t.Logf("rolled back to the previous release")
+	step(t, "rolled back to the previous release")
 	s.open("build.open")
 	s.open("install.open")
 	if _, err := cli(ctx, previous, "approve", approval, "--comment", "after the roll-back"); err != nil {
-		t.Logf("approve with the previous CLI: %v", err)
+		step(t, "approve with the previous CLI: %v", err)
 	}
 	wants := []want{
 		{"slow build across roll-back", building, workflows.StatusInstallCompleted},
@@ -307,7 +314,7 @@ func (s *stack) rollback(ctx context.Context) []row {
 	for _, h := range hosts {
 		s.replace(ctx, h, env.Relman)
 	}
-	t.Logf("forward again")
+	step(t, "forward again")
 	if _, err := cli(ctx, env.Relman, "approve", again, "--comment", "forward again"); err != nil {
 		t.Error(err)
 	}
