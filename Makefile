@@ -12,6 +12,11 @@ COMMIT        ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS       := -X github.com/relman/relman/surface/cli.Version=$(VERSION) -X github.com/relman/relman/surface/cli.Commit=$(COMMIT)
 export RELMAN_TEMPORAL_BIN ?= $(ABSBIN)/temporal
 
+# The previous release of relman, the one `make test-upgrade` upgrades from
+# and rolls back to. It moves forward at each release: set it to the commit
+# (or tag) of the release just made. A clean clone has the history of main.
+PREVIOUS_RELEASE ?= 13d04d94071e79ab0a2c52587844376544674d1f
+
 # The production-style Temporal of `make test-cluster` (issue 16): the server,
 # its sql tool and its PostgreSQL schema, all from one pinned module version.
 # v1.32.2 needs a newer Go than ours.
@@ -24,7 +29,7 @@ SEAWEEDFS_MOD := github.com/seaweedfs/seaweedfs
 SEAWEEDFS_VER := v0.0.0-20261109003541-7506e5f91cd6
 
 
-.PHONY: build test test-short test-cluster cluster-tools bench bench-quick demo demo-ci lint fuzz clean prereqs-test prereqs-demo prereqs-cluster fleet bench-cluster
+.PHONY: build test test-upgrade test-short test-cluster cluster-tools bench bench-quick demo demo-ci lint fuzz clean prereqs-test prereqs-demo prereqs-cluster fleet bench-cluster
 
 # What the system must have (git, subversion, ...): scripts/prereqs installs
 # it with apt-get when run as root, else names what to install.
@@ -50,6 +55,30 @@ $(BIN)/helm:
 # real dev server with separate manager, builder and installer processes.
 test: prereqs-test $(BIN)/temporal $(BIN)/helm build
 	$(GO) test -count=1 -timeout 20m ./...
+
+# The previous release, built from git: its tree exported at
+# PREVIOUS_RELEASE (no checkout, the work tree is untouched) and built there.
+# Rebuilt when PREVIOUS_RELEASE moves (the stamp file names the commit).
+$(BIN)/relman-previous: $(BIN)/.relman-previous-$(PREVIOUS_RELEASE)
+	@:
+$(BIN)/.relman-previous-$(PREVIOUS_RELEASE):
+	@git cat-file -e '$(PREVIOUS_RELEASE)^{commit}' 2>/dev/null || { \
+	  echo "PREVIOUS_RELEASE $(PREVIOUS_RELEASE) is not in this clone: fetch the history of main (git fetch --unshallow origin main)"; exit 1; }
+	@d=$$(mktemp -d); trap 'rm -rf "$$d"' EXIT; \
+	git archive $(PREVIOUS_RELEASE) | tar -x -C "$$d" && \
+	(cd "$$d" && $(GO) build -ldflags '-X github.com/relman/relman/internal/cli.Version=previous-$(PREVIOUS_RELEASE)' -o $(ABSBIN)/relman-previous ./cmd/relman)
+	rm -f $(BIN)/.relman-previous-*
+	touch $@
+
+# The upgrade test (build tag `upgrade`, ./e2e/upgrade): a stack of the
+# previous release (manager, builder, two installers as processes) with
+# releases in flight, upgraded to this tree in the operations guide's order,
+# then rolled back and forward again: every release of the upgrade must end
+# as it should, no workflow task may fail, no live host may drop out of
+# `relman registrations`; what the roll-back breaks is reported. Prints a
+# table; about 1.5 minutes once both binaries are built.
+test-upgrade: prereqs-test $(BIN)/temporal $(BIN)/relman-previous
+	RELMAN_PREVIOUS_BIN=$(ABSBIN)/relman-previous RELMAN_PREVIOUS_RELEASE=$(PREVIOUS_RELEASE) $(GO) test -tags upgrade -count=1 -timeout 15m -v -run TestUpgrade ./e2e/upgrade
 
 # The chaos tests alone: builders, installers, managers and the Temporal
 # server killed mid-release (real processes, SIGKILL). `make test` runs them
@@ -134,6 +163,7 @@ $(BIN)/workflowcheck:
 lint: $(BIN)/workflowcheck
 	$(GO) vet ./...
 	$(GO) vet -tags cluster ./harness/testcluster ./artifact ./e2e/cluster
+	$(GO) vet -tags upgrade ./e2e/upgrade
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	./$(BIN)/workflowcheck ./workflows/...
 
