@@ -62,7 +62,8 @@ test: prereqs-test $(BIN)/temporal $(BIN)/helm build
 $(BIN)/relman-previous: $(BIN)/.relman-previous-$(PREVIOUS_RELEASE)
 	@:
 $(BIN)/.relman-previous-$(PREVIOUS_RELEASE):
-	@git cat-file -e '$(PREVIOUS_RELEASE)^{commit}' 2>/dev/null || { \
+	@git cat-file -e '$(PREVIOUS_RELEASE)^{commit}' 2>/dev/null || \
+	  { git fetch --quiet --unshallow 2>/dev/null; git cat-file -e '$(PREVIOUS_RELEASE)^{commit}' 2>/dev/null; } || { \
 	  echo "PREVIOUS_RELEASE $(PREVIOUS_RELEASE) is not in this clone: fetch the history of main (git fetch --unshallow origin main)"; exit 1; }
 	@d=$$(mktemp -d); trap 'rm -rf "$$d"' EXIT; \
 	git archive $(PREVIOUS_RELEASE) | tar -x -C "$$d" && \
